@@ -1,0 +1,52 @@
+# fusebench: `make bench` sets up and runs the benchmark; `make test` runs the tests.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+PROFILE ?= default
+ARGS ?=
+UI_PORT ?= 5000
+TRACKING_URI ?= $(if $(MLFLOW_TRACKING_URI),$(MLFLOW_TRACKING_URI),sqlite:///$(CURDIR)/mlruns.db)
+
+.PHONY: install bench smoke test data report ui clean-cache help
+
+help:
+	@echo "make bench    install if needed, then run the benchmark matrix (PROFILE=$(PROFILE))"
+	@echo "make test     install if needed, then run the test suite"
+	@echo "make data     prepare the built-in offline datasets"
+	@echo "make report   rebuild the comparison report from the MLflow store"
+	@echo "make ui       start the MLflow UI on 127.0.0.1:$(UI_PORT)"
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade "pip>=24"
+	$(PY) -m pip install --quiet -e .
+	$(PY) -c "import torchvision, transformers, datasets, mlflow, optuna"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+bench: install
+	$(VENV)/bin/fusebench bench --profile $(PROFILE) $(ARGS)
+
+smoke: install
+	$(VENV)/bin/fusebench bench --profile smoke $(ARGS)
+
+data: install
+	$(VENV)/bin/fusebench data
+
+report: install
+	$(VENV)/bin/fusebench report $(ARGS)
+
+# pytest exits 5 when it collects no tests; treat that as a failure with a clear message.
+test: install
+	@$(PY) -m pytest $(ARGS); rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: that is a failure for this project" >&2; exit 1; fi; \
+	exit $$rc
+
+ui: install
+	@echo "MLflow UI: http://127.0.0.1:$(UI_PORT)  (tracking store: $(TRACKING_URI))"
+	$(VENV)/bin/mlflow ui --backend-store-uri "$(TRACKING_URI)" --host 127.0.0.1 --port $(UI_PORT)
+
+clean-cache: install
+	$(VENV)/bin/fusebench cache clear

@@ -1,0 +1,167 @@
+"""Dataset cards: one YAML file per dataset in ``datasets/``, parsed with a safe loader and
+validated into a :class:`DatasetCard`. Errors name the file, the field and what was expected."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+SOURCE_KINDS = ("builtin", "hub", "local")
+LOCAL_FORMATS = ("csv", "parquet", "json", "imagefolder", "arrow")
+SPLITS = ("train", "validation", "test")
+
+
+class CardError(ValueError):
+    """A dataset card is invalid. The message names the file and the field."""
+
+    def __init__(self, path: Path | str, field_name: str, problem: str) -> None:
+        self.path, self.field_name, self.problem = str(path), field_name, problem
+        super().__init__(f"{path}: field '{field_name}': {problem}")
+
+
+@dataclass(frozen=True)
+class ModalitySpec:
+    name: str
+    column: str
+    encoder: str
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class DatasetCard:
+    name: str
+    path: Path
+    description: str
+    source: dict[str, Any]
+    label: str
+    modalities: tuple[ModalitySpec, ...]
+    split: dict[str, Any]
+    info: dict[str, Any]
+
+    @property
+    def source_kind(self) -> str:
+        return next(kind for kind in SOURCE_KINDS if kind in self.source)
+
+    @property
+    def modality_names(self) -> list[str]:
+        return sorted(m.name for m in self.modalities)
+
+    def modality(self, name: str) -> ModalitySpec:
+        return next(m for m in self.modalities if m.name == name)
+
+
+def _require(mapping: dict, key: str, path: Path, where: str, kind: type | tuple[type, ...], expected: str) -> Any:
+    if key not in mapping:
+        raise CardError(path, f"{where}{key}", f"is missing; expected {expected}")
+    value = mapping[key]
+    if not isinstance(value, kind):
+        raise CardError(path, f"{where}{key}", f"expected {expected}, got {type(value).__name__} {value!r}")
+    return value
+
+
+def load_card(path: str | Path) -> DatasetCard:
+    """Parse and validate one dataset card."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise CardError(path, "(file)", "file does not exist") from None
+    except yaml.YAMLError as exc:
+        raise CardError(path, "(yaml)", f"is not valid YAML: {exc}") from None
+    if not isinstance(raw, dict):
+        raise CardError(path, "(top level)", "expected a mapping of fields (name, source, label, modalities, ...)")
+
+    name = _require(raw, "name", path, "", str, "a dataset name (string)")
+    source = _require(raw, "source", path, "", dict, f"a mapping with one of {SOURCE_KINDS}")
+    kinds = [k for k in SOURCE_KINDS if k in source]
+    if len(kinds) != 1:
+        raise CardError(path, "source", f"expected exactly one of {SOURCE_KINDS}, got {sorted(source)}")
+    _validate_source(path, kinds[0], source)
+    label = _require(raw, "label", path, "", str, "the name of the label column (string)")
+
+    raw_modalities = raw.get("modalities")
+    if isinstance(raw_modalities, list):
+        names = [m.get("name") for m in raw_modalities if isinstance(m, dict)]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise CardError(path, "modalities", f"modality {duplicates[0]!r} is declared twice")
+        raise CardError(path, "modalities", "expected a mapping of modality name -> {column, encoder}, got a list")
+    modalities_raw = _require(raw, "modalities", path, "", dict, "a mapping of modality name -> {column, encoder}")
+    if not modalities_raw:
+        raise CardError(path, "modalities", "expected at least one modality")
+    modalities = []
+    columns_seen: dict[str, str] = {}
+    for mod_name, spec in modalities_raw.items():
+        where = f"modalities.{mod_name}."
+        if not isinstance(spec, dict):
+            raise CardError(path, f"modalities.{mod_name}", "expected a mapping with 'column' and 'encoder'")
+        column = _require(spec, "column", path, where, str, "a column name (string)")
+        encoder = _require(spec, "encoder", path, where, str, "an encoder name (see `fusebench encoders`)")
+        key = f"{column}|{encoder}|{sorted((k, str(v)) for k, v in spec.items())}"
+        if key in columns_seen:
+            raise CardError(path, f"modalities.{mod_name}", f"modality declared twice (same as {columns_seen[key]!r})")
+        columns_seen[key] = mod_name
+        options = {k: v for k, v in spec.items() if k not in ("column", "encoder")}
+        modalities.append(ModalitySpec(str(mod_name), column, encoder, options))
+
+    split = raw.get("split", {}) or {}
+    if not isinstance(split, dict):
+        raise CardError(path, "split", "expected a mapping such as {seed: 0, validation: 0.15, test: 0.15}")
+    for key in ("validation", "test"):
+        if key in split and not (isinstance(split[key], (int, float)) and 0 < split[key] < 1):
+            raise CardError(path, f"split.{key}", f"expected a fraction between 0 and 1, got {split[key]!r}")
+    if "seed" in split and not isinstance(split["seed"], int):
+        raise CardError(path, "split.seed", f"expected an integer seed, got {split['seed']!r}")
+    info = {k: raw[k] for k in ("origin", "licence", "size", "splits_note", "citation", "classes") if k in raw}
+    return DatasetCard(
+        name=name, path=path, description=str(raw.get("description", "")), source=source, label=label,
+        modalities=tuple(modalities), split=split, info=info,
+    )
+
+
+def _validate_source(path: Path, kind: str, source: dict) -> None:
+    if kind == "builtin":
+        _require(source, "builtin", path, "source.", str, "the name of a built-in dataset preparer")
+    elif kind == "hub":
+        hub = _require(source, "hub", path, "source.", dict, "a mapping {id, revision}")
+        _require(hub, "id", path, "source.hub.", str, "a Hugging Face hub dataset id")
+        _require(hub, "revision", path, "source.hub.", str, "a pinned revision (commit sha or tag)")
+    else:
+        local = _require(source, "local", path, "source.", dict, "a mapping {format, data_files}")
+        fmt = _require(local, "format", path, "source.local.", str, f"one of {LOCAL_FORMATS}")
+        if fmt not in LOCAL_FORMATS:
+            raise CardError(path, "source.local.format", f"expected one of {LOCAL_FORMATS}, got {fmt!r}")
+        if "data_files" not in local and "data_dir" not in local:
+            raise CardError(path, "source.local.data_files", "is missing; expected a path or {split: path}")
+
+
+def card_paths(cards_dir: Path | None = None) -> list[Path]:
+    from benchmark.paths import cards_dir as default_cards_dir
+
+    cards_dir = cards_dir or default_cards_dir()
+    return sorted(cards_dir.glob("*.yaml")) + sorted(cards_dir.glob("*.yml"))
+
+
+def load_all_cards(cards_dir: Path | None = None) -> dict[str, DatasetCard]:
+    cards: dict[str, DatasetCard] = {}
+    for path in card_paths(cards_dir):
+        card = load_card(path)
+        if card.name in cards:
+            raise CardError(path, "name", f"dataset name {card.name!r} is already used by {cards[card.name].path}")
+        cards[card.name] = card
+    return cards
+
+
+def find_card(name_or_path: str, cards_dir: Path | None = None) -> DatasetCard:
+    """Look a card up by dataset name, or load it from a YAML path."""
+    if name_or_path.endswith((".yaml", ".yml")) or Path(name_or_path).is_file():
+        return load_card(name_or_path)
+    from benchmark.registry import Registry
+
+    registry: Registry[DatasetCard] = Registry("dataset")
+    for card_name, card in load_all_cards(cards_dir).items():
+        registry.add(card_name, card)
+    return registry.get(name_or_path)

@@ -1,0 +1,207 @@
+"""`fusebench` command line: list strategies and datasets, prepare data, run the matrix,
+build reports and manage the feature cache."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+
+def _strategies(args) -> int:
+    from strategies import discover, load_plugin
+
+    for plugin in args.plugin or []:
+        load_plugin(plugin)
+    for name, cls in discover().items():
+        tokens = "tokens" if cls.consumes_tokens else "pooled"
+        print(f"{name:<24} {cls.family:<13} {tokens:<7} {cls.description}")
+    return 0
+
+
+def _datasets(args) -> int:
+    from benchmark.cards import load_all_cards
+
+    for name, card in load_all_cards().items():
+        mods = ", ".join(f"{m.name}={m.encoder}" for m in sorted(card.modalities, key=lambda m: m.name))
+        print(f"{name:<20} {card.source_kind:<8} [{mods}] {card.description}")
+    return 0
+
+
+def _encoders(args) -> int:
+    from benchmark.encoders import ENCODERS
+
+    for name, factory in ENCODERS.items():
+        doc = (factory.__doc__ or "").strip().splitlines()[0]
+        print(f"{name:<20} {getattr(factory, 'input_kind', ''):<8} {doc}")
+    return 0
+
+
+def _data(args) -> int:
+    from benchmark.cards import load_all_cards
+    from benchmark.prepare import ensure_prepared
+
+    cards = load_all_cards()
+    names = args.names or [c.source["builtin"] for c in cards.values() if c.source_kind == "builtin"]
+    for name in names:
+        started = time.perf_counter()
+        folder = ensure_prepared(name)
+        print(f"{name}: ready at {folder} ({time.perf_counter() - started:.1f}s)")
+    return 0
+
+
+def _matrix_config(args):
+    from benchmark.config import load_profile, parse_list
+
+    config = load_profile(args.profile)
+    return config.with_overrides(
+        datasets=parse_list(args.datasets), strategies=parse_list(args.strategies),
+        dropout_rates=parse_list(args.dropout, float), seeds=parse_list(args.seeds, int),
+        trials=args.trials, epochs=args.epochs, batch_size=args.batch_size, device=_device(args.device),
+        plugins=tuple(args.plugin) if args.plugin else None,
+    )
+
+
+def _device(requested: str | None) -> str:
+    if requested and requested != "auto":
+        return requested
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def _bench(args) -> int:
+    from benchmark.matrix import plan_cells, run_matrix
+    from benchmark.paths import default_optuna_storage, default_tracking_uri, state_dir
+
+    config = _matrix_config(args)
+    cells = plan_cells(config)
+    if args.dry_run:
+        from benchmark.estimate import estimate_seconds
+
+        studies = sorted({(c.dataset, c.variant, c.dropout) for c in cells})
+        for cell in cells:
+            print(cell.label())
+        seconds = estimate_seconds(config, cells)
+        print(f"{len(cells)} cells, {len(studies)} Optuna studies x {config.trials} trials; "
+              f"estimated time on {config.device}: {seconds / 60:.1f} min (rough; encoding not included)")
+        return 0
+    tracking_uri = args.tracking_uri or default_tracking_uri()
+    storage = args.storage or default_optuna_storage()
+    state_dir().mkdir(parents=True, exist_ok=True)
+    print(f"fusebench bench: profile {config.name}, device {config.device}, tracking {tracking_uri}, optuna {storage}")
+    started = time.perf_counter()
+    outcome = run_matrix(config, tracking_uri, storage)
+    outcome.phase_seconds["report"] = 0.0
+    if not args.no_report:
+        from benchmark.report import build_report
+        from benchmark.tracking import MatrixTracker
+
+        t0 = time.perf_counter()
+        folder, text = build_report(tracking_uri, outcome.matrix_id)
+        outcome.phase_seconds["report"] = time.perf_counter() - t0
+        MatrixTracker(tracking_uri, outcome.matrix_id, {}, config.device).log_artifacts(folder)
+        print(text)
+        print(f"report written to {folder / 'report.md'}")
+    total = time.perf_counter() - started
+    from benchmark.tracking import MatrixTracker
+
+    MatrixTracker(tracking_uri, outcome.matrix_id, {}, config.device).finish_matrix(
+        {f"phase_seconds.{k}": v for k, v in outcome.phase_seconds.items()} | {"wall_seconds": total,
+                                                                              "failed_cells": len(outcome.failed)})
+    phases = ", ".join(f"{k} {v:.1f}s" for k, v in outcome.phase_seconds.items())
+    print(f"matrix {outcome.matrix_id}: {len(outcome.completed)} cells run, {outcome.skipped} skipped (already done), "
+          f"{len(outcome.failed)} failed; wall time {total:.1f}s ({phases})")
+    for label, error in outcome.failed:
+        print(f"  failed: {label}: {error}")
+    return 0
+
+
+def _report(args) -> int:
+    from benchmark.paths import default_tracking_uri
+    from benchmark.report import build_report
+
+    folder, text = build_report(args.tracking_uri or default_tracking_uri(), args.matrix_id)
+    print(text)
+    print(f"report written to {folder}")
+    return 0
+
+
+def _cache(args) -> int:
+    from benchmark import feature_cache
+
+    if args.action == "list":
+        rows = feature_cache.list_entries()
+        for row in rows:
+            print(f"{row['key']}  {row['bytes'] / 2**20:8.1f} MiB  {row.get('dataset', '?')}/{row.get('split', '?')}/"
+                  f"{row.get('modality', '?')}  {row.get('encoder', '?')}")
+        print(f"{len(rows)} entries, {sum(r['bytes'] for r in rows) / 2**20:.1f} MiB in {feature_cache.cache_dir()}")
+    else:
+        count, size = feature_cache.clear()
+        print(f"removed {count} cache files ({size / 2**20:.1f} MiB) from {feature_cache.cache_dir()}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="fusebench", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("strategies", help="list registered fusion strategies (name, family, input, description)")
+    p.add_argument("--plugin", action="append", help="also load strategies from this Python file")
+    p.set_defaults(func=_strategies)
+
+    sub.add_parser("datasets", help="list dataset cards in datasets/").set_defaults(func=_datasets)
+    sub.add_parser("encoders", help="list registered encoders").set_defaults(func=_encoders)
+
+    p = sub.add_parser("data", help="prepare the built-in offline datasets (no-op when ready)")
+    p.add_argument("names", nargs="*", help="built-in dataset names (default: all)")
+    p.set_defaults(func=_data)
+
+    p = sub.add_parser("bench", help="run the benchmark matrix, log to MLflow, write the report")
+    p.add_argument("--profile", default="default", help="profile name (smoke, default, full) or a YAML path")
+    p.add_argument("--datasets", help="comma-separated dataset names or globs (overrides the profile)")
+    p.add_argument("--strategies", help="comma-separated strategy names or globs (overrides the profile)")
+    p.add_argument("--dropout", help="comma-separated training modality-dropout rates")
+    p.add_argument("--seeds", help="comma-separated seeds")
+    p.add_argument("--trials", type=int, help="Optuna trials per study")
+    p.add_argument("--epochs", type=int, help="training epochs")
+    p.add_argument("--batch-size", type=int, dest="batch_size")
+    p.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 ... (default: cuda when available)")
+    p.add_argument("--tracking-uri", help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI or sqlite:///mlruns.db)")
+    p.add_argument("--storage", help="Optuna storage URL (default: sqlite:///.fusebench/optuna.db)")
+    p.add_argument("--plugin", action="append", help="load extra strategies from this Python file")
+    p.add_argument("--dry-run", action="store_true", help="print the cells and a time estimate, run nothing")
+    p.add_argument("--no-report", action="store_true", help="skip building the report at the end")
+    p.set_defaults(func=_bench)
+
+    p = sub.add_parser("report", help="rebuild the comparison report from the MLflow store")
+    p.add_argument("--matrix-id", help="matrix to report on (default: the newest)")
+    p.add_argument("--tracking-uri", help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI or sqlite:///mlruns.db)")
+    p.set_defaults(func=_report)
+
+    p = sub.add_parser("cache", help="list or clear the feature cache")
+    p.add_argument("action", choices=("list", "clear"))
+    p.set_defaults(func=_cache)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from benchmark.cards import CardError
+    from benchmark.config import ProfileError
+    from benchmark.data import DataError
+    from benchmark.registry import RegistryError
+
+    try:
+        return args.func(args)
+    except (CardError, ProfileError, DataError, RegistryError, FileNotFoundError) as exc:
+        print(f"fusebench: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("fusebench: interrupted; finished cells are saved, re-run the same command to resume", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

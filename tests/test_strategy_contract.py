@@ -1,0 +1,116 @@
+"""One contract test, parametrised over every registered strategy (built-in and plugin)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from strategies import discover
+from strategies.search_space import defaults
+
+REGISTRY = discover()
+MODALITY_DIMS = {"audio": 12, "image": 20, "text": 16}  # three modalities, deliberately not sorted by dim
+TOKENS = {"audio": 3, "image": 4, "text": 5}
+BATCH, CLASSES = 6, 5
+
+
+def make_batch(strategy_cls, dims, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    inputs, token_mask = {}, {}
+    for m, d in dims.items():
+        if strategy_cls.consumes_tokens:
+            inputs[m] = torch.randn(BATCH, TOKENS[m], d, generator=g)
+            mask = torch.ones(BATCH, TOKENS[m], dtype=torch.bool)
+            mask[::2, -1] = False  # ragged lengths: every other row has one padding token
+            token_mask[m] = mask
+        else:
+            inputs[m] = torch.randn(BATCH, d, generator=g)
+    names = sorted(dims)
+    present = torch.ones(BATCH, len(names), dtype=torch.bool)
+    for row in range(BATCH):  # a mix of rows with all and with some modalities missing
+        if row % 3 == 1:
+            present[row, row % len(names)] = False
+        if row % 3 == 2 and len(names) > 1:
+            present[row, :] = False
+            present[row, row % len(names)] = True
+    return inputs, present, (token_mask or None)
+
+
+def dims_for(strategy_cls):
+    limit = strategy_cls.max_modalities or len(MODALITY_DIMS)
+    count = max(strategy_cls.min_modalities, min(limit, len(MODALITY_DIMS)))
+    return dict(sorted(MODALITY_DIMS.items())[:count])
+
+
+def build(name):
+    cls = REGISTRY.get(name)
+    dims = dims_for(cls)
+    torch.manual_seed(0)
+    return cls(dims, CLASSES, **defaults(cls.search_space)), cls, dims
+
+
+@pytest.fixture(params=REGISTRY.names())
+def strategy_name(request):
+    return request.param
+
+
+def test_metadata(strategy_name):
+    cls = REGISTRY.get(strategy_name)
+    assert cls.family and cls.description and cls.paper
+    assert cls.__doc__ and len(cls.__doc__.strip()) > 20, "docstring must cite the source paper"
+    assert isinstance(cls.search_space, dict) and cls.search_space
+
+
+def test_logits_shape_and_finite(strategy_name):
+    model, cls, dims = build(strategy_name)
+    model.eval()
+    inputs, present, token_mask = make_batch(cls, dims)
+    logits = model(inputs, present, token_mask)
+    assert logits.shape == (BATCH, CLASSES)
+    assert torch.isfinite(logits).all()
+
+
+def test_every_parameter_gets_a_gradient(strategy_name):
+    model, cls, dims = build(strategy_name)
+    model.train()
+    inputs, present, token_mask = make_batch(cls, dims)
+    loss = torch.nn.functional.cross_entropy(model(inputs, present, token_mask), torch.arange(BATCH) % CLASSES)
+    loss.backward()
+    missing = [n for n, p in model.named_parameters() if p.requires_grad and p.grad is None]
+    assert not missing, f"parameters without gradient: {missing}"
+    assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
+
+
+def test_absent_modality_values_do_not_change_output(strategy_name):
+    model, cls, dims = build(strategy_name)
+    model.eval()
+    inputs, present, token_mask = make_batch(cls, dims)
+    before = model(inputs, present, token_mask)
+    perturbed = {}
+    for i, m in enumerate(sorted(dims)):
+        absent = ~present[:, i]
+        shape = (-1,) + (1,) * (inputs[m].dim() - 1)
+        noise = torch.randn_like(inputs[m]) * 100.0
+        perturbed[m] = torch.where(absent.view(shape), inputs[m] + noise, inputs[m])
+    after = model(perturbed, present, token_mask)
+    assert torch.allclose(before, after, atol=1e-5), (before - after).abs().max()
+
+
+def test_present_modality_values_do_change_output(strategy_name):
+    """Guard against a strategy that ignores its inputs (which would pass the test above)."""
+    model, cls, dims = build(strategy_name)
+    model.eval()
+    inputs, present, token_mask = make_batch(cls, dims)
+    before = model(inputs, present, token_mask)
+    changed = {m: x + torch.randn_like(x) for m, x in inputs.items()}
+    assert not torch.allclose(before, model(changed, present, token_mask))
+
+
+def test_two_modalities_supported(strategy_name):
+    cls = REGISTRY.get(strategy_name)
+    if cls.min_modalities > 2:
+        pytest.skip(f"{strategy_name} declares min_modalities={cls.min_modalities}")
+    dims = dict(sorted(MODALITY_DIMS.items())[:2])
+    model = cls(dims, CLASSES, **defaults(cls.search_space)).eval()
+    inputs, present, token_mask = make_batch(cls, dims)
+    assert model(inputs, present, token_mask).shape == (BATCH, CLASSES)
