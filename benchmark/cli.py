@@ -72,8 +72,9 @@ def _device(requested: str | None) -> str:
 
 
 def _bench(args) -> int:
-    from benchmark.matrix import plan_cells, run_matrix
-    from benchmark.paths import default_optuna_storage, default_tracking_uri, state_dir
+    from benchmark.coordinator import run_bench
+    from benchmark.matrix import plan_cells
+    from benchmark.paths import default_optuna_storage, default_tracking_uri
 
     config = _matrix_config(args)
     cells = plan_cells(config)
@@ -83,38 +84,49 @@ def _bench(args) -> int:
         studies = sorted({(c.dataset, c.variant, c.dropout) for c in cells})
         for cell in cells:
             print(cell.label())
-        seconds = estimate_seconds(config, cells)
-        print(f"{len(cells)} cells, {len(studies)} Optuna studies x {config.trials} trials; "
-              f"estimated time on {config.device}: {seconds / 60:.1f} min (rough; encoding not included)")
+        seconds = estimate_seconds(config, cells) / max(1, min(args.workers, os.cpu_count() or 1))
+        print(f"{len(cells)} cells, {len(studies)} Optuna studies x {config.trials} trials; estimated time on "
+              f"{config.device} with {args.workers} worker(s): {seconds / 60:.1f} min (rough; encoding not included)")
         return 0
     tracking_uri = args.tracking_uri or default_tracking_uri()
     storage = args.storage or default_optuna_storage()
-    state_dir().mkdir(parents=True, exist_ok=True)
-    print(f"fusebench bench: profile {config.name}, device {config.device}, tracking {tracking_uri}, optuna {storage}")
-    started = time.perf_counter()
-    outcome = run_matrix(config, tracking_uri, storage)
-    outcome.phase_seconds["report"] = 0.0
-    if not args.no_report:
-        from benchmark.report import build_report
-        from benchmark.tracking import MatrixTracker
-
-        t0 = time.perf_counter()
-        folder, text = build_report(tracking_uri, outcome.matrix_id)
-        outcome.phase_seconds["report"] = time.perf_counter() - t0
-        MatrixTracker(tracking_uri, outcome.matrix_id, {}, config.device).log_artifacts(folder)
-        print(text)
-        print(f"report written to {folder / 'report.md'}")
-    total = time.perf_counter() - started
+    print(f"fusebench bench: profile {config.name}, matrix {config.matrix_id()}, {len(cells)} cells, device "
+          f"{config.device}, workers {args.workers}, tracking {tracking_uri}, optuna {storage}")
+    summary = run_bench(config, tracking_uri, storage, workers=args.workers)
+    if args.workers == 0:
+        print(f"matrix {summary.matrix_id} registered and its data prepared; start workers with:\n"
+              f"  fusebench worker --storage '{storage}' --tracking-uri '{tracking_uri}' --matrix-id {summary.matrix_id}")
+        return 0
     from benchmark.tracking import MatrixTracker
 
-    MatrixTracker(tracking_uri, outcome.matrix_id, {}, config.device).finish_matrix(
-        {f"phase_seconds.{k}": v for k, v in outcome.phase_seconds.items()} | {"wall_seconds": total,
-                                                                              "failed_cells": len(outcome.failed)})
-    phases = ", ".join(f"{k} {v:.1f}s" for k, v in outcome.phase_seconds.items())
-    print(f"matrix {outcome.matrix_id}: {len(outcome.completed)} cells run, {outcome.skipped} skipped (already done), "
-          f"{len(outcome.failed)} failed; wall time {total:.1f}s ({phases})")
-    for label, error in outcome.failed:
+    tracker = MatrixTracker(tracking_uri, summary.matrix_id, {}, config.device, create=False)
+    if not args.no_report:
+        from benchmark.report import build_report
+
+        t0 = time.perf_counter()
+        folder, text = build_report(tracking_uri, summary.matrix_id)
+        tracker.log_artifacts(folder)
+        summary.phase_seconds["report"] = time.perf_counter() - t0
+        print(text)
+        print(f"report written to {folder}")
+    summary.wall_seconds += summary.phase_seconds.get("report", 0.0)
+    tracker.finish_matrix({f"phase_seconds.{k}": v for k, v in summary.phase_seconds.items()}
+                          | {"wall_seconds": summary.wall_seconds, "failed_cells": len(summary.failed)})
+    phases = ", ".join(f"{k} {v:.1f}s" for k, v in summary.phase_seconds.items())
+    print(f"matrix {summary.matrix_id}: {summary.cells} cells: {summary.completed} run now, {summary.skipped} "
+          f"already done, {len(summary.failed)} failed; wall time {summary.wall_seconds:.1f}s ({phases})")
+    for label, error in summary.failed:
         print(f"  failed: {label}: {error}")
+    return 0
+
+
+def _worker(args) -> int:
+    from benchmark.coordinator import run_worker
+    from benchmark.paths import default_optuna_storage
+
+    outcome = run_worker(args.storage or default_optuna_storage(), args.tracking_uri, args.matrix_id,
+                         None if args.device == "auto" else args.device)
+    print(f"worker done: {len(outcome.completed)} cells run, {len(outcome.failed)} failed")
     return 0
 
 
@@ -171,9 +183,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tracking-uri", help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI or sqlite:///mlruns.db)")
     p.add_argument("--storage", help="Optuna storage URL (default: sqlite:///.fusebench/optuna.db)")
     p.add_argument("--plugin", action="append", help="load extra strategies from this Python file")
+    p.add_argument("--workers", type=int, default=1, help="worker processes on this machine (default 1; 0 = register the matrix and prepare data only)")
     p.add_argument("--dry-run", action="store_true", help="print the cells and a time estimate, run nothing")
     p.add_argument("--no-report", action="store_true", help="skip building the report at the end")
     p.set_defaults(func=_bench)
+
+    p = sub.add_parser("worker", help="join a registered matrix (shared Optuna storage + tracking store) and work on it")
+    p.add_argument("--storage", help="Optuna storage URL shared by all workers, e.g. postgresql://user:pw@host/db")
+    p.add_argument("--tracking-uri", help="MLflow tracking URI (default: the one the matrix was started with)")
+    p.add_argument("--matrix-id", help="matrix to join (default: the newest registered)")
+    p.add_argument("--device", default="auto", help="cpu, cuda, ... (default: cuda when available)")
+    p.set_defaults(func=_worker)
 
     p = sub.add_parser("report", help="rebuild the comparison report from the MLflow store")
     p.add_argument("--matrix-id", help="matrix to report on (default: the newest)")
@@ -192,10 +212,11 @@ def main(argv: list[str] | None = None) -> int:
     from benchmark.config import ProfileError
     from benchmark.data import DataError
     from benchmark.registry import RegistryError
+    from benchmark.workqueue import StoreUnavailable
 
     try:
         return args.func(args)
-    except (CardError, ProfileError, DataError, RegistryError, FileNotFoundError) as exc:
+    except (CardError, ProfileError, DataError, RegistryError, FileNotFoundError, LookupError, StoreUnavailable) as exc:
         print(f"fusebench: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -25,7 +25,7 @@ from benchmark.progress import MatrixDisplay
 from benchmark.results import Cell, RunResult
 from benchmark.tracking import MatrixTracker
 from benchmark.training import TrainConfig, build_model, train
-from benchmark.tuning import default_params, split_params, tune
+from benchmark.tuning import budget_trials, default_params, split_params
 from strategies import discover, load_plugin
 
 
@@ -72,60 +72,140 @@ def cell_hash(cell: Cell, config: MatrixConfig) -> str:
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def run_matrix(config: MatrixConfig, tracking_uri: str, storage: str, log: Callable[[str], None] = print) -> MatrixOutcome:
-    device = config.device
-    cells = plan_cells(config)
-    tracker = MatrixTracker(tracking_uri, config.matrix_id(), asdict(config), device)
-    outcome = MatrixOutcome(config.matrix_id(), tracker.parent_id)
-    phases = {"data_and_encoding": 0.0, "tuning": 0.0, "final_runs": 0.0}
-    finished = tracker.finished_cells()
-    todo = [c for c in cells if cell_hash(c, config) not in finished]
-    outcome.skipped = len(cells) - len(todo)
-    log(f"matrix {outcome.matrix_id}: {len(cells)} cells, {outcome.skipped} already finished, {len(todo)} to run")
-    features_by_dataset: dict[str, FeatureSet] = {}
-    studies: dict[str, object] = {}
-    with MatrixDisplay(total=len(cells), done=outcome.skipped) as display:
-        for cell in todo:
-            display.cell(cell.label())
-            started = time.perf_counter()
-            if cell.dataset not in features_by_dataset:
-                from benchmark.cards import find_card
+def study_units(config: MatrixConfig, cells: list[Cell]) -> dict[str, list[Cell]]:
+    """Study key -> its cells, in plan order (one study per dataset, variant, dropout rate)."""
+    studies: dict[str, list[Cell]] = {}
+    for cell in cells:
+        studies.setdefault(cell.study_name(budget_tag(config)), []).append(cell)
+    return studies
 
-                features_by_dataset[cell.dataset] = build_features(find_card(cell.dataset), log=log)
-            features = features_by_dataset[cell.dataset]
-            phases["data_and_encoding"] += time.perf_counter() - started
-            key = cell_hash(cell, config)
-            tracker.discard_unfinished(key)
-            run_id = tracker.start_cell(key, cell.label(), {"strategy": cell.variant, "dataset": cell.dataset})
-            try:
-                splits = {s: t.to(device) for s, t in features.splits.items()}
-                base = TrainConfig(epochs=config.epochs, batch_size=config.batch_size,
-                                   modality_dropout=cell.dropout, seed=0, device=device)
-                study_key = cell.study_name(budget_tag(config))
-                t0 = time.perf_counter()
-                if study_key not in studies:
-                    studies[study_key] = tune(
-                        study_key, storage, cell.strategy, cell.fixed_hparams, features, splits["train"],
-                        splits["validation"], base, config.trials,
-                        on_trial=lambda i, n: display.detail(f"tuning trial {i}/{n}"))
-                study = studies[study_key]
-                phases["tuning"] += time.perf_counter() - t0
-                t0 = time.perf_counter()
-                result = run_cell(cell, features, splits, study, config, display)
-                phases["final_runs"] += time.perf_counter() - t0
-                tracker.finish_cell(run_id, result.params(), result.metrics(),
-                                    {"family": result.family}, result.to_dict())
-                outcome.completed.append(result)
-            except Exception as exc:  # noqa: BLE001 - a failed cell is recorded and the matrix goes on
-                message = f"{type(exc).__name__}: {exc}"
-                tracker.fail_cell(run_id, message + "\n" + traceback.format_exc(limit=5))
-                outcome.failed.append((cell.label(), message))
-                log(f"FAILED {cell.label()}: {message}")
-                if torch.cuda.is_available():
-                    torch.cuda.empty_cache()
-            display.advance()
-    outcome.phase_seconds = phases
-    return outcome
+
+def trial_unit(study_key: str, slot: int) -> str:
+    return f"trial:{study_key}#{slot}"
+
+
+def cell_unit(cell: Cell, config: MatrixConfig) -> str:
+    return f"cell:{cell_hash(cell, config)}"
+
+
+class Worker:
+    """Claims units of one matrix (tuning-trial slots and final cells) through the work
+    queue and runs them until every unit is done. Any number of workers, on any number of
+    machines, can run the same matrix; a single `fusebench bench` is one such worker."""
+
+    def __init__(self, config: MatrixConfig, tracking_uri: str, storage_url: str, queue, worker_id: str,
+                 log: Callable[[str], None] = print, poll_s: float = 2.0) -> None:
+        from benchmark.tuning import open_storage
+
+        self.config, self.queue, self.worker_id, self.log, self.poll_s = config, queue, worker_id, log, poll_s
+        self.matrix_id = config.matrix_id()
+        self.cells = plan_cells(config)
+        self.studies = study_units(config, self.cells)
+        self.storage = open_storage(storage_url)
+        self.tracker = MatrixTracker(tracking_uri, self.matrix_id, asdict(config), config.device, create=False)
+        self.features: dict[str, FeatureSet] = {}
+        self.phases = {"data_and_encoding": 0.0, "tuning": 0.0, "final_runs": 0.0}
+        self.outcome = MatrixOutcome(self.matrix_id, self.tracker.parent_id)
+
+    def units(self):
+        """(unit id, kind, payload) in run order: each study's trial slots, then its cells."""
+        for study_key, cells in self.studies.items():
+            slots = [trial_unit(study_key, k) for k in range(self.config.trials)]
+            for k, unit in enumerate(slots):
+                yield unit, "trial", (study_key, cells[0], k)
+            for cell in cells:
+                yield cell_unit(cell, self.config), "cell", (study_key, cell, slots)
+
+    def run(self) -> MatrixOutcome:
+        total = len(self.cells)
+        done = self.queue.done_units(self.matrix_id)
+        already = sum(cell_unit(c, self.config) in done for c in self.cells)
+        self.log(f"matrix {self.matrix_id}: {total} cells in {len(self.studies)} studies x {self.config.trials} trials; "
+                 f"{already} cells already finished")
+        self.outcome.skipped = already
+        with MatrixDisplay(total=total, done=already) as display:
+            while True:
+                done = self.queue.done_units(self.matrix_id)
+                pending = [u for u in self.units() if u[0] not in done]
+                if not pending:
+                    break
+                claimed = next((u for u in pending if self._ready(u, done) and
+                                self.queue.claim(self.matrix_id, u[0], self.worker_id)), None)
+                if claimed is None:
+                    self.queue.release_dead_local(self.matrix_id)
+                    display.detail("waiting for other workers")
+                    time.sleep(self.poll_s)
+                    continue
+                unit, kind, payload = claimed
+                with self.queue.holding(self.matrix_id, unit, self.worker_id):
+                    if kind == "trial":
+                        self._trial(*payload, display)
+                    else:
+                        self._cell(payload[0], payload[1], display)
+                        display.advance()
+                self.queue.mark_done(self.matrix_id, unit)
+        self.outcome.phase_seconds = self.phases
+        return self.outcome
+
+    @staticmethod
+    def _ready(unit, done: set[str]) -> bool:
+        _, kind, payload = unit
+        return kind == "trial" or all(slot in done for slot in payload[2])
+
+    def _features(self, dataset: str) -> FeatureSet:
+        if dataset not in self.features:
+            from benchmark.cards import find_card
+
+            started = time.perf_counter()
+            self.features[dataset] = build_features(find_card(dataset), log=self.log)
+            self.phases["data_and_encoding"] += time.perf_counter() - started
+        return self.features[dataset]
+
+    def _base_config(self, cell: Cell, seed: int) -> TrainConfig:
+        return TrainConfig(epochs=self.config.epochs, batch_size=self.config.batch_size,
+                           modality_dropout=cell.dropout, seed=seed, device=self.config.device)
+
+    def _trial(self, study_key: str, cell: Cell, slot: int, display) -> None:
+        from benchmark.tuning import load_study, run_trial_slot
+
+        features = self._features(cell.dataset)
+        display.cell(f"tuning {cell.dataset} · {cell.variant} · dropout {cell.dropout:g}")
+        display.detail(f"trial {slot + 1}/{self.config.trials}")
+        started = time.perf_counter()
+        splits = {s: t.to(self.config.device) for s, t in features.splits.items()}
+        study = load_study(study_key, self.storage, self.config.trials, slot)
+        run_trial_slot(study, slot, cell.strategy, cell.fixed_hparams, features, splits["train"],
+                       splits["validation"], self._base_config(cell, seed=0))
+        self.phases["tuning"] += time.perf_counter() - started
+
+    def _cell(self, study_key: str, cell: Cell, display) -> None:
+        from benchmark.tuning import load_study
+
+        display.cell(cell.label())
+        key = cell_hash(cell, self.config)
+        if key in self.tracker.finished_cells():  # finished by a worker killed before it marked the unit done
+            self.outcome.skipped += 1
+            return
+        features = self._features(cell.dataset)
+        self.tracker.discard_unfinished(key)
+        run_id = self.tracker.start_cell(key, cell.label(), {"strategy": cell.variant, "dataset": cell.dataset,
+                                                            "worker": self.worker_id})
+        started = time.perf_counter()
+        try:
+            splits = {s: t.to(self.config.device) for s, t in features.splits.items()}
+            study = load_study(study_key, self.storage, self.config.trials)
+            result = run_cell(cell, features, splits, study, self.config, display)
+            self.tracker.finish_cell(run_id, result.params(), result.metrics(), {"family": result.family},
+                                     result.to_dict())
+            self.outcome.completed.append(result)
+        except Exception as exc:  # noqa: BLE001 - a failed cell is recorded and the matrix goes on
+            message = f"{type(exc).__name__}: {exc}"
+            self.tracker.fail_cell(run_id, message + "\n" + traceback.format_exc(limit=5))
+            self.outcome.failed.append((cell.label(), message))
+            self.log(f"FAILED {cell.label()}: {message}")
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+        self.phases["final_runs"] += time.perf_counter() - started
 
 
 def run_cell(cell: Cell, features: FeatureSet, splits, study, config: MatrixConfig, display) -> RunResult:
@@ -133,12 +213,13 @@ def run_cell(cell: Cell, features: FeatureSet, splits, study, config: MatrixConf
     started = time.perf_counter()
     device = config.device
     default_model, default_training = default_params(cell.strategy)
-    completed = [t for t in study.trials if t.value is not None and t.state.name == "COMPLETE"]
+    completed = [t for t in budget_trials(study) if t.state.name == "COMPLETE" and t.value is not None]
     if config.trials > 0 and not completed:
         raise RuntimeError(f"no tuning trial of study {study.study_name!r} completed; see its failed trials")
     if completed:
-        tuned_model, tuned_training = split_params(study.best_trial.params)
-        best_val = float(study.best_value)
+        best = max(completed, key=lambda t: t.value)
+        tuned_model, tuned_training = split_params(best.params)
+        best_val = float(best.value)
     else:
         tuned_model, tuned_training, best_val = dict(default_model), dict(default_training), float("nan")
     hparams = {**default_model, **tuned_model, **cell.fixed_hparams}

@@ -57,21 +57,26 @@ def environment() -> dict[str, str]:
 class MatrixTracker:
     """Parent run for one matrix; creates, finds and finishes its child runs."""
 
-    def __init__(self, tracking_uri: str, matrix_id: str, config: dict[str, Any], device: str) -> None:
+    def __init__(self, tracking_uri: str, matrix_id: str, config: dict[str, Any], device: str,
+                 create: bool = True) -> None:
         self.tracking_uri = tracking_uri
         self.client = _client(tracking_uri)
         self.experiment_id = experiment_id(tracking_uri)
         self.matrix_id = matrix_id
-        self.parent_id = self._parent(config, device)
+        self.parent_id = self._parent(config, device, create)
 
-    def _parent(self, config: dict[str, Any], device: str) -> str:
+    def _parent(self, config: dict[str, Any], device: str, create: bool) -> str:
         existing = self.client.search_runs(
             [self.experiment_id], f"tags.`{TAG_KIND}` = 'matrix' and tags.`{TAG_MATRIX}` = '{self.matrix_id}'",
             max_results=1)
         if existing:
             run_id = existing[0].info.run_id
-            self.client.update_run(run_id, status="RUNNING")
+            if create:
+                self.client.update_run(run_id, status="RUNNING")
             return run_id
+        if not create:
+            raise LookupError(f"matrix {self.matrix_id} has no parent run in {self.tracking_uri}; "
+                              "start it with `fusebench bench` against the same tracking store")
         run = self.client.create_run(self.experiment_id, run_name=f"matrix {self.matrix_id}",
                                      tags={TAG_KIND: "matrix", TAG_MATRIX: self.matrix_id, "device": device})
         env = environment()

@@ -5,6 +5,7 @@ default) and are reloaded on re-runs, so only the missing trials are run."""
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from typing import Any, Callable
 
@@ -52,41 +53,79 @@ def split_params(params: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]
     return model, training
 
 
-def tune(study_name: str, storage: str, strategy: str, fixed_hparams: dict[str, Any], features: FeatureSet,
-         train_split: SplitTensors, val_split: SplitTensors, base: TrainConfig, n_trials: int,
-         on_trial: Callable[[int, int], None] | None = None) -> optuna.Study:
-    """Run the trials still missing from the study (TPE + median pruning on validation accuracy)."""
-    study = optuna.create_study(
+def open_storage(url: str):
+    """An Optuna storage from a URL: ``sqlite:///...`` / ``postgresql://...`` (RDB) or ``journal:<file>`` (JournalStorage)."""
+    if url.startswith("journal:"):
+        from optuna.storages import JournalStorage
+        from optuna.storages.journal import JournalFileBackend
+
+        return JournalStorage(JournalFileBackend(url[len("journal:"):]))
+    engine_kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {"pool_pre_ping": True}
+    return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs)
+
+
+def load_study(study_name: str, storage, n_trials: int, slot: int = 0) -> optuna.Study:
+    """Create or reload a study. The TPE seed depends on the slot, so parallel workers
+    sample different points and a re-run of a slot samples the same one."""
+    seed = int(hashlib.sha256(f"{study_name}#{slot}".encode()).hexdigest()[:8], 16)
+    return optuna.create_study(
         study_name=study_name, storage=storage, direction="maximize", load_if_exists=True,
-        sampler=optuna.samplers.TPESampler(seed=0, n_startup_trials=max(1, min(5, n_trials // 2))),
-        pruner=optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=max(1, base.epochs // 3)),
+        sampler=optuna.samplers.TPESampler(seed=seed, n_startup_trials=max(1, min(5, n_trials // 2))),
+        pruner=optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=1),
     )
-    # Trials left RUNNING by a killed process are failed so the budget counts only real work.
-    for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
-        study._storage.set_trial_state_values(trial._trial_id, optuna.trial.TrialState.FAIL)
-    done = sum(t.state in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED) for t in study.trials)
+
+
+def slot_trials(study: optuna.Study, slot: int) -> list[optuna.trial.FrozenTrial]:
+    return [t for t in study.get_trials(deepcopy=False) if t.user_attrs.get("slot") == slot]
+
+
+def run_trial_slot(study: optuna.Study, slot: int, strategy: str, fixed_hparams: dict[str, Any],
+                   features: FeatureSet, train_split: SplitTensors, val_split: SplitTensors,
+                   base: TrainConfig) -> optuna.trial.FrozenTrial | None:
+    """Run trial number ``slot`` of the study's budget, unless a finished trial already holds
+    that slot. Stale RUNNING trials of the slot (a killed worker) are failed first; the caller
+    holds the slot's lease, so nobody else is running it."""
+    previous = slot_trials(study, slot)
+    finished = [t for t in previous if is_final(t)]
+    if finished:
+        return finished[0]
+    for trial in previous:
+        if trial.state == optuna.trial.TrialState.RUNNING:  # left behind by a killed worker
+            study._storage.set_trial_user_attr(trial._trial_id, "stale", True)
+            study._storage.set_trial_state_values(trial._trial_id, optuna.trial.TrialState.FAIL)
     cls = get_strategy(strategy)
 
     def objective(trial: optuna.Trial) -> float:
+        trial.set_user_attr("slot", slot)
         hparams = {**suggest(trial, cls.search_space, "hp."), **fixed_hparams}
         training = suggest(trial, TRAINING_SPACE, "train.")
         config = TrainConfig(**{**base.__dict__, **training})
         model = build_model(strategy, features, hparams, config.seed)
-        best = 0.0
 
         def report(epoch: int, model) -> None:
-            nonlocal best
-            acc = full_accuracy(model, val_split, features.modalities)
-            best = max(best, acc)
-            trial.report(acc, epoch)
+            trial.report(full_accuracy(model, val_split, features.modalities), epoch)
             if trial.should_prune():
                 raise optuna.TrialPruned()
 
         train(model, train_split, features.modalities, config, on_epoch=report)
         return full_accuracy(model, val_split, features.modalities)
 
-    for index in range(done, n_trials):
-        study.optimize(objective, n_trials=1, catch=(RuntimeError, ValueError))
-        if on_trial:
-            on_trial(index + 1, n_trials)
-    return study
+    study.optimize(objective, n_trials=1, catch=(RuntimeError, ValueError))
+    finished = [t for t in slot_trials(study, slot) if is_final(t)]
+    return finished[0] if finished else None
+
+
+def is_final(trial: optuna.trial.FrozenTrial) -> bool:
+    """A trial that used up its budget slot: completed, pruned, or failed by itself (NaN loss,
+    impossible hyperparameters). Trials of killed workers are marked stale and do not count."""
+    states = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+    return trial.state in states or (trial.state == optuna.trial.TrialState.FAIL and not trial.user_attrs.get("stale"))
+
+
+def budget_trials(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
+    """The finished trial of each budget slot (one per slot)."""
+    by_slot: dict[int, optuna.trial.FrozenTrial] = {}
+    for trial in study.get_trials(deepcopy=False):
+        if "slot" in trial.user_attrs and is_final(trial):
+            by_slot.setdefault(trial.user_attrs["slot"], trial)
+    return [by_slot[k] for k in sorted(by_slot)]

@@ -1,0 +1,126 @@
+"""`fusebench bench`: register a matrix, prepare data and features, run one in-process
+worker or N worker processes, then build the report and close the parent run."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Callable
+
+from benchmark.config import MatrixConfig
+
+LEASE_S = float(os.environ.get("FUSEBENCH_LEASE_S", "120"))
+
+
+@dataclass
+class BenchSummary:
+    matrix_id: str
+    cells: int
+    completed: int = 0
+    skipped: int = 0
+    failed: list[tuple[str, str]] = field(default_factory=list)
+    phase_seconds: dict[str, float] = field(default_factory=dict)
+    wall_seconds: float = 0.0
+
+
+def config_from_dict(data: dict) -> MatrixConfig:
+    return MatrixConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
+
+
+def open_queue(storage_url: str):
+    from benchmark.paths import state_dir
+    from benchmark.workqueue import WorkQueue, queue_url
+
+    state_dir().mkdir(parents=True, exist_ok=True)
+    return WorkQueue(queue_url(storage_url, str(state_dir())), lease_s=LEASE_S)
+
+
+def prepare_data(config: MatrixConfig, log: Callable[[str], None]) -> dict[str, float]:
+    """Prepare every dataset of the matrix and fill the feature cache. -> phase seconds."""
+    from benchmark.cards import find_card
+    from benchmark.features import build_features
+    from benchmark.matrix import plan_cells
+    from benchmark.prepare import ensure_prepared
+
+    datasets = sorted({c.dataset for c in plan_cells(config)})
+    started = time.perf_counter()
+    for name in datasets:
+        card = find_card(name)
+        if card.source_kind == "builtin":
+            ensure_prepared(card.source["builtin"], progress=log)
+    data_s = time.perf_counter() - started
+    for name in datasets:
+        build_features(find_card(name), log=log)
+    return {"data": data_s, "encoding": time.perf_counter() - started - data_s}
+
+
+def run_bench(config: MatrixConfig, tracking_uri: str, storage_url: str, workers: int = 1,
+              log: Callable[[str], None] = print) -> BenchSummary:
+    from benchmark.matrix import Worker, cell_unit, plan_cells
+    from benchmark.tracking import MatrixTracker
+    from benchmark.workqueue import new_worker_id
+
+    started = time.perf_counter()
+    matrix_id = config.matrix_id()
+    queue = open_queue(storage_url)
+    queue.register_matrix(matrix_id, asdict(config), tracking_uri, storage_url)
+    MatrixTracker(tracking_uri, matrix_id, asdict(config), config.device, create=True)
+    cells = plan_cells(config)
+    summary = BenchSummary(matrix_id, len(cells))
+    summary.phase_seconds.update(prepare_data(config, log))
+    if workers == 0:  # register only: workers on this or other machines join with `fusebench worker`
+        summary.wall_seconds = time.perf_counter() - started
+        return summary
+    if workers == 1:
+        outcome = Worker(config, tracking_uri, storage_url, queue, new_worker_id(), log).run()
+        summary.completed, summary.skipped, summary.failed = len(outcome.completed), outcome.skipped, outcome.failed
+        summary.phase_seconds.update({"tuning": outcome.phase_seconds["tuning"],
+                                      "final_runs": outcome.phase_seconds["final_runs"]})
+    else:
+        t0 = time.perf_counter()
+        codes = spawn_workers(workers, matrix_id, tracking_uri, storage_url, config.device)
+        summary.phase_seconds["workers"] = time.perf_counter() - t0
+        done = queue.done_units(matrix_id)
+        missing = [c for c in cells if cell_unit(c, config) not in done]
+        if missing:
+            raise RuntimeError(f"{len(missing)} cells unfinished; worker exit codes {codes}; re-run to resume")
+        summary.completed = len(cells)
+    summary.wall_seconds = time.perf_counter() - started
+    return summary
+
+
+def spawn_workers(count: int, matrix_id: str, tracking_uri: str, storage_url: str, device: str) -> list[int]:
+    """Start ``count`` `fusebench worker` processes on this machine and wait for them."""
+    threads = max(1, (os.cpu_count() or 1) // count)
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
+    command = [sys.executable, "-m", "benchmark.cli", "worker", "--matrix-id", matrix_id,
+               "--storage", storage_url, "--tracking-uri", tracking_uri, "--device", device]
+    processes = [subprocess.Popen(command, env=env) for _ in range(count)]
+    try:
+        return [p.wait() for p in processes]
+    except KeyboardInterrupt:
+        for p in processes:
+            p.terminate()
+        raise
+
+
+def run_worker(storage_url: str, tracking_uri: str | None, matrix_id: str | None, device: str | None,
+               log: Callable[[str], None] = print):
+    """`fusebench worker`: join a registered matrix and work until it is done."""
+    from benchmark.matrix import Worker
+    from benchmark.workqueue import new_worker_id
+
+    queue = open_queue(storage_url)
+    registered = queue.matrix(matrix_id)
+    config = config_from_dict(registered["config"])
+    if device:
+        config = config.with_overrides(device=device)
+    import torch
+
+    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", torch.get_num_threads())))
+    worker_id = new_worker_id()
+    log(f"worker {worker_id} joined matrix {registered['matrix_id']}")
+    return Worker(config, tracking_uri or registered["tracking_uri"], storage_url, queue, worker_id, log).run()

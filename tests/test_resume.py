@@ -1,0 +1,98 @@
+"""Kill a real `fusebench bench` in the middle, run it again, and check that it resumes:
+finished cells are skipped, studies continue, nothing logged is duplicated or lost."""
+
+from __future__ import annotations
+
+import os
+import signal
+
+import pytest
+
+from benchmark.cli import main
+from tests.helpers_runs import assert_each_cell_once, assert_trial_budget, cell_runs, finished, fusebench, wait_for
+
+pytestmark = pytest.mark.slow
+ARGS = ["bench", "--profile", "smoke", "--datasets", "toy", "--strategies", "concat,sum,late_weighted",
+        "--trials", "2", "--epochs", "3", "--seeds", "0,1", "--dropout", "0.3", "--device", "cpu", "--no-report"]
+
+
+def test_killed_bench_resumes_without_duplicates(toy_card, fusebench_home, capsys):
+    uri = os.environ["MLFLOW_TRACKING_URI"]
+    process = fusebench(*ARGS)
+    try:
+        wait_for(lambda: len(finished(cell_runs(uri))) >= 2, timeout=300, what="two finished cells")
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=30)
+    before = {r.info.run_id: r.data.metrics["test_accuracy"] for r in finished(cell_runs(uri))}
+    assert 2 <= len(before) < 6, "the kill must land in the middle of the matrix"
+
+    assert main(ARGS) == 0
+    out = capsys.readouterr().out
+    assert f"{len(before)} already done" in out
+
+    assert_each_cell_once(uri, expected_cells=6)
+    after = {r.info.run_id: r.data.metrics["test_accuracy"] for r in finished(cell_runs(uri))}
+    assert all(after.get(run_id) == acc for run_id, acc in before.items()), "a finished run was lost or changed"
+    assert_trial_budget(os.environ["FUSEBENCH_OPTUNA_STORAGE"], trials=2, studies=3)
+
+    assert main(ARGS) == 0  # a third run does nothing
+    assert "0 run now, 6 already done" in capsys.readouterr().out
+    assert len(cell_runs(uri)) == 6
+
+
+NAN_PLUGIN = '''
+import torch
+from torch import nn
+from strategies import register_strategy
+from strategies.base import FusionStrategy
+
+
+@register_strategy("test_nan")
+class NaNStrategy(FusionStrategy):
+    """Always produces NaN logits (test only; no paper)."""
+    family, description, paper = "early", "NaN logits", "none (test)"
+
+    def __init__(self, input_dims, num_classes, **hparams):
+        super().__init__(input_dims, num_classes, **hparams)
+        self.head = nn.Linear(sum(self.input_dims.values()), num_classes)
+
+    def forward(self, inputs, present, token_mask=None):
+        x = torch.cat([inputs[m] for m in self.modalities], dim=-1)
+        return self.head(x) * float("nan")
+
+
+@register_strategy("test_impossible")
+class ImpossibleStrategy(FusionStrategy):
+    """Rejects its hyperparameters (test only; no paper)."""
+    family, description, paper = "early", "impossible hyperparameters", "none (test)"
+
+    def __init__(self, input_dims, num_classes, **hparams):
+        super().__init__(input_dims, num_classes, **hparams)
+        raise ValueError(f"hidden={self.hp('hidden')} is impossible for this strategy")
+'''
+
+
+def test_failed_cells_are_recorded_and_matrix_goes_on(toy_card, fusebench_home, capsys):
+    from strategies import STRATEGIES
+
+    plugin = fusebench_home / "bad_plugin.py"
+    plugin.write_text(NAN_PLUGIN)
+    uri = os.environ["MLFLOW_TRACKING_URI"]
+    try:
+        args = ["bench", "--profile", "smoke", "--datasets", "toy", "--strategies", "test_nan,concat,test_impossible",
+                "--trials", "0", "--epochs", "2", "--seeds", "0", "--dropout", "0.3", "--plugin", str(plugin),
+                "--device", "cpu"]
+        assert main(args) == 0
+    finally:
+        STRATEGIES.remove("test_nan")
+        STRATEGIES.remove("test_impossible")
+    out = capsys.readouterr().out
+    runs = cell_runs(uri)
+    status = {r.data.params.get("variant") or r.data.tags.get("strategy"): r for r in runs}
+    assert status["concat"].info.status == "FINISHED"
+    assert status["test_nan"].info.status == "FAILED"
+    assert "NonFiniteLoss" in status["test_nan"].data.tags["fusebench.error"]
+    assert status["test_impossible"].info.status == "FAILED"
+    assert "impossible" in status["test_impossible"].data.tags["fusebench.error"]
+    assert "2 failed" in out
