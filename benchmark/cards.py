@@ -62,11 +62,40 @@ def _require(mapping: dict, key: str, path: Path, where: str, kind: type | tuple
     return value
 
 
+class _DuplicateKey(ValueError):
+    def __init__(self, key: str, line: int) -> None:
+        self.key, self.line = key, line
+        super().__init__(f"key {key!r} appears twice (line {line})")
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """Safe loader that refuses duplicate mapping keys (plain YAML keeps the last one silently,
+    which would hide a modality declared twice)."""
+
+
+def _strict_mapping(loader: _StrictLoader, node: yaml.MappingNode) -> dict:
+    seen: set = set()
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=True)
+        if key in seen:
+            raise _DuplicateKey(str(key), key_node.start_mark.line + 1)
+        seen.add(key)
+    return loader.construct_mapping(node, deep=True)
+
+
+_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _strict_mapping)
+
+
 def load_card(path: str | Path) -> DatasetCard:
     """Parse and validate one dataset card."""
     path = Path(path)
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        raw = yaml.load(path.read_text(encoding="utf-8"), Loader=_StrictLoader)  # noqa: S506 (safe loader subclass)
+    except _DuplicateKey as exc:
+        where = "modalities" if _under_modalities(path, exc.line) else "(yaml)"
+        problem = (f"modality {exc.key!r} is declared twice (line {exc.line})" if where == "modalities"
+                   else f"key {exc.key!r} appears twice (line {exc.line})")
+        raise CardError(path, where, problem) from None
     except FileNotFoundError:
         raise CardError(path, "(file)", "file does not exist") from None
     except yaml.YAMLError as exc:
@@ -98,7 +127,15 @@ def load_card(path: str | Path) -> DatasetCard:
         where = f"modalities.{mod_name}."
         if not isinstance(spec, dict):
             raise CardError(path, f"modalities.{mod_name}", "expected a mapping with 'column' and 'encoder'")
-        column = _require(spec, "column", path, where, str, "a column name (string)")
+        if "columns" in spec and "column" not in spec:  # several columns, e.g. the tabular encoder
+            columns = spec["columns"]
+            if not (isinstance(columns, list) and columns and all(isinstance(c, str) for c in columns)):
+                raise CardError(path, f"{where}columns", f"expected a non-empty list of column names, got {columns!r}")
+            if len(set(columns)) != len(columns):
+                raise CardError(path, f"{where}columns", f"a column is listed twice: {columns!r}")
+            column = ",".join(columns)
+        else:
+            column = _require(spec, "column", path, where, str, "a column name (string)")
         encoder = _require(spec, "encoder", path, where, str, "an encoder name (see `fusebench encoders`)")
         key = f"{column}|{encoder}|{sorted((k, str(v)) for k, v in spec.items())}"
         if key in columns_seen:
@@ -115,11 +152,22 @@ def load_card(path: str | Path) -> DatasetCard:
             raise CardError(path, f"split.{key}", f"expected a fraction between 0 and 1, got {split[key]!r}")
     if "seed" in split and not isinstance(split["seed"], int):
         raise CardError(path, "split.seed", f"expected an integer seed, got {split['seed']!r}")
-    info = {k: raw[k] for k in ("origin", "licence", "size", "splits_note", "citation", "classes") if k in raw}
+    info = {k: raw[k] for k in ("origin", "licence", "size", "splits_note", "citation", "classes", "checked") if k in raw}
     return DatasetCard(
         name=name, path=path, description=str(raw.get("description", "")), source=source, label=label,
         modalities=tuple(modalities), split=split, info=info,
     )
+
+
+def _under_modalities(path: Path, line: int) -> bool:
+    """Whether 1-based ``line`` of the card lies inside its top-level ``modalities`` block."""
+    inside = False
+    for number, text in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if text and not text[0].isspace() and not text.startswith("#"):
+            inside = text.startswith("modalities:")
+        if number == line:
+            return inside and not text.startswith("modalities:")
+    return False
 
 
 def _validate_source(path: Path, kind: str, source: dict) -> None:

@@ -43,7 +43,7 @@ def _data(args) -> int:
     from benchmark.prepare import ensure_prepared
 
     cards = load_all_cards()
-    names = args.names or [c.source["builtin"] for c in cards.values() if c.source_kind == "builtin"]
+    names = args.names or list(dict.fromkeys(c.source["builtin"] for c in cards.values() if c.source_kind == "builtin"))
     for name in names:
         started = time.perf_counter()
         folder = ensure_prepared(name)

@@ -67,6 +67,9 @@ def run_bench(config: MatrixConfig, tracking_uri: str, storage_url: str, workers
     matrix_id = config.matrix_id()
     queue = open_queue(storage_url)
     queue.register_matrix(matrix_id, asdict(config), tracking_uri, storage_url)
+    from benchmark.tuning import open_storage
+
+    open_storage(storage_url)  # create Optuna's tables once, before any worker races to do it
     MatrixTracker(tracking_uri, matrix_id, asdict(config), config.device, create=True)
     cells = plan_cells(config)
     summary = BenchSummary(matrix_id, len(cells))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -82,6 +83,13 @@ def _load_local(card: DatasetCard):
         raw = hf.load_dataset(fmt, data_files=data_files, **{k: v for k, v in kwargs.items() if v})
     except FileNotFoundError as exc:
         raise DataError(f"dataset {card.name!r}: local files not found ({card.path}, field 'source.local'): {exc}") from exc
+    except ValueError as exc:
+        empty = re.search(r'Instruction "(\w+)" corresponds to no data', str(exc))
+        if empty:
+            raise DataError(f"dataset {card.name!r}: split {empty.group(1)!r} is empty "
+                            f"({card.path}, field 'source.local.data_files')") from exc
+        raise DataError(f"dataset {card.name!r}: cannot read the local files named in {card.path} "
+                        f"(field 'source.local'): {exc.__class__.__name__}: {exc}") from exc
     return raw, f"local:{data_files}"
 
 
@@ -143,7 +151,9 @@ def _encode_labels(card: DatasetCard, splits: dict) -> list[str]:
         unseen = sorted({str(v) for v in values} - set(index))
         if unseen:
             raise DataError(f"dataset {card.name!r}, split {name!r}, column {card.label!r}: classes {unseen[:5]} do not occur in train")
-        splits[name] = splits[name].map(lambda row: {card.label: index[str(row[card.label])]}, desc=None)
+        # A new int64 column replaces the label (mapping into the same column would keep its string type).
+        mapped = splits[name].map(lambda row: {"__fusebench_label": index[str(row[card.label])]}, desc=None)
+        splits[name] = mapped.remove_columns(card.label).rename_column("__fusebench_label", card.label)
     return classes
 
 

@@ -270,3 +270,82 @@ class HFImage(_ImageEncoder):
                 progress(stop - start)
         tokens_t = torch.cat(tokens)
         return Encoded(torch.cat(pooled), tokens_t, torch.ones(tokens_t.shape[:2], dtype=torch.bool))
+
+
+# ---------------------------------------------------------------- raw pixels (+ trainable CNN)
+
+
+@ENCODERS.register("raw_pixels")
+class RawPixels(Encoder):
+    """Raw pixels of small images, no pretrained network: pooled = the flattened image
+    (C*S*S), tokens = non-overlapping P x P patches in raster order ((S/P)^2 tokens of C*P*P).
+    Options: ``size`` (S, default 28), ``patch`` (P, default 7), ``channels`` (1 = grey, 3 = RGB).
+    Pixels are scaled to [-1, 1]."""
+
+    name = "raw_pixels"
+    input_kind = "image"
+    trainable: str | None = None  # a trainable front end build_model puts in front of the strategy
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        self.size = int(options.get("size", 28))
+        self.patch = int(options.get("patch", 7))
+        self.channels = int(options.get("channels", 1))
+        if self.size % self.patch or self.channels not in (1, 3):
+            raise ValueError(f"{self.name}: 'size' ({self.size}) must be a multiple of 'patch' ({self.patch}) "
+                             f"and 'channels' must be 1 or 3, got {self.channels}")
+
+    @property
+    def version(self) -> str:  # type: ignore[override]
+        return f"raw_pixels:{self.size}px:{self.patch}patch:{self.channels}ch:v1"
+
+    def geometry(self) -> dict[str, int]:
+        return {"size": self.size, "patch": self.patch, "channels": self.channels}
+
+    @torch.no_grad()
+    def encode(self, values, progress=None):
+        import numpy as np
+        from PIL import Image
+
+        images = []
+        for row, value in enumerate(values):
+            image = decode_image(value, row).resize((self.size, self.size), Image.BILINEAR)
+            array = np.asarray(image.convert("L") if self.channels == 1 else image, dtype=np.float32)
+            images.append(array.reshape(self.size, self.size, self.channels))
+            if progress and (row + 1) % 256 == 0:
+                progress(256)
+        if progress and len(values) % 256:
+            progress(len(values) % 256)
+        pixels = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2) / 127.5 - 1.0  # (N, C, S, S)
+        return Encoded(pixels.flatten(1), image_to_patches(pixels, self.patch),
+                       torch.ones(len(values), (self.size // self.patch) ** 2, dtype=torch.bool))
+
+
+def image_to_patches(pixels: torch.Tensor, patch: int) -> torch.Tensor:
+    """(N, C, S, S) -> (N, (S/P)^2, C*P*P), patches in raster order."""
+    n, c, s, _ = pixels.shape
+    g = s // patch
+    return pixels.reshape(n, c, g, patch, g, patch).permute(0, 2, 4, 1, 3, 5).reshape(n, g * g, c * patch * patch)
+
+
+def patches_to_image(tokens: torch.Tensor, channels: int, size: int, patch: int) -> torch.Tensor:
+    """Inverse of :func:`image_to_patches`: (N, (S/P)^2, C*P*P) -> (N, C, S, S)."""
+    n = tokens.shape[0]
+    g = size // patch
+    return tokens.reshape(n, g, g, channels, patch, patch).permute(0, 3, 1, 4, 2, 5).reshape(n, channels, size, size)
+
+
+@ENCODERS.register("small_cnn")
+class SmallCNNPixels(RawPixels):
+    """Raw pixels (cached like ``raw_pixels``) fed to a small CNN that is trained end to end
+    with the fusion model: ``build_model`` puts one CNN per such modality in front of the
+    strategy (benchmark/trainable_encoders.py). Options as ``raw_pixels`` plus ``width``
+    (CNN output channels, default 64)."""
+
+    name = "small_cnn"
+    trainable = "small_cnn"
+
+
+# Encoders defined in their own modules register themselves on import.
+from benchmark import audio as _audio  # noqa: E402,F401
+from benchmark import tabular as _tabular  # noqa: E402,F401

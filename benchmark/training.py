@@ -54,8 +54,14 @@ EpochCallback = Callable[[int, nn.Module], None]  # (epoch, model) -> None; may 
 
 
 def build_model(strategy: str, features: FeatureSet, hparams: dict[str, Any], seed: int) -> nn.Module:
+    """The strategy on the feature widths; modalities with a trainable encoder (e.g. ``small_cnn``)
+    get their network in front of the strategy, trained jointly (benchmark/trainable_encoders.py)."""
     torch.manual_seed(seed)
     cls = get_strategy(strategy)
+    if getattr(features, "trainable", None):
+        from benchmark.trainable_encoders import wrap_trainable
+
+        return wrap_trainable(cls, features, hparams)
     return cls(features.input_dims(), features.num_classes, **hparams)
 
 

@@ -179,6 +179,8 @@ class WorkQueue:
     def release_dead_local(self, matrix_id: str) -> int:
         """Expire leases held by worker processes of this host that no longer exist, so a
         re-run after a kill resumes at once instead of waiting for the lease timeout."""
+        if os.environ.get("FUSEBENCH_NO_LOCAL_RELEASE") == "1":
+            return 0
         host = socket.gethostname()
         rows = self._run("read leases", lambda conn: conn.execute(
             sa.select(LEASES.c.unit, LEASES.c.worker).where(

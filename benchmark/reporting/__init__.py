@@ -1,0 +1,10 @@
+"""Comparison reports from the MLflow tracking store alone (never imports torch).
+
+fetch: MLflow runs -> pandas; stats: CI, paired test, Pareto front; analysis: per-dataset
+numbers and recommendations; figures: PNGs; document: Markdown + self-contained HTML;
+build: composes the report and writes reports/<matrix id>/."""
+
+from benchmark.reporting.build import build_report
+from benchmark.reporting.stats import mean_ci95, paired_ttest, pareto_front
+
+__all__ = ["build_report", "mean_ci95", "paired_ttest", "pareto_front"]

@@ -1,0 +1,402 @@
+"""Compose the comparison report: summary first ("which strategy to use"), then per dataset the
+leaderboard, fusion gain and significance, robustness, cost and tuning; write report.md,
+report.html and the PNGs to reports/<matrix id>/ and point reports/latest at it."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import pandas as pd
+
+from benchmark.paths import reports_dir
+from benchmark.reporting.analysis import (BASELINE, MEMORY_LABELS, UNIMODAL, DatasetAnalysis, analyse,
+                                          best_overall, best_when_missing, best_within_budget)
+from benchmark.reporting.document import Document
+from benchmark.reporting.fetch import MatrixRuns, fetch_matrix
+from benchmark.reporting.figures import accuracy_vs_cost, missing_curves, robustness_heatmap, tuning_gain
+
+ALPHA = 0.05
+
+
+# ------------------------------------------------------------------ formatting
+def num(value, digits: int = 3) -> str:
+    return "n/a" if value is None or value != value else f"{value:.{digits}f}"
+
+
+def signed(value, digits: int = 3) -> str:
+    return "n/a" if value is None or value != value else f"{value:+.{digits}f}"
+
+
+def count(value) -> str:
+    return "n/a" if value is None or value != value else f"{value:,.0f}"
+
+
+def acc_ci(row) -> str:
+    if row["n"] == 0:
+        return "failed"
+    if row["n"] == 1:
+        return f"{num(row['accuracy'])} (1 seed: no CI)"
+    return f"{num(row['accuracy'])} ± {num(row['accuracy_ci'])}"
+
+
+def p_value(p: float) -> str:
+    if p != p:
+        return "n/a"
+    return "< 0.001" if p < 0.001 else f"{p:.3f}"
+
+
+def config_name(row) -> str:
+    return f"`{row['variant']}` (train dropout {row['dropout']:g})"
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", text)
+
+
+def seeds_cell(row) -> str:
+    extra = []
+    if row["n_failed"]:
+        extra.append(f"{row['n_failed']} failed")
+    if row["n_unfinished"]:
+        extra.append(f"{row['n_unfinished']} unfinished")
+    return f"{row['n']}" + (f" ({', '.join(extra)})" if extra else "")
+
+
+# ------------------------------------------------------------------ sections
+class DatasetSection:
+    """Writes one dataset's section and remembers which table/figure holds what, for the summary."""
+
+    def __init__(self, doc: Document, a: DatasetAnalysis, folder: Path) -> None:
+        self.doc, self.a, self.folder = doc, a, folder
+        self.cite: dict[str, str] = {}
+
+    def write(self) -> None:
+        doc, a = self.doc, self.a
+        doc.heading(f"Dataset `{a.name}`", 2)
+        if a.configs.empty or not (a.configs["n"] > 0).any():
+            doc.para("No finished runs for this dataset: nothing to compare (see the failed cells below).")
+            self._notes()
+            return
+        self._leaderboard()
+        self._gain_and_significance()
+        self._robustness()
+        self._cost()
+        self._tuning()
+        self._notes()
+
+    def _png(self, stem: str) -> Path:
+        return self.folder / f"{_slug(self.a.name)}_{stem}.png"
+
+    def _leaderboard(self) -> None:
+        a, configs = self.a, self.a.configs
+        ordered = pd.concat([a.ranked, configs[configs["n"] == 0].sort_values(["variant", "dropout"])])
+        memory = {"peak_gpu_mem_mb": "peak GPU mem (MiB)", "peak_cpu_rss_mb": "peak CPU RSS (MiB)"}.get(
+            a.memory_key, "peak memory (MiB)")
+        rows = [[f"{int(r['rank'])}" if r["n"] else "—", r["variant"], r["family"], f"{r['dropout']:g}", acc_ci(r),
+                 seeds_cell(r), num(r["macro_f1"]), num(r["robustness"]), count(r["infer_sps"]), count(r["params"]),
+                 count(r["memory"])] for _, r in ordered.iterrows()]
+        doc = self.doc
+        doc.heading("Leaderboard", 3)
+        self.cite["leaderboard"] = doc.table(
+            f"`{a.name}`: every strategy x training modality-dropout rate, ranked by mean test accuracy "
+            "(all modalities present). ± is the half-width of the 95% t-interval over seeds; n = seeds.",
+            ["rank", "strategy", "family", "train dropout", "test accuracy (mean ± 95% CI)", "seeds (n)",
+             "macro-F1", "robustness", "inference samples/s", "params", memory],
+            rows, "rllrllrrrrr")
+
+    def _gain_and_significance(self) -> None:
+        a, doc = self.a, self.doc
+        ranked = a.ranked
+        has_uni = ranked["best_unimodal"].notna().any()
+        has_base = (ranked["variant"] == BASELINE).any()
+        rows = []
+        for _, r in ranked.iterrows():
+            test = a.tests.get((r["variant"], r["dropout"]))
+            if r["variant"] == BASELINE:
+                delta, t, p, n = "baseline", "—", "—", str(r["n"])
+            elif test is None:
+                delta, t, p, n = "n/a", f"no `{BASELINE}` run at this dropout", "n/a", "0"
+            elif test.note:
+                delta, t, p, n = signed(test.mean_diff), test.note, "n/a", str(test.n)
+            else:
+                delta = f"{signed(test.mean_diff)} [{signed(test.mean_diff - test.ci_half)}, " \
+                        f"{signed(test.mean_diff + test.ci_half)}]"
+                t, p, n = f"t({test.df}) = {test.t:.2f}", p_value(test.p), str(test.n)
+            rows.append([r["variant"], f"{r['dropout']:g}", num(r["accuracy"]), r["best_unimodal"] or "n/a",
+                         signed(r["fusion_gain"]) if r["family"] != UNIMODAL else "(unimodal)", delta, t, p, n])
+        doc.heading(f"Fusion gain and paired test against `{BASELINE}`", 3)
+        notes = []
+        if not has_uni:
+            notes.append("No unimodal baseline (family `unimodal`) finished on this dataset, so the fusion gain "
+                         "is not available.")
+        if not has_base:
+            notes.append(f"No `{BASELINE}` run finished on this dataset, so the paired test is not available.")
+        doc.para("Fusion gain = mean test accuracy minus that of the best unimodal baseline trained with the same "
+                 f"dropout rate. Δ vs `{BASELINE}` = mean over seeds of (strategy − `{BASELINE}`) accuracy, paired "
+                 "by seed at the same training dropout, with its 95% CI; test: two-sided **paired t-test**, "
+                 f"df = n − 1, n = seed pairs. p-values are not corrected for the {len(rows)} comparisons "
+                 "(expect about 1 in 20 below 0.05 by chance). " + " ".join(notes))
+        self.cite["significance"] = doc.table(
+            f"`{a.name}`: fusion gain over the best unimodal baseline and paired t-test against `{BASELINE}`.",
+            ["strategy", "train dropout", "test accuracy", "best unimodal", "fusion gain",
+             f"Δ vs {BASELINE} [95% CI]", "paired t-test", "p", "n (seed pairs)"],
+            rows, "lrrlrllrr")
+
+    def _robustness(self) -> None:
+        a, doc = self.a, self.doc
+        doc.heading("Robustness to missing modalities", 3)
+        heat = robustness_heatmap(a, self._png("robustness_heatmap"))
+        if heat:
+            self.cite["heatmap"] = doc.figure(
+                "Test accuracy when only some modalities are available at test time (columns), for the best "
+                f"strategies and `{BASELINE}`, per training modality-dropout rate (rows); mean over seeds.", heat)
+        curves = missing_curves(a, self._png("missing_curves"))
+        if curves:
+            self.cite["curves"] = doc.figure(
+                "Test accuracy against the test-time missing rate (each modality of each row removed with that "
+                f"probability, at least one kept); the best strategies per training dropout rate, `{BASELINE}` "
+                "(black) and the best unimodal baseline (grey, dotted).", curves)
+        if not heat and not curves:
+            doc.para("No subset or missing-rate accuracies were logged for this dataset.")
+            return
+        rates = a.missing_rates
+        shown = sorted({rates[0], rates[len(rates) // 2], rates[-1]}) if rates else []
+        singles = [s for s in a.subsets if "-" not in s]
+        ranked = a.ranked
+        key = f"missing:{rates[-1]}" if rates else "robustness"
+        ordered = ranked.sort_values(key, ascending=False, na_position="last")
+        rows = [[r["variant"], f"{r['dropout']:g}"] + [num(r[f"missing:{x}"]) for x in shown] + [num(r["robustness"])]
+                + [num(r[f"subset:{s}"]) for s in singles] for _, r in ordered.iterrows()]
+        self.cite["robustness"] = doc.table(
+            f"`{a.name}`: accuracy under missing modalities, sorted by accuracy at the highest missing rate. "
+            "Robustness = area under the accuracy-vs-missing-rate curve over [0, 0.9] / (0.9 × full accuracy).",
+            ["strategy", "train dropout"] + [f"acc. {x}% missing" for x in shown] + ["robustness"]
+            + [f"{s} only" for s in singles],
+            rows, "lr" + "r" * (len(shown) + 1 + len(singles)))
+
+    def _cost(self) -> None:
+        a, doc = self.a, self.doc
+        doc.heading("Accuracy against cost", 3)
+        fig = accuracy_vs_cost(a, self._png("accuracy_vs_throughput"), "throughput")
+        if fig:
+            self.cite["throughput"] = doc.figure(
+                "Mean test accuracy against inference throughput (256-row batches); circled points joined by the "
+                "black line form the Pareto front (no other configuration is both faster and more accurate). "
+                "The dashed line is the median throughput used as the cost budget in the summary.", fig)
+        fig = accuracy_vs_cost(a, self._png("accuracy_vs_memory"), "memory")
+        if fig:
+            caveat = ""
+            if a.memory_key == "peak_cpu_rss_mb":
+                caveat = (" Measured on CPU: this is the peak resident memory of the whole benchmark process "
+                          "(framework, data and every earlier cell included), not GPU memory and not the strategy's "
+                          "own footprint; treat differences between strategies as an upper bound only.")
+            self.cite["memory"] = doc.figure(
+                f"Mean test accuracy against {MEMORY_LABELS[a.memory_key]}; circled points joined by the black "
+                "line form the Pareto front (no other configuration uses less memory and is more accurate)." + caveat,
+                fig)
+            mixed = [k for k in MEMORY_LABELS if k != a.memory_key and k in a.runs and a.runs[k].notna().any()]
+            if mixed:
+                doc.para(f"Some runs logged `{mixed[0]}` instead of `{a.memory_key}` (another device); they are "
+                         "left out of the memory figure rather than mixed with it.")
+        if not self.cite.get("throughput") and not self.cite.get("memory"):
+            doc.para("No throughput or memory figures were logged for this dataset.")
+
+    def _tuning(self) -> None:
+        a, doc = self.a, self.doc
+        ranked = a.ranked
+        if ranked["tuning_gain"].notna().sum() == 0:
+            return
+        doc.heading("Gain from tuning", 3)
+        ordered = ranked.sort_values("tuning_gain", ascending=False, na_position="last")
+        rows = [[r["variant"], f"{r['dropout']:g}", num(r["default_accuracy"]), num(r["accuracy"]),
+                 (signed(r["tuning_gain"]) + ("" if r["n"] < 2 else f" ± {num(r['tuning_gain_ci'])}")), str(r["n"])]
+                for _, r in ordered.iterrows()]
+        self.cite["tuning"] = doc.table(
+            f"`{a.name}`: test accuracy with the strategy's default hyperparameters and with the Optuna-tuned ones "
+            "(same seeds, same epochs); gain = tuned − default, mean ± 95% CI over seeds.",
+            ["strategy", "train dropout", "default accuracy", "tuned accuracy", "tuning gain", "n"], rows, "lrrrlr")
+        fig = tuning_gain(a, self._png("tuning_gain"))
+        if fig:
+            self.cite["tuning_fig"] = doc.figure("Tuning gain per strategy (tuned − default test accuracy), "
+                                                 "pooled over seeds and training dropout rates.", fig)
+
+    def _notes(self) -> None:
+        a, doc = self.a, self.doc
+        notes = []
+        configs = a.configs
+        if not configs.empty:
+            single = configs[configs["n"] == 1]
+            if len(single):
+                notes.append(f"{len(single)} configuration(s) have a single finished seed: no confidence interval "
+                             "and no paired test is possible for them (marked \"1 seed: no CI\").")
+            dead = configs[configs["n"] == 0]
+            for _, r in dead.iterrows():
+                errors = a.problems[(a.problems["variant"] == r["variant"]) & (a.problems["dropout"] == r["dropout"])]
+                first = next((e for e in errors["error"] if e), "no error recorded")
+                notes.append(f"`{r['variant']}` (train dropout {r['dropout']:g}) has no finished run on this dataset "
+                             f"({r['n_failed']} failed, {r['n_unfinished']} unfinished): {first}")
+            partial = configs[(configs["n"] > 0) & ((configs["n_failed"] + configs["n_unfinished"]) > 0)]
+            for _, r in partial.iterrows():
+                notes.append(f"`{r['variant']}` (train dropout {r['dropout']:g}): {r['n']} seed(s) finished, "
+                             f"{r['n_failed']} failed, {r['n_unfinished']} unfinished; its mean uses the finished "
+                             "seeds only.")
+        if notes:
+            doc.heading("Missing data", 3)
+            doc.bullets(notes)
+
+
+# ------------------------------------------------------------------ summary
+def summary_items(section: DatasetSection) -> list[str]:
+    """The "which strategy to use" claims for one dataset, each citing the table or figure it rests on."""
+    a, cite = section.a, section.cite
+    items = []
+    pick = best_overall(a)
+    if pick.row is None:
+        return [f"No finished runs ({pick.reason})."]
+    best = pick.row
+    ranked = a.ranked
+    n_note = "" if best["n"] == 1 else f" (n = {best['n']} seeds)"
+    text = (f"**Best overall:** {config_name(best)}, test accuracy {acc_ci(best)}{n_note}, "
+            f"rank 1 of {len(ranked)} ({cite['leaderboard']}).")
+    if len(ranked) > 1:
+        second = ranked.iloc[1]
+        text += f" Runner-up: {config_name(second)} at {num(second['accuracy'])}."
+    test = a.tests.get((best["variant"], best["dropout"]))
+    if best["variant"] == BASELINE:
+        text += f" It is the `{BASELINE}` baseline itself."
+    elif test is None:
+        text += f" No `{BASELINE}` run at this dropout to test against."
+    elif test.note:
+        text += f" Against `{BASELINE}`: Δ {signed(test.mean_diff)}; {test.note} ({cite['significance']})."
+    else:
+        verdict = "significant" if test.p < ALPHA else "not significant"
+        text += (f" Against `{BASELINE}`: Δ {signed(test.mean_diff)}, paired t-test t({test.df}) = {test.t:.2f}, "
+                 f"p = {p_value(test.p)}, n = {test.n} seeds: {verdict} at {ALPHA} ({cite['significance']}).")
+    items.append(text)
+
+    pick, criterion = best_when_missing(a)
+    if pick.row is not None:
+        r = pick.row
+        same = _same(r, best)
+        where = " and ".join(c for c in (cite.get("curves"), cite.get("robustness")) if c)
+        if criterion.startswith("accuracy at"):
+            column = f"missing:{a.missing_rates[-1]}"
+            text = (f"**Best when a modality is often missing:** {config_name(r)}, highest {criterion}: "
+                    f"{num(r[column])}" + (" (it is also the best overall)" if same else
+                                           f" (best overall: {num(best[column])})")
+                    + f"; robustness score {num(r['robustness'])} ({where}).")
+        else:
+            text = (f"**Best when a modality is often missing:** {config_name(r)}, highest {criterion} "
+                    f"{num(r['robustness'])} ({where}).")
+        singles = [s for s in a.subsets if "-" not in s]
+        if cite.get("heatmap") and singles:
+            parts = ", ".join(f"{s} only {num(r[f'subset:{s}'])}" for s in singles)
+            text += f" With one modality left it scores {parts} ({cite['heatmap']})."
+        items.append(text)
+    else:
+        items.append(f"**Best when a modality is often missing:** not available ({pick.reason}).")
+
+    pick, median = best_within_budget(a)
+    if pick.row is not None:
+        r = pick.row
+        text = (f"**Best within a cost budget** (inference throughput at or above the median, "
+                f"{count(median)} samples/s): {config_name(r)}, accuracy {num(r['accuracy'])} at "
+                f"{count(r['infer_sps'])} samples/s")
+        text += " (it is also the best overall)" if _same(r, best) else \
+            f" (best overall: {num(best['accuracy'])} at {count(best['infer_sps'])} samples/s)"
+        text += f" ({cite.get('throughput', cite['leaderboard'])})."
+        items.append(text)
+    else:
+        items.append(f"**Best within a cost budget:** not available ({pick.reason}).")
+
+    fused = ranked[(ranked["family"] != UNIMODAL) & ranked["fusion_gain"].notna()]
+    if len(fused):
+        top = fused.loc[fused["fusion_gain"].idxmax()]
+        beats = int((fused["fusion_gain"] > 0).sum())
+        items.append(f"**Fusion gain:** {beats} of {len(fused)} fused configurations beat the best unimodal "
+                     f"baseline trained with the same dropout; the largest gain is {signed(top['fusion_gain'])} for "
+                     f"{config_name(top)} over `{top['best_unimodal']}` ({cite['significance']}).")
+    else:
+        items.append(f"**Fusion gain:** not available, no finished unimodal baseline ({cite['significance']}).")
+
+    gains = ranked["tuning_gain"].dropna()
+    if len(gains) and "tuning" in cite:
+        top = ranked.loc[ranked["tuning_gain"].idxmax()]
+        items.append(f"**Tuning:** mean gain {signed(float(gains.mean()))} over {len(gains)} configurations; "
+                     f"largest {signed(top['tuning_gain'])} for {config_name(top)} ({cite['tuning']}).")
+    return items
+
+
+def _same(a, b) -> bool:
+    return a["variant"] == b["variant"] and a["dropout"] == b["dropout"]
+
+
+# ------------------------------------------------------------------ entry point
+def render(runs: MatrixRuns, folder: Path) -> Document:
+    doc = Document(f"fusebench report: matrix `{runs.matrix_id}`")
+    ok, problems = runs.ok, runs.problems
+    datasets = sorted(set(ok["dataset"]) | set(problems["dataset"])) if len(ok) or len(problems) else []
+    devices = sorted(set(ok["device"])) if "device" in ok and len(ok) else []
+    seeds = sorted(set(ok["seed"])) if len(ok) else []
+    n_failed = int((problems["status"] == "failed").sum())
+    n_unfinished = len(problems) - n_failed
+    doc.para(f"{len(ok)} finished cell runs on {len(datasets)} dataset(s), {n_failed} failed, {n_unfinished} "
+             f"unfinished. Device: {', '.join(devices) or 'n/a'}; seeds: {', '.join(map(str, seeds)) or 'n/a'}. "
+             "A configuration is one strategy trained with one modality-dropout rate. Accuracy is on the test "
+             "split with every modality present unless stated; mean over seeds ± half-width of the 95% "
+             "t-interval (t(0.975, n−1) · sd / √n), n = number of seeds.")
+    summary_at = len(doc.blocks)
+    sections = []
+    for dataset in datasets:
+        section = DatasetSection(doc, analyse(dataset, ok[ok["dataset"] == dataset] if len(ok) else ok,
+                                              problems[problems["dataset"] == dataset]), folder)
+        section.write()
+        sections.append(section)
+    summary: list = []
+    doc.heading("Which strategy to use", 2, into=summary)
+    if not sections:
+        doc.para("No cell runs were found for this matrix.", into=summary)
+    for section in sections:
+        if len(sections) > 1:
+            doc.heading(f"`{section.a.name}`", 3, into=summary)
+        doc.bullets(summary_items(section), into=summary)
+    if len(seeds) < 2 and len(ok):
+        doc.para("Only one seed was run: no confidence intervals or significance tests are possible; the ranking "
+                 "may be noise. Run more seeds (`--seeds 0,1,2`) for claims that hold.", into=summary)
+    doc.blocks[summary_at:summary_at] = summary
+    if len(problems):
+        doc.heading("Failed and unfinished cells", 2)
+        doc.table("Cells without a finished result (failed: the error; unfinished: still running or interrupted).",
+                  ["dataset", "strategy", "train dropout", "seed", "status", "error"],
+                  [[r["dataset"], r["variant"], f"{r['dropout']:g}" if r["dropout"] == r["dropout"] else "?",
+                    str(r["seed"]) if r["seed"] >= 0 else "?", r["status"], r["error"] or "—"]
+                   for _, r in problems.sort_values(["dataset", "variant", "dropout", "seed"]).iterrows()], "lllrll")
+    return doc
+
+
+def build_report(tracking_uri: str, matrix_id: str | None = None, out_root: Path | None = None) -> tuple[Path, str]:
+    """Write reports/<matrix id>/{report.md, report.html, *.png}, point reports/latest at it,
+    return (folder, markdown text)."""
+    runs = fetch_matrix(tracking_uri, matrix_id)
+    root = Path(out_root) if out_root is not None else reports_dir()
+    folder = root / runs.matrix_id
+    folder.mkdir(parents=True, exist_ok=True)
+    for old in folder.glob("*.png"):  # figures of an earlier build that may no longer apply
+        old.unlink()
+    doc = render(runs, folder)
+    text = doc.to_markdown()
+    (folder / "report.md").write_text(text, encoding="utf-8")
+    (folder / "report.html").write_text(doc.to_html(), encoding="utf-8")
+    _point_latest(root, runs.matrix_id)
+    return folder, text
+
+
+def _point_latest(root: Path, name: str) -> None:
+    latest, tmp = root / "latest", root / ".latest.tmp"
+    if tmp.is_symlink() or tmp.exists():
+        tmp.unlink()
+    os.symlink(name, tmp)
+    os.replace(tmp, latest)
+

@@ -1,0 +1,87 @@
+"""Several workers on one matrix: 3 worker processes share the Optuna storage and the
+MLflow store; one is killed in the middle of a cell; the others take its work over. Every
+cell must finish exactly once and no tuning trial may be missing or duplicated.
+
+Runs against SQLite (Optuna RDB) and JournalStorage always, and against PostgreSQL when
+FUSEBENCH_TEST_POSTGRES_URL is set (`.ci/run` starts a server on 127.0.0.1 and sets it)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import uuid
+
+import pytest
+
+from benchmark.cli import main
+from tests.helpers_runs import assert_each_cell_once, assert_trial_budget, cell_runs, fusebench, wait_for
+
+pytestmark = pytest.mark.slow
+STRATEGIES = "concat,sum,late_weighted"
+SEEDS = "0,1"
+
+
+def storages():
+    params = [pytest.param("sqlite", id="sqlite"), pytest.param("journal", id="journal")]
+    postgres = os.environ.get("FUSEBENCH_TEST_POSTGRES_URL")
+    params.append(pytest.param("postgres", id="postgresql", marks=pytest.mark.skipif(
+        not postgres, reason="FUSEBENCH_TEST_POSTGRES_URL not set (.ci/run starts PostgreSQL and sets it)")))
+    return params
+
+
+def _storage_url(kind: str, home) -> str:
+    if kind == "sqlite":
+        return f"sqlite:///{home / 'optuna-workers.db'}"
+    if kind == "journal":
+        return f"journal:{home / 'optuna-journal.log'}"
+    import sqlalchemy as sa
+
+    base = os.environ["FUSEBENCH_TEST_POSTGRES_URL"]
+    name = f"fb_{uuid.uuid4().hex[:10]}"
+    engine = sa.create_engine(base, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.execute(sa.text(f"CREATE DATABASE {name}"))
+    engine.dispose()
+    return str(sa.engine.make_url(base).set(database=name).render_as_string(hide_password=False))
+
+
+@pytest.mark.parametrize("kind", storages())
+def test_three_workers_one_killed(kind, toy_card, fusebench_home, monkeypatch, capsys):
+    monkeypatch.setenv("FUSEBENCH_LEASE_S", "6")
+    monkeypatch.setenv("FUSEBENCH_NO_LOCAL_RELEASE", "1")  # take work over by lease timeout, as across machines
+    uri = os.environ["MLFLOW_TRACKING_URI"]
+    storage = _storage_url(kind, fusebench_home)
+    bench = ["bench", "--profile", "smoke", "--datasets", "toy", "--strategies", STRATEGIES, "--trials", "3",
+             "--epochs", "3", "--seeds", SEEDS, "--dropout", "0.3", "--device", "cpu", "--storage", storage]
+    assert main(bench + ["--workers", "0"]) == 0  # register the matrix and fill the feature cache
+    capsys.readouterr()
+    worker_args = ["worker", "--storage", storage, "--tracking-uri", uri, "--device", "cpu"]
+    env = {"OMP_NUM_THREADS": "1"}
+    # Worker 0 (the victim) pauses 60 s inside each cell, so the kill surely lands mid-cell.
+    workers = [fusebench(*worker_args, env={**env, "FUSEBENCH_FAULT_CELL_DELAY_S": "60" if i == 0 else "0"})
+               for i in range(3)]
+    victim = workers[0]
+    try:
+        # Kill worker 0 while it holds a running cell run (mid-cell).
+        def victim_mid_cell():
+            return next((r.data.tags["fusebench.cell_hash"] for r in cell_runs(uri) if r.info.status == "RUNNING"
+                         and f"-{victim.pid}-" in r.data.tags.get("worker", "")), None)
+
+        interrupted = wait_for(victim_mid_cell, timeout=300, what="worker 0 to start a cell", interval=0.2)
+        victim.send_signal(signal.SIGKILL)
+        victim.wait(timeout=30)
+        outputs = [w.communicate(timeout=600)[0] for w in workers[1:]]
+        codes = [w.returncode for w in workers[1:]]
+    finally:
+        for w in workers:
+            if w.poll() is None:
+                w.kill()
+    assert codes == [0, 0], outputs
+    assert_each_cell_once(uri, expected_cells=6)
+    assert_trial_budget(storage, trials=3, studies=3)
+    # The cell the victim was running was taken over and finished by a surviving worker.
+    taken_over = [r for r in cell_runs(uri) if r.data.tags["fusebench.cell_hash"] == interrupted]
+    assert len(taken_over) == 1 and f"-{victim.pid}-" not in taken_over[0].data.tags["worker"]
+    # A report can be built from what the workers logged.
+    assert main(["report"]) == 0
+    assert "concat" in capsys.readouterr().out
