@@ -51,8 +51,10 @@ class FeatureSet:
     def num_classes(self) -> int:
         return len(self.class_names)
 
-    def input_dims(self) -> dict[str, int]:
-        return {m: int(self.splits["train"].pooled[m].shape[-1]) for m in self.modalities}
+    def input_dims(self, tokens: bool = False) -> dict[str, int]:
+        """Feature width per modality: of the pooled vectors, or of the tokens when ``tokens``."""
+        source = self.splits["train"].tokens if tokens else self.splits["train"].pooled
+        return {m: int(source[m].shape[-1]) for m in self.modalities}
 
 
 def build_features(card: DatasetCard, log=print) -> FeatureSet:

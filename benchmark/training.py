@@ -62,7 +62,7 @@ def build_model(strategy: str, features: FeatureSet, hparams: dict[str, Any], se
         from benchmark.trainable_encoders import wrap_trainable
 
         return wrap_trainable(cls, features, hparams)
-    return cls(features.input_dims(), features.num_classes, **hparams)
+    return cls(features.input_dims(tokens=cls.consumes_tokens), features.num_classes, **hparams)
 
 
 def synchronize(device: torch.device | str) -> None:

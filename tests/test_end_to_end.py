@@ -51,3 +51,25 @@ def test_bench_logs_expected_metrics_and_resumes(toy_card, fusebench_home, capsy
     assert "0 encoded" in out or "features ready" not in out
     assert "0 run now, 3 already done" in out
     assert len(_cell_runs(uri)) == 3
+
+
+def test_token_strategies_get_token_widths_when_they_differ_from_pooled():
+    """Raw-pixel views have 784-d pooled vectors but 49-d patch tokens: token strategies must
+    be built on the token width."""
+    import torch
+
+    from benchmark.features import FeatureSet, SplitTensors
+    from benchmark.training import build_model
+
+    def split(n):
+        return SplitTensors(pooled={"a": torch.randn(n, 784), "b": torch.randn(n, 8)},
+                            tokens={"a": torch.randn(n, 16, 49), "b": torch.randn(n, 2, 8)},
+                            token_mask={"a": torch.ones(n, 16, dtype=torch.bool), "b": torch.ones(n, 2, dtype=torch.bool)},
+                            labels=torch.zeros(n, dtype=torch.long))
+
+    features = FeatureSet("x", ["a", "b"], ["0", "1"], {"train": split(4), "validation": split(2), "test": split(2)})
+    model = build_model("cross_attention", features, {}, seed=0)
+    data = features.splits["train"]
+    present = torch.ones(4, 2, dtype=torch.bool)
+    assert model(data.tokens, present, data.token_mask).shape == (4, 2)
+    assert build_model("concat", features, {}, seed=0)(data.pooled, present).shape == (4, 2)
