@@ -155,6 +155,15 @@ def _cache(args) -> int:
     return 0
 
 
+def _perf(args) -> int:
+    from benchmark.perf import main as perf_main
+
+    if args.bench_args and args.bench_args[0] == "--":
+        args.bench_args = args.bench_args[1:]
+    args.strategy = args.strategy or ["concat", "cross_attention"]
+    return perf_main(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="fusebench", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -199,6 +208,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--matrix-id", help="matrix to report on (default: the newest)")
     p.add_argument("--tracking-uri", help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI or sqlite:///mlruns.db)")
     p.set_defaults(func=_report)
+
+    p = sub.add_parser("perf", help="performance benchmarks that print figures: loop overhead, phase times, worker speed-up")
+    p.add_argument("what", choices=("loop", "phases", "workers"))
+    p.add_argument("--strategy", action="append", help="(loop) strategy to time; repeatable (default: concat, cross_attention)")
+    p.add_argument("--dataset", default="noisy_mnist", help="(loop) dataset whose features are used")
+    p.add_argument("--batch-size", type=int, default=128, dest="batch_size")
+    p.add_argument("--epochs", type=int, default=3, help="(loop) epochs per timed run")
+    p.add_argument("--repeats", type=int, default=5, help="(loop) timed repetitions (median reported)")
+    p.add_argument("--profile", default="default", help="(phases, workers) profile to run")
+    p.add_argument("--workers", type=int, default=2, help="(workers) worker count compared with 1")
+    p.add_argument("--cold", action="store_true", help="(phases) also prepare data and encode features from scratch")
+    p.add_argument("--device", default="auto")
+    p.add_argument("bench_args", nargs=argparse.REMAINDER, help="(phases, workers) extra `bench` flags after --")
+    p.set_defaults(func=_perf)
 
     p = sub.add_parser("cache", help="list or clear the feature cache")
     p.add_argument("action", choices=("list", "clear"))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import resource
 import sys
+import threading
 
 import torch
 
@@ -12,15 +13,58 @@ def parameter_count(model: torch.nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-def reset_peak_memory(device: str) -> None:
-    if torch.device(device).type == "cuda":
-        torch.cuda.reset_peak_memory_stats()
-
-
-def peak_memory(device: str) -> tuple[str, float]:
-    """(metric name, MiB). On CUDA: peak allocated GPU memory since the last reset. On CPU:
-    the process's peak resident set size (it includes everything the process has held)."""
-    if torch.device(device).type == "cuda":
-        return "peak_gpu_mem_mb", torch.cuda.max_memory_allocated() / 2**20
+def current_rss_mb() -> float:
+    """Resident memory of this process now (Linux /proc), or its lifetime peak elsewhere."""
+    try:
+        with open("/proc/self/status") as handle:
+            for line in handle:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return "peak_cpu_rss_mb", rss / (2**20 if sys.platform == "darwin" else 2**10)
+    return rss / (2**20 if sys.platform == "darwin" else 2**10)
+
+
+class PeakMemory:
+    """Peak memory while the ``with`` body runs.
+
+    CUDA: peak allocated GPU memory (``torch.cuda.max_memory_allocated`` after a reset), metric
+    ``peak_gpu_mem_mb``. CPU: the process's resident memory sampled every 5 ms, metric
+    ``peak_cpu_rss_mb`` (includes the features and libraries the process holds), plus
+    ``cpu_rss_growth_mb``, the peak minus the resident memory at entry (what the cell added)."""
+
+    def __init__(self, device: str, interval_s: float = 0.005) -> None:
+        self.cuda = torch.device(device).type == "cuda"
+        self.interval_s = interval_s
+        self.peak_mb = 0.0
+        self.start_mb = 0.0
+        self._stop = threading.Event()
+
+    def __enter__(self) -> "PeakMemory":
+        if self.cuda:
+            torch.cuda.synchronize()
+            torch.cuda.reset_peak_memory_stats()
+        else:
+            self.start_mb = self.peak_mb = current_rss_mb()
+            self._thread = threading.Thread(target=self._sample, daemon=True)
+            self._thread.start()
+        return self
+
+    def _sample(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            self.peak_mb = max(self.peak_mb, current_rss_mb())
+
+    def __exit__(self, *exc) -> None:
+        if self.cuda:
+            torch.cuda.synchronize()
+            self.peak_mb = torch.cuda.max_memory_allocated() / 2**20
+        else:
+            self._stop.set()
+            self._thread.join()
+            self.peak_mb = max(self.peak_mb, current_rss_mb())
+
+    def metrics(self) -> dict[str, float]:
+        if self.cuda:
+            return {"peak_gpu_mem_mb": self.peak_mb}
+        return {"peak_cpu_rss_mb": self.peak_mb, "cpu_rss_growth_mb": self.peak_mb - self.start_mb}

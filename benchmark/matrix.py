@@ -19,13 +19,14 @@ import torch
 
 from benchmark.cards import load_all_cards
 from benchmark.config import MatrixConfig, expand
-from benchmark.cost import parameter_count, peak_memory, reset_peak_memory
+from benchmark.cost import PeakMemory, parameter_count
 from benchmark.evaluation import evaluate, full_accuracy
 from benchmark.features import FeatureSet, build_features
 from benchmark.progress import MatrixDisplay
 from benchmark.results import Cell, RunResult
 from benchmark.tracking import MatrixTracker
 from benchmark.training import TrainConfig, build_model, train
+from benchmark.workqueue import retry, store_errors
 from benchmark.tuning import budget_trials, default_params, split_params
 from strategies import discover, load_plugin
 
@@ -142,10 +143,12 @@ class Worker:
                     continue
                 unit, kind, payload = claimed
                 with self.queue.holding(self.matrix_id, unit, self.worker_id):
+                    # A store that drops out mid-unit: back off and redo the unit (its own checks
+                    # skip what was recorded), or give up with StoreUnavailable after the budget.
                     if kind == "trial":
-                        self._trial(*payload, display)
+                        retry(lambda: self._trial(*payload, display), f"trial unit {unit}")
                     else:
-                        self._cell(payload[0], payload[1], display)
+                        retry(lambda: self._cell(payload[0], payload[1], display), f"cell unit {unit}")
                         display.advance()
                 self.queue.mark_done(self.matrix_id, unit)
         self.outcome.phase_seconds = self.phases
@@ -170,14 +173,15 @@ class Worker:
                            modality_dropout=cell.dropout, seed=seed, device=self.config.device)
 
     def _trial(self, study_key: str, cell: Cell, slot: int, display) -> None:
-        from benchmark.tuning import load_study, run_trial_slot
+        from benchmark.tuning import default_trial_params, load_study, run_trial_slot
 
         features = self._features(cell.dataset)
         display.cell(f"tuning {cell.dataset} · {cell.variant} · dropout {cell.dropout:g}")
         display.detail(f"trial {slot + 1}/{self.config.trials}")
         started = time.perf_counter()
         splits = {s: t.to(self.config.device) for s, t in features.splits.items()}
-        study = load_study(study_key, self.storage, self.config.trials, slot)
+        fixed = default_trial_params(cell.strategy) if slot == 0 else None
+        study = load_study(study_key, self.storage, self.config.trials, slot, fixed)
         run_trial_slot(study, slot, cell.strategy, cell.fixed_hparams, features, splits["train"],
                        splits["validation"], self._base_config(cell, seed=0))
         self.phases["tuning"] += time.perf_counter() - started
@@ -187,13 +191,15 @@ class Worker:
 
         display.cell(cell.label())
         key = cell_hash(cell, self.config)
-        if key in self.tracker.finished_cells():  # finished by a worker killed before it marked the unit done
+        if self.tracker.is_finished(key):  # finished by a worker killed before it marked the unit done
             self.outcome.skipped += 1
             return
         features = self._features(cell.dataset)
         self.tracker.discard_unfinished(key)
-        run_id = self.tracker.start_cell(key, cell.label(), {"strategy": cell.variant, "dataset": cell.dataset,
-                                                            "worker": self.worker_id})
+        run_id = self.tracker.start_cell(key, cell.label(), {
+            "strategy": cell.variant, "dataset": cell.dataset, "worker": self.worker_id,
+            "family": discover().get(cell.strategy).family, "modality_dropout": f"{cell.dropout:g}",
+            "seed": str(cell.seed)})
         started = time.perf_counter()
         try:
             time.sleep(FAULT_CELL_DELAY_S)  # fault injection for tests: widen the mid-cell window
@@ -203,6 +209,8 @@ class Worker:
             self.tracker.finish_cell(run_id, result.params(), result.metrics(), {"family": result.family},
                                      result.to_dict())
             self.outcome.completed.append(result)
+        except store_errors():
+            raise  # the store, not the cell, failed: handled by the retry around the unit
         except Exception as exc:  # noqa: BLE001 - a failed cell is recorded and the matrix goes on
             message = f"{type(exc).__name__}: {exc}"
             self.tracker.fail_cell(run_id, message + "\n" + traceback.format_exc(limit=5))
@@ -231,27 +239,29 @@ def run_cell(cell: Cell, features: FeatureSet, splits, study, config: MatrixConf
     training = {**default_training, **tuned_training}
     run_config = TrainConfig(epochs=config.epochs, batch_size=config.batch_size, modality_dropout=cell.dropout,
                              seed=cell.seed, device=device, **training)
-    reset_peak_memory(device)
-    model = build_model(cell.strategy, features, hparams, cell.seed)
-    stats = train(model, splits["train"], features.modalities, run_config,
-                  on_epoch=lambda e, m: display.detail(f"seed {cell.seed} epoch {e + 1}/{config.epochs}"))
-    test = evaluate(model, splits["test"], features.modalities, seed=1000 + cell.seed)
-    memory_metric, memory_mb = peak_memory(device)
+    with PeakMemory(device) as memory:
+        model = build_model(cell.strategy, features, hparams, cell.seed)
+        stats = train(model, splits["train"], features.modalities, run_config,
+                      on_epoch=lambda e, m: display.detail(f"seed {cell.seed} epoch {e + 1}/{config.epochs}"))
+        test = evaluate(model, splits["test"], features.modalities, seed=1000 + cell.seed)
     n_params = parameter_count(model)
     if best_val != best_val:  # no tuning: report this model's validation accuracy instead
         best_val = full_accuracy(model, splits["validation"], features.modalities)
-    default_config = TrainConfig(epochs=config.epochs, batch_size=config.batch_size, modality_dropout=cell.dropout,
-                                 seed=cell.seed, device=device, **default_training)
-    default = build_model(cell.strategy, features, {**default_model, **cell.fixed_hparams}, cell.seed)
-    train(default, splits["train"], features.modalities, default_config,
-          on_epoch=lambda e, m: display.detail(f"defaults, seed {cell.seed} epoch {e + 1}/{config.epochs}"))
-    default_accuracy = full_accuracy(default, splits["test"], features.modalities)
+    if tuned_model == default_model and tuned_training == default_training:
+        default_accuracy = test.accuracy  # the defaults won tuning: same seed, same model, same result
+    else:
+        default_config = TrainConfig(epochs=config.epochs, batch_size=config.batch_size,
+                                     modality_dropout=cell.dropout, seed=cell.seed, device=device, **default_training)
+        default = build_model(cell.strategy, features, {**default_model, **cell.fixed_hparams}, cell.seed)
+        train(default, splits["train"], features.modalities, default_config,
+              on_epoch=lambda e, m: display.detail(f"defaults, seed {cell.seed} epoch {e + 1}/{config.epochs}"))
+        default_accuracy = full_accuracy(default, splits["test"], features.modalities)
     return RunResult(
         cell=cell, family=type(model).family, hparams=hparams, training=training,
         test_accuracy=test.accuracy, test_macro_f1=test.macro_f1, subset_accuracy=test.subset_accuracy,
         missing_curve=test.missing_curve, robustness=test.robustness, default_test_accuracy=default_accuracy,
         best_val_accuracy=best_val, param_count=n_params, train_samples_per_s=stats.train_samples_per_s,
         inference_samples_per_s=test.inference_samples_per_s, latency_ms_per_batch=test.latency_ms_per_batch,
-        seconds_per_epoch=stats.seconds_per_epoch, memory_metric=memory_metric, memory_mb=memory_mb,
+        seconds_per_epoch=stats.seconds_per_epoch, memory=memory.metrics(),
         device=device, wall_seconds=time.perf_counter() - started,
     )

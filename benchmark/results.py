@@ -41,8 +41,7 @@ class RunResult:
     inference_samples_per_s: float
     latency_ms_per_batch: float
     seconds_per_epoch: float
-    memory_metric: str
-    memory_mb: float
+    memory: dict[str, float]  # peak_gpu_mem_mb, or peak_cpu_rss_mb + cpu_rss_growth_mb (benchmark/cost.py)
     device: str
     wall_seconds: float
 
@@ -73,7 +72,7 @@ class RunResult:
             "inference_samples_per_s": self.inference_samples_per_s,
             "latency_ms_per_batch": self.latency_ms_per_batch,
             "seconds_per_epoch": self.seconds_per_epoch,
-            self.memory_metric: self.memory_mb,
+            **self.memory,
             "wall_seconds": self.wall_seconds,
         }
         for subset, acc in self.subset_accuracy.items():

@@ -88,22 +88,22 @@ class MatrixTracker:
         self.client.log_dict(run.info.run_id, {"config": config, "environment": env, "device": device}, "matrix_config.json")
         return run.info.run_id
 
-    def cell_runs(self) -> list:
-        return self.client.search_runs(
-            [self.experiment_id],
-            f"tags.`mlflow.parentRunId` = '{self.parent_id}' and tags.`{TAG_KIND}` = 'cell'",
-            max_results=50000)
+    def cell_runs(self, cell_hash: str | None = None) -> list:
+        """Active cell runs of this matrix (of one cell when ``cell_hash`` is given)."""
+        query = f"tags.`mlflow.parentRunId` = '{self.parent_id}' and tags.`{TAG_KIND}` = 'cell'"
+        if cell_hash:
+            query += f" and tags.`{TAG_CELL}` = '{cell_hash}'"
+        return self.client.search_runs([self.experiment_id], query, max_results=50000)
 
-    def finished_cells(self) -> set[str]:
-        return {r.data.tags[TAG_CELL] for r in self.cell_runs()
-                if r.info.status == "FINISHED" and r.data.tags.get(TAG_STATUS) == "ok"}
+    def is_finished(self, cell_hash: str) -> bool:
+        return any(r.info.status == "FINISHED" and r.data.tags.get(TAG_STATUS) == "ok"
+                   for r in self.cell_runs(cell_hash))
 
     def discard_unfinished(self, cell_hash: str) -> int:
         """Delete earlier attempts at a cell that did not finish (killed or failed)."""
         count = 0
-        for run in self.cell_runs():
-            if run.data.tags.get(TAG_CELL) == cell_hash and not (
-                    run.info.status == "FINISHED" and run.data.tags.get(TAG_STATUS) == "ok"):
+        for run in self.cell_runs(cell_hash):
+            if not (run.info.status == "FINISHED" and run.data.tags.get(TAG_STATUS) == "ok"):
                 self.client.delete_run(run.info.run_id)
                 count += 1
         return count

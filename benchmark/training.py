@@ -101,10 +101,11 @@ def train(model: nn.Module, train_split: SplitTensors, modalities: list[str], co
         if not math.isfinite(epoch_loss):
             raise NonFiniteLoss(f"training loss is {epoch_loss} at epoch {epoch + 1} (lr={config.lr})")
         stats.epochs_run += 1
-        stats.epoch_seconds.append(seconds)
-        stats.train_samples += n
-        stats.train_seconds += seconds
         stats.final_loss = epoch_loss
+        if epoch > 0 or config.epochs == 1:  # the first epoch is warm-up when there are several
+            stats.epoch_seconds.append(seconds)
+            stats.train_samples += n
+            stats.train_seconds += seconds
         if on_epoch is not None:
             on_epoch(epoch, model)
     return stats

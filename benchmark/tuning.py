@@ -64,13 +64,24 @@ def open_storage(url: str):
     return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs)
 
 
-def load_study(study_name: str, storage, n_trials: int, slot: int = 0) -> optuna.Study:
+def default_trial_params(strategy: str) -> dict[str, Any]:
+    """The strategy's defaults as flat Optuna parameters ('hp.*', 'train.*')."""
+    model, training = default_params(strategy)
+    return {**{f"hp.{k}": v for k, v in model.items()}, **{f"train.{k}": v for k, v in training.items()}}
+
+
+def load_study(study_name: str, storage, n_trials: int, slot: int = 0,
+               fixed: dict[str, Any] | None = None) -> optuna.Study:
     """Create or reload a study. The TPE seed depends on the slot, so parallel workers
-    sample different points and a re-run of a slot samples the same one."""
+    sample different points and a re-run of a slot samples the same one. ``fixed`` pins
+    parameters (slot 0 evaluates the strategy's defaults, so tuning never ranks below them)."""
     seed = int(hashlib.sha256(f"{study_name}#{slot}".encode()).hexdigest()[:8], 16)
+    sampler = optuna.samplers.TPESampler(seed=seed, n_startup_trials=max(1, min(5, n_trials // 2)))
+    if fixed:
+        sampler = optuna.samplers.PartialFixedSampler(fixed, sampler)
     return optuna.create_study(
         study_name=study_name, storage=storage, direction="maximize", load_if_exists=True,
-        sampler=optuna.samplers.TPESampler(seed=seed, n_startup_trials=max(1, min(5, n_trials // 2))),
+        sampler=sampler,
         pruner=optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=1),
     )
 

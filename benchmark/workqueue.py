@@ -17,7 +17,7 @@ import socket
 import threading
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable, TypeVar
 
 import sqlalchemy as sa
@@ -48,17 +48,37 @@ class StoreUnavailable(RuntimeError):
     """The coordination database could not be reached within the retry budget."""
 
 
-def retry(action: Callable[[], T], what: str, budget_s: float = 120.0, first_wait: float = 0.5) -> T:
+def retry_budget() -> float:
+    """Seconds a store operation is retried before giving up (``FUSEBENCH_RETRY_S``, default 120)."""
+    return float(os.environ.get("FUSEBENCH_RETRY_S", "120"))
+
+
+def store_errors() -> tuple[type[BaseException], ...]:
+    """Exceptions that mean 'a store (database or tracking server) is unreachable right now'."""
+    errors: list[type[BaseException]] = [OperationalError]
+    try:
+        import requests
+
+        errors.append(requests.exceptions.ConnectionError)
+    except ImportError:
+        pass
+    return tuple(errors)
+
+
+def retry(action: Callable[[], T], what: str, budget_s: float | None = None, first_wait: float = 0.5) -> T:
     """Run ``action``; on connection errors wait with exponential backoff and jitter, up to
     ``budget_s`` seconds in total, then raise StoreUnavailable naming what failed."""
+    budget_s = retry_budget() if budget_s is None else budget_s
     deadline = time.monotonic() + budget_s
     wait = first_wait
+    transient = store_errors()
     while True:
         try:
             return action()
-        except OperationalError as exc:
+        except transient as exc:
             if time.monotonic() + wait > deadline:
-                raise StoreUnavailable(f"{what}: database unreachable for {budget_s:.0f}s: {exc.orig!r}") from exc
+                reason = getattr(exc, "orig", None) or exc
+                raise StoreUnavailable(f"{what}: unreachable for {budget_s:.0f}s, giving up: {reason!r}") from exc
             time.sleep(wait * (0.5 + random.random()))
             wait = min(wait * 2, 15.0)
 
@@ -78,7 +98,7 @@ def new_worker_id() -> str:
 class WorkQueue:
     url: str
     lease_s: float = 120.0
-    retry_budget_s: float = 120.0
+    retry_budget_s: float = field(default_factory=retry_budget)
 
     def __post_init__(self) -> None:
         kwargs = {"connect_args": {"timeout": 60}} if self.url.startswith("sqlite") else {"pool_pre_ping": True}

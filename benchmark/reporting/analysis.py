@@ -13,9 +13,11 @@ from benchmark.reporting.stats import PairedTest, mean_ci95, paired_ttest
 BASELINE = "concat"  # the paired test compares every strategy with this variant
 UNIMODAL = "unimodal"
 SUBSET_PREFIX, MISSING_PREFIX = "test_accuracy_subset.", "test_accuracy_missing."
-MEMORY_KEYS = ("peak_gpu_mem_mb", "peak_cpu_rss_mb")
+# Preferred first on ties: the per-cell CPU growth separates strategies; the process peak does not.
+MEMORY_KEYS = ("peak_gpu_mem_mb", "cpu_rss_growth_mb", "peak_cpu_rss_mb")
 MEMORY_LABELS = {
     "peak_gpu_mem_mb": "peak GPU memory allocated (MiB)",
+    "cpu_rss_growth_mb": "CPU resident memory added during the cell (MiB)",
     "peak_cpu_rss_mb": "peak CPU RSS of the benchmark process (MiB)",
 }
 

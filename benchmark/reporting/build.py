@@ -92,7 +92,8 @@ class DatasetSection:
     def _leaderboard(self) -> None:
         a, configs = self.a, self.a.configs
         ordered = pd.concat([a.ranked, configs[configs["n"] == 0].sort_values(["variant", "dropout"])])
-        memory = {"peak_gpu_mem_mb": "peak GPU mem (MiB)", "peak_cpu_rss_mb": "peak CPU RSS (MiB)"}.get(
+        memory = {"peak_gpu_mem_mb": "peak GPU mem (MiB)", "cpu_rss_growth_mb": "CPU memory added (MiB)",
+                  "peak_cpu_rss_mb": "peak CPU RSS (MiB)"}.get(
             a.memory_key, "peak memory (MiB)")
         rows = [[f"{int(r['rank'])}" if r["n"] else "—", r["variant"], r["family"], f"{r['dropout']:g}", acc_ci(r),
                  seeds_cell(r), num(r["macro_f1"]), num(r["robustness"]), count(r["infer_sps"]), count(r["params"]),
@@ -188,7 +189,11 @@ class DatasetSection:
         fig = accuracy_vs_cost(a, self._png("accuracy_vs_memory"), "memory")
         if fig:
             caveat = ""
-            if a.memory_key == "peak_cpu_rss_mb":
+            if a.memory_key == "cpu_rss_growth_mb":
+                caveat = (" Measured on CPU: the growth of the process's resident memory while the cell trained and "
+                          "was evaluated (sampled every 5 ms), not GPU memory; the allocator may reuse memory freed "
+                          "by earlier cells, so small differences are noise.")
+            elif a.memory_key == "peak_cpu_rss_mb":
                 caveat = (" Measured on CPU: this is the peak resident memory of the whole benchmark process "
                           "(framework, data and every earlier cell included), not GPU memory and not the strategy's "
                           "own footprint; treat differences between strategies as an upper bound only.")
@@ -196,7 +201,9 @@ class DatasetSection:
                 f"Mean test accuracy against {MEMORY_LABELS[a.memory_key]}; circled points joined by the black "
                 "line form the Pareto front (no other configuration uses less memory and is more accurate)." + caveat,
                 fig)
-            mixed = [k for k in MEMORY_LABELS if k != a.memory_key and k in a.runs and a.runs[k].notna().any()]
+            on_gpu = a.memory_key == "peak_gpu_mem_mb"
+            mixed = [k for k in MEMORY_LABELS if (k == "peak_gpu_mem_mb") != on_gpu and k in a.runs
+                     and a.runs[k].notna().any()]
             if mixed:
                 doc.para(f"Some runs logged `{mixed[0]}` instead of `{a.memory_key}` (another device); they are "
                          "left out of the memory figure rather than mixed with it.")
