@@ -4,6 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PROFILE ?= default
+WORKERS ?= 2
 ARGS ?=
 UI_PORT ?= 5000
 TRACKING_URI ?= $(if $(MLFLOW_TRACKING_URI),$(MLFLOW_TRACKING_URI),sqlite:///$(CURDIR)/mlruns.db)
@@ -11,7 +12,7 @@ TRACKING_URI ?= $(if $(MLFLOW_TRACKING_URI),$(MLFLOW_TRACKING_URI),sqlite:///$(C
 .PHONY: install bench smoke test data report ui clean-cache help
 
 help:
-	@echo "make bench    install if needed, then run the benchmark matrix (PROFILE=$(PROFILE))"
+	@echo "make bench    install if needed, then run the benchmark matrix (PROFILE=$(PROFILE), WORKERS=$(WORKERS))"
 	@echo "make test     install if needed, then run the test suite"
 	@echo "make data     prepare the built-in offline datasets"
 	@echo "make report   rebuild the comparison report from the MLflow store"
@@ -27,7 +28,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 bench: install
-	$(VENV)/bin/fusebench bench --profile $(PROFILE) $(ARGS)
+	$(VENV)/bin/fusebench bench --profile $(PROFILE) --workers $(WORKERS) $(ARGS)
 
 smoke: install
 	$(VENV)/bin/fusebench bench --profile smoke $(ARGS)

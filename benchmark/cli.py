@@ -84,7 +84,7 @@ def _bench(args) -> int:
         studies = sorted({(c.dataset, c.variant, c.dropout) for c in cells})
         for cell in cells:
             print(cell.label())
-        seconds = estimate_seconds(config, cells) / max(1, min(args.workers, os.cpu_count() or 1))
+        seconds = estimate_seconds(config, cells, workers=max(1, args.workers))
         print(f"{len(cells)} cells, {len(studies)} Optuna studies x {config.trials} trials; estimated time on "
               f"{config.device} with {args.workers} worker(s): {seconds / 60:.1f} min (rough; encoding not included)")
         return 0
@@ -158,8 +158,9 @@ def _cache(args) -> int:
 def _perf(args) -> int:
     from benchmark.perf import main as perf_main
 
-    if args.bench_args and args.bench_args[0] == "--":
-        args.bench_args = args.bench_args[1:]
+    import shlex
+
+    args.bench_args = shlex.split(args.bench_args)
     args.strategy = args.strategy or ["concat", "cross_attention"]
     return perf_main(args)
 
@@ -220,7 +221,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=2, help="(workers) worker count compared with 1")
     p.add_argument("--cold", action="store_true", help="(phases) also prepare data and encode features from scratch")
     p.add_argument("--device", default="auto")
-    p.add_argument("bench_args", nargs=argparse.REMAINDER, help="(phases, workers) extra `bench` flags after --")
+    p.add_argument("--bench-args", dest="bench_args", default="",
+                   help='(phases, workers) extra `bench` flags, quoted: --bench-args "--datasets noisy_mnist --seeds 0"')
     p.set_defaults(func=_perf)
 
     p = sub.add_parser("cache", help="list or clear the feature cache")

@@ -85,19 +85,22 @@ def train(model: nn.Module, train_split: SplitTensors, modalities: list[str], co
         synchronize(device)
         started = time.perf_counter()
         order = torch.randperm(n, generator=generator).to(device)
-        total_loss = 0.0
+        # Modality dropout for the whole epoch in one draw; batches take slices of it.
+        presence = random_presence(n, len(modalities), config.modality_dropout, generator, device)  # (N, M)
+        batch_losses = []
         for start in range(0, n, config.batch_size):
             index = order[start : start + config.batch_size]  # (b,)
             inputs, token_mask = model_inputs(train_split, modalities, index, tokens)
-            present = random_presence(len(index), len(modalities), config.modality_dropout, generator, device)
+            present = presence[start : start + config.batch_size]  # (b, M)
             loss = nn.functional.cross_entropy(model(inputs, present, token_mask), train_split.labels[index])
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
-            total_loss += loss.detach() * len(index)
+            batch_losses.append(loss.detach())
         synchronize(device)
         seconds = time.perf_counter() - started
-        epoch_loss = float(total_loss) / n
+        sizes = torch.tensor([min(config.batch_size, n - s) for s in range(0, n, config.batch_size)], device=device)
+        epoch_loss = float((torch.stack(batch_losses) * sizes).sum()) / n
         if not math.isfinite(epoch_loss):
             raise NonFiniteLoss(f"training loss is {epoch_loss} at epoch {epoch + 1} (lr={config.lr})")
         stats.epochs_run += 1

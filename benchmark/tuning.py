@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import warnings
 from typing import Any, Callable
 
 import optuna
@@ -78,7 +79,9 @@ def load_study(study_name: str, storage, n_trials: int, slot: int = 0,
     seed = int(hashlib.sha256(f"{study_name}#{slot}".encode()).hexdigest()[:8], 16)
     sampler = optuna.samplers.TPESampler(seed=seed, n_startup_trials=max(1, min(5, n_trials // 2)))
     if fixed:
-        sampler = optuna.samplers.PartialFixedSampler(fixed, sampler)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            sampler = optuna.samplers.PartialFixedSampler(fixed, sampler)
     return optuna.create_study(
         study_name=study_name, storage=storage, direction="maximize", load_if_exists=True,
         sampler=sampler,
