@@ -17,6 +17,7 @@ import torch
 from benchmark.registry import Registry
 
 ProgressFn = Callable[[int], None]
+IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)  # torchvision / HF vision models
 
 
 @dataclass
@@ -225,8 +226,7 @@ class TorchvisionImage(_ImageEncoder):
     """Any torchvision classification model with its default pretrained weights (needs downloads)."""
 
     name = "torchvision"
-    mean = (0.485, 0.456, 0.406)
-    std = (0.229, 0.224, 0.225)
+    mean, std = IMAGENET_MEAN, IMAGENET_STD
 
     @property
     def version(self) -> str:  # type: ignore[override]
@@ -247,8 +247,7 @@ class HFImage(_ImageEncoder):
     """Any ``transformers`` vision AutoModel (ViT-style: tokens = last hidden state)."""
 
     name = "hf-image"
-    mean = (0.485, 0.456, 0.406)
-    std = (0.229, 0.224, 0.225)
+    mean, std = IMAGENET_MEAN, IMAGENET_STD
 
     @property
     def version(self) -> str:  # type: ignore[override]

@@ -9,6 +9,13 @@ from strategies import register_strategy
 from strategies.base import FusionStrategy, key_padding, masked_mean, masked_softmax, mlp, pool_tokens, zero_absent
 from strategies.search_space import Categorical, FloatParam, IntParam
 
+# Search space shared by the token-attention strategies with one attention width and heads.
+TOKEN_ATTENTION_SPACE = {
+    "hidden": Categorical([64, 128, 256], default=128),
+    "heads": Categorical([2, 4], default=4),
+    "dropout": FloatParam(0.0, 0.5, default=0.1),
+}
+
 
 @register_strategy("cross_attention")
 class CrossAttention(FusionStrategy):
@@ -23,11 +30,7 @@ class CrossAttention(FusionStrategy):
     consumes_tokens = True
     description = "each modality's tokens attend to the other present modalities' tokens (key padding masks)"
     paper = "Lu et al. 2019, ViLBERT: co-attentional transformer layers (NeurIPS)"
-    search_space = {
-        "hidden": Categorical([64, 128, 256], default=128),
-        "heads": Categorical([2, 4], default=4),
-        "dropout": FloatParam(0.0, 0.5, default=0.1),
-    }
+    search_space = TOKEN_ATTENTION_SPACE
 
     def __init__(self, input_dims, num_classes, **hparams):
         super().__init__(input_dims, num_classes, **hparams)
@@ -97,11 +100,7 @@ class GatedCrossAttention(FusionStrategy):
     consumes_tokens = True
     description = "Flamingo-style tanh-gated (init 0) cross-attention + FFW inserted into a pooled-token base model"
     paper = "Alayrac et al. 2022, Flamingo: a Visual Language Model for Few-Shot Learning (NeurIPS)"
-    search_space = {
-        "hidden": Categorical([64, 128, 256], default=128),
-        "heads": Categorical([2, 4], default=4),
-        "dropout": FloatParam(0.0, 0.5, default=0.1),
-    }
+    search_space = TOKEN_ATTENTION_SPACE
 
     def __init__(self, input_dims, num_classes, **hparams):
         super().__init__(input_dims, num_classes, **hparams)
