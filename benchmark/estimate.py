@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-# Calibrated on a 2-core CPU: the `default` profile (621 cells, batch 128) ran in 16.8 min with
-# 2 workers, and 2 workers were 1.23x faster than 1 on a subset of it; these per-training
-# throughputs (evaluation and tracking overhead folded in) reproduce that. GPU_SPEEDUP is a
-# guess, not a measurement.
-CPU_TRAIN_SAMPLES_PER_S = {"pooled": 29500.0, "tokens": 6350.0}
+# Calibrated on a 2-core CPU: the `default` profile (621 cells, batch 128) ran in 1,331 s with
+# 1 worker and 993 s with 2 (`fusebench perf workers`, 1.34x); these per-training throughputs
+# (evaluation and tracking overhead folded in) reproduce that. GPU_SPEEDUP is a guess, not a
+# measurement.
+CPU_TRAIN_SAMPLES_PER_S = {"pooled": 27400.0, "tokens": 5900.0}
 GPU_SPEEDUP = 8.0
 TRAIN_ROWS_GUESS = 2000
-WORKER_SPEEDUP_PER_CORE = 0.23  # measured: 2 workers on 2 cores = 1.23x
+WORKER_SPEEDUP_PER_CORE = 0.34  # measured: 2 workers on 2 cores = 1.34x
 
 
 def estimate_seconds(config, cells, workers: int = 1) -> float:
