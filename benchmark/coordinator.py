@@ -38,23 +38,21 @@ def open_queue(storage_url: str):
     return WorkQueue(queue_url(storage_url, str(state_dir())), lease_s=LEASE_S)
 
 
-def prepare_data(config: MatrixConfig, log: Callable[[str], None]) -> dict[str, float]:
-    """Prepare every dataset of the matrix and fill the feature cache. -> phase seconds."""
+def prepare_data(datasets: list[str], log: Callable[[str], None]) -> tuple[dict, dict[str, float]]:
+    """Prepare the matrix's datasets and fill the feature cache.
+    -> (dataset -> FeatureSet, phase seconds)."""
     from benchmark.cards import find_card
     from benchmark.features import build_features
-    from benchmark.matrix import plan_cells
     from benchmark.prepare import ensure_prepared
 
-    datasets = sorted({c.dataset for c in plan_cells(config)})
     started = time.perf_counter()
-    for name in datasets:
-        card = find_card(name)
+    cards = {name: find_card(name) for name in datasets}
+    for card in cards.values():
         if card.source_kind == "builtin":
             ensure_prepared(card.source["builtin"], progress=log)
     data_s = time.perf_counter() - started
-    for name in datasets:
-        build_features(find_card(name), log=log)
-    return {"data": data_s, "encoding": time.perf_counter() - started - data_s}
+    features = {name: build_features(card, log=log) for name, card in cards.items()}
+    return features, {"data": data_s, "encoding": time.perf_counter() - started - data_s}
 
 
 def run_bench(config: MatrixConfig, tracking_uri: str, storage_url: str, workers: int = 1,
@@ -73,24 +71,28 @@ def run_bench(config: MatrixConfig, tracking_uri: str, storage_url: str, workers
     MatrixTracker(tracking_uri, matrix_id, asdict(config), config.device, create=True)
     cells = plan_cells(config)
     summary = BenchSummary(matrix_id, len(cells))
-    summary.phase_seconds.update(prepare_data(config, log))
+    features, phases = prepare_data(sorted({c.dataset for c in cells}), log)
+    summary.phase_seconds.update(phases)
     if workers == 0:  # register only: workers on this or other machines join with `fusebench worker`
         summary.wall_seconds = time.perf_counter() - started
         return summary
     if workers == 1:
-        outcome = Worker(config, tracking_uri, storage_url, queue, new_worker_id(), log).run()
+        outcome = Worker(config, tracking_uri, storage_url, queue, new_worker_id(), log, features=features).run()
         summary.completed, summary.skipped, summary.failed = len(outcome.completed), outcome.skipped, outcome.failed
         summary.phase_seconds.update({"tuning": outcome.phase_seconds["tuning"],
                                       "final_runs": outcome.phase_seconds["final_runs"]})
     else:
+        units = [cell_unit(c, config) for c in cells]
+        done_before = queue.done_units(matrix_id)
         t0 = time.perf_counter()
         codes = spawn_workers(workers, matrix_id, tracking_uri, storage_url, config.device)
         summary.phase_seconds["workers"] = time.perf_counter() - t0
         done = queue.done_units(matrix_id)
-        missing = [c for c in cells if cell_unit(c, config) not in done]
+        missing = [u for u in units if u not in done]
         if missing:
             raise RuntimeError(f"{len(missing)} cells unfinished; worker exit codes {codes}; re-run to resume")
-        summary.completed = len(cells)
+        summary.skipped = sum(u in done_before for u in units)
+        summary.completed = len(units) - summary.skipped
     summary.wall_seconds = time.perf_counter() - started
     return summary
 

@@ -3,7 +3,8 @@
 For each (dataset, strategy, dropout) one Optuna study gets the same trial budget; its
 best hyperparameters are retrained with every seed and evaluated on the test split, next
 to the strategy's defaults on the same seeds (the tuning gain). Finished cells are found
-by configuration hash in MLflow and skipped, so an interrupted run resumes."""
+by configuration hash and skipped, so an interrupted run resumes: the work is split into
+leased units (benchmark/workqueue.py) that any number of workers claim."""
 
 from __future__ import annotations
 
@@ -99,7 +100,8 @@ class Worker:
     machines, can run the same matrix; a single `fusebench bench` is one such worker."""
 
     def __init__(self, config: MatrixConfig, tracking_uri: str, storage_url: str, queue, worker_id: str,
-                 log: Callable[[str], None] = print, poll_s: float = 2.0) -> None:
+                 log: Callable[[str], None] = print, poll_s: float = 2.0,
+                 features: dict[str, FeatureSet] | None = None) -> None:
         from benchmark.tuning import open_storage
 
         self.config, self.queue, self.worker_id, self.log, self.poll_s = config, queue, worker_id, log, poll_s
@@ -108,7 +110,8 @@ class Worker:
         self.studies = study_units(config, self.cells)
         self.storage = open_storage(storage_url)
         self.tracker = MatrixTracker(tracking_uri, self.matrix_id, asdict(config), config.device, create=False)
-        self.features: dict[str, FeatureSet] = {}
+        self.features: dict[str, FeatureSet] = dict(features or {})
+        self.unit_list = list(self.units())  # fixed for the matrix; hashed once, not on every poll
         self.phases = {"data_and_encoding": 0.0, "tuning": 0.0, "final_runs": 0.0}
         self.outcome = MatrixOutcome(self.matrix_id, self.tracker.parent_id)
 
@@ -131,7 +134,7 @@ class Worker:
         with MatrixDisplay(total=total, done=already) as display:
             while True:
                 done = self.queue.done_units(self.matrix_id)
-                pending = [u for u in self.units() if u[0] not in done]
+                pending = [u for u in self.unit_list if u[0] not in done]
                 if not pending:
                     break
                 claimed = next((u for u in pending if self._ready(u, done) and
