@@ -18,7 +18,10 @@ ARGS = ["bench", "--profile", "smoke", "--datasets", "toy", "--strategies", "con
 
 def test_killed_bench_resumes_without_duplicates(toy_card, fusebench_home, capsys):
     uri = os.environ["MLFLOW_TRACKING_URI"]
-    process = fusebench(*ARGS)
+    # Toy cells finish in well under a second, faster than the poll below can see them: hold every
+    # cell of the victim for a few seconds after its run is opened, so the kill lands mid-matrix
+    # and mid-cell (an open, unfinished run is left behind for the resume to discard).
+    process = fusebench(*ARGS, env={"FUSEBENCH_FAULT_CELL_DELAY_S": "3"})
     try:
         wait_for(lambda: len(finished(cell_runs(uri))) >= 2, timeout=300, what="two finished cells")
     finally:
