@@ -92,7 +92,7 @@ def _bench(args) -> int:
     storage = args.storage or default_optuna_storage()
     print(f"fusebench bench: profile {config.name}, matrix {config.matrix_id()}, {len(cells)} cells, device "
           f"{config.device}, workers {args.workers}, tracking {tracking_uri}, optuna {storage}")
-    summary = run_bench(config, tracking_uri, storage, workers=args.workers)
+    summary = run_bench(config, tracking_uri, storage, workers=args.workers, retry_failed=args.retry_failed)
     if args.workers == 0:
         print(f"matrix {summary.matrix_id} registered and its data prepared; start workers with:\n"
               f"  fusebench worker --storage '{storage}' --tracking-uri '{tracking_uri}' --matrix-id {summary.matrix_id}")
@@ -117,6 +117,8 @@ def _bench(args) -> int:
           f"already done, {len(summary.failed)} failed; wall time {summary.wall_seconds:.1f}s ({phases})")
     for label, error in summary.failed:
         print(f"  failed: {label}: {error}")
+    if summary.failed:
+        print("  failed cells are kept as failed runs in MLflow; re-run with --retry-failed to try them again")
     return 0
 
 
@@ -196,6 +198,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=1, help="worker processes on this machine (default 1; 0 = register the matrix and prepare data only)")
     p.add_argument("--dry-run", action="store_true", help="print the cells and a time estimate, run nothing")
     p.add_argument("--no-report", action="store_true", help="skip building the report at the end")
+    p.add_argument("--retry-failed", action="store_true",
+                   help="run the cells that failed in an earlier run of this matrix again (default: keep them as failed)")
     p.set_defaults(func=_bench)
 
     p = sub.add_parser("worker", help="join a registered matrix (shared Optuna storage + tracking store) and work on it")

@@ -56,10 +56,10 @@ def prepare_data(datasets: list[str], log: Callable[[str], None]) -> tuple[dict,
 
 
 def run_bench(config: MatrixConfig, tracking_uri: str, storage_url: str, workers: int = 1,
-              log: Callable[[str], None] = print) -> BenchSummary:
+              log: Callable[[str], None] = print, retry_failed: bool = False) -> BenchSummary:
     from benchmark.matrix import Worker, cell_unit, plan_cells
     from benchmark.tracking import MatrixTracker
-    from benchmark.workqueue import new_worker_id
+    from benchmark.workqueue import new_worker_id, retry
 
     started = time.perf_counter()
     matrix_id = config.matrix_id()
@@ -68,9 +68,13 @@ def run_bench(config: MatrixConfig, tracking_uri: str, storage_url: str, workers
     from benchmark.tuning import open_storage
 
     open_storage(storage_url)  # create Optuna's tables once, before any worker races to do it
-    MatrixTracker(tracking_uri, matrix_id, asdict(config), config.device, create=True)
+    tracker = retry(lambda: MatrixTracker(tracking_uri, matrix_id, asdict(config), config.device, create=True),
+                    f"open tracking store {tracking_uri}")
     cells = plan_cells(config)
     summary = BenchSummary(matrix_id, len(cells))
+    if retry_failed:
+        failed_units = [f"cell:{h}" for h in tracker.failed_cells()]
+        log(f"retrying {queue.reopen(matrix_id, failed_units)} failed cells")
     features, phases = prepare_data(sorted({c.dataset for c in cells}), log)
     summary.phase_seconds.update(phases)
     if workers == 0:  # register only: workers on this or other machines join with `fusebench worker`
@@ -78,7 +82,7 @@ def run_bench(config: MatrixConfig, tracking_uri: str, storage_url: str, workers
         return summary
     if workers == 1:
         outcome = Worker(config, tracking_uri, storage_url, queue, new_worker_id(), log, features=features).run()
-        summary.completed, summary.skipped, summary.failed = len(outcome.completed), outcome.skipped, outcome.failed
+        summary.completed, summary.skipped = len(outcome.completed), outcome.skipped
         summary.phase_seconds.update({"tuning": outcome.phase_seconds["tuning"],
                                       "final_runs": outcome.phase_seconds["final_runs"]})
     else:
@@ -92,7 +96,10 @@ def run_bench(config: MatrixConfig, tracking_uri: str, storage_url: str, workers
         if missing:
             raise RuntimeError(f"{len(missing)} cells unfinished; worker exit codes {codes}; re-run to resume")
         summary.skipped = sum(u in done_before for u in units)
-        summary.completed = len(units) - summary.skipped
+        failed_now = sum(f"cell:{h}" not in done_before for h in tracker.failed_cells())
+        summary.completed = len(units) - summary.skipped - failed_now
+    # Every failed cell of the matrix, this run's and earlier ones', as MLflow records them.
+    summary.failed = list(tracker.failed_cells().values())
     summary.wall_seconds = time.perf_counter() - started
     return summary
 

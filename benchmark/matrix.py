@@ -27,7 +27,7 @@ from benchmark.progress import MatrixDisplay
 from benchmark.results import Cell, RunResult
 from benchmark.tracking import MatrixTracker
 from benchmark.training import TrainConfig, build_model, train
-from benchmark.workqueue import retry, store_errors
+from benchmark.workqueue import is_store_outage, retry
 from benchmark.tuning import budget_trials, default_params, split_params
 from strategies import discover, load_plugin
 
@@ -109,7 +109,8 @@ class Worker:
         self.cells = plan_cells(config)
         self.studies = study_units(config, self.cells)
         self.storage = open_storage(storage_url)
-        self.tracker = MatrixTracker(tracking_uri, self.matrix_id, asdict(config), config.device, create=False)
+        self.tracker = retry(lambda: MatrixTracker(tracking_uri, self.matrix_id, asdict(config), config.device,
+                                                   create=False), f"open tracking store {tracking_uri}")
         self.features: dict[str, FeatureSet] = dict(features or {})
         self.unit_list = list(self.units())  # fixed for the matrix; hashed once, not on every poll
         self.phases = {"data_and_encoding": 0.0, "tuning": 0.0, "final_runs": 0.0}
@@ -212,9 +213,9 @@ class Worker:
             self.tracker.finish_cell(run_id, result.params(), result.metrics(), {"family": result.family},
                                      result.to_dict())
             self.outcome.completed.append(result)
-        except store_errors():
-            raise  # the store, not the cell, failed: handled by the retry around the unit
         except Exception as exc:  # noqa: BLE001 - a failed cell is recorded and the matrix goes on
+            if is_store_outage(exc):
+                raise  # the store, not the cell, failed: handled by the retry around the unit
             message = f"{type(exc).__name__}: {exc}"
             self.tracker.fail_cell(run_id, message + "\n" + traceback.format_exc(limit=5))
             self.outcome.failed.append((cell.label(), message))

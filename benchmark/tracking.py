@@ -19,8 +19,19 @@ TAG_KIND, TAG_MATRIX, TAG_CELL, TAG_STATUS, TAG_ERROR = (
 PACKAGES = ("torch", "torchvision", "transformers", "datasets", "mlflow", "optuna", "scikit-learn", "numpy")
 
 
+# The MLflow REST client retries a dead server for minutes on its own (7 retries, backoff
+# factor 2). fusebench retries outages itself with a bounded budget (FUSEBENCH_RETRY_S), so
+# the client's retries are shortened unless the user set them.
+MLFLOW_CLIENT_RETRY_DEFAULTS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1"}
+
+
 def _client(tracking_uri: str):
+    import os
+
     from mlflow.tracking import MlflowClient
+
+    for name, value in MLFLOW_CLIENT_RETRY_DEFAULTS.items():
+        os.environ.setdefault(name, value)
 
     return MlflowClient(tracking_uri=tracking_uri)
 
@@ -128,6 +139,15 @@ class MatrixTracker:
         self.client.log_dict(run_id, record, "run_result.json")
         self.client.set_tag(run_id, TAG_STATUS, "ok")  # last write: marks the cell complete
         self.client.set_terminated(run_id, "FINISHED")
+
+    def failed_cells(self) -> dict[str, tuple[str, str]]:
+        """Cell hash -> (run name, first line of the error) for cells whose latest run failed."""
+        failed = {}
+        for run in self.cell_runs():
+            if run.data.tags.get(TAG_STATUS) == "failed":
+                error = (run.data.tags.get(TAG_ERROR) or "").splitlines()
+                failed[run.data.tags[TAG_CELL]] = (run.info.run_name, error[0] if error else "")
+        return failed
 
     def fail_cell(self, run_id: str, error: str) -> None:
         self.client.set_tag(run_id, TAG_STATUS, "failed")

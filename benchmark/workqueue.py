@@ -53,16 +53,31 @@ def retry_budget() -> float:
     return float(os.environ.get("FUSEBENCH_RETRY_S", "120"))
 
 
-def store_errors() -> tuple[type[BaseException], ...]:
-    """Exceptions that mean 'a store (database or tracking server) is unreachable right now'."""
-    errors: list[type[BaseException]] = [OperationalError]
+def _outage_types() -> tuple[type[BaseException], ...]:
+    types: list[type[BaseException]] = [OperationalError]
     try:
         import requests
 
-        errors.append(requests.exceptions.ConnectionError)
+        # RetryError: the MLflow client's own retries on 5xx answers (a server whose database is gone) ran out.
+        types += [requests.exceptions.ConnectionError, requests.exceptions.Timeout, requests.exceptions.RetryError]
     except ImportError:
         pass
-    return tuple(errors)
+    return tuple(types)
+
+
+def is_store_outage(exc: BaseException) -> bool:
+    """True when ``exc`` means 'a store (database or tracking server) is unreachable right now'.
+
+    The MLflow REST client re-raises connection errors as a plain MlflowException, so the
+    exception's chain (``__cause__`` and ``__context__``) is searched, not only its type."""
+    types = _outage_types()
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, types):
+            return True
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return False
 
 
 def retry(action: Callable[[], T], what: str, budget_s: float | None = None, first_wait: float = 0.5) -> T:
@@ -71,11 +86,12 @@ def retry(action: Callable[[], T], what: str, budget_s: float | None = None, fir
     budget_s = retry_budget() if budget_s is None else budget_s
     deadline = time.monotonic() + budget_s
     wait = first_wait
-    transient = store_errors()
     while True:
         try:
             return action()
-        except transient as exc:
+        except Exception as exc:  # noqa: BLE001 - only outages are retried; everything else is re-raised
+            if not is_store_outage(exc):
+                raise
             if time.monotonic() + wait > deadline:
                 reason = getattr(exc, "orig", None) or exc
                 raise StoreUnavailable(f"{what}: unreachable for {budget_s:.0f}s, giving up: {reason!r}") from exc
@@ -185,6 +201,14 @@ class WorkQueue:
         except IntegrityError:
             self._run(f"mark {unit} done", lambda conn: conn.execute(
                 LEASES.update().where(LEASES.c.matrix_id == matrix_id, LEASES.c.unit == unit).values(done=True)))
+
+    def reopen(self, matrix_id: str, units: list[str]) -> int:
+        """Mark done units as not done again (to retry failed cells). Returns how many."""
+        if not units:
+            return 0
+        return self._run("reopen units", lambda conn: conn.execute(
+            LEASES.update().where(LEASES.c.matrix_id == matrix_id, LEASES.c.unit.in_(units))
+            .values(done=False, expires=0.0)).rowcount)
 
     def done_units(self, matrix_id: str) -> set[str]:
         rows = self._run("read leases", lambda conn: conn.execute(

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import collections
+import contextlib
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -65,3 +67,42 @@ def assert_trial_budget(storage_url: str, trials: int, studies: int):
         assert sorted(slots) == list(range(trials)), (summary.study_name, slots)
         assert all(n == 1 for n in slots.values()), (summary.study_name, slots)
         assert len(budget_trials(study)) == trials
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextlib.contextmanager
+def mlflow_server(folder: Path, port: int | None = None):
+    """A real MLflow tracking server on 127.0.0.1 with a SQLite backend and proxied artifacts
+    under ``folder``; yields its http:// URI and stops it afterwards."""
+    import urllib.request
+
+    port = port or free_port()
+    folder.mkdir(parents=True, exist_ok=True)
+    log = open(folder / "server.log", "ab")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
+         "--backend-store-uri", f"sqlite:///{folder / 'server.db'}", "--artifacts-destination",
+         str(folder / "artifacts")], stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    uri = f"http://127.0.0.1:{port}"
+
+    def healthy():
+        if process.poll() is not None:
+            raise AssertionError(f"mlflow server exited with {process.returncode}; see {folder / 'server.log'}")
+        try:
+            return urllib.request.urlopen(f"{uri}/health", timeout=2).status == 200
+        except OSError:
+            return False
+
+    try:
+        wait_for(healthy, timeout=120, what=f"mlflow server on {uri}")
+        yield uri
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, 15)
+        process.wait(timeout=30)
+        log.close()

@@ -82,20 +82,35 @@ def test_failed_cells_are_recorded_and_matrix_goes_on(toy_card, fusebench_home, 
     plugin = fusebench_home / "bad_plugin.py"
     plugin.write_text(NAN_PLUGIN)
     uri = os.environ["MLFLOW_TRACKING_URI"]
+    args = ["bench", "--profile", "smoke", "--datasets", "toy", "--strategies", "test_nan,concat,test_impossible",
+            "--trials", "0", "--epochs", "2", "--seeds", "0", "--dropout", "0.3", "--plugin", str(plugin),
+            "--device", "cpu", "--no-report"]
     try:
-        args = ["bench", "--profile", "smoke", "--datasets", "toy", "--strategies", "test_nan,concat,test_impossible",
-                "--trials", "0", "--epochs", "2", "--seeds", "0", "--dropout", "0.3", "--plugin", str(plugin),
-                "--device", "cpu"]
         assert main(args) == 0
+        out = capsys.readouterr().out
+        runs = cell_runs(uri)
+        status = {r.data.params.get("variant") or r.data.tags.get("strategy"): r for r in runs}
+        assert status["concat"].info.status == "FINISHED"
+        assert status["test_nan"].info.status == "FAILED"
+        assert "NonFiniteLoss" in status["test_nan"].data.tags["fusebench.error"]
+        assert status["test_impossible"].info.status == "FAILED"
+        assert "impossible" in status["test_impossible"].data.tags["fusebench.error"]
+        assert "2 failed" in out and "--retry-failed" in out
+
+        # A plain re-run keeps the failed cells as they are and still lists them.
+        assert main(args) == 0
+        out = capsys.readouterr().out
+        assert "0 run now, 3 already done, 2 failed" in out and "failed: toy · test_nan" in out
+        assert {r.info.run_id for r in cell_runs(uri)} == {r.info.run_id for r in runs}
+
+        # --retry-failed runs exactly the failed cells again, replacing their failed runs.
+        assert main(args + ["--retry-failed"]) == 0
+        out = capsys.readouterr().out
+        assert "retrying 2 failed cells" in out and "0 run now, 1 already done, 2 failed" in out
+        again = {r.data.tags["strategy"]: r for r in cell_runs(uri)}
+        assert len(again) == 3 and again["concat"].info.run_id == status["concat"].info.run_id
+        for name in ("test_nan", "test_impossible"):
+            assert again[name].info.status == "FAILED" and again[name].info.run_id != status[name].info.run_id
     finally:
         STRATEGIES.remove("test_nan")
         STRATEGIES.remove("test_impossible")
-    out = capsys.readouterr().out
-    runs = cell_runs(uri)
-    status = {r.data.params.get("variant") or r.data.tags.get("strategy"): r for r in runs}
-    assert status["concat"].info.status == "FINISHED"
-    assert status["test_nan"].info.status == "FAILED"
-    assert "NonFiniteLoss" in status["test_nan"].data.tags["fusebench.error"]
-    assert status["test_impossible"].info.status == "FAILED"
-    assert "impossible" in status["test_impossible"].data.tags["fusebench.error"]
-    assert "2 failed" in out

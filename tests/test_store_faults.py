@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 
 import pytest
@@ -39,3 +40,44 @@ def test_worker_exits_with_clear_error_when_database_unreachable(tmp_path, monke
     code = main(["worker", "--storage", f"sqlite:///{tmp_path}/missing/dir/optuna.db"])
     assert code == 2
     assert "unreachable" in capsys.readouterr().err
+
+
+def test_mlflow_connection_errors_count_as_store_outages():
+    """The MLflow REST client re-raises a refused connection as a plain MlflowException."""
+    import requests
+    from mlflow.exceptions import MlflowException
+
+    from benchmark.workqueue import is_store_outage
+
+    def wrapped(inner):
+        try:
+            try:
+                raise inner
+            except Exception as e:  # noqa: BLE001 - mirror mlflow.utils.rest_utils.http_request
+                raise MlflowException(f"API request failed with exception {e}")
+        except MlflowException as outer:
+            return outer
+
+    assert is_store_outage(wrapped(requests.exceptions.ConnectionError("refused")))
+    assert is_store_outage(wrapped(requests.exceptions.RetryError("too many 503 error responses")))
+    assert not is_store_outage(wrapped(ValueError("bad parameter")))
+    assert not is_store_outage(MlflowException("RESOURCE_DOES_NOT_EXIST"))
+
+
+def test_worker_exits_with_clear_error_when_tracking_server_unreachable(toy_card, fusebench_home, monkeypatch, capsys):
+    import socket
+
+    storage = os.environ["FUSEBENCH_OPTUNA_STORAGE"]
+    assert main(["bench", "--profile", "smoke", "--datasets", "toy", "--strategies", "concat", "--trials", "1",
+                 "--epochs", "1", "--seeds", "0", "--device", "cpu", "--workers", "0"]) == 0
+    with socket.socket() as sock:  # a port on which nothing listens
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    monkeypatch.setenv("FUSEBENCH_RETRY_S", "2")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    capsys.readouterr()
+    started = time.monotonic()
+    code = main(["worker", "--storage", storage, "--tracking-uri", f"http://127.0.0.1:{port}"])
+    assert code == 2
+    assert f"open tracking store http://127.0.0.1:{port}: unreachable for 2s, giving up" in capsys.readouterr().err
+    assert time.monotonic() - started < 60

@@ -2,7 +2,8 @@
 MLflow store; one is killed in the middle of a cell; the others take its work over. Every
 cell must finish exactly once and no tuning trial may be missing or duplicated.
 
-Runs against SQLite (Optuna RDB) and JournalStorage always, and against PostgreSQL when
+Runs against SQLite (Optuna RDB) and JournalStorage always, with runs going to a real MLflow
+tracking server (`mlflow server` on 127.0.0.1) once, and against PostgreSQL when
 FUSEBENCH_TEST_POSTGRES_URL is set (`.ci/run` starts a server on 127.0.0.1 and sets it)."""
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ import uuid
 import pytest
 
 from benchmark.cli import main
-from tests.helpers_runs import assert_each_cell_once, assert_trial_budget, cell_runs, fusebench, wait_for
+from tests.helpers_runs import (assert_each_cell_once, assert_trial_budget, cell_runs, fusebench, mlflow_server,
+                                wait_for)
 
 pytestmark = pytest.mark.slow
 STRATEGIES = "concat,sum,late_weighted"
@@ -22,7 +24,8 @@ SEEDS = "0,1"
 
 
 def storages():
-    params = [pytest.param("sqlite", id="sqlite"), pytest.param("journal", id="journal")]
+    params = [pytest.param("sqlite", id="sqlite"), pytest.param("journal", id="journal"),
+              pytest.param("sqlite+server", id="mlflow-tracking-server")]
     postgres = os.environ.get("FUSEBENCH_TEST_POSTGRES_URL")
     params.append(pytest.param("postgres", id="postgresql", marks=pytest.mark.skipif(
         not postgres, reason="FUSEBENCH_TEST_POSTGRES_URL not set (.ci/run starts PostgreSQL and sets it)")))
@@ -30,7 +33,7 @@ def storages():
 
 
 def _storage_url(kind: str, home) -> str:
-    if kind == "sqlite":
+    if kind.startswith("sqlite"):
         return f"sqlite:///{home / 'optuna-workers.db'}"
     if kind == "journal":
         return f"journal:{home / 'optuna-journal.log'}"
@@ -45,11 +48,22 @@ def _storage_url(kind: str, home) -> str:
     return str(sa.engine.make_url(base).set(database=name).render_as_string(hide_password=False))
 
 
+@pytest.fixture
+def tracking_uri(request, fusebench_home, monkeypatch):
+    """The default SQLite tracking store, or a real MLflow tracking server for the server case."""
+    if request.node.callspec.params["kind"].endswith("+server"):
+        with mlflow_server(fusebench_home / "mlflow-server") as uri:
+            monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+            yield uri
+    else:
+        yield os.environ["MLFLOW_TRACKING_URI"]
+
+
 @pytest.mark.parametrize("kind", storages())
-def test_three_workers_one_killed(kind, toy_card, fusebench_home, monkeypatch, capsys):
+def test_three_workers_one_killed(kind, toy_card, fusebench_home, tracking_uri, monkeypatch, capsys):
     monkeypatch.setenv("FUSEBENCH_LEASE_S", "6")
     monkeypatch.setenv("FUSEBENCH_NO_LOCAL_RELEASE", "1")  # take work over by lease timeout, as across machines
-    uri = os.environ["MLFLOW_TRACKING_URI"]
+    uri = tracking_uri
     storage = _storage_url(kind, fusebench_home)
     bench = ["bench", "--profile", "smoke", "--datasets", "toy", "--strategies", STRATEGIES, "--trials", "3",
              "--epochs", "3", "--seeds", SEEDS, "--dropout", "0.3", "--device", "cpu", "--storage", storage]
