@@ -136,9 +136,15 @@ def _report(args) -> int:
     from benchmark.paths import default_tracking_uri
     from benchmark.report import build_report
 
-    folder, text = build_report(args.tracking_uri or default_tracking_uri(), args.matrix_id)
+    tracking_uri = args.tracking_uri or default_tracking_uri()
+    folder, text = build_report(tracking_uri, args.matrix_id)
     print(text)
     print(f"report written to {folder}")
+    if not args.no_log:
+        from benchmark.tracking import MatrixTracker
+
+        MatrixTracker(tracking_uri, folder.name, {}, "", create=False).log_artifacts(folder)
+        print(f"and logged as artifacts 'report/' of the parent run of matrix {folder.name} in {tracking_uri}")
     return 0
 
 
@@ -212,6 +218,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("report", help="rebuild the comparison report from the MLflow store")
     p.add_argument("--matrix-id", help="matrix to report on (default: the newest)")
     p.add_argument("--tracking-uri", help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI or sqlite:///mlruns.db)")
+    p.add_argument("--no-log", action="store_true",
+                   help="only write reports/<matrix id>/; do not log it as artifacts of the matrix's parent run")
     p.set_defaults(func=_report)
 
     p = sub.add_parser("perf", help="performance benchmarks that print figures: loop overhead, phase times, worker speed-up")

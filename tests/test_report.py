@@ -226,6 +226,14 @@ def test_report_never_imports_torch(store, tmp_path):
     assert done.stdout.strip().endswith("ok")
     assert (tmp_path / "api" / MATRIX / "report.html").exists()
     assert (tmp_path / "cli" / MATRIX / "report.html").exists()
+    # `fusebench report` also logs the report as artifacts of the matrix's parent run
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=uri)
+    parent = client.search_runs([client.get_experiment_by_name("fusebench").experiment_id],
+                                f"tags.`fusebench.kind` = 'matrix' and tags.`fusebench.matrix_id` = '{MATRIX}'")[0]
+    logged = {a.path for a in client.list_artifacts(parent.info.run_id, "report")}
+    assert {"report/report.md", "report/report.html"} <= logged, logged
 
 
 def test_unknown_matrix_is_a_clear_error(store, tmp_path):
