@@ -69,45 +69,34 @@ def test_good_dataset_builds(fusebench_home):
     assert len(_cached_files()) == 6
 
 
-def test_missing_column(fusebench_home):
-    card = _dataset(fusebench_home / "cards", GOOD_MODALITIES.replace("column: pic", "column: picture"))
+BAD_INPUTS = {
+    "missing column": (
+        {"modalities": GOOD_MODALITIES.replace("column: pic", "column: picture")},
+        ["'bad'", "'train'", "'picture'", "modalities.pic.column"]),
+    "missing tabular column": (
+        {"modalities": GOOD_MODALITIES.replace("[size, kind]", "[size, colour]")},
+        ["dataset 'bad', split 'train': column 'colour' (modality 'table')"]),
+    "unknown encoder": (
+        {"modalities": GOOD_MODALITIES.replace("encoder: raw_pixels", "encoder: raw_pixel")},
+        ["'bad'", "'pic'", "raw_pixel", "Did you mean"]),
+    "label of wrong type": (
+        {"label": lambda i: i * 0.5},
+        ["'bad'", "split 'train'", "column 'y'", "row 0", "float"]),
+    "empty split": (
+        {"sizes": (12, 6, 0)},
+        ["dataset 'bad': split 'test' is empty"]),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_INPUTS))
+def test_bad_input_is_named_and_nothing_is_cached(case, fusebench_home):
+    """Each bad input names the dataset, split, column/field (and row) and leaves the cache empty."""
+    changes, expected = BAD_INPUTS[case]
+    card = _dataset(fusebench_home / "cards", **changes)
     with pytest.raises(DataError) as info:
         build_features(card, log=lambda s: None)
-    message = str(info.value)
-    assert "'bad'" in message and "'train'" in message and "'picture'" in message and "modalities.pic.column" in message
-    assert _cached_files() == []
-
-
-def test_missing_tabular_column(fusebench_home):
-    card = _dataset(fusebench_home / "cards", GOOD_MODALITIES.replace("[size, kind]", "[size, colour]"))
-    with pytest.raises(DataError, match=r"dataset 'bad', split 'train': column 'colour' \(modality 'table'\)"):
-        build_features(card, log=lambda s: None)
-    assert _cached_files() == []
-
-
-def test_unknown_encoder(fusebench_home):
-    card = _dataset(fusebench_home / "cards", GOOD_MODALITIES.replace("encoder: raw_pixels", "encoder: raw_pixel"))
-    with pytest.raises(DataError) as info:
-        build_features(card, log=lambda s: None)
-    message = str(info.value)
-    assert "'bad'" in message and "'pic'" in message and "raw_pixel" in message and "Did you mean" in message
-    assert _cached_files() == []
-
-
-def test_label_of_wrong_type(fusebench_home):
-    card = _dataset(fusebench_home / "cards", label=lambda i: i * 0.5)
-    with pytest.raises(DataError) as info:
-        build_features(card, log=lambda s: None)
-    message = str(info.value)
-    assert "'bad'" in message and "split 'train'" in message and "column 'y'" in message and "row 0" in message
-    assert "float" in message
-    assert _cached_files() == []
-
-
-def test_empty_split(fusebench_home):
-    card = _dataset(fusebench_home / "cards", sizes=(12, 6, 0))
-    with pytest.raises(DataError, match=r"dataset 'bad': split 'test' is empty"):
-        build_features(card, log=lambda s: None)
+    missing = [text for text in expected if text not in str(info.value)]
+    assert not missing, f"{missing} not in error: {info.value}"
     assert _cached_files() == []
 
 
