@@ -23,6 +23,20 @@ STRATEGIES = "concat,sum,late_weighted"
 SEEDS = "0,1"
 
 
+def lease_holders(storage: str) -> set[str]:
+    """The '-<pid>-' part of every worker that holds or held a lease in the matrix's queue."""
+    import sqlalchemy as sa
+
+    from benchmark.coordinator import open_queue
+    from benchmark.workqueue import LEASES
+
+    queue = open_queue(storage)
+    with queue.engine.connect() as conn:
+        workers = [row[0] for row in conn.execute(sa.select(LEASES.c.worker)) if row[0]]
+    queue.engine.dispose()
+    return {f"-{worker.split('-')[-2]}-" for worker in workers}
+
+
 def storages():
     params = [pytest.param("sqlite", id="sqlite"), pytest.param("journal", id="journal"),
               pytest.param("sqlite+server", id="mlflow-tracking-server")]
@@ -71,17 +85,22 @@ def test_three_workers_one_killed(kind, toy_card, fusebench_home, tracking_uri, 
     capsys.readouterr()
     worker_args = ["worker", "--storage", storage, "--tracking-uri", uri, "--device", "cpu"]
     env = {"OMP_NUM_THREADS": "1"}
-    # Worker 0 (the victim) pauses 60 s inside each cell, so the kill surely lands mid-cell.
-    workers = [fusebench(*worker_args, env={**env, "FUSEBENCH_FAULT_CELL_DELAY_S": "60" if i == 0 else "0"})
-               for i in range(3)]
-    victim = workers[0]
+    # Worker 0 (the victim) pauses 60 s inside each cell, so the kill surely lands mid-cell. It
+    # starts first and the two survivors join once it is inside a cell: started together, the
+    # survivors could finish the whole toy matrix before a slow-starting victim claims a cell.
+    victim = fusebench(*worker_args, env={**env, "FUSEBENCH_FAULT_CELL_DELAY_S": "60"})
+    workers = [victim]
     try:
-        # Kill worker 0 while it holds a running cell run (mid-cell).
         def victim_mid_cell():
             return next((r.data.tags["fusebench.cell_hash"] for r in cell_runs(uri) if r.info.status == "RUNNING"
                          and f"-{victim.pid}-" in r.data.tags.get("worker", "")), None)
 
         interrupted = wait_for(victim_mid_cell, timeout=300, what="worker 0 to start a cell", interval=0.2)
+        workers += [fusebench(*worker_args, env=env) for _ in range(2)]
+        # All three work on the matrix at once: each survivor holds a lease before the victim dies.
+        wait_for(lambda: all(lease_holders(storage) & {f"-{w.pid}-"} for w in workers[1:]), timeout=300,
+                 what="both surviving workers to claim a unit", interval=0.2)
+        assert victim_mid_cell() == interrupted, "worker 0 must still be inside its cell when killed"
         victim.send_signal(signal.SIGKILL)
         victim.wait(timeout=30)
         outputs = [w.communicate(timeout=600)[0] for w in workers[1:]]
