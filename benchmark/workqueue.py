@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import random
 import socket
@@ -24,6 +25,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 T = TypeVar("T")
+LOG = logging.getLogger("fusebench.store")
 METADATA = sa.MetaData()
 MATRICES = sa.Table(
     "fusebench_matrices", METADATA,
@@ -86,12 +88,20 @@ def retry(action: Callable[[], T], what: str, budget_s: float | None = None, fir
     budget_s = retry_budget() if budget_s is None else budget_s
     deadline = time.monotonic() + budget_s
     wait = first_wait
+    warned = False
     while True:
         try:
-            return action()
+            result = action()
+            if warned:
+                LOG.warning("fusebench: %s: store reachable again, going on", what)
+            return result
         except Exception as exc:  # noqa: BLE001 - only outages are retried; everything else is re-raised
             if not is_store_outage(exc):
                 raise
+            if not warned:
+                LOG.warning("fusebench: %s: store unreachable (%s); retrying with backoff for up to %.0fs",
+                            what, type(exc).__name__, budget_s)
+                warned = True
             if time.monotonic() + wait > deadline:
                 reason = getattr(exc, "orig", None) or exc
                 raise StoreUnavailable(f"{what}: unreachable for {budget_s:.0f}s, giving up: {reason!r}") from exc

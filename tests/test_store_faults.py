@@ -81,3 +81,37 @@ def test_worker_exits_with_clear_error_when_tracking_server_unreachable(toy_card
     assert code == 2
     assert f"open tracking store http://127.0.0.1:{port}: unreachable for 2s, giving up" in capsys.readouterr().err
     assert time.monotonic() - started < 60
+
+
+@pytest.mark.slow
+def test_worker_rides_out_a_tracking_server_outage(toy_card, fusebench_home, monkeypatch):
+    """Stop the MLflow tracking server in the middle of a matrix and start it again on the same
+    port: the worker waits, then finishes every cell exactly once."""
+    from tests.helpers_runs import assert_each_cell_once, cell_runs, finished, free_port, fusebench, mlflow_server, \
+        wait_for
+
+    storage = os.environ["FUSEBENCH_OPTUNA_STORAGE"]
+    port, folder = free_port(), fusebench_home / "mlflow-server"
+    with mlflow_server(folder, port) as uri:
+        monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+        assert main(["bench", "--profile", "smoke", "--datasets", "toy", "--strategies", "concat,sum,late_weighted",
+                     "--trials", "1", "--epochs", "2", "--seeds", "0,1", "--dropout", "0.3", "--device", "cpu",
+                     "--workers", "0"]) == 0
+        # Each cell is held 2 s after its run is opened, so the outage lands mid-matrix.
+        worker = fusebench("worker", "--storage", storage, "--tracking-uri", uri, "--device", "cpu",
+                           env={"FUSEBENCH_FAULT_CELL_DELAY_S": "2", "FUSEBENCH_RETRY_S": "240"})
+        try:
+            wait_for(lambda: len(finished(cell_runs(uri))) >= 2, timeout=300, what="two finished cells")
+        except BaseException:
+            worker.kill()
+            raise
+    time.sleep(5)  # the server is down; the worker is retrying
+    with mlflow_server(folder, port):
+        try:
+            output = worker.communicate(timeout=600)[0]
+        finally:
+            if worker.poll() is None:
+                worker.kill()
+        assert worker.returncode == 0, output
+        assert "store unreachable" in output and "reachable again" in output, output
+        assert_each_cell_once(uri, expected_cells=6)
