@@ -65,6 +65,19 @@ class NaNStrategy(FusionStrategy):
         return self.head(x) * float("nan")
 
 
+@register_strategy("test_oom")
+class OutOfMemoryStrategy(FusionStrategy):
+    """Raises the error PyTorch raises when CUDA runs out of memory (test only; no paper)."""
+    family, description, paper = "early", "out of memory", "none (test)"
+
+    def __init__(self, input_dims, num_classes, **hparams):
+        super().__init__(input_dims, num_classes, **hparams)
+        self.head = nn.Linear(sum(self.input_dims.values()), num_classes)
+
+    def forward(self, inputs, present, token_mask=None):
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB (simulated)")
+
+
 @register_strategy("test_impossible")
 class ImpossibleStrategy(FusionStrategy):
     """Rejects its hyperparameters (test only; no paper)."""
@@ -82,7 +95,7 @@ def test_failed_cells_are_recorded_and_matrix_goes_on(toy_card, fusebench_home, 
     plugin = fusebench_home / "bad_plugin.py"
     plugin.write_text(NAN_PLUGIN)
     uri = os.environ["MLFLOW_TRACKING_URI"]
-    args = ["bench", "--profile", "smoke", "--datasets", "toy", "--strategies", "test_nan,concat,test_impossible",
+    args = ["bench", "--profile", "smoke", "--datasets", "toy", "--strategies", "test_nan,concat,test_oom,test_impossible",
             "--trials", "0", "--epochs", "2", "--seeds", "0", "--dropout", "0.3", "--plugin", str(plugin),
             "--device", "cpu", "--no-report"]
     try:
@@ -95,22 +108,24 @@ def test_failed_cells_are_recorded_and_matrix_goes_on(toy_card, fusebench_home, 
         assert "NonFiniteLoss" in status["test_nan"].data.tags["fusebench.error"]
         assert status["test_impossible"].info.status == "FAILED"
         assert "impossible" in status["test_impossible"].data.tags["fusebench.error"]
-        assert "2 failed" in out and "--retry-failed" in out
+        assert status["test_oom"].info.status == "FAILED"
+        assert "OutOfMemoryError: CUDA out of memory" in status["test_oom"].data.tags["fusebench.error"]
+        assert "3 failed" in out and "--retry-failed" in out
 
         # A plain re-run keeps the failed cells as they are and still lists them.
         assert main(args) == 0
         out = capsys.readouterr().out
-        assert "0 run now, 3 already done, 2 failed" in out and "failed: toy · test_nan" in out
+        assert "0 run now, 4 already done, 3 failed" in out and "failed: toy · test_nan" in out
         assert {r.info.run_id for r in cell_runs(uri)} == {r.info.run_id for r in runs}
 
         # --retry-failed runs exactly the failed cells again, replacing their failed runs.
         assert main(args + ["--retry-failed"]) == 0
         out = capsys.readouterr().out
-        assert "retrying 2 failed cells" in out and "0 run now, 1 already done, 2 failed" in out
+        assert "retrying 3 failed cells" in out and "0 run now, 1 already done, 3 failed" in out
         again = {r.data.tags["strategy"]: r for r in cell_runs(uri)}
-        assert len(again) == 3 and again["concat"].info.run_id == status["concat"].info.run_id
-        for name in ("test_nan", "test_impossible"):
+        assert len(again) == 4 and again["concat"].info.run_id == status["concat"].info.run_id
+        for name in ("test_nan", "test_oom", "test_impossible"):
             assert again[name].info.status == "FAILED" and again[name].info.run_id != status[name].info.run_id
     finally:
-        STRATEGIES.remove("test_nan")
-        STRATEGIES.remove("test_impossible")
+        for name in ("test_nan", "test_oom", "test_impossible"):
+            STRATEGIES.remove(name)
