@@ -132,6 +132,14 @@ def _worker(args) -> int:
     return 0
 
 
+def _status(args) -> int:
+    from benchmark.paths import default_optuna_storage
+    from benchmark.status import format_status, matrix_status
+
+    print(format_status(matrix_status(args.storage or default_optuna_storage(), args.matrix_id)))
+    return 0
+
+
 def _report(args) -> int:
     from benchmark.paths import default_tracking_uri
     from benchmark.report import build_report
@@ -214,6 +222,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--matrix-id", help="matrix to join (default: the newest registered)")
     p.add_argument("--device", default="auto", help="cpu, cuda, ... (default: cuda when available)")
     p.set_defaults(func=_worker)
+
+    p = sub.add_parser("status", help="progress of a registered matrix: units done, running (by which worker), failed")
+    p.add_argument("--storage", help="Optuna storage URL the matrix was registered in (default: the local SQLite one)")
+    p.add_argument("--matrix-id", help="matrix to show (default: the newest registered)")
+    p.set_defaults(func=_status)
 
     p = sub.add_parser("report", help="rebuild the comparison report from the MLflow store")
     p.add_argument("--matrix-id", help="matrix to report on (default: the newest)")

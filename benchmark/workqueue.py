@@ -220,6 +220,13 @@ class WorkQueue:
             LEASES.update().where(LEASES.c.matrix_id == matrix_id, LEASES.c.unit.in_(units))
             .values(done=False, expires=0.0)).rowcount)
 
+    def leases(self, matrix_id: str) -> list[dict]:
+        """Every lease row of the matrix: unit, worker, expires (epoch s), done, attempts."""
+        rows = self._run("read leases", lambda conn: conn.execute(
+            sa.select(LEASES.c.unit, LEASES.c.worker, LEASES.c.expires, LEASES.c.done, LEASES.c.attempts)
+            .where(LEASES.c.matrix_id == matrix_id)).mappings().all())
+        return [dict(r) for r in rows]
+
     def done_units(self, matrix_id: str) -> set[str]:
         rows = self._run("read leases", lambda conn: conn.execute(
             sa.select(LEASES.c.unit).where(LEASES.c.matrix_id == matrix_id, LEASES.c.done == sa.true())).all())

@@ -4,6 +4,7 @@ finished cells are skipped, studies continue, nothing logged is duplicated or lo
 from __future__ import annotations
 
 import os
+import re
 import signal
 
 import pytest
@@ -30,6 +31,13 @@ def test_killed_bench_resumes_without_duplicates(toy_card, fusebench_home, capsy
     before = {r.info.run_id: r.data.metrics["test_accuracy"] for r in finished(cell_runs(uri))}
     assert 2 <= len(before) < 6, "the kill must land in the middle of the matrix"
 
+    # `fusebench status` reads the interrupted matrix from the work queue. A kill between a
+    # cell's MLflow write and its queue update leaves the queue one cell behind MLflow.
+    assert main(["status"]) == 0
+    shown = capsys.readouterr().out
+    done = int(re.search(r"final cells +(\d+)/6 done", shown).group(1))
+    assert done in (len(before) - 1, len(before)) and "state: in progress or interrupted" in shown, shown
+
     assert main(ARGS) == 0
     out = capsys.readouterr().out
     assert f"{len(before)} already done" in out
@@ -41,6 +49,9 @@ def test_killed_bench_resumes_without_duplicates(toy_card, fusebench_home, capsy
 
     assert main(ARGS) == 0  # a third run does nothing
     assert "0 run now, 6 already done" in capsys.readouterr().out
+    assert main(["status"]) == 0
+    shown = capsys.readouterr().out
+    assert "final cells        6/6 done, 0 of them failed" in shown and "state: finished" in shown, shown
     assert len(cell_runs(uri)) == 6
 
 

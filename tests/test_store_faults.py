@@ -115,3 +115,35 @@ def test_worker_rides_out_a_tracking_server_outage(toy_card, fusebench_home, mon
         assert worker.returncode == 0, output
         assert "store unreachable" in output and "reachable again" in output, output
         assert_each_cell_once(uri, expected_cells=6)
+
+
+def test_status_names_a_unit_whose_worker_died(tmp_path, monkeypatch):
+    """A lease held by a process of this machine that no longer exists is shown as interrupted."""
+    import subprocess
+    import sys
+    from dataclasses import asdict
+
+    from benchmark.config import MatrixConfig
+    from benchmark.coordinator import open_queue
+    from benchmark.matrix import plan_cells, study_units, trial_unit
+    from benchmark.status import format_status, matrix_status
+    from benchmark.workqueue import new_worker_id
+
+    monkeypatch.setenv("FUSEBENCH_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlruns.db'}")
+    storage = f"sqlite:///{tmp_path / 'optuna.db'}"
+    config = MatrixConfig(name="t", strategies=("concat",), datasets=("emoji",), dropout_rates=(0.3,), seeds=(0,),
+                          trials=2, epochs=1, batch_size=32, device="cpu")
+    queue = open_queue(storage)
+    queue.register_matrix(config.matrix_id(), asdict(config), os.environ["MLFLOW_TRACKING_URI"], storage)
+    study = next(iter(study_units(config, plan_cells(config))))
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead_worker = new_worker_id().replace(f"-{os.getpid()}-", f"-{dead.stdout.strip()}-")
+    assert queue.claim(config.matrix_id(), trial_unit(study, 0), new_worker_id())
+    queue.mark_done(config.matrix_id(), trial_unit(study, 0))
+    assert queue.claim(config.matrix_id(), trial_unit(study, 1), dead_worker)
+
+    text = format_status(matrix_status(storage, config.matrix_id(), read_failed=False))
+    assert "tuning trial slots 1/2 done" in text and "final cells        0/1 done" in text, text
+    assert "running now: 0; interrupted, to be taken over by the next worker: 1" in text, text
+    assert "trial 2/2" in text and "worker process gone" in text, text
