@@ -68,3 +68,43 @@ class PeakMemory:
         if self.cuda:
             return {"peak_gpu_mem_mb": self.peak_mb}
         return {"peak_cpu_rss_mb": self.peak_mb, "cpu_rss_growth_mb": self.peak_mb - self.start_mb}
+
+
+def training_step_tensor_mb(model: torch.nn.Module, split, modalities: list[str], batch_size: int) -> dict[str, float]:
+    """Memory one training step needs, by tensor accounting, the same on every device.
+
+    weights + their gradients + AdamW's two moment buffers (trainable weights count 4x, frozen
+    ones 1x) + the activations autograd saves for backward in one forward pass over a full
+    batch with every modality present (counted once per storage, weights excluded). This is
+    what the strategy itself needs, free of allocator caching and of what else the process
+    holds, so it separates strategies where a CPU RSS reading cannot. Metrics
+    ``train_step_tensor_mb`` and ``activation_mb`` (MiB)."""
+    from benchmark.batching import model_inputs
+
+    def nbytes(t: torch.Tensor) -> int:
+        return t.untyped_storage().nbytes()
+
+    params = list(model.parameters())
+    weight_ptrs = {p.untyped_storage().data_ptr() for p in params}
+    trainable = sum(nbytes(p) for p in params if p.requires_grad)
+    frozen = sum(nbytes(p) for p in params if not p.requires_grad)
+    saved: dict[int, int] = {}
+
+    def pack(t: torch.Tensor) -> torch.Tensor:
+        ptr = t.untyped_storage().data_ptr()
+        if ptr not in weight_ptrs:
+            saved[ptr] = nbytes(t)
+        return t
+
+    was_training = model.training
+    model.train()
+    device = next((p.device for p in params), torch.device("cpu"))
+    index = torch.arange(min(batch_size, len(split)), device=device)
+    inputs, token_mask = model_inputs(split, modalities, index, bool(getattr(model, "consumes_tokens", False)))
+    present = torch.ones(len(index), len(modalities), dtype=torch.bool, device=device)
+    with torch.enable_grad(), torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        output = model(inputs, present, token_mask)
+    del output
+    model.train(was_training)
+    activations = sum(saved.values())
+    return {"train_step_tensor_mb": (4 * trainable + frozen + activations) / 2**20, "activation_mb": activations / 2**20}

@@ -20,7 +20,7 @@ import torch
 
 from benchmark.cards import load_all_cards
 from benchmark.config import MatrixConfig, expand
-from benchmark.cost import PeakMemory, parameter_count
+from benchmark.cost import PeakMemory, parameter_count, training_step_tensor_mb
 from benchmark.evaluation import evaluate, full_accuracy
 from benchmark.features import FeatureSet, build_features
 from benchmark.progress import MatrixDisplay
@@ -260,12 +260,13 @@ def run_cell(cell: Cell, features: FeatureSet, splits, study, config: MatrixConf
         train(default, splits["train"], features.modalities, default_config,
               on_epoch=lambda e, m: display.detail(f"defaults, seed {cell.seed} epoch {e + 1}/{config.epochs}"))
         default_accuracy = full_accuracy(default, splits["test"], features.modalities)
+    tensor_memory = training_step_tensor_mb(model, splits["train"], features.modalities, config.batch_size)
     return RunResult(
         cell=cell, family=type(model).family, hparams=hparams, training=training,
         test_accuracy=test.accuracy, test_macro_f1=test.macro_f1, subset_accuracy=test.subset_accuracy,
         missing_curve=test.missing_curve, robustness=test.robustness, default_test_accuracy=default_accuracy,
         best_val_accuracy=best_val, param_count=n_params, train_samples_per_s=stats.train_samples_per_s,
         inference_samples_per_s=test.inference_samples_per_s, latency_ms_per_batch=test.latency_ms_per_batch,
-        seconds_per_epoch=stats.seconds_per_epoch, memory=memory.metrics(),
+        seconds_per_epoch=stats.seconds_per_epoch, memory={**memory.metrics(), **tensor_memory},
         device=device, wall_seconds=time.perf_counter() - started,
     )

@@ -41,7 +41,9 @@ class RunResult:
     inference_samples_per_s: float
     latency_ms_per_batch: float
     seconds_per_epoch: float
-    memory: dict[str, float]  # peak_gpu_mem_mb, or peak_cpu_rss_mb + cpu_rss_growth_mb (benchmark/cost.py)
+    # peak_gpu_mem_mb, or peak_cpu_rss_mb + cpu_rss_growth_mb; and on every device
+    # train_step_tensor_mb + activation_mb (benchmark/cost.py)
+    memory: dict[str, float]
     device: str
     wall_seconds: float
 

@@ -36,11 +36,14 @@ def test_bench_logs_expected_metrics_and_resumes(toy_card, fusebench_home, capsy
         assert any(k.startswith("hp.") for k in p)
         for key in ("test_accuracy", "test_macro_f1", "test_accuracy_subset.image", "test_accuracy_subset.text",
                     "test_accuracy_subset.image-text", "train_samples_per_s", "inference_samples_per_s",
-                    "peak_cpu_rss_mb", "cpu_rss_growth_mb", "robustness", "tuning_gain", "param_count"):
+                    "peak_cpu_rss_mb", "cpu_rss_growth_mb", "train_step_tensor_mb", "activation_mb", "robustness", "tuning_gain", "param_count"):
             assert key in m, f"{key} missing from {p['variant']}"
         assert 0.0 <= m["test_accuracy"] <= 1.0 and 0.0 <= m["test_macro_f1"] <= 1.0
         assert m["train_samples_per_s"] > 0 and m["inference_samples_per_s"] > 0 and m["peak_cpu_rss_mb"] > 50
         assert 0 <= m["cpu_rss_growth_mb"] <= m["peak_cpu_rss_mb"]
+        # weights + gradients + two AdamW moments (4 bytes each) + saved activations
+        assert m["activation_mb"] > 0
+        assert m["train_step_tensor_mb"] * 2**20 >= 16 * m["param_count"] + m["activation_mb"] * 2**20 - 1
         assert m["param_count"] > 1000
     # The image alone determines the colour: a trained model must beat chance (1/3) clearly with images.
     best_image = max(r.data.metrics["test_accuracy_subset.image"] for r in runs)

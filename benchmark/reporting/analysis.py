@@ -13,10 +13,12 @@ from benchmark.reporting.stats import PairedTest, mean_ci95, paired_ttest
 BASELINE = "concat"  # the paired test compares every strategy with this variant
 UNIMODAL = "unimodal"
 SUBSET_PREFIX, MISSING_PREFIX = "test_accuracy_subset.", "test_accuracy_missing."
-# Preferred first on ties: the per-cell CPU growth separates strategies; the process peak does not.
-MEMORY_KEYS = ("peak_gpu_mem_mb", "cpu_rss_growth_mb", "peak_cpu_rss_mb")
+# Preferred first on ties: the measured GPU peak; then the tensor accounting of one training
+# step (same on every device, separates strategies); the CPU readings only for older runs.
+MEMORY_KEYS = ("peak_gpu_mem_mb", "train_step_tensor_mb", "cpu_rss_growth_mb", "peak_cpu_rss_mb")
 MEMORY_LABELS = {
     "peak_gpu_mem_mb": "peak GPU memory allocated (MiB)",
+    "train_step_tensor_mb": "tensor memory of one training step (MiB)",
     "cpu_rss_growth_mb": "CPU resident memory added during the cell (MiB)",
     "peak_cpu_rss_mb": "peak CPU RSS of the benchmark process (MiB)",
 }

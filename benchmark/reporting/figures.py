@@ -148,8 +148,8 @@ def accuracy_vs_cost(a: DatasetAnalysis, path: Path, cost: str) -> Path | None:
         title = "accuracy vs inference throughput"
     else:
         ax.set_xlabel(MEMORY_LABELS[a.memory_key] + "; lower is better")
-        title = "accuracy vs " + {"peak_gpu_mem_mb": "peak GPU memory", "cpu_rss_growth_mb": "CPU memory added"}.get(
-            a.memory_key, "peak CPU RSS")
+        title = "accuracy vs " + {"peak_gpu_mem_mb": "peak GPU memory", "cpu_rss_growth_mb": "CPU memory added",
+                                  "train_step_tensor_mb": "training-step tensor memory"}.get(a.memory_key, "peak CPU RSS")
     _label_points(ax, on, column, log=cost == "throughput")
     ax.set_ylabel("test accuracy (fraction correct, mean over seeds)")
     ax.set_title(f"{a.name}: {title}\n(one point per strategy x training dropout)")
