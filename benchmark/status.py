@@ -40,6 +40,7 @@ def matrix_status(storage_url: str, matrix_id: str | None = None, read_failed: b
     """Progress of one registered matrix (the newest when no id is given)."""
     from benchmark.coordinator import config_from_dict, open_queue
     from benchmark.matrix import cell_unit, plan_cells, study_units, trial_unit
+    from benchmark.workqueue import worker_process_gone
 
     queue = open_queue(storage_url)
     registered = queue.matrix(matrix_id)
@@ -59,7 +60,8 @@ def matrix_status(storage_url: str, matrix_id: str | None = None, read_failed: b
         tracking_uri=registered["tracking_uri"], optuna_storage=registered["optuna_storage"],
         trials_total=sum(u.startswith("trial:") for u in labels), trials_done=sum(u.startswith("trial:") for u in done),
         cells_total=len(cells), cells_done=sum(u.startswith("cell:") for u in done),
-        running=[RunningUnit(unit, labels[unit], row["worker"], row["expires"] - now, _dead_here(row["worker"]))
+        running=[RunningUnit(unit, labels[unit], row["worker"], row["expires"] - now,
+                             worker_process_gone(row["worker"]))
                  for unit, row in sorted(leases.items()) if not row["done"] and row["worker"]],
     )
     if read_failed:
@@ -71,21 +73,6 @@ def matrix_status(storage_url: str, matrix_id: str | None = None, read_failed: b
         except Exception as exc:  # noqa: BLE001 - progress is still worth showing without MLflow
             status.tracking_error = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
     return status
-
-
-def _dead_here(worker: str) -> bool:
-    """True when ``worker`` (host-pid-suffix) ran on this host and that process no longer exists."""
-    import socket
-
-    from benchmark.workqueue import _pid_alive
-
-    host = socket.gethostname()
-    if not worker.startswith(host + "-"):
-        return False
-    try:
-        return not _pid_alive(int(worker[len(host) + 1:].split("-")[0]))
-    except ValueError:
-        return False
 
 
 def format_status(status: MatrixStatus) -> str:

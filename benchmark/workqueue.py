@@ -242,19 +242,12 @@ class WorkQueue:
         re-run after a kill resumes at once instead of waiting for the lease timeout."""
         if os.environ.get("FUSEBENCH_NO_LOCAL_RELEASE") == "1":
             return 0
-        host = socket.gethostname()
         rows = self._run("read leases", lambda conn: conn.execute(
             sa.select(LEASES.c.unit, LEASES.c.worker).where(
                 LEASES.c.matrix_id == matrix_id, LEASES.c.done == sa.false(), LEASES.c.expires > time.time())).all())
         released = 0
         for unit, worker in rows:
-            if not worker or not worker.startswith(host + "-"):
-                continue
-            try:
-                pid = int(worker[len(host) + 1:].split("-")[0])
-            except ValueError:
-                continue
-            if not _pid_alive(pid):
+            if worker and worker_process_gone(worker):
                 self._run("release lease", lambda conn: conn.execute(
                     LEASES.update().where(LEASES.c.matrix_id == matrix_id, LEASES.c.unit == unit,
                                           LEASES.c.worker == worker).values(expires=0.0)))
@@ -280,6 +273,18 @@ class WorkQueue:
         finally:
             stop.set()
             thread.join(timeout=5)
+
+
+def worker_process_gone(worker: str) -> bool:
+    """True when ``worker`` (an id from new_worker_id) ran on this host and its process is gone.
+    Workers of other hosts are never judged from here: their leases expire instead."""
+    host = socket.gethostname()
+    if not worker.startswith(host + "-"):
+        return False
+    try:
+        return not _pid_alive(int(worker[len(host) + 1:].split("-")[0]))
+    except ValueError:
+        return False
 
 
 def _pid_alive(pid: int) -> bool:
