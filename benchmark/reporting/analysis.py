@@ -5,6 +5,7 @@ against concatenation, and the recommendations derived from them."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import pandas as pd
 
@@ -13,15 +14,39 @@ from benchmark.reporting.stats import PairedTest, mean_ci95, paired_ttest
 BASELINE = "concat"  # the paired test compares every strategy with this variant
 UNIMODAL = "unimodal"
 SUBSET_PREFIX, MISSING_PREFIX = "test_accuracy_subset.", "test_accuracy_missing."
-# Preferred first on ties: the measured GPU peak; then the tensor accounting of one training
-# step (same on every device, separates strategies); the CPU readings only for older runs.
-MEMORY_KEYS = ("peak_gpu_mem_mb", "train_step_tensor_mb", "cpu_rss_growth_mb", "peak_cpu_rss_mb")
-MEMORY_LABELS = {
-    "peak_gpu_mem_mb": "peak GPU memory allocated (MiB)",
-    "train_step_tensor_mb": "tensor memory of one training step (MiB)",
-    "cpu_rss_growth_mb": "CPU resident memory added during the cell (MiB)",
-    "peak_cpu_rss_mb": "peak CPU RSS of the benchmark process (MiB)",
+class MemoryMetric(NamedTuple):
+    """How the report names one memory metric: in a sentence or on an axis, as a leaderboard
+    column and in a plot title; the caveat its figure caption carries; the device it measures."""
+
+    label: str
+    column: str
+    title: str
+    caveat: str
+    device: str  # "gpu", "cpu", or "any" (counted, the same on every device)
+
+
+# In order of preference on ties: the measured GPU peak; then the tensor accounting of one
+# training step (same on every device, separates strategies); the CPU readings only for older runs.
+MEMORY_METRICS = {
+    "peak_gpu_mem_mb": MemoryMetric("peak GPU memory allocated (MiB)", "peak GPU mem (MiB)", "peak GPU memory", "",
+                                    "gpu"),
+    "train_step_tensor_mb": MemoryMetric(
+        "tensor memory of one training step (MiB)", "train-step tensors (MiB)", "training-step tensor memory",
+        " Counted, not sampled: weights, gradients and AdamW's two moment buffers plus the activations autograd "
+        "saves for one full training batch with all modalities present. It is the same on CPU and GPU and excludes "
+        "allocator caching, the CUDA context and the cached features.", "any"),
+    "cpu_rss_growth_mb": MemoryMetric(
+        "CPU resident memory added during the cell (MiB)", "CPU memory added (MiB)", "CPU memory added",
+        " Measured on CPU: the growth of the process's resident memory while the cell trained and was evaluated "
+        "(sampled every 5 ms), not GPU memory; the allocator may reuse memory freed by earlier cells, so small "
+        "differences are noise.", "cpu"),
+    "peak_cpu_rss_mb": MemoryMetric(
+        "peak CPU RSS of the benchmark process (MiB)", "peak CPU RSS (MiB)", "peak CPU RSS",
+        " Measured on CPU: this is the peak resident memory of the whole benchmark process (framework, data and "
+        "every earlier cell included), not GPU memory and not the strategy's own footprint; treat differences "
+        "between strategies as an upper bound only.", "cpu"),
 }
+MEMORY_KEYS = tuple(MEMORY_METRICS)
 
 
 @dataclass

@@ -11,7 +11,7 @@ from pathlib import Path
 import pandas as pd
 
 from benchmark.paths import reports_dir
-from benchmark.reporting.analysis import (BASELINE, MEMORY_LABELS, UNIMODAL, DatasetAnalysis, analyse,
+from benchmark.reporting.analysis import (BASELINE, MEMORY_METRICS, UNIMODAL, DatasetAnalysis, analyse,
                                           best_overall, best_when_missing, best_within_budget)
 from benchmark.reporting.document import Document
 from benchmark.reporting.fetch import MatrixRuns, fetch_matrix
@@ -92,10 +92,7 @@ class DatasetSection:
     def _leaderboard(self) -> None:
         a, configs = self.a, self.a.configs
         ordered = pd.concat([a.ranked, configs[configs["n"] == 0].sort_values(["variant", "dropout"])])
-        memory = {"peak_gpu_mem_mb": "peak GPU mem (MiB)", "train_step_tensor_mb": "train-step tensors (MiB)",
-                  "cpu_rss_growth_mb": "CPU memory added (MiB)",
-                  "peak_cpu_rss_mb": "peak CPU RSS (MiB)"}.get(
-            a.memory_key, "peak memory (MiB)")
+        memory = MEMORY_METRICS[a.memory_key].column if a.memory_key else "peak memory (MiB)"
         rows = [[f"{int(r['rank'])}" if r["n"] else "—", r["variant"], r["family"], f"{r['dropout']:g}", acc_ci(r),
                  seeds_cell(r), num(r["macro_f1"]), num(r["robustness"]), count(r["infer_sps"]), count(r["params"]),
                  count(r["memory"])] for _, r in ordered.iterrows()]
@@ -189,27 +186,13 @@ class DatasetSection:
                 "The dashed line is the median throughput used as the cost budget in the summary.", fig)
         fig = accuracy_vs_cost(a, self._png("accuracy_vs_memory"), "memory")
         if fig:
-            caveat = ""
-            if a.memory_key == "train_step_tensor_mb":
-                caveat = (" Counted, not sampled: weights, gradients and AdamW's two moment buffers plus the "
-                          "activations autograd saves for one full training batch with all modalities present. "
-                          "It is the same on CPU and GPU and excludes allocator caching, the CUDA context and the "
-                          "cached features.")
-            elif a.memory_key == "cpu_rss_growth_mb":
-                caveat = (" Measured on CPU: the growth of the process's resident memory while the cell trained and "
-                          "was evaluated (sampled every 5 ms), not GPU memory; the allocator may reuse memory freed "
-                          "by earlier cells, so small differences are noise.")
-            elif a.memory_key == "peak_cpu_rss_mb":
-                caveat = (" Measured on CPU: this is the peak resident memory of the whole benchmark process "
-                          "(framework, data and every earlier cell included), not GPU memory and not the strategy's "
-                          "own footprint; treat differences between strategies as an upper bound only.")
+            metric = MEMORY_METRICS[a.memory_key]
             self.cite["memory"] = doc.figure(
-                f"Mean test accuracy against {MEMORY_LABELS[a.memory_key]}; circled points joined by the black "
-                "line form the Pareto front (no other configuration uses less memory and is more accurate)." + caveat,
-                fig)
-            on_gpu = a.memory_key == "peak_gpu_mem_mb"
-            mixed = [k for k in MEMORY_LABELS if k != "train_step_tensor_mb" and (k == "peak_gpu_mem_mb") != on_gpu
-                     and k in a.runs and a.runs[k].notna().any()] if a.memory_key != "train_step_tensor_mb" else []
+                f"Mean test accuracy against {metric.label}; circled points joined by the black line form the "
+                "Pareto front (no other configuration uses less memory and is more accurate)." + metric.caveat, fig)
+            # A device reading (not the counted figure) may stand beside runs from the other device.
+            mixed = [k for k, other in MEMORY_METRICS.items() if "any" not in (metric.device, other.device)
+                     and other.device != metric.device and k in a.runs and a.runs[k].notna().any()]
             if mixed:
                 doc.para(f"Some runs logged `{mixed[0]}` instead of `{a.memory_key}` (another device); they are "
                          "left out of the memory figure rather than mixed with it.")

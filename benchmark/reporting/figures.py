@@ -12,7 +12,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from benchmark.reporting.analysis import BASELINE, MEMORY_LABELS, UNIMODAL, DatasetAnalysis  # noqa: E402
+from benchmark.reporting.analysis import BASELINE, MEMORY_METRICS, UNIMODAL, DatasetAnalysis  # noqa: E402
 from benchmark.reporting.stats import pareto_front  # noqa: E402
 
 DPI = 110
@@ -147,9 +147,8 @@ def accuracy_vs_cost(a: DatasetAnalysis, path: Path, cost: str) -> Path | None:
         ax.set_xlabel("inference throughput (samples/s, log scale; higher is better)")
         title = "accuracy vs inference throughput"
     else:
-        ax.set_xlabel(MEMORY_LABELS[a.memory_key] + "; lower is better")
-        title = "accuracy vs " + {"peak_gpu_mem_mb": "peak GPU memory", "cpu_rss_growth_mb": "CPU memory added",
-                                  "train_step_tensor_mb": "training-step tensor memory"}.get(a.memory_key, "peak CPU RSS")
+        ax.set_xlabel(MEMORY_METRICS[a.memory_key].label + "; lower is better")
+        title = "accuracy vs " + MEMORY_METRICS[a.memory_key].title
     _label_points(ax, on, column, log=cost == "throughput")
     ax.set_ylabel("test accuracy (fraction correct, mean over seeds)")
     ax.set_title(f"{a.name}: {title}\n(one point per strategy x training dropout)")
