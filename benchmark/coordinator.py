@@ -57,7 +57,7 @@ def prepare_data(datasets: list[str], log: Callable[[str], None]) -> tuple[dict,
 
 def run_bench(config: MatrixConfig, tracking_uri: str, storage_url: str, workers: int = 1,
               log: Callable[[str], None] = print, retry_failed: bool = False) -> BenchSummary:
-    from benchmark.matrix import Worker, cell_unit, plan_cells
+    from benchmark.matrix import Worker, cell_unit, cell_unit_of, plan_cells
     from benchmark.tracking import MatrixTracker
     from benchmark.workqueue import new_worker_id, retry
 
@@ -73,7 +73,7 @@ def run_bench(config: MatrixConfig, tracking_uri: str, storage_url: str, workers
     cells = plan_cells(config)
     summary = BenchSummary(matrix_id, len(cells))
     if retry_failed:
-        failed_units = [f"cell:{h}" for h in tracker.failed_cells()]
+        failed_units = [cell_unit_of(h) for h in tracker.failed_cells()]
         log(f"retrying {queue.reopen(matrix_id, failed_units)} failed cells")
     features, phases = prepare_data(sorted({c.dataset for c in cells}), log)
     summary.phase_seconds.update(phases)
@@ -83,6 +83,7 @@ def run_bench(config: MatrixConfig, tracking_uri: str, storage_url: str, workers
     if workers == 1:
         outcome = Worker(config, tracking_uri, storage_url, queue, new_worker_id(), log, features=features).run()
         summary.completed, summary.skipped = len(outcome.completed), outcome.skipped
+        failed = tracker.failed_cells()
         summary.phase_seconds.update({"tuning": outcome.phase_seconds["tuning"],
                                       "final_runs": outcome.phase_seconds["final_runs"]})
     else:
@@ -95,11 +96,12 @@ def run_bench(config: MatrixConfig, tracking_uri: str, storage_url: str, workers
         missing = [u for u in units if u not in done]
         if missing:
             raise RuntimeError(f"{len(missing)} cells unfinished; worker exit codes {codes}; re-run to resume")
+        failed = tracker.failed_cells()
         summary.skipped = sum(u in done_before for u in units)
-        failed_now = sum(f"cell:{h}" not in done_before for h in tracker.failed_cells())
+        failed_now = sum(cell_unit_of(h) not in done_before for h in failed)
         summary.completed = len(units) - summary.skipped - failed_now
     # Every failed cell of the matrix, this run's and earlier ones', as MLflow records them.
-    summary.failed = list(tracker.failed_cells().values())
+    summary.failed = list(failed.values())
     summary.wall_seconds = time.perf_counter() - started
     return summary
 

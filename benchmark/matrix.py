@@ -91,7 +91,24 @@ def trial_unit(study_key: str, slot: int) -> str:
 
 
 def cell_unit(cell: Cell, config: MatrixConfig) -> str:
-    return f"cell:{cell_hash(cell, config)}"
+    return cell_unit_of(cell_hash(cell, config))
+
+
+def cell_unit_of(hash_: str) -> str:
+    """The work-queue unit of the cell with this configuration hash (the MLflow tag)."""
+    return f"cell:{hash_}"
+
+
+def matrix_units(config: MatrixConfig, studies: dict[str, list[Cell]]):
+    """(unit id, kind, payload) in run order: each study's trial slots, then its cells.
+    kind "trial": payload (study key, the study's first cell, slot); kind "cell": payload
+    (study key, cell, the study's trial-slot units it waits for)."""
+    for study_key, cells in studies.items():
+        slots = [trial_unit(study_key, k) for k in range(config.trials)]
+        for k, unit in enumerate(slots):
+            yield unit, "trial", (study_key, cells[0], k)
+        for cell in cells:
+            yield cell_unit(cell, config), "cell", (study_key, cell, slots)
 
 
 class Worker:
@@ -112,18 +129,9 @@ class Worker:
         self.tracker = retry(lambda: MatrixTracker(tracking_uri, self.matrix_id, asdict(config), config.device,
                                                    create=False), f"open tracking store {tracking_uri}")
         self.features: dict[str, FeatureSet] = dict(features or {})
-        self.unit_list = list(self.units())  # fixed for the matrix; hashed once, not on every poll
+        self.unit_list = list(matrix_units(config, self.studies))  # fixed for the matrix; hashed once, not per poll
         self.phases = {"data_and_encoding": 0.0, "tuning": 0.0, "final_runs": 0.0}
         self.outcome = MatrixOutcome(self.matrix_id, self.tracker.parent_id)
-
-    def units(self):
-        """(unit id, kind, payload) in run order: each study's trial slots, then its cells."""
-        for study_key, cells in self.studies.items():
-            slots = [trial_unit(study_key, k) for k in range(self.config.trials)]
-            for k, unit in enumerate(slots):
-                yield unit, "trial", (study_key, cells[0], k)
-            for cell in cells:
-                yield cell_unit(cell, self.config), "cell", (study_key, cell, slots)
 
     def run(self) -> MatrixOutcome:
         total = len(self.cells)

@@ -39,27 +39,28 @@ class MatrixStatus:
 def matrix_status(storage_url: str, matrix_id: str | None = None, read_failed: bool = True) -> MatrixStatus:
     """Progress of one registered matrix (the newest when no id is given)."""
     from benchmark.coordinator import config_from_dict, open_queue
-    from benchmark.matrix import cell_unit, plan_cells, study_units, trial_unit
+    from benchmark.matrix import matrix_units, plan_cells, study_units
     from benchmark.workqueue import worker_process_gone
 
     queue = open_queue(storage_url)
     registered = queue.matrix(matrix_id)
     config = config_from_dict(registered["config"])
-    cells = plan_cells(config)
-    labels = {cell_unit(c, config): c.label() for c in cells}
-    for study_key, study_cells in study_units(config, cells).items():
-        first = study_cells[0]
-        for slot in range(config.trials):
-            labels[trial_unit(study_key, slot)] = (f"tuning {first.dataset} · {first.variant} · dropout "
-                                                   f"{first.dropout:g} · trial {slot + 1}/{config.trials}")
+    labels, trials, cells = {}, set(), set()
+    for unit, kind, (_, cell, slot) in matrix_units(config, study_units(config, plan_cells(config))):
+        if kind == "trial":
+            trials.add(unit)
+            labels[unit] = (f"tuning {cell.dataset} · {cell.variant} · dropout {cell.dropout:g} · "
+                            f"trial {slot + 1}/{config.trials}")
+        else:
+            cells.add(unit)
+            labels[unit] = cell.label()
     leases = {row["unit"]: row for row in queue.leases(registered["matrix_id"]) if row["unit"] in labels}
     done = {unit for unit, row in leases.items() if row["done"]}
     now = time.time()
     status = MatrixStatus(
         matrix_id=registered["matrix_id"], registered=registered["created"],
         tracking_uri=registered["tracking_uri"], optuna_storage=registered["optuna_storage"],
-        trials_total=sum(u.startswith("trial:") for u in labels), trials_done=sum(u.startswith("trial:") for u in done),
-        cells_total=len(cells), cells_done=sum(u.startswith("cell:") for u in done),
+        trials_total=len(trials), trials_done=len(trials & done), cells_total=len(cells), cells_done=len(cells & done),
         running=[RunningUnit(unit, labels[unit], row["worker"], row["expires"] - now,
                              worker_process_gone(row["worker"]))
                  for unit, row in sorted(leases.items()) if not row["done"] and row["worker"]],

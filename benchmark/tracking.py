@@ -4,6 +4,7 @@ recognised by a hash of their configuration so finished work is never logged twi
 from __future__ import annotations
 
 import json
+import os
 import platform
 import subprocess
 import time
@@ -26,8 +27,6 @@ MLFLOW_CLIENT_RETRY_DEFAULTS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_
 
 
 def _client(tracking_uri: str):
-    import os
-
     from mlflow.tracking import MlflowClient
 
     for name, value in MLFLOW_CLIENT_RETRY_DEFAULTS.items():

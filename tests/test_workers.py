@@ -24,17 +24,13 @@ SEEDS = "0,1"
 
 
 def lease_holders(storage: str) -> set[str]:
-    """The '-<pid>-' part of every worker that holds or held a lease in the matrix's queue."""
-    import sqlalchemy as sa
-
+    """The '-<pid>-' part of every worker that holds or held a lease in the newest matrix's queue."""
     from benchmark.coordinator import open_queue
-    from benchmark.workqueue import LEASES
 
     queue = open_queue(storage)
-    with queue.engine.connect() as conn:
-        workers = [row[0] for row in conn.execute(sa.select(LEASES.c.worker)) if row[0]]
+    rows = queue.leases(queue.matrix(None)["matrix_id"])
     queue.engine.dispose()
-    return {f"-{worker.split('-')[-2]}-" for worker in workers}
+    return {f"-{row['worker'].split('-')[-2]}-" for row in rows if row["worker"]}
 
 
 def storages():
