@@ -4,7 +4,6 @@ build reports and manage the feature cache."""
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 
@@ -21,7 +20,7 @@ def _strategies(args) -> int:
 
 
 def _datasets(args) -> int:
-    from benchmark.cards import load_all_cards
+    from benchmark.data.cards import load_all_cards
 
     for name, card in load_all_cards().items():
         mods = ", ".join(f"{m.name}={m.encoder}" for m in sorted(card.modalities, key=lambda m: m.name))
@@ -30,7 +29,7 @@ def _datasets(args) -> int:
 
 
 def _encoders(args) -> int:
-    from benchmark.encoders import ENCODERS
+    from benchmark.features.catalog import ENCODERS
 
     for name, factory in ENCODERS.items():
         doc = (factory.__doc__ or "").strip().splitlines()[0]
@@ -39,8 +38,8 @@ def _encoders(args) -> int:
 
 
 def _data(args) -> int:
-    from benchmark.cards import load_all_cards
-    from benchmark.prepare import ensure_prepared
+    from benchmark.data.builtin import ensure_prepared
+    from benchmark.data.cards import load_all_cards
 
     cards = load_all_cards()
     names = args.names or list(dict.fromkeys(c.source["builtin"] for c in cards.values() if c.source_kind == "builtin"))
@@ -52,34 +51,27 @@ def _data(args) -> int:
 
 
 def _matrix_config(args):
-    from benchmark.config import load_profile, parse_list
+    from benchmark.run.config import load_profile, parse_list
+    from benchmark.train.device import resolve_device
 
     config = load_profile(args.profile)
     return config.with_overrides(
         datasets=parse_list(args.datasets), strategies=parse_list(args.strategies),
         dropout_rates=parse_list(args.dropout, float), seeds=parse_list(args.seeds, int),
-        trials=args.trials, epochs=args.epochs, batch_size=args.batch_size, device=_device(args.device),
+        trials=args.trials, epochs=args.epochs, batch_size=args.batch_size, device=resolve_device(args.device),
         plugins=tuple(args.plugin) if args.plugin else None,
     )
 
 
-def _device(requested: str | None) -> str:
-    if requested and requested != "auto":
-        return requested
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
-
-
 def _bench(args) -> int:
-    from benchmark.coordinator import run_bench
-    from benchmark.matrix import plan_cells
+    from benchmark.run.coordinator import finish_bench, run_bench, write_summary
+    from benchmark.run.planning import plan_cells
     from benchmark.paths import default_optuna_storage, default_tracking_uri
 
     config = _matrix_config(args)
     cells = plan_cells(config)
     if args.dry_run:
-        from benchmark.estimate import estimate_seconds
+        from benchmark.run.estimate import estimate_seconds
 
         studies = sorted({(c.dataset, c.variant, c.dropout) for c in cells})
         for cell in cells:
@@ -97,21 +89,9 @@ def _bench(args) -> int:
         print(f"matrix {summary.matrix_id} registered and its data prepared; start workers with:\n"
               f"  fusebench worker --storage '{storage}' --tracking-uri '{tracking_uri}' --matrix-id {summary.matrix_id}")
         return 0
-    from benchmark.tracking import MatrixTracker
-
-    tracker = MatrixTracker(tracking_uri, summary.matrix_id, {}, config.device, create=False)
-    if not args.no_report:
-        from benchmark.report import build_report
-
-        t0 = time.perf_counter()
-        folder, text = build_report(tracking_uri, summary.matrix_id)
-        tracker.log_artifacts(folder)
-        summary.phase_seconds["report"] = time.perf_counter() - t0
-        print(text)
-        print(f"report written to {folder}")
-    summary.wall_seconds += summary.phase_seconds.get("report", 0.0)
-    tracker.finish_matrix({f"phase_seconds.{k}": v for k, v in summary.phase_seconds.items()}
-                          | {"wall_seconds": summary.wall_seconds, "failed_cells": len(summary.failed)})
+    finish_bench(summary, tracking_uri, config.device, report=not args.no_report)
+    if args.summary:
+        write_summary(summary, args.summary)
     phases = ", ".join(f"{k} {v:.1f}s" for k, v in summary.phase_seconds.items())
     print(f"matrix {summary.matrix_id}: {summary.cells} cells: {summary.completed} run now, {summary.skipped} "
           f"already done, {len(summary.failed)} failed; wall time {summary.wall_seconds:.1f}s ({phases})")
@@ -123,18 +103,17 @@ def _bench(args) -> int:
 
 
 def _worker(args) -> int:
-    from benchmark.coordinator import run_worker
     from benchmark.paths import default_optuna_storage
+    from benchmark.run.coordinator import run_worker
 
-    outcome = run_worker(args.storage or default_optuna_storage(), args.tracking_uri, args.matrix_id,
-                         None if args.device == "auto" else args.device)
+    outcome = run_worker(args.storage or default_optuna_storage(), args.tracking_uri, args.matrix_id, args.device)
     print(f"worker done: {len(outcome.completed)} cells run, {len(outcome.failed)} failed")
     return 0
 
 
 def _status(args) -> int:
     from benchmark.paths import default_optuna_storage
-    from benchmark.status import format_status, matrix_status
+    from benchmark.run.status import format_status, matrix_status
 
     print(format_status(matrix_status(args.storage or default_optuna_storage(), args.matrix_id)))
     return 0
@@ -142,14 +121,14 @@ def _status(args) -> int:
 
 def _report(args) -> int:
     from benchmark.paths import default_tracking_uri
-    from benchmark.report import build_report
+    from benchmark.reporting import build_report
 
     tracking_uri = args.tracking_uri or default_tracking_uri()
     folder, text = build_report(tracking_uri, args.matrix_id)
     print(text)
     print(f"report written to {folder}")
     if not args.no_log:
-        from benchmark.tracking import MatrixTracker
+        from benchmark.scale.tracking import MatrixTracker
 
         MatrixTracker(tracking_uri, folder.name, {}, "", create=False).log_artifacts(folder)
         print(f"and logged as artifacts 'report/' of the parent run of matrix {folder.name} in {tracking_uri}")
@@ -157,7 +136,7 @@ def _report(args) -> int:
 
 
 def _cache(args) -> int:
-    from benchmark import feature_cache
+    from benchmark.features import cache as feature_cache
 
     if args.action == "list":
         rows = feature_cache.list_entries()
@@ -172,7 +151,7 @@ def _cache(args) -> int:
 
 
 def _perf(args) -> int:
-    from benchmark.perf import main as perf_main
+    from benchmark.run.perf import main as perf_main
 
     import shlex
 
@@ -212,6 +191,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=1, help="worker processes on this machine (default 1; 0 = register the matrix and prepare data only)")
     p.add_argument("--dry-run", action="store_true", help="print the cells and a time estimate, run nothing")
     p.add_argument("--no-report", action="store_true", help="skip building the report at the end")
+    p.add_argument("--summary", metavar="PATH",
+                   help="also write the run's summary (cells run, skipped, failed; seconds per phase) as JSON to PATH")
     p.add_argument("--retry-failed", action="store_true",
                    help="run the cells that failed in an earlier run of this matrix again (default: keep them as failed)")
     p.set_defaults(func=_bench)
@@ -220,7 +201,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--storage", help="Optuna storage URL shared by all workers, e.g. postgresql://user:pw@host/db")
     p.add_argument("--tracking-uri", help="MLflow tracking URI (default: the one the matrix was started with)")
     p.add_argument("--matrix-id", help="matrix to join (default: the newest registered)")
-    p.add_argument("--device", default="auto", help="cpu, cuda, ... (default: cuda when available)")
+    p.add_argument("--device", default="auto",
+                   help="cpu, cuda, cuda:1 ... (default auto: cuda when this worker's machine has one)")
     p.set_defaults(func=_worker)
 
     p = sub.add_parser("status", help="progress of a registered matrix: units done, running (by which worker), failed")
@@ -258,11 +240,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from benchmark.cards import CardError
-    from benchmark.config import ProfileError
-    from benchmark.data import DataError
-    from benchmark.registry import RegistryError
-    from benchmark.workqueue import StoreUnavailable
+    from benchmark.data.cards import CardError
+    from benchmark.data.loading import DataError
+    from benchmark.run.config import ProfileError
+    from benchmark.scale.retry import StoreUnavailable
+    from strategies.registry import RegistryError
 
     try:
         return args.func(args)

@@ -1,6 +1,9 @@
 """The strategy registry. Every module in this package is imported on first use, so a
 new strategy is one file and one decorator. Third-party strategies come from a plugin
-file (``--plugin my_fusion.py``) or the ``fusebench.strategies`` entry-point group."""
+file (``--plugin my_fusion.py``) or the ``fusebench.strategies`` entry-point group.
+
+Importing this package does not import torch (``strategies.registry`` is used where torch
+is not installed, e.g. to rebuild a report): the strategy modules load on first use."""
 
 from __future__ import annotations
 
@@ -11,12 +14,16 @@ import sys
 from importlib.metadata import entry_points
 from pathlib import Path
 
-from benchmark.registry import Registry
-from strategies.base import FAMILIES, FusionStrategy
+from typing import TYPE_CHECKING
 
-STRATEGIES: Registry[type[FusionStrategy]] = Registry("strategy")
+from strategies.registry import Registry
+
+if TYPE_CHECKING:
+    from strategies.base import FusionStrategy
+
+STRATEGIES: Registry[type["FusionStrategy"]] = Registry("strategy")
 ENTRY_POINT_GROUP = "fusebench.strategies"
-_INFRASTRUCTURE = {"base", "search_space"}
+_INFRASTRUCTURE = {"base", "registry", "search_space"}
 _discovered = False
 
 
@@ -24,6 +31,8 @@ def register_strategy(name: str):
     """Class decorator: ``@register_strategy("harmonic")`` adds a FusionStrategy subclass."""
 
     def decorator(cls: type[FusionStrategy]) -> type[FusionStrategy]:
+        from strategies.base import FAMILIES, FusionStrategy
+
         if not (isinstance(cls, type) and issubclass(cls, FusionStrategy)):
             raise TypeError(f"@register_strategy({name!r}) must decorate a FusionStrategy subclass, got {cls!r}")
         if cls.family not in FAMILIES:
@@ -79,6 +88,15 @@ def load_plugin(path: str | Path) -> None:
     module = importlib.util.module_from_spec(spec)
     sys.modules[module_name] = module
     spec.loader.exec_module(module)
+
+
+def __getattr__(name: str):
+    """``from strategies import FusionStrategy`` imports the base module (and torch) on use."""
+    if name in ("FusionStrategy", "FAMILIES"):
+        from strategies import base
+
+        return getattr(base, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def get_strategy(name: str) -> type[FusionStrategy]:

@@ -1,4 +1,4 @@
-"""The strategy contract shared by every fusion strategy (see DESIGN.md section 3).
+"""The strategy contract shared by every fusion strategy (README, "Adding a strategy").
 
 A strategy is a ``torch.nn.Module`` built from per-modality feature widths, a class count
 and keyword hyperparameters. ``forward(inputs, present, token_mask=None)`` returns logits:
@@ -18,7 +18,7 @@ from typing import Any, ClassVar, Mapping
 import torch
 from torch import nn
 
-from strategies.search_space import FloatParam, IntParam, Param
+from strategies.search_space import FloatParam, IntParam, Param, defaults
 
 FAMILIES = ("unimodal", "early", "intermediate", "late", "attention", "hybrid")
 
@@ -43,7 +43,7 @@ class FusionStrategy(nn.Module):
         self.modalities: list[str] = sorted(input_dims)
         self.input_dims = {m: int(input_dims[m]) for m in self.modalities}
         self.num_classes = int(num_classes)
-        self.hparams = {**{k: p.default for k, p in self.search_space.items()}, **hparams}
+        self.hparams = {**defaults(self.search_space), **hparams}
         unknown = set(hparams) - set(self.search_space) - set(self.extra_hparams())
         if unknown:
             raise ValueError(

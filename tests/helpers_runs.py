@@ -54,7 +54,8 @@ def assert_each_cell_once(uri: str, expected_cells: int):
 
 def assert_trial_budget(storage_url: str, trials: int, studies: int):
     """Every study has exactly one final trial per budget slot: none missing, none duplicated."""
-    from benchmark.tuning import budget_trials, is_final, open_storage
+    from benchmark.scale.database import open_storage
+    from benchmark.train.tuning import budget_trials, is_final, stale_trials
     import optuna
 
     storage = open_storage(storage_url)
@@ -62,7 +63,8 @@ def assert_trial_budget(storage_url: str, trials: int, studies: int):
     assert len(summaries) == studies, [s.study_name for s in summaries]
     for summary in summaries:
         study = optuna.load_study(study_name=summary.study_name, storage=storage)
-        finals = [t for t in study.get_trials(deepcopy=False) if "slot" in t.user_attrs and is_final(t)]
+        stale = stale_trials(study)
+        finals = [t for t in study.get_trials(deepcopy=False) if "slot" in t.user_attrs and is_final(t, stale)]
         slots = collections.Counter(t.user_attrs["slot"] for t in finals)
         assert sorted(slots) == list(range(trials)), (summary.study_name, slots)
         assert all(n == 1 for n in slots.values()), (summary.study_name, slots)

@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmark.cards import CardError, load_all_cards, load_card
+from benchmark.data.cards import CardError, load_all_cards, load_card
 
 VALID = """
 name: toy

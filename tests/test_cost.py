@@ -7,8 +7,8 @@ import pytest
 import torch
 from torch import nn
 
-from benchmark.cost import training_step_tensor_mb
-from benchmark.features import SplitTensors
+from benchmark.train.cost import training_step_tensor_mb
+from benchmark.features.tensors import SplitTensors
 from strategies import discover
 from strategies.search_space import defaults
 

@@ -11,8 +11,8 @@ import zipfile
 import numpy as np
 import pytest
 
-from benchmark import prepare
-from benchmark.cards import load_all_cards
+from benchmark.data import builtin as prepare
+from benchmark.data.cards import load_all_cards
 from benchmark.paths import REPO_ROOT
 
 
@@ -58,8 +58,8 @@ def test_interrupted_preparation_is_detected_and_redone(fake_preparer):
 
 def test_partial_dataset_is_never_loaded(fake_preparer, fusebench_home):
     """load_splits goes through ensure_prepared: a folder without the marker is rebuilt first."""
-    from benchmark.cards import load_card
-    from benchmark.data import load_splits
+    from benchmark.data.cards import load_card
+    from benchmark.data.loading import load_splits
 
     target = prepare.prepared_path("fake_ds")
     target.mkdir(parents=True)

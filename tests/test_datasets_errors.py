@@ -8,9 +8,9 @@ import io
 import numpy as np
 import pytest
 
-from benchmark.cards import CardError, load_card
-from benchmark.data import DataError
-from benchmark.features import build_features
+from benchmark.data.cards import CardError, load_card
+from benchmark.data.loading import DataError
+from benchmark.features.tensors import build_features
 from benchmark.paths import cache_dir
 
 
@@ -118,7 +118,8 @@ def test_corrupted_image(fusebench_home):
 
 def test_unreadable_image_file(fusebench_home):
     """A path that does not exist is reported like a corrupted image."""
-    from benchmark.encoders import EncodingError, get_encoder
+    from benchmark.features.base import EncodingError
+    from benchmark.features.catalog import get_encoder
 
     with pytest.raises(EncodingError, match="row 1: unreadable or corrupted image"):
         get_encoder("raw_pixels", size=8, patch=4).encode([{"bytes": _png(0), "path": None},
@@ -142,7 +143,7 @@ def test_modality_declared_twice_same_spec(fusebench_home):
 def test_hub_card_offline_fails_fast_with_instructions(fusebench_home, monkeypatch):
     import time
 
-    from benchmark.data import load_splits
+    from benchmark.data.loading import load_splits
     from benchmark.paths import REPO_ROOT
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")

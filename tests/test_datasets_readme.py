@@ -18,8 +18,8 @@ def readme_card() -> str:
 def test_readme_dataset_example_builds_features(fusebench_home):
     import pandas as pd
 
-    from benchmark.cards import find_card
-    from benchmark.features import build_features
+    from benchmark.data.cards import find_card
+    from benchmark.features.tensors import build_features
 
     cards = fusebench_home / "cards"
     (cards / "products.yaml").write_text(readme_card())

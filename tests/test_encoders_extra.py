@@ -9,7 +9,8 @@ import wave
 import numpy as np
 import torch
 
-from benchmark.encoders import get_encoder, image_to_patches, patches_to_image
+from benchmark.features.catalog import get_encoder
+from benchmark.features.image import image_to_patches, patches_to_image
 
 
 def test_tabular_fits_on_train_only():
@@ -43,7 +44,8 @@ def test_raw_pixels_and_patches_roundtrip():
 
 
 def _trainable_features(n=48):
-    from benchmark.features import FeatureSet, SplitTensors
+    from benchmark.features.base import FrontEnd
+    from benchmark.features.tensors import FeatureSet, SplitTensors
 
     g = torch.Generator().manual_seed(0)
     labels = torch.arange(n) % 2
@@ -56,17 +58,19 @@ def _trainable_features(n=48):
         labels=labels,
     )
     return FeatureSet("t", ["img", "tab"], ["0", "1"], {"train": split, "validation": split, "test": split},
-                      trainable={"img": {"size": 8, "patch": 4, "channels": 1, "kind": "small_cnn", "width": 16}})
+                      front_ends={"img": FrontEnd("small_cnn", {"size": 8, "patch": 4, "channels": 1, "width": 16})})
 
 
 def test_small_cnn_is_trained_end_to_end():
-    from benchmark.evaluation import full_accuracy
-    from benchmark.trainable_encoders import TrainableFrontEnd
-    from benchmark.training import TrainConfig, build_model, train
+    from benchmark.train.evaluation import full_accuracy
+    from benchmark.train.model import FusionModel
+    from benchmark.train.loop import TrainConfig, train
+    from benchmark.train.model import build_model
 
     features = _trainable_features()
     model = build_model("concat", features, {}, seed=0)
-    assert isinstance(model, TrainableFrontEnd) and model.strategy.input_dims == {"img": 16, "tab": 3}
+    assert isinstance(model, FusionModel) and model.strategy.input_dims == {"img": 16, "tab": 3}
+    assert list(model.encoders) == ["img"] and model.family == "early"
     before = [p.detach().clone() for p in model.encoders["img"].parameters()]
     train(model, features.splits["train"], features.modalities, TrainConfig(epochs=15, modality_dropout=0.0))
     after = list(model.encoders["img"].parameters())
@@ -75,8 +79,8 @@ def test_small_cnn_is_trained_end_to_end():
 
 
 def test_small_cnn_token_strategy_and_absent_modality():
-    from benchmark.batching import model_inputs
-    from benchmark.training import build_model
+    from benchmark.train.batching import model_inputs
+    from benchmark.train.model import build_model
 
     features = _trainable_features()
     split = features.splits["train"]
@@ -102,7 +106,7 @@ def _wav_bytes(samples: np.ndarray, rate: int) -> bytes:
 
 
 def test_log_mel_and_mfcc_front_end():
-    from benchmark.audio import hz_to_mel, mel_filterbank, mel_to_hz
+    from benchmark.features.audio import hz_to_mel, mel_filterbank, mel_to_hz
 
     assert np.allclose(mel_to_hz(hz_to_mel([0.0, 440.0, 4000.0])), [0.0, 440.0, 4000.0])
     bank = mel_filterbank(32, 400, 16000)
@@ -123,7 +127,7 @@ def test_log_mel_and_mfcc_front_end():
 def test_audio_errors_name_the_row():
     import pytest
 
-    from benchmark.encoders import EncodingError
+    from benchmark.features.base import EncodingError
 
     with pytest.raises(EncodingError, match="row 1: unreadable or corrupted audio"):
         get_encoder("log_mel").encode([[0.0] * 500, {"bytes": b"RIFF garbage", "path": None}])

@@ -8,7 +8,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from benchmark.cli import main
-from benchmark.tracking import EXPERIMENT
+from benchmark.scale.schema import EXPERIMENT
 
 pytestmark = pytest.mark.slow
 
@@ -62,8 +62,8 @@ def test_token_strategies_get_token_widths_when_they_differ_from_pooled():
     be built on the token width."""
     import torch
 
-    from benchmark.features import FeatureSet, SplitTensors
-    from benchmark.training import build_model
+    from benchmark.features.tensors import FeatureSet, SplitTensors
+    from benchmark.train.model import build_model
 
     def split(n):
         return SplitTensors(pooled={"a": torch.randn(n, 784), "b": torch.randn(n, 8)},

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from benchmark import feature_cache
+from benchmark.features import cache as feature_cache
 
 
 def _tensors():
@@ -67,11 +67,11 @@ def test_entry_with_missing_tensors_is_a_miss(tmp_path):
 
 
 def test_second_build_uses_cache(fusebench_home):
-    from benchmark.cards import load_card
+    from benchmark.data.cards import load_card
 
     from tests.test_datasets_errors import _dataset
 
-    from benchmark.features import build_features
+    from benchmark.features.tensors import build_features
 
     card = _dataset(fusebench_home / "cards")
     first = build_features(card, log=lambda s: None)

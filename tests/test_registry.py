@@ -1,6 +1,6 @@
 import pytest
 
-from benchmark.registry import Registry, RegistryError
+from strategies.registry import Registry, RegistryError
 from strategies import STRATEGIES, discover, register_strategy
 from strategies.base import FusionStrategy
 

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from benchmark.report import build_report, mean_ci95, paired_ttest, pareto_front
-from benchmark.tracking import MatrixTracker
+from benchmark.reporting import build_report, mean_ci95, paired_ttest, pareto_front
+from benchmark.scale.tracking import MatrixTracker
 
 REPO = Path(__file__).resolve().parent.parent
 MATRIX = "test-matrix"
@@ -213,7 +213,7 @@ def test_report_never_imports_torch(store, tmp_path):
     """A report can be rebuilt where only the tracking server is reachable: no torch import,
     neither through build_report nor through `fusebench report`."""
     uri, _ = store
-    code = ("import sys\nfrom benchmark.report import build_report\n"
+    code = ("import sys\nfrom benchmark.reporting import build_report\n"
             f"build_report({uri!r}, {MATRIX!r}, out_root=__import__('pathlib').Path({str(tmp_path / 'api')!r}))\n"
             "assert 'torch' not in sys.modules, 'build_report imported torch'\n"
             "from benchmark.cli import main\n"

@@ -8,7 +8,8 @@ import time
 import pytest
 
 from benchmark.cli import main
-from benchmark.workqueue import StoreUnavailable, WorkQueue, retry
+from benchmark.scale.retry import StoreUnavailable, retry
+from benchmark.scale.workqueue import WorkQueue
 
 
 def test_retry_gives_up_after_budget_with_clear_error(tmp_path):
@@ -47,7 +48,7 @@ def test_mlflow_connection_errors_count_as_store_outages():
     import requests
     from mlflow.exceptions import MlflowException
 
-    from benchmark.workqueue import is_store_outage
+    from benchmark.scale.retry import is_store_outage
 
     def wrapped(inner):
         try:
@@ -123,11 +124,11 @@ def test_status_names_a_unit_whose_worker_died(tmp_path, monkeypatch):
     import sys
     from dataclasses import asdict
 
-    from benchmark.config import MatrixConfig
-    from benchmark.coordinator import open_queue
-    from benchmark.matrix import plan_cells, study_units, trial_unit
-    from benchmark.status import format_status, matrix_status
-    from benchmark.workqueue import new_worker_id
+    from benchmark.run.config import MatrixConfig
+    from benchmark.scale.workqueue import open_queue
+    from benchmark.run.planning import plan_cells, study_units, trial_unit
+    from benchmark.run.status import format_status, matrix_status
+    from benchmark.scale.workqueue import new_worker_id
 
     monkeypatch.setenv("FUSEBENCH_HOME", str(tmp_path / "home"))
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlruns.db'}")

@@ -10,10 +10,10 @@ from typing import NamedTuple
 import pandas as pd
 
 from benchmark.reporting.stats import PairedTest, mean_ci95, paired_ttest
+from benchmark.scale.schema import MISSING_PREFIX, SUBSET_PREFIX, missing_metric, subset_modalities
 
 BASELINE = "concat"  # the paired test compares every strategy with this variant
 UNIMODAL = "unimodal"
-SUBSET_PREFIX, MISSING_PREFIX = "test_accuracy_subset.", "test_accuracy_missing."
 class MemoryMetric(NamedTuple):
     """How the report names one memory metric: in a sentence or on an axis, as a leaderboard
     column and in a plot title; the caveat its figure caption carries; the device it measures."""
@@ -73,7 +73,7 @@ def _mean(series: pd.Series) -> float:
 
 def analyse(name: str, runs: pd.DataFrame, problems: pd.DataFrame) -> DatasetAnalysis:
     subsets = sorted({c[len(SUBSET_PREFIX):] for c in runs.columns if c.startswith(SUBSET_PREFIX)
-                      and runs[c].notna().any()}, key=lambda s: (-len(s.split("-")), s))
+                      and runs[c].notna().any()}, key=lambda s: (-len(subset_modalities(s)), s))
     rates = sorted(int(c[len(MISSING_PREFIX):]) for c in runs.columns if c.startswith(MISSING_PREFIX)
                    and runs[c].notna().any())
     counts = {k: int(runs[k].notna().sum()) if k in runs else 0 for k in MEMORY_KEYS}
@@ -102,7 +102,7 @@ def analyse(name: str, runs: pd.DataFrame, problems: pd.DataFrame) -> DatasetAna
         for s in subsets:
             row[f"subset:{s}"] = _mean(group[SUBSET_PREFIX + s])
         for r in rates:
-            row[f"missing:{r}"] = _mean(group[f"{MISSING_PREFIX}{r:02d}"])
+            row[f"missing:{r}"] = _mean(group[missing_metric(r / 100)])
         rows.append(row)
     configs = pd.DataFrame(rows)
     analysis = DatasetAnalysis(name, configs, runs, problems, subsets, rates, memory_key)

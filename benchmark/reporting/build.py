@@ -16,6 +16,7 @@ from benchmark.reporting.analysis import (BASELINE, MEMORY_METRICS, UNIMODAL, Da
 from benchmark.reporting.document import Document
 from benchmark.reporting.fetch import MatrixRuns, fetch_matrix
 from benchmark.reporting.figures import accuracy_vs_cost, missing_curves, robustness_heatmap, tuning_gain
+from benchmark.scale.schema import subset_modalities
 
 ALPHA = 0.05
 
@@ -162,7 +163,7 @@ class DatasetSection:
             return
         rates = a.missing_rates
         shown = sorted({rates[0], rates[len(rates) // 2], rates[-1]}) if rates else []
-        singles = [s for s in a.subsets if "-" not in s]
+        singles = [s for s in a.subsets if len(subset_modalities(s)) == 1]
         ranked = a.ranked
         key = f"missing:{rates[-1]}" if rates else "robustness"
         ordered = ranked.sort_values(key, ascending=False, na_position="last")
@@ -286,7 +287,7 @@ def summary_items(section: DatasetSection) -> list[str]:
         else:
             text = (f"**Best when a modality is often missing:** {config_name(r)}, highest {criterion} "
                     f"{num(r['robustness'])} ({where}).")
-        singles = [s for s in a.subsets if "-" not in s]
+        singles = [s for s in a.subsets if len(subset_modalities(s)) == 1]
         if cite.get("heatmap") and singles:
             parts = ", ".join(f"{s} only {num(r[f'subset:{s}'])}" for s in singles)
             text += f" With one modality left it scores {parts} ({cite['heatmap']})."

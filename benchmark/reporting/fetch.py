@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from benchmark.tracking import EXPERIMENT, TAG_ERROR, TAG_KIND, TAG_MATRIX, TAG_STATUS
+from benchmark.scale.schema import EXPERIMENT, TAG_ERROR, TAG_KIND, TAG_MATRIX, TAG_STATUS
 
 ID_COLUMNS = ["dataset", "variant", "strategy", "family", "dropout", "seed"]
 _LABEL = re.compile(r"dropout (?P<dropout>[0-9.eE+-]+) · seed (?P<seed>-?\d+)")

@@ -14,6 +14,7 @@ import numpy as np  # noqa: E402
 
 from benchmark.reporting.analysis import BASELINE, MEMORY_METRICS, UNIMODAL, DatasetAnalysis  # noqa: E402
 from benchmark.reporting.stats import pareto_front  # noqa: E402
+from benchmark.scale.schema import subset_label  # noqa: E402
 
 DPI = 110
 FAMILY_COLOURS = {"unimodal": "#7f7f7f", "early": "#1f77b4", "intermediate": "#2ca02c", "late": "#ff7f0e",
@@ -55,7 +56,7 @@ def robustness_heatmap(a: DatasetAnalysis, path: Path, k: int = 6) -> Path | Non
         return None
     values = np.array([[r[f"subset:{s}"] for s in a.subsets] for r in rows], dtype=float)
     labels = [f"{r['variant']}  (train dropout {r['dropout']:g})" for r in rows]
-    columns = [s.replace("-", " + ") for s in a.subsets]
+    columns = [subset_label(s) for s in a.subsets]
     fig, ax = plt.subplots(figsize=(2.2 + 1.25 * len(columns) + 1.6, 1.2 + 0.38 * len(rows)))
     finite = values[np.isfinite(values)]
     vmin, vmax = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)

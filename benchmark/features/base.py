@@ -1,0 +1,77 @@
+"""The encoder contract: an :class:`Encoder` turns one column of a split into pooled features
+``(N, D)`` and token features ``(N, T, D)`` with a validity mask ``(N, T)``. Frozen encoders
+are run once and cached; an encoder may instead name a :class:`FrontEnd`, a network trained
+with the fusion model (its cached features are then that network's raw input)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
+
+import torch
+
+from strategies.registry import Registry
+
+ProgressFn = Callable[[int], None]
+
+@dataclass
+class Encoded:
+    pooled: torch.Tensor  # (N, D)
+    tokens: torch.Tensor  # (N, T, D)
+    mask: torch.Tensor  # bool (N, T)
+
+
+class EncodingError(ValueError):
+    """A value could not be encoded; the caller adds dataset/split/column context."""
+
+    def __init__(self, row: int, problem: str) -> None:
+        self.row, self.problem = row, problem
+        super().__init__(f"row {row}: {problem}")
+
+
+class Encoder:
+    """Base encoder: stateless and frozen unless ``fit`` is overridden (tabular)."""
+
+    name = ""
+    version = "1"
+    input_kind = ""  # "text" | "image" | "tabular" | "audio"
+    batch_size = 32
+
+    def __init__(self, **options: Any) -> None:
+        self.options = options
+
+    def fit(self, train_values: Sequence[Any]) -> None:
+        """Fit preprocessing on the training split only (no-op for frozen encoders)."""
+
+    def fit_columns(self, train_split, columns: Sequence[str]) -> None:
+        """Fit on several columns of the training split (a ``datasets.Dataset``); no-op unless
+        the encoder reads several columns (tabular)."""
+
+    def state(self) -> dict[str, Any]:
+        """Whatever fitted state changes the output; part of the cache key."""
+        return {}
+
+    def encode(self, values: Sequence[Any], progress: ProgressFn | None = None) -> Encoded:
+        raise NotImplementedError
+
+    def front_end(self) -> FrontEnd | None:
+        """The trainable network this modality goes through inside the model (None: frozen features)."""
+        return None
+
+
+ENCODERS: Registry[Callable[..., Encoder]] = Registry("encoder")
+
+
+@dataclass(frozen=True)
+class FrontEnd:
+    """A trainable network that the model puts in front of the strategy for one modality.
+    ``kind`` names it (see benchmark/train/trainable_encoders.py); ``options`` are its sizes."""
+
+    kind: str
+    options: dict[str, int] = field(default_factory=dict)
+
+
+def batches(n: int, size: int):
+    """(start, stop) of consecutive batches of ``size`` over ``n`` rows."""
+    for start in range(0, n, size):
+        yield start, min(n, start + size)

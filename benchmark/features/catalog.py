@@ -1,0 +1,22 @@
+"""Every built-in encoder, registered, and the lookup by card name (``get_encoder``).
+
+Importing this module imports each encoder module once, so their ``@ENCODERS.register``
+decorators run; nothing else imports the encoder modules for that side effect."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from benchmark.features import audio, image, tabular, text  # noqa: F401 - registration side effects
+from benchmark.features.base import ENCODERS, Encoder
+
+
+def get_encoder(name: str, **options: Any) -> Encoder:
+    """Resolve a registered encoder name, or an online ``prefix:model-id`` spec."""
+    if ":" in name:
+        prefix, model_id = name.split(":", 1)
+        return ENCODERS.get(prefix + ":")(model_id=model_id, **options)
+    return ENCODERS.get(name)(**options)
+
+
+__all__ = ["ENCODERS", "get_encoder"]

@@ -1,0 +1,2 @@
+"""Running a matrix: profiles and config, planning its units, the worker, the coordinator
+behind `fusebench bench`, progress (`fusebench status`), time estimates and `fusebench perf`."""

@@ -1,0 +1,156 @@
+"""`fusebench bench`: register a matrix, prepare data and features, run one in-process
+worker or N worker processes, then build the report and close the parent run.
+`fusebench worker`: join a registered matrix."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from benchmark.data.builtin import ensure_prepared
+from benchmark.data.cards import find_card
+from benchmark.features.tensors import build_features
+from benchmark.reporting import build_report
+from benchmark.run.config import MatrixConfig
+from benchmark.run.planning import cell_unit, cell_unit_of, plan_cells
+from benchmark.run.worker import MatrixOutcome, Worker
+from benchmark.scale.database import open_storage
+from benchmark.scale.retry import retry
+from benchmark.scale.tracking import MatrixTracker
+from benchmark.scale.workqueue import new_worker_id, open_queue
+from benchmark.train.device import resolve_device
+
+
+@dataclass
+class BenchSummary:
+    matrix_id: str
+    cells: int
+    completed: int = 0
+    skipped: int = 0
+    failed: list[tuple[str, str]] = field(default_factory=list)
+    phase_seconds: dict[str, float] = field(default_factory=dict)
+    wall_seconds: float = 0.0
+
+
+def prepare_data(datasets: list[str], log: Callable[[str], None]) -> tuple[dict, dict[str, float]]:
+    """Prepare the matrix's datasets and fill the feature cache.
+    -> (dataset -> FeatureSet, phase seconds)."""
+    started = time.perf_counter()
+    cards = {name: find_card(name) for name in datasets}
+    for card in cards.values():
+        if card.source_kind == "builtin":
+            ensure_prepared(card.source["builtin"], progress=log)
+    data_s = time.perf_counter() - started
+    features = {name: build_features(card, log=log) for name, card in cards.items()}
+    return features, {"data": data_s, "encoding": time.perf_counter() - started - data_s}
+
+
+def run_bench(config: MatrixConfig, tracking_uri: str, storage_url: str, workers: int = 1,
+              log: Callable[[str], None] = print, retry_failed: bool = False) -> BenchSummary:
+    started = time.perf_counter()
+    matrix_id = config.matrix_id()
+    queue = open_queue(storage_url)
+    queue.register_matrix(matrix_id, asdict(config), tracking_uri, storage_url)
+    open_storage(storage_url)  # create Optuna's tables once, before any worker races to do it
+    tracker = retry(lambda: MatrixTracker(tracking_uri, matrix_id, asdict(config), config.device, create=True),
+                    f"open tracking store {tracking_uri}")
+    cells = plan_cells(config)
+    summary = BenchSummary(matrix_id, len(cells))
+    if retry_failed:
+        failed_units = [cell_unit_of(h) for h in tracker.failed_cells()]
+        log(f"retrying {queue.reopen(matrix_id, failed_units)} failed cells")
+    features, phases = prepare_data(sorted({c.dataset for c in cells}), log)
+    summary.phase_seconds.update(phases)
+    if workers == 0:  # register only: workers on this or other machines join with `fusebench worker`
+        summary.wall_seconds = time.perf_counter() - started
+        return summary
+    if workers == 1:
+        outcome = Worker(config, tracking_uri, storage_url, queue, new_worker_id(), log, features=features).run()
+        summary.completed, summary.skipped = len(outcome.completed), outcome.skipped
+        failed = tracker.failed_cells()
+        summary.phase_seconds.update({"tuning": outcome.phase_seconds["tuning"],
+                                      "final_runs": outcome.phase_seconds["final_runs"]})
+    else:
+        units = [cell_unit(c, config) for c in cells]
+        done_before = queue.done_units(matrix_id)
+        t0 = time.perf_counter()
+        codes = spawn_workers(workers, matrix_id, tracking_uri, storage_url, config.device)
+        summary.phase_seconds["workers"] = time.perf_counter() - t0
+        done = queue.done_units(matrix_id)
+        missing = [u for u in units if u not in done]
+        if missing:
+            raise RuntimeError(f"{len(missing)} cells unfinished; worker exit codes {codes}; re-run to resume")
+        failed = tracker.failed_cells()
+        summary.skipped = sum(u in done_before for u in units)
+        failed_now = sum(cell_unit_of(h) not in done_before for h in failed)
+        summary.completed = len(units) - summary.skipped - failed_now
+    # Every failed cell of the matrix, this run's and earlier ones', as MLflow records them.
+    summary.failed = list(failed.values())
+    summary.wall_seconds = time.perf_counter() - started
+    return summary
+
+
+def spawn_workers(count: int, matrix_id: str, tracking_uri: str, storage_url: str, device: str) -> list[int]:
+    """Start ``count`` `fusebench worker` processes on this machine and wait for them."""
+    threads = max(1, (os.cpu_count() or 1) // count)
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
+    command = [sys.executable, "-m", "benchmark.cli", "worker", "--matrix-id", matrix_id,
+               "--storage", storage_url, "--tracking-uri", tracking_uri, "--device", device]
+    processes = [subprocess.Popen(command, env=env) for _ in range(count)]
+    try:
+        return [p.wait() for p in processes]
+    except KeyboardInterrupt:
+        for p in processes:
+            p.terminate()
+        raise
+
+
+def worker_config(registered: dict, device: str | None) -> MatrixConfig:
+    """The registered matrix's configuration, on the device this worker resolves: ``auto`` (or
+    nothing) means this machine's GPU when it has one, whatever the registering machine used."""
+    return MatrixConfig.from_dict(registered["config"]).with_overrides(device=resolve_device(device))
+
+
+def run_worker(storage_url: str, tracking_uri: str | None, matrix_id: str | None, device: str | None,
+               log: Callable[[str], None] = print) -> MatrixOutcome:
+    """`fusebench worker`: join a registered matrix and work until it is done."""
+    import torch
+
+    queue = open_queue(storage_url)
+    registered = queue.matrix(matrix_id)
+    config = worker_config(registered, device)
+    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", torch.get_num_threads())))
+    worker_id = new_worker_id()
+    log(f"worker {worker_id} joined matrix {registered['matrix_id']} on {config.device}")
+    return Worker(config, tracking_uri or registered["tracking_uri"], storage_url, queue, worker_id, log).run()
+
+
+def finish_bench(summary: BenchSummary, tracking_uri: str, device: str, report: bool = True,
+                 log: Callable[[str], None] = print) -> Path | None:
+    """After the workers: build the report from the tracking store and log it as artifacts of
+    the matrix's parent run (unless ``report`` is false), then record the phase times and close
+    the parent run. Returns the report folder."""
+    tracker = MatrixTracker(tracking_uri, summary.matrix_id, {}, device, create=False)
+    folder = None
+    if report:
+        started = time.perf_counter()
+        folder, text = build_report(tracking_uri, summary.matrix_id)
+        tracker.log_artifacts(folder)
+        summary.phase_seconds["report"] = time.perf_counter() - started
+        log(text)
+        log(f"report written to {folder}")
+    summary.wall_seconds += summary.phase_seconds.get("report", 0.0)
+    tracker.finish_matrix({f"phase_seconds.{k}": v for k, v in summary.phase_seconds.items()}
+                          | {"wall_seconds": summary.wall_seconds, "failed_cells": len(summary.failed)})
+    return folder
+
+
+def write_summary(summary: BenchSummary, path: str | Path) -> None:
+    """The bench summary as JSON (cells run, skipped, failed; seconds per phase) for scripts."""
+    Path(path).write_text(json.dumps(asdict(summary), indent=2, sort_keys=True))

@@ -1,0 +1,154 @@
+"""Performance benchmarks that print figures (never timed unit tests):
+
+* ``fusebench perf loop``: time per training step of the shared loop against a bare PyTorch
+  loop over the same tensors, model and batch size, and their ratio;
+* ``fusebench perf phases``: wall time of each phase of a bench run (data, encoding, tuning,
+  final runs, report) from a cold state folder;
+* ``fusebench perf workers``: wall time of a matrix with 1 worker and with N workers, and the
+  speed-up."""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from benchmark.paths import cache_dir, data_dir
+
+
+def loop_overhead(strategy: str, dataset: str, batch_size: int, epochs: int, repeats: int, device: str) -> dict:
+    import torch
+    from torch import nn
+
+    from benchmark.data.cards import find_card
+    from benchmark.features.tensors import build_features
+    from benchmark.train.device import synchronize
+    from benchmark.train.loop import TrainConfig, train
+    from benchmark.train.model import build_model
+    from strategies import get_strategy
+    from strategies.search_space import defaults
+
+    features = build_features(find_card(dataset), log=lambda *_: None)
+    split = features.splits["train"].to(device)
+    modalities = features.modalities
+    hparams = defaults(get_strategy(strategy).search_space)
+
+    def bare(seed: int) -> float:
+        model = build_model(strategy, features, hparams, seed).to(device).train()
+        optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=1e-4)
+        tokens = model.consumes_tokens
+        n = len(split)
+        steps = 0
+        synchronize(device)
+        started = time.perf_counter()
+        for _ in range(epochs):
+            order = torch.randperm(n).to(device)
+            for start in range(0, n, batch_size):
+                index = order[start:start + batch_size]
+                if tokens:
+                    inputs = {m: split.tokens[m][index] for m in modalities}
+                    mask = {m: split.token_mask[m][index] for m in modalities}
+                else:
+                    inputs, mask = {m: split.pooled[m][index] for m in modalities}, None
+                present = torch.ones(len(index), len(modalities), dtype=torch.bool, device=device)
+                loss = nn.functional.cross_entropy(model(inputs, present, mask), split.labels[index])
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                steps += 1
+        synchronize(device)
+        return (time.perf_counter() - started) / steps
+
+    def harness(seed: int) -> float:
+        model = build_model(strategy, features, hparams, seed)
+        config = TrainConfig(epochs=epochs, batch_size=batch_size, modality_dropout=0.3, seed=seed, device=device)
+        started = time.perf_counter()
+        train(model, split, modalities, config)
+        steps = epochs * -(-len(split) // batch_size)
+        return (time.perf_counter() - started) / steps
+
+    bare(0), harness(0)  # warm-up
+    bare_times, harness_times = [], []
+    for r in range(repeats):  # interleaved so drift affects both equally
+        bare_times.append(bare(r))
+        harness_times.append(harness(r))
+    b, h = statistics.median(bare_times), statistics.median(harness_times)
+    return {"strategy": strategy, "dataset": dataset, "device": device, "batch_size": batch_size,
+            "bare_ms_per_step": b * 1e3, "harness_ms_per_step": h * 1e3, "ratio": h / b}
+
+
+def _bench_env(home: Path, share_cache: bool) -> dict:
+    env = {**os.environ, "FUSEBENCH_HOME": str(home), "MLFLOW_TRACKING_URI": f"sqlite:///{home / 'mlruns.db'}",
+           "FUSEBENCH_OPTUNA_STORAGE": f"sqlite:///{home / 'optuna.db'}", "FUSEBENCH_REPORTS": str(home / "reports")}
+    if share_cache:  # reuse prepared data and encoded features: measure the matrix itself
+        env["FUSEBENCH_CACHE"] = str(cache_dir())
+        (home / "data").parent.mkdir(parents=True, exist_ok=True)
+        if data_dir().is_dir() and not (home / "data").exists():
+            (home / "data").symlink_to(data_dir(), target_is_directory=True)
+    return env
+
+
+def run_bench_subprocess(args: list[str], env: dict) -> tuple[float, str]:
+    started = time.perf_counter()
+    result = subprocess.run([sys.executable, "-m", "benchmark.cli", "bench", *args], env=env,
+                            capture_output=True, text=True)
+    seconds = time.perf_counter() - started
+    if result.returncode != 0:
+        raise RuntimeError(f"bench {' '.join(args)} failed ({result.returncode}):\n{result.stdout[-3000:]}{result.stderr[-3000:]}")
+    return seconds, result.stdout
+
+
+def phases(bench_args: list[str], cold: bool) -> dict[str, float]:
+    """Run a bench in a fresh state folder and return its phase times, read from the summary
+    it writes (``bench --summary``)."""
+    with tempfile.TemporaryDirectory(prefix="fusebench-phases-") as tmp:
+        summary_path = Path(tmp) / "summary.json"
+        seconds, _ = run_bench_subprocess(bench_args + ["--summary", str(summary_path)],
+                                          _bench_env(Path(tmp), share_cache=not cold))
+        summary = json.loads(summary_path.read_text())
+    figures = dict(summary["phase_seconds"])
+    figures["total_process_wall"] = seconds
+    return figures
+
+
+def worker_speedup(bench_args: list[str], workers: int) -> dict[str, float]:
+    times = {}
+    for count in (1, workers):
+        with tempfile.TemporaryDirectory(prefix="fusebench-workers-") as tmp:
+            times[count], _ = run_bench_subprocess(bench_args + ["--workers", str(count), "--no-report"],
+                                                   _bench_env(Path(tmp), share_cache=True))
+    return {"one_worker_s": times[1], f"{workers}_workers_s": times[workers], "speedup": times[1] / times[workers]}
+
+
+def main(args) -> int:
+    from benchmark.train.device import resolve_device
+
+    device = resolve_device(args.device)
+    if args.what == "loop":
+        rows = [loop_overhead(s, args.dataset, args.batch_size, args.epochs, args.repeats, device)
+                for s in args.strategy]
+        print(f"{'strategy':<24}{'dataset':<14}{'device':<7}{'batch':>6}{'bare ms/step':>14}{'harness ms/step':>17}{'ratio':>8}")
+        for r in rows:
+            print(f"{r['strategy']:<24}{r['dataset']:<14}{r['device']:<7}{r['batch_size']:>6}"
+                  f"{r['bare_ms_per_step']:>14.3f}{r['harness_ms_per_step']:>17.3f}{r['ratio']:>8.3f}")
+        worst = max(r["ratio"] for r in rows)
+        print(f"worst harness/bare ratio: {worst:.3f} (target <= 1.10) -> {'OK' if worst <= 1.10 else 'ABOVE TARGET'}")
+        return 0
+    bench_args = ["--profile", args.profile, "--device", device] + (args.bench_args or [])
+    if args.what == "phases":
+        figures = phases(bench_args, cold=args.cold)
+        print(f"phases of `fusebench bench {' '.join(bench_args)}` ({'cold state' if args.cold else 'prepared data'}, {device}):")
+        for name, seconds in figures.items():
+            print(f"  {name:<20}{seconds:>9.1f} s")
+        return 0
+    figures = worker_speedup(bench_args, args.workers)
+    print(f"`fusebench bench {' '.join(bench_args)}` on {os.cpu_count()} cores ({device}):")
+    print(f"  1 worker:  {figures['one_worker_s']:.1f} s")
+    print(f"  {args.workers} workers: {figures[f'{args.workers}_workers_s']:.1f} s")
+    print(f"  speed-up:  {figures['speedup']:.2f}x")
+    return 0

@@ -1,0 +1,102 @@
+"""`fusebench status`: how far a registered matrix has got, read from the shared work queue
+(the Optuna database) and, for failed cells, from the MLflow tracking store. Useful while
+workers on several machines share one matrix."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from benchmark.run.config import MatrixConfig
+from benchmark.run.planning import matrix_units, plan_cells, study_units
+from benchmark.scale.tracking import MatrixTracker
+from benchmark.scale.workqueue import open_queue, worker_process_gone
+
+
+@dataclass
+class RunningUnit:
+    unit: str
+    label: str
+    worker: str
+    seconds_left: float  # of the lease; negative = expired, waiting to be taken over
+    dead: bool = False  # its worker ran on this machine and its process is gone
+
+
+@dataclass
+class MatrixStatus:
+    matrix_id: str
+    registered: float
+    tracking_uri: str
+    optuna_storage: str
+    trials_total: int
+    trials_done: int
+    cells_total: int
+    cells_done: int
+    running: list[RunningUnit] = field(default_factory=list)
+    failed: list[tuple[str, str]] | None = None  # None: the tracking store could not be read
+    tracking_error: str = ""
+
+    @property
+    def finished(self) -> bool:
+        return self.trials_done == self.trials_total and self.cells_done == self.cells_total
+
+
+def matrix_status(storage_url: str, matrix_id: str | None = None, read_failed: bool = True) -> MatrixStatus:
+    """Progress of one registered matrix (the newest when no id is given)."""
+    queue = open_queue(storage_url)
+    registered = queue.matrix(matrix_id)
+    config = MatrixConfig.from_dict(registered["config"])
+    labels, trials, cells = {}, set(), set()
+    for unit, kind, (_, cell, slot) in matrix_units(config, study_units(config, plan_cells(config))):
+        if kind == "trial":
+            trials.add(unit)
+            labels[unit] = (f"tuning {cell.dataset} · {cell.variant} · dropout {cell.dropout:g} · "
+                            f"trial {slot + 1}/{config.trials}")
+        else:
+            cells.add(unit)
+            labels[unit] = cell.label()
+    leases = {row["unit"]: row for row in queue.leases(registered["matrix_id"]) if row["unit"] in labels}
+    done = {unit for unit, row in leases.items() if row["done"]}
+    now = time.time()
+    status = MatrixStatus(
+        matrix_id=registered["matrix_id"], registered=registered["created"],
+        tracking_uri=registered["tracking_uri"], optuna_storage=registered["optuna_storage"],
+        trials_total=len(trials), trials_done=len(trials & done), cells_total=len(cells), cells_done=len(cells & done),
+        running=[RunningUnit(unit, labels[unit], row["worker"], row["expires"] - now,
+                             worker_process_gone(row["worker"]))
+                 for unit, row in sorted(leases.items()) if not row["done"] and row["worker"]],
+    )
+    if read_failed:
+        try:
+            tracker = MatrixTracker(status.tracking_uri, status.matrix_id, {}, "", create=False)
+            status.failed = list(tracker.failed_cells().values())
+        except Exception as exc:  # noqa: BLE001 - progress is still worth showing without MLflow
+            status.tracking_error = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+    return status
+
+
+def format_status(status: MatrixStatus) -> str:
+    registered = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(status.registered))
+    lines = [
+        f"matrix {status.matrix_id} (registered {registered})",
+        f"  tracking {status.tracking_uri}",
+        f"  tuning trial slots {status.trials_done}/{status.trials_total} done",
+        f"  final cells        {status.cells_done}/{status.cells_total} done"
+        + ("" if status.failed is None else f", {len(status.failed)} of them failed"),
+    ]
+    live = [r for r in status.running if r.seconds_left > 0 and not r.dead]
+    stalled = [r for r in status.running if r.seconds_left <= 0 or r.dead]
+    lines.append(f"  running now: {len(live)}" + (f"; interrupted, to be taken over by the next worker: {len(stalled)}"
+                                                   if stalled else ""))
+    for unit in live:
+        lines.append(f"    {unit.label}  [{unit.worker}, lease {unit.seconds_left:.0f}s left]")
+    for unit in stalled:
+        why = "worker process gone" if unit.dead else f"lease expired {-unit.seconds_left:.0f}s ago"
+        lines.append(f"    {unit.label}  [{unit.worker}, {why}]")
+    for label, error in status.failed or []:
+        lines.append(f"  failed: {label}: {error}")
+    if status.tracking_error:
+        lines.append(f"  (failed cells unknown: tracking store not readable: {status.tracking_error})")
+    lines.append("  state: " + ("finished" if status.finished else "in progress or interrupted; "
+                                "`fusebench worker` (or the same `fusebench bench`) resumes it"))
+    return "\n".join(lines)

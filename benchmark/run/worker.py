@@ -1,0 +1,173 @@
+"""A worker: claims units of a registered matrix (tuning-trial slots and final cells)
+through the work queue and runs them until every unit is done.
+
+For each (dataset, strategy, dropout) one Optuna study gets the same trial budget; its best
+hyperparameters are retrained with every seed and evaluated on the test split, next to the
+strategy's defaults on the same seeds (the tuning gain; benchmark/train/cell.py). Finished
+cells are found by configuration hash and skipped, so an interrupted run resumes."""
+
+from __future__ import annotations
+
+import os
+import time
+import traceback
+from dataclasses import asdict, dataclass, field
+from typing import Callable
+
+import torch
+
+from benchmark.data.cards import find_card
+from benchmark.features.tensors import FeatureSet, build_features
+from benchmark.progress import MatrixDisplay
+from benchmark.run.config import MatrixConfig
+from benchmark.run.planning import cell_hash, cell_unit, matrix_units, plan_cells, study_units
+from benchmark.scale.database import open_storage
+from benchmark.scale.retry import is_store_outage, retry
+from benchmark.scale.tracking import MatrixTracker
+from benchmark.train.cell import CellBudget, run_cell
+from benchmark.train.loop import TrainConfig
+from benchmark.train.results import Cell, RunResult
+from benchmark.train.tuning import default_trial_params, load_study, run_trial_slot
+from strategies import discover
+
+
+FAULT_CELL_DELAY_S = float(os.environ.get("FUSEBENCH_FAULT_CELL_DELAY_S", "0"))
+
+
+@dataclass
+class MatrixOutcome:
+    matrix_id: str
+    parent_run_id: str
+    completed: list[RunResult] = field(default_factory=list)
+    skipped: int = 0
+    failed: list[tuple[str, str]] = field(default_factory=list)
+    phase_seconds: dict[str, float] = field(default_factory=dict)
+
+
+class Worker:
+    """Claims units of one matrix (tuning-trial slots and final cells) through the work
+    queue and runs them until every unit is done. Any number of workers, on any number of
+    machines, can run the same matrix; a single `fusebench bench` is one such worker."""
+
+    def __init__(self, config: MatrixConfig, tracking_uri: str, storage_url: str, queue, worker_id: str,
+                 log: Callable[[str], None] = print, poll_s: float = 2.0,
+                 features: dict[str, FeatureSet] | None = None) -> None:
+        self.config, self.queue, self.worker_id, self.log, self.poll_s = config, queue, worker_id, log, poll_s
+        self.matrix_id = config.matrix_id()
+        self.cells = plan_cells(config)
+        self.studies = study_units(config, self.cells)
+        self.storage = open_storage(storage_url)
+        self.tracker = retry(lambda: MatrixTracker(tracking_uri, self.matrix_id, asdict(config), config.device,
+                                                   create=False), f"open tracking store {tracking_uri}")
+        self.features: dict[str, FeatureSet] = dict(features or {})
+        self.budget = CellBudget(config.epochs, config.batch_size, config.trials, config.device)
+        self.unit_list = list(matrix_units(config, self.studies))  # fixed for the matrix; hashed once, not per poll
+        self.phases = {"data_and_encoding": 0.0, "tuning": 0.0, "final_runs": 0.0}
+        self.outcome = MatrixOutcome(self.matrix_id, self.tracker.parent_id)
+
+    def run(self) -> MatrixOutcome:
+        total = len(self.cells)
+        done = self.queue.done_units(self.matrix_id)
+        already = sum(cell_unit(c, self.config) in done for c in self.cells)
+        self.log(f"matrix {self.matrix_id}: {total} cells in {len(self.studies)} studies x {self.config.trials} trials; "
+                 f"{already} cells already finished")
+        self.outcome.skipped = already
+        with MatrixDisplay(total=total, done=already) as display:
+            while True:
+                done = self.queue.done_units(self.matrix_id)
+                pending = [u for u in self.unit_list if u[0] not in done]
+                if not pending:
+                    break
+                claimed = next((u for u in pending if self._ready(u, done) and
+                                self.queue.claim(self.matrix_id, u[0], self.worker_id)), None)
+                if claimed is None:
+                    self.queue.release_dead_local(self.matrix_id)
+                    display.detail("waiting for other workers")
+                    time.sleep(self.poll_s)
+                    continue
+                unit, kind, payload = claimed
+                with self.queue.holding(self.matrix_id, unit, self.worker_id):
+                    # A store that drops out mid-unit: back off and redo the unit (its own checks
+                    # skip what was recorded), or give up with StoreUnavailable after the budget.
+                    if kind == "trial":
+                        retry(lambda: self._trial(*payload, display), f"trial unit {unit}")
+                    else:
+                        retry(lambda: self._cell(unit, payload[0], payload[1], display), f"cell unit {unit}")
+                        display.advance()
+                if self.queue.holds(self.matrix_id, unit, self.worker_id):
+                    self.queue.mark_done(self.matrix_id, unit)
+        self.outcome.phase_seconds = self.phases
+        return self.outcome
+
+    @staticmethod
+    def _ready(unit, done: set[str]) -> bool:
+        _, kind, payload = unit
+        return kind == "trial" or all(slot in done for slot in payload[2])
+
+    def _features(self, dataset: str) -> FeatureSet:
+        if dataset not in self.features:
+            started = time.perf_counter()
+            self.features[dataset] = build_features(find_card(dataset), log=self.log)
+            self.phases["data_and_encoding"] += time.perf_counter() - started
+        return self.features[dataset]
+
+    def _base_config(self, cell: Cell, seed: int) -> TrainConfig:
+        return TrainConfig(epochs=self.config.epochs, batch_size=self.config.batch_size,
+                           modality_dropout=cell.dropout, seed=seed, device=self.config.device)
+
+    def _trial(self, study_key: str, cell: Cell, slot: int, display) -> None:
+        features = self._features(cell.dataset)
+        display.cell(f"tuning {cell.dataset} · {cell.variant} · dropout {cell.dropout:g}")
+        display.detail(f"trial {slot + 1}/{self.config.trials}")
+        started = time.perf_counter()
+        splits = {s: t.to(self.config.device) for s, t in features.splits.items()}
+        fixed = default_trial_params(cell.strategy) if slot == 0 else None
+        study = load_study(study_key, self.storage, self.config.trials, slot, fixed)
+        run_trial_slot(study, slot, cell.strategy, cell.fixed_hparams, features, splits["train"],
+                       splits["validation"], self._base_config(cell, seed=0))
+        self.phases["tuning"] += time.perf_counter() - started
+
+    def _cell(self, unit: str, study_key: str, cell: Cell, display) -> None:
+        display.cell(cell.label())
+        key = cell_hash(cell, self.config)
+        if self.tracker.is_finished(key):  # finished by a worker killed before it marked the unit done
+            self.outcome.skipped += 1
+            return
+        features = self._features(cell.dataset)
+        self.tracker.discard_unfinished(key)
+        run_id = self.tracker.start_cell(key, cell.label(), {
+            "strategy": cell.variant, "dataset": cell.dataset, "worker": self.worker_id,
+            "family": discover().get(cell.strategy).family, "modality_dropout": f"{cell.dropout:g}",
+            "seed": str(cell.seed)})
+        started = time.perf_counter()
+        try:
+            time.sleep(FAULT_CELL_DELAY_S)  # fault injection for tests: widen the mid-cell window
+            splits = {s: t.to(self.config.device) for s, t in features.splits.items()}
+            study = load_study(study_key, self.storage, self.config.trials)
+            result = run_cell(cell, features, splits, study, self.budget, display.detail)
+            if not self._still_holds(unit, cell):
+                return
+            self.tracker.finish_cell(run_id, result.params(), result.metrics(), {"family": result.family},
+                                     result.to_dict())
+            self.outcome.completed.append(result)
+        except Exception as exc:  # noqa: BLE001 - a failed cell is recorded and the matrix goes on
+            if is_store_outage(exc):
+                raise  # the store, not the cell, failed: handled by the retry around the unit
+            if not self._still_holds(unit, cell):
+                return
+            message = f"{type(exc).__name__}: {exc}"
+            self.tracker.fail_cell(run_id, message + "\n" + traceback.format_exc(limit=5))
+            self.outcome.failed.append((cell.label(), message))
+            self.log(f"FAILED {cell.label()}: {message}")
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+        self.phases["final_runs"] += time.perf_counter() - started
+
+    def _still_holds(self, unit: str, cell: Cell) -> bool:
+        """Whether this worker still holds the unit's lease. A lease that lapsed (a stalled
+        worker, a store outage) may have been taken over by another worker, which deleted this
+        worker's unfinished run and redoes the cell: then this result is dropped, not written."""
+        if self.queue.holds(self.matrix_id, unit, self.worker_id):
+            return True
+        self.log(f"lease on {cell.label()} was taken over by another worker; leaving the cell to it")
+        return False

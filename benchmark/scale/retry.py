@@ -1,0 +1,78 @@
+"""The retry policy for the shared stores (work-queue database, Optuna storage, MLflow
+tracking server): what counts as an outage, and bounded exponential backoff around an action."""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import time
+from typing import Callable, TypeVar
+
+from sqlalchemy.exc import OperationalError
+
+T = TypeVar("T")
+LOG = logging.getLogger("fusebench.store")
+
+
+class StoreUnavailable(RuntimeError):
+    """The coordination database could not be reached within the retry budget."""
+
+
+def retry_budget() -> float:
+    """Seconds a store operation is retried before giving up (``FUSEBENCH_RETRY_S``, default 120)."""
+    return float(os.environ.get("FUSEBENCH_RETRY_S", "120"))
+
+
+def _outage_types() -> tuple[type[BaseException], ...]:
+    types: list[type[BaseException]] = [OperationalError]
+    try:
+        import requests
+
+        # RetryError: the MLflow client's own retries on 5xx answers (a server whose database is gone) ran out.
+        types += [requests.exceptions.ConnectionError, requests.exceptions.Timeout, requests.exceptions.RetryError]
+    except ImportError:
+        pass
+    return tuple(types)
+
+
+def is_store_outage(exc: BaseException) -> bool:
+    """True when ``exc`` means 'a store (database or tracking server) is unreachable right now'.
+
+    The MLflow REST client re-raises connection errors as a plain MlflowException, so the
+    exception's chain (``__cause__`` and ``__context__``) is searched, not only its type."""
+    types = _outage_types()
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, types):
+            return True
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
+def retry(action: Callable[[], T], what: str, budget_s: float | None = None, first_wait: float = 0.5) -> T:
+    """Run ``action``; on connection errors wait with exponential backoff and jitter, up to
+    ``budget_s`` seconds in total, then raise StoreUnavailable naming what failed."""
+    budget_s = retry_budget() if budget_s is None else budget_s
+    deadline = time.monotonic() + budget_s
+    wait = first_wait
+    warned = False
+    while True:
+        try:
+            result = action()
+            if warned:
+                LOG.warning("fusebench: %s: store reachable again, going on", what)
+            return result
+        except Exception as exc:  # noqa: BLE001 - only outages are retried; everything else is re-raised
+            if not is_store_outage(exc):
+                raise
+            if not warned:
+                LOG.warning("fusebench: %s: store unreachable (%s); retrying with backoff for up to %.0fs",
+                            what, type(exc).__name__, budget_s)
+                warned = True
+            if time.monotonic() + wait > deadline:
+                reason = getattr(exc, "orig", None) or exc
+                raise StoreUnavailable(f"{what}: unreachable for {budget_s:.0f}s, giving up: {reason!r}") from exc
+            time.sleep(wait * (0.5 + random.random()))
+            wait = min(wait * 2, 15.0)

@@ -1,0 +1,161 @@
+"""MLflow tracking: one parent run per matrix, one nested child run per cell. Cells are
+recognised by a hash of their configuration so finished work is never logged twice."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import time
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+from benchmark.paths import REPO_ROOT
+from benchmark.scale.schema import EXPERIMENT, TAG_CELL, TAG_ERROR, TAG_KIND, TAG_MATRIX, TAG_STATUS
+PACKAGES = ("torch", "torchvision", "transformers", "datasets", "mlflow", "optuna", "scikit-learn", "numpy")
+
+
+# The MLflow REST client retries a dead server for minutes on its own (7 retries, backoff
+# factor 2). fusebench retries outages itself with a bounded budget (FUSEBENCH_RETRY_S), so
+# the client's retries are shortened unless the user set them.
+MLFLOW_CLIENT_RETRY_DEFAULTS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1"}
+
+
+def _client(tracking_uri: str):
+    from mlflow.tracking import MlflowClient
+
+    for name, value in MLFLOW_CLIENT_RETRY_DEFAULTS.items():
+        os.environ.setdefault(name, value)
+
+    return MlflowClient(tracking_uri=tracking_uri)
+
+
+def experiment_id(tracking_uri: str, name: str = EXPERIMENT) -> str:
+    client = _client(tracking_uri)
+    experiment = client.get_experiment_by_name(name)
+    if experiment is not None:
+        return experiment.experiment_id
+    artifact_location = None
+    if tracking_uri.startswith("sqlite:///"):
+        db = Path(tracking_uri[len("sqlite:///"):])
+        artifact_location = (db.parent / "mlartifacts").resolve().as_uri()
+    return client.create_experiment(name, artifact_location=artifact_location)
+
+
+def environment() -> dict[str, str]:
+    info = {"python": platform.python_version(), "platform": platform.platform()}
+    for package in PACKAGES:
+        try:
+            info[f"pkg.{package}"] = version(package)
+        except PackageNotFoundError:
+            pass
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=5)
+        info["git_commit"] = commit.stdout.strip() or "unknown"
+        dirty = subprocess.run(["git", "status", "--porcelain"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=5)
+        info["git_dirty"] = str(bool(dirty.stdout.strip()))
+    except (OSError, subprocess.SubprocessError):
+        info["git_commit"] = "unknown"
+    return info
+
+
+class MatrixTracker:
+    """Parent run for one matrix; creates, finds and finishes its child runs."""
+
+    def __init__(self, tracking_uri: str, matrix_id: str, config: dict[str, Any], device: str,
+                 create: bool = True) -> None:
+        self.tracking_uri = tracking_uri
+        self.client = _client(tracking_uri)
+        self.experiment_id = experiment_id(tracking_uri)
+        self.matrix_id = matrix_id
+        self.parent_id = self._parent(config, device, create)
+
+    def _parent(self, config: dict[str, Any], device: str, create: bool) -> str:
+        existing = self.client.search_runs(
+            [self.experiment_id], f"tags.`{TAG_KIND}` = 'matrix' and tags.`{TAG_MATRIX}` = '{self.matrix_id}'",
+            max_results=1)
+        if existing:
+            run_id = existing[0].info.run_id
+            if create:
+                self.client.update_run(run_id, status="RUNNING")
+            return run_id
+        if not create:
+            raise LookupError(f"matrix {self.matrix_id} has no parent run in {self.tracking_uri}; "
+                              "start it with `fusebench bench` against the same tracking store")
+        run = self.client.create_run(self.experiment_id, run_name=f"matrix {self.matrix_id}",
+                                     tags={TAG_KIND: "matrix", TAG_MATRIX: self.matrix_id, "device": device})
+        env = environment()
+        from mlflow.entities import Param, RunTag
+
+        params = [Param(f"config.{k}", (v if isinstance(v, str) else json.dumps(v))[:6000]) for k, v in config.items()]
+        tags = [RunTag(f"env.{k}", v) for k, v in env.items()]
+        self.client.log_batch(run.info.run_id, params=params, tags=tags)
+        self.client.log_dict(run.info.run_id, {"config": config, "environment": env, "device": device}, "matrix_config.json")
+        return run.info.run_id
+
+    def cell_runs(self, cell_hash: str | None = None) -> list:
+        """Active cell runs of this matrix (of one cell when ``cell_hash`` is given)."""
+        query = f"tags.`mlflow.parentRunId` = '{self.parent_id}' and tags.`{TAG_KIND}` = 'cell'"
+        if cell_hash:
+            query += f" and tags.`{TAG_CELL}` = '{cell_hash}'"
+        return self.client.search_runs([self.experiment_id], query, max_results=50000)
+
+    def is_finished(self, cell_hash: str) -> bool:
+        return any(r.info.status == "FINISHED" and r.data.tags.get(TAG_STATUS) == "ok"
+                   for r in self.cell_runs(cell_hash))
+
+    def discard_unfinished(self, cell_hash: str) -> int:
+        """Delete earlier attempts at a cell that did not finish (killed or failed)."""
+        count = 0
+        for run in self.cell_runs(cell_hash):
+            if not (run.info.status == "FINISHED" and run.data.tags.get(TAG_STATUS) == "ok"):
+                self.client.delete_run(run.info.run_id)
+                count += 1
+        return count
+
+    def start_cell(self, cell_hash: str, run_name: str, tags: dict[str, str]) -> str:
+        run = self.client.create_run(self.experiment_id, run_name=run_name, tags={
+            "mlflow.parentRunId": self.parent_id, TAG_KIND: "cell", TAG_MATRIX: self.matrix_id,
+            TAG_CELL: cell_hash, TAG_STATUS: "running", **tags})
+        return run.info.run_id
+
+    def finish_cell(self, run_id: str, params: dict[str, str], metrics: dict[str, float],
+                    tags: dict[str, str], record: dict[str, Any]) -> None:
+        from mlflow.entities import Metric, Param, RunTag
+
+        now = int(time.time() * 1000)
+        self.client.log_batch(
+            run_id,
+            metrics=[Metric(k, float(v), now, 0) for k, v in metrics.items()],
+            params=[Param(k, v) for k, v in params.items()],
+            tags=[RunTag(k, v) for k, v in tags.items()],
+        )
+        self.client.log_dict(run_id, record, "run_result.json")
+        self.client.set_tag(run_id, TAG_STATUS, "ok")  # last write: marks the cell complete
+        self.client.set_terminated(run_id, "FINISHED")
+
+    def failed_cells(self) -> dict[str, tuple[str, str]]:
+        """Cell hash -> (run name, first line of the error) for cells whose latest run failed."""
+        failed = {}
+        for run in self.cell_runs():
+            if run.data.tags.get(TAG_STATUS) == "failed":
+                error = (run.data.tags.get(TAG_ERROR) or "").splitlines()
+                failed[run.data.tags[TAG_CELL]] = (run.info.run_name, error[0] if error else "")
+        return failed
+
+    def fail_cell(self, run_id: str, error: str) -> None:
+        self.client.set_tag(run_id, TAG_STATUS, "failed")
+        self.client.set_tag(run_id, TAG_ERROR, error[:4000])
+        self.client.set_terminated(run_id, "FAILED")
+
+    def finish_matrix(self, metrics: dict[str, float]) -> None:
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        self.client.log_batch(self.parent_id, metrics=[Metric(k, float(v), now, 0) for k, v in metrics.items()])
+        self.client.set_terminated(self.parent_id, "FINISHED")
+
+    def log_artifacts(self, folder: Path, artifact_path: str = "report") -> None:
+        self.client.log_artifacts(self.parent_id, str(folder), artifact_path)

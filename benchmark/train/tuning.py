@@ -1,0 +1,159 @@
+"""Optuna tuning from outside the training loop: the objective builds hyperparameters from
+a trial using the strategy's declared search space, calls the shared loop, and reports the
+validation accuracy each epoch for pruning. Studies live in an RDB storage (SQLite by
+default) and are reloaded on re-runs, so only the missing trials are run."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import warnings
+from typing import Any
+
+import optuna
+
+from benchmark.features.tensors import FeatureSet, SplitTensors
+from benchmark.scale.retry import is_store_outage
+from benchmark.train.evaluation import full_accuracy
+from benchmark.train.loop import TrainConfig, train
+from benchmark.train.model import build_model
+from strategies import get_strategy
+from strategies.search_space import Categorical, FloatParam, IntParam, Param, defaults
+
+optuna.logging.set_verbosity(logging.WARNING)
+
+TRAINING_SPACE: dict[str, Param] = {
+    "lr": FloatParam(1e-4, 1e-2, default=1e-3, log=True),
+    "weight_decay": FloatParam(1e-6, 1e-2, default=1e-4, log=True),
+}
+
+
+def suggest(trial: optuna.Trial, space: dict[str, Param], prefix: str = "") -> dict[str, Any]:
+    values = {}
+    for name, param in space.items():
+        key = prefix + name
+        if isinstance(param, IntParam):
+            values[name] = trial.suggest_int(key, param.low, param.high, log=param.log)
+        elif isinstance(param, FloatParam):
+            values[name] = trial.suggest_float(key, param.low, param.high, log=param.log)
+        elif isinstance(param, Categorical):
+            values[name] = trial.suggest_categorical(key, list(param.choices))
+        else:
+            raise TypeError(f"unsupported search-space entry {name!r}: {param!r}")
+    return values
+
+
+def default_params(strategy: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(model hyperparameters, training hyperparameters) at their declared defaults."""
+    return defaults(get_strategy(strategy).search_space), defaults(TRAINING_SPACE)
+
+
+def split_params(params: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Split a flat Optuna parameter dict into (model 'hp.*', training 'train.*') dicts."""
+    model = {k[3:]: v for k, v in params.items() if k.startswith("hp.")}
+    training = {k[6:]: v for k, v in params.items() if k.startswith("train.")}
+    return model, training
+
+
+def default_trial_params(strategy: str) -> dict[str, Any]:
+    """The strategy's defaults as flat Optuna parameters ('hp.*', 'train.*')."""
+    model, training = default_params(strategy)
+    return {**{f"hp.{k}": v for k, v in model.items()}, **{f"train.{k}": v for k, v in training.items()}}
+
+
+def load_study(study_name: str, storage, n_trials: int, slot: int = 0,
+               fixed: dict[str, Any] | None = None) -> optuna.Study:
+    """Create or reload a study. The TPE seed depends on the slot, so parallel workers
+    sample different points and a re-run of a slot samples the same one. ``fixed`` pins
+    parameters (slot 0 evaluates the strategy's defaults, so tuning never ranks below them)."""
+    seed = int(hashlib.sha256(f"{study_name}#{slot}".encode()).hexdigest()[:8], 16)
+    sampler = optuna.samplers.TPESampler(seed=seed, n_startup_trials=max(1, min(5, n_trials // 2)))
+    if fixed:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            sampler = optuna.samplers.PartialFixedSampler(fixed, sampler)
+    return optuna.create_study(
+        study_name=study_name, storage=storage, direction="maximize", load_if_exists=True,
+        sampler=sampler,
+        pruner=optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=1),
+    )
+
+
+class TrialFailed(Exception):
+    """Any error of a trial's own (NaN loss, impossible hyperparameters, a bug in a plugin
+    strategy): Optuna records the trial as failed and the study goes on."""
+
+
+STALE_ATTR = "stale_trials"  # study user attribute: numbers of trials abandoned by killed workers
+
+
+def stale_trials(study: optuna.Study) -> set[int]:
+    return set(study.user_attrs.get(STALE_ATTR, []))
+
+
+def slot_trials(study: optuna.Study, slot: int) -> list[optuna.trial.FrozenTrial]:
+    return [t for t in study.get_trials(deepcopy=False) if t.user_attrs.get("slot") == slot]
+
+
+def run_trial_slot(study: optuna.Study, slot: int, strategy: str, fixed_hparams: dict[str, Any],
+                   features: FeatureSet, train_split: SplitTensors, val_split: SplitTensors,
+                   base: TrainConfig) -> optuna.trial.FrozenTrial | None:
+    """Run trial number ``slot`` of the study's budget, unless a finished trial already holds
+    that slot. Stale RUNNING trials of the slot (a killed worker) are failed first; the caller
+    holds the slot's lease, so nobody else is running it."""
+    previous = slot_trials(study, slot)
+    stale = stale_trials(study)
+    finished = [t for t in previous if is_final(t, stale)]
+    if finished:
+        return finished[0]
+    for trial in previous:
+        if trial.state == optuna.trial.TrialState.RUNNING:  # left behind by a killed worker
+            study.set_user_attr(STALE_ATTR, sorted(stale_trials(study) | {trial.number}))
+            study.tell(trial.number, state=optuna.trial.TrialState.FAIL, skip_if_finished=True)
+    cls = get_strategy(strategy)
+
+    def objective(trial: optuna.Trial) -> float:
+        trial.set_user_attr("slot", slot)
+        try:
+            hparams = {**suggest(trial, cls.search_space, "hp."), **fixed_hparams}
+            training = suggest(trial, TRAINING_SPACE, "train.")
+            config = TrainConfig(**{**base.__dict__, **training})
+            model = build_model(strategy, features, hparams, config.seed)
+
+            def report(epoch: int, model) -> None:
+                trial.report(full_accuracy(model, val_split, features.modalities), epoch)
+                if trial.should_prune():
+                    raise optuna.TrialPruned()
+
+            train(model, train_split, features.modalities, config, on_epoch=report)
+            return full_accuracy(model, val_split, features.modalities)
+        except optuna.TrialPruned:
+            raise
+        except Exception as exc:  # noqa: BLE001 - the trial's own failure; store outages go to the retry
+            if is_store_outage(exc):
+                raise
+            raise TrialFailed(f"{type(exc).__name__}: {exc}") from exc
+
+    study.optimize(objective, n_trials=1, catch=(TrialFailed,))
+    stale = stale_trials(study)
+    finished = [t for t in slot_trials(study, slot) if is_final(t, stale)]
+    return finished[0] if finished else None
+
+
+def is_final(trial: optuna.trial.FrozenTrial, stale: set[int] = frozenset()) -> bool:
+    """A trial that used up its budget slot: completed, pruned, or failed by itself (NaN loss,
+    impossible hyperparameters). Trials of killed workers (numbers in ``stale``, see
+    :func:`stale_trials`) do not count."""
+    states = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+    return trial.state in states or (trial.state == optuna.trial.TrialState.FAIL and trial.number not in stale
+                                       and not trial.user_attrs.get("stale"))  # marked by older versions
+
+
+def budget_trials(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
+    """The finished trial of each budget slot (one per slot)."""
+    stale = stale_trials(study)
+    by_slot: dict[int, optuna.trial.FrozenTrial] = {}
+    for trial in study.get_trials(deepcopy=False):
+        if "slot" in trial.user_attrs and is_final(trial, stale):
+            by_slot.setdefault(trial.user_attrs["slot"], trial)
+    return [by_slot[k] for k in sorted(by_slot)]

@@ -1,0 +1,220 @@
+"""Defects a code review found, each pinned by a test that failed before its fix."""
+
+from __future__ import annotations
+
+import multiprocessing
+import time
+from dataclasses import asdict
+
+import pytest
+import torch
+
+
+def _pooled_features(n=40, front_end=False):
+    from benchmark.features.base import FrontEnd
+    from benchmark.features.image import image_to_patches
+    from benchmark.features.tensors import FeatureSet, SplitTensors
+
+    g = torch.Generator().manual_seed(0)
+    labels = torch.arange(n) % 2
+    images = torch.rand(n, 1, 8, 8, generator=g) - 0.5
+    images[labels == 1, :, :4] += 1.0
+    split = SplitTensors(
+        pooled={"img": images.flatten(1), "tab": torch.randn(n, 3, generator=g)},
+        tokens={"img": image_to_patches(images, 4), "tab": torch.randn(n, 2, 3, generator=g)},
+        token_mask={"img": torch.ones(n, 4, dtype=torch.bool), "tab": torch.ones(n, 2, dtype=torch.bool)},
+        labels=labels,
+    )
+    front_ends = {"img": FrontEnd("small_cnn", {"size": 8, "patch": 4, "channels": 1, "width": 8})} if front_end else {}
+    return FeatureSet("t", ["img", "tab"], ["0", "1"], {"train": split, "validation": split, "test": split},
+                      front_ends=front_ends)
+
+
+def test_run_cell_through_a_trainable_encoder():
+    """Defect 1: every cell of a card with the trainable small_cnn encoder failed after training
+    (the per-cell protocol read the strategy's family from the wrapper, which lacked it)."""
+    import optuna
+
+    from benchmark.train.cell import CellBudget, run_cell
+    from benchmark.train.results import Cell
+
+    features = _pooled_features(front_end=True)
+    study = optuna.create_study(direction="maximize")
+    result = run_cell(Cell("t", "concat", "concat", 0.0, 0), features, features.splits, study, CellBudget(2, 16, 0, "cpu"))
+    assert result.family == "early"
+    assert 0.0 <= result.test_accuracy <= 1.0 and result.param_count > 0
+
+
+def test_worker_resolves_auto_device_on_its_own_machine():
+    """Defect 2: `fusebench worker --device auto` kept the registering machine's device."""
+    from benchmark.run.config import MatrixConfig
+    from benchmark.run.coordinator import worker_config
+    from benchmark.train.device import resolve_device
+
+    registered = {"config": asdict(MatrixConfig(name="m", device="cuda:7"))}
+    assert worker_config(registered, "auto").device == resolve_device("auto")
+    assert worker_config(registered, None).device == resolve_device("auto")
+    assert worker_config(registered, "cpu").device == "cpu"
+    assert resolve_device("auto") == ("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def test_cuda_clock_and_memory_calls_name_the_device(monkeypatch):
+    """Defect 3: with --device cuda:1, synchronisation and peak memory read the current GPU (0)."""
+    from benchmark.train import device as device_module
+    from benchmark.train.cost import PeakMemory
+
+    calls = []
+    monkeypatch.setattr(torch.cuda, "synchronize", lambda device=None: calls.append(("sync", device)))
+    monkeypatch.setattr(torch.cuda, "reset_peak_memory_stats", lambda device=None: calls.append(("reset", device)))
+    monkeypatch.setattr(torch.cuda, "max_memory_allocated",
+                        lambda device=None: calls.append(("peak", device)) or 3 * 2**20)
+    with PeakMemory("cuda:1") as memory:
+        pass
+    device_module.synchronize("cuda:1")
+    assert memory.metrics() == {"peak_gpu_mem_mb": 3.0}
+    assert [c[0] for c in calls] == ["sync", "reset", "sync", "peak", "sync"]
+    assert all(c[1] == torch.device("cuda:1") for c in calls), calls
+
+
+def test_any_error_of_a_plugin_strategy_is_a_failed_trial():
+    """Defect 4: tuning caught only RuntimeError and ValueError; any other error of a (plugin)
+    strategy killed the worker. It is now recorded as a failed trial."""
+    import optuna
+    from torch import nn
+
+    from benchmark.train.loop import TrainConfig
+    from benchmark.train.tuning import load_study, run_trial_slot
+    from strategies import STRATEGIES, register_strategy
+    from strategies.base import FusionStrategy
+
+    @register_strategy("test_key_error")
+    class KeyErrorStrategy(FusionStrategy):
+        """Raises KeyError in forward (test only; no paper)."""
+        family, description, paper = "early", "KeyError in forward", "none (test)"
+
+        def __init__(self, input_dims, num_classes, **hparams):
+            super().__init__(input_dims, num_classes, **hparams)
+            self.head = nn.Linear(1, num_classes)
+
+        def forward(self, inputs, present, token_mask=None):
+            raise KeyError("a plugin bug")
+
+    try:
+        features = _pooled_features()
+        study = load_study("keyerror", optuna.storages.InMemoryStorage(), 1)
+        trial = run_trial_slot(study, 0, "test_key_error", {}, features, features.splits["train"],
+                               features.splits["validation"], TrainConfig(epochs=1, batch_size=16))
+        assert trial is not None and trial.state == optuna.trial.TrialState.FAIL
+    finally:
+        STRATEGIES.remove("test_key_error")
+
+
+@pytest.mark.parametrize("name", ["image-2", "a+b", "text 2"])
+def test_modality_names_are_letters_digits_underscores(tmp_path, name):
+    """Defect 5: '-' or '+' in a modality name broke the report's subset parsing."""
+    from benchmark.data.cards import CardError, load_card
+
+    path = tmp_path / "bad.yaml"
+    path.write_text(f"name: bad\nsource: {{local: {{format: csv, data_files: x.csv}}}}\nlabel: y\n"
+                    f"modalities:\n  '{name}': {{column: a, encoder: tabular}}\n  ok_2: {{column: b, encoder: tabular}}\n")
+    with pytest.raises(CardError) as info:
+        load_card(path)
+    assert str(path) in str(info.value) and f"modalities.{name}" in str(info.value)
+    assert "letters, digits and underscores" in str(info.value)
+
+
+def _slow_preparer(downloads):
+    import datasets as hf
+
+    with open(downloads.parent / "calls.txt", "a") as handle:
+        handle.write("called\n")
+    time.sleep(1.0)
+    split = hf.Dataset.from_dict({"x": [1, 2, 3], "label": [0, 1, 0]})
+    return hf.DatasetDict({"train": split, "validation": split, "test": split})
+
+
+def _prepare_in_child(name: str) -> None:
+    from benchmark.data.builtin import ensure_prepared
+
+    ensure_prepared(name, progress=lambda *_: None)
+
+
+def test_two_processes_preparing_one_dataset_do_not_race(fusebench_home):
+    """Defect 6: two processes preparing the same built-in dataset on one state folder raced."""
+    from benchmark.data.builtin import PREPARERS, is_prepared
+    from benchmark.paths import state_dir
+
+    PREPARERS.add("test_locked", _slow_preparer)
+    try:
+        context = multiprocessing.get_context("fork")
+        children = [context.Process(target=_prepare_in_child, args=("test_locked",)) for _ in range(2)]
+        for child in children:
+            child.start()
+        for child in children:
+            child.join(60)
+        assert [child.exitcode for child in children] == [0, 0]
+        assert is_prepared("test_locked")
+        assert (state_dir() / "calls.txt").read_text().count("called") == 1
+    finally:
+        PREPARERS.remove("test_locked")
+
+
+class _Display:
+    def cell(self, *_):
+        pass
+
+    def detail(self, *_):
+        pass
+
+
+def test_a_worker_whose_lease_was_taken_over_does_not_crash(fusebench_home, monkeypatch):
+    """Defect 7: after a lapsed lease a second worker deleted the first worker's MLflow run and
+    the first worker crashed when it finished the cell. It now checks it still holds the lease."""
+    import os
+
+    from benchmark.paths import default_optuna_storage, default_tracking_uri
+    from benchmark.run import worker as worker_module
+    from benchmark.run.config import MatrixConfig
+    from benchmark.run.planning import cell_hash, cell_unit, matrix_units, plan_cells, study_units
+    from benchmark.scale.database import open_storage
+    from benchmark.scale.tracking import MatrixTracker
+    from benchmark.scale.workqueue import open_queue
+
+    cards = fusebench_home / "cards"
+    rows = "\n".join(f"{i % 2},{i * 0.1:.1f},{(i * 7) % 5},{i % 3}" for i in range(40))
+    (cards / "tab2.csv").write_text("y,x1,x2,x3\n" + rows + "\n")
+    (cards / "tab2.yaml").write_text(
+        "name: tab2\nsource: {local: {format: csv, data_files: tab2.csv}}\nlabel: y\n"
+        "modalities:\n  left: {columns: [x1, x2], encoder: tabular}\n  right: {columns: [x3], encoder: tabular}\n")
+    config = MatrixConfig(name="lease", datasets=("tab2",), strategies=("concat",), dropout_rates=(0.0,),
+                          seeds=(0,), trials=0, epochs=1, batch_size=16)
+    tracking, storage = default_tracking_uri(), default_optuna_storage()
+    queue = open_queue(storage, lease_s=0.5)
+    queue.register_matrix(config.matrix_id(), asdict(config), tracking, storage)
+    open_storage(storage)
+    MatrixTracker(tracking, config.matrix_id(), asdict(config), "cpu", create=True)
+    logs_a: list[str] = []
+    worker_a = worker_module.Worker(config, tracking, storage, queue, "worker-a", logs_a.append)
+    worker_b = worker_module.Worker(config, tracking, storage, queue, "worker-b", lambda *_: None)
+    [(unit, _, (study_key, cell, _))] = list(matrix_units(config, study_units(config, plan_cells(config))))
+    assert unit == cell_unit(cell, config)
+    real_run_cell = worker_module.run_cell
+
+    def stalled_then_taken_over(*args, **kwargs):
+        result = real_run_cell(*args, **kwargs)
+        monkeypatch.setattr(worker_module, "run_cell", real_run_cell)  # worker B runs the real protocol
+        time.sleep(0.6)  # worker A stalls past its lease
+        assert queue.claim(config.matrix_id(), unit, "worker-b")
+        worker_b._cell(unit, study_key, cell, _Display())  # deletes A's unfinished run, finishes the cell
+        queue.mark_done(config.matrix_id(), unit)
+        return result
+
+    assert queue.claim(config.matrix_id(), unit, "worker-a")
+    monkeypatch.setattr(worker_module, "run_cell", stalled_then_taken_over)
+    worker_a._cell(unit, study_key, cell, _Display())  # must neither raise nor write
+    runs = worker_a.tracker.cell_runs(cell_hash(cell, config))
+    assert [(r.info.status, r.data.tags.get("fusebench.status"), r.data.tags.get("worker")) for r in runs] == [
+        ("FINISHED", "ok", "worker-b")]
+    assert any("taken over" in line for line in logs_a), logs_a
+    assert not worker_a.outcome.failed and not worker_a.outcome.completed
+    assert os.environ["FUSEBENCH_HOME"]
