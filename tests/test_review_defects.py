@@ -167,36 +167,45 @@ class _Display:
         pass
 
 
-def test_a_worker_whose_lease_was_taken_over_does_not_crash(fusebench_home, monkeypatch):
-    """Defect 7: after a lapsed lease a second worker deleted the first worker's MLflow run and
-    the first worker crashed when it finished the cell. It now checks it still holds the lease."""
-    import os
-
+def _two_workers_on_one_matrix(home, trials: int):
+    """A one-cell matrix on a small two-modality table; two workers sharing a queue whose
+    leases last 0.5 s. -> (config, queue, worker A, its log, worker B, the matrix units)"""
     from benchmark.paths import default_optuna_storage, default_tracking_uri
     from benchmark.run import worker as worker_module
     from benchmark.run.config import MatrixConfig
-    from benchmark.run.planning import cell_hash, cell_unit, matrix_units, plan_cells, study_units
+    from benchmark.run.planning import matrix_units, plan_cells, study_units
     from benchmark.scale.database import open_storage
     from benchmark.scale.tracking import MatrixTracker
     from benchmark.scale.workqueue import open_queue
 
-    cards = fusebench_home / "cards"
+    cards = home / "cards"
     rows = "\n".join(f"{i % 2},{i * 0.1:.1f},{(i * 7) % 5},{i % 3}" for i in range(40))
     (cards / "tab2.csv").write_text("y,x1,x2,x3\n" + rows + "\n")
     (cards / "tab2.yaml").write_text(
         "name: tab2\nsource: {local: {format: csv, data_files: tab2.csv}}\nlabel: y\n"
         "modalities:\n  left: {columns: [x1, x2], encoder: tabular}\n  right: {columns: [x3], encoder: tabular}\n")
     config = MatrixConfig(name="lease", datasets=("tab2",), strategies=("concat",), dropout_rates=(0.0,),
-                          seeds=(0,), trials=0, epochs=1, batch_size=16)
+                          seeds=(0,), trials=trials, epochs=1, batch_size=16)
     tracking, storage = default_tracking_uri(), default_optuna_storage()
     queue = open_queue(storage, lease_s=0.5)
     queue.register_matrix(config.matrix_id(), asdict(config), tracking, storage)
     open_storage(storage)
     MatrixTracker(tracking, config.matrix_id(), asdict(config), "cpu", create=True)
-    logs_a: list[str] = []
-    worker_a = worker_module.Worker(config, tracking, storage, queue, "worker-a", logs_a.append)
+    log_a: list[str] = []
+    worker_a = worker_module.Worker(config, tracking, storage, queue, "worker-a", log_a.append)
     worker_b = worker_module.Worker(config, tracking, storage, queue, "worker-b", lambda *_: None)
-    [(unit, _, (study_key, cell, _))] = list(matrix_units(config, study_units(config, plan_cells(config))))
+    units = list(matrix_units(config, study_units(config, plan_cells(config))))
+    return config, queue, worker_a, log_a, worker_b, units
+
+
+def test_a_worker_whose_lease_was_taken_over_does_not_crash(fusebench_home, monkeypatch):
+    """Defect 7: after a lapsed lease a second worker deleted the first worker's MLflow run and
+    the first worker crashed when it finished the cell. It now checks it still holds the lease."""
+    from benchmark.run import worker as worker_module
+    from benchmark.run.planning import cell_hash, cell_unit
+
+    config, queue, worker_a, logs_a, worker_b, units = _two_workers_on_one_matrix(fusebench_home, trials=0)
+    [(unit, _, (study_key, cell, _))] = units
     assert unit == cell_unit(cell, config)
     real_run_cell = worker_module.run_cell
 
@@ -217,4 +226,32 @@ def test_a_worker_whose_lease_was_taken_over_does_not_crash(fusebench_home, monk
         ("FINISHED", "ok", "worker-b")]
     assert any("taken over" in line for line in logs_a), logs_a
     assert not worker_a.outcome.failed and not worker_a.outcome.completed
-    assert os.environ["FUSEBENCH_HOME"]
+
+
+def test_a_worker_whose_trial_lease_was_taken_over_does_not_crash(fusebench_home, monkeypatch):
+    """The same for a tuning-trial slot: the worker that took over fails the stalled worker's
+    running trial as stale, and the stalled worker leaves the slot to it instead of crashing."""
+    from benchmark.train import tuning
+    from benchmark.train.tuning import budget_trials, load_study, stale_trials
+
+    config, queue, worker_a, logs_a, worker_b, units = _two_workers_on_one_matrix(fusebench_home, trials=1)
+    unit, kind, (study_key, cell, slot) = units[0]
+    assert kind == "trial"
+    real_train = tuning.train
+
+    def stalled_then_taken_over(*args, **kwargs):
+        stats = real_train(*args, **kwargs)
+        monkeypatch.setattr(tuning, "train", real_train)
+        time.sleep(0.6)  # worker A stalls past its lease, inside its running trial
+        assert queue.claim(config.matrix_id(), unit, "worker-b")
+        worker_b._trial(unit, study_key, cell, slot, _Display())
+        queue.mark_done(config.matrix_id(), unit)
+        return stats
+
+    assert queue.claim(config.matrix_id(), unit, "worker-a")
+    monkeypatch.setattr(tuning, "train", stalled_then_taken_over)
+    worker_a._trial(unit, study_key, cell, slot, _Display())  # must not raise
+    study = load_study(study_key, worker_a.storage, config.trials)
+    assert len(budget_trials(study)) == 1 and budget_trials(study)[0].state.name == "COMPLETE"
+    assert len(stale_trials(study)) == 1
+    assert any("taken over" in line for line in logs_a), logs_a

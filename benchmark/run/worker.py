@@ -90,7 +90,7 @@ class Worker:
                     # A store that drops out mid-unit: back off and redo the unit (its own checks
                     # skip what was recorded), or give up with StoreUnavailable after the budget.
                     if kind == "trial":
-                        retry(lambda: self._trial(*payload, display), f"trial unit {unit}")
+                        retry(lambda: self._trial(unit, *payload, display), f"trial unit {unit}")
                     else:
                         retry(lambda: self._cell(unit, payload[0], payload[1], display), f"cell unit {unit}")
                         display.advance()
@@ -115,7 +115,7 @@ class Worker:
         return TrainConfig(epochs=self.config.epochs, batch_size=self.config.batch_size,
                            modality_dropout=cell.dropout, seed=seed, device=self.config.device)
 
-    def _trial(self, study_key: str, cell: Cell, slot: int, display) -> None:
+    def _trial(self, unit: str, study_key: str, cell: Cell, slot: int, display) -> None:
         features = self._features(cell.dataset)
         display.cell(f"tuning {cell.dataset} · {cell.variant} · dropout {cell.dropout:g}")
         display.detail(f"trial {slot + 1}/{self.config.trials}")
@@ -123,8 +123,14 @@ class Worker:
         splits = {s: t.to(self.config.device) for s, t in features.splits.items()}
         fixed = default_trial_params(cell.strategy) if slot == 0 else None
         study = load_study(study_key, self.storage, self.config.trials, slot, fixed)
-        run_trial_slot(study, slot, cell.strategy, cell.fixed_hparams, features, splits["train"],
-                       splits["validation"], self._base_config(cell, seed=0))
+        try:
+            run_trial_slot(study, slot, cell.strategy, cell.fixed_hparams, features, splits["train"],
+                           splits["validation"], self._base_config(cell, seed=0))
+        except Exception as exc:  # noqa: BLE001 - see below
+            # A worker that took the lapsed lease over failed this worker's running trial as
+            # stale; Optuna then refuses to finish it. The slot belongs to the other worker now.
+            if is_store_outage(exc) or self._still_holds(unit, f"trial {slot + 1} of {study_key}"):
+                raise
         self.phases["tuning"] += time.perf_counter() - started
 
     def _cell(self, unit: str, study_key: str, cell: Cell, display) -> None:
@@ -145,7 +151,7 @@ class Worker:
             splits = {s: t.to(self.config.device) for s, t in features.splits.items()}
             study = load_study(study_key, self.storage, self.config.trials)
             result = run_cell(cell, features, splits, study, self.budget, display.detail)
-            if not self._still_holds(unit, cell):
+            if not self._still_holds(unit, cell.label()):
                 return
             self.tracker.finish_cell(run_id, result.params(), result.metrics(), {"family": result.family},
                                      result.to_dict())
@@ -153,7 +159,7 @@ class Worker:
         except Exception as exc:  # noqa: BLE001 - a failed cell is recorded and the matrix goes on
             if is_store_outage(exc):
                 raise  # the store, not the cell, failed: handled by the retry around the unit
-            if not self._still_holds(unit, cell):
+            if not self._still_holds(unit, cell.label()):
                 return
             message = f"{type(exc).__name__}: {exc}"
             self.tracker.fail_cell(run_id, message + "\n" + traceback.format_exc(limit=5))
@@ -163,11 +169,11 @@ class Worker:
                 torch.cuda.empty_cache()
         self.phases["final_runs"] += time.perf_counter() - started
 
-    def _still_holds(self, unit: str, cell: Cell) -> bool:
+    def _still_holds(self, unit: str, label: str) -> bool:
         """Whether this worker still holds the unit's lease. A lease that lapsed (a stalled
         worker, a store outage) may have been taken over by another worker, which deleted this
         worker's unfinished run and redoes the cell: then this result is dropped, not written."""
         if self.queue.holds(self.matrix_id, unit, self.worker_id):
             return True
-        self.log(f"lease on {cell.label()} was taken over by another worker; leaving the cell to it")
+        self.log(f"lease on {label} was taken over by another worker; leaving it to that worker")
         return False
