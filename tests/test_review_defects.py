@@ -4,30 +4,12 @@ from __future__ import annotations
 
 import multiprocessing
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 
 import pytest
 import torch
 
-
-def _pooled_features(n=40, front_end=False):
-    from benchmark.features.base import FrontEnd
-    from benchmark.features.image import image_to_patches
-    from benchmark.features.tensors import FeatureSet, SplitTensors
-
-    g = torch.Generator().manual_seed(0)
-    labels = torch.arange(n) % 2
-    images = torch.rand(n, 1, 8, 8, generator=g) - 0.5
-    images[labels == 1, :, :4] += 1.0
-    split = SplitTensors(
-        pooled={"img": images.flatten(1), "tab": torch.randn(n, 3, generator=g)},
-        tokens={"img": image_to_patches(images, 4), "tab": torch.randn(n, 2, 3, generator=g)},
-        token_mask={"img": torch.ones(n, 4, dtype=torch.bool), "tab": torch.ones(n, 2, dtype=torch.bool)},
-        labels=labels,
-    )
-    front_ends = {"img": FrontEnd("small_cnn", {"size": 8, "patch": 4, "channels": 1, "width": 8})} if front_end else {}
-    return FeatureSet("t", ["img", "tab"], ["0", "1"], {"train": split, "validation": split, "test": split},
-                      front_ends=front_ends)
+from tests.test_encoders_extra import _trainable_features
 
 
 def test_run_cell_through_a_trainable_encoder():
@@ -38,7 +20,7 @@ def test_run_cell_through_a_trainable_encoder():
     from benchmark.train.cell import CellBudget, run_cell
     from benchmark.train.results import Cell
 
-    features = _pooled_features(front_end=True)
+    features = _trainable_features()
     study = optuna.create_study(direction="maximize")
     result = run_cell(Cell("t", "concat", "concat", 0.0, 0), features, features.splits, study, CellBudget(2, 16, 0, "cpu"))
     assert result.family == "early"
@@ -100,7 +82,7 @@ def test_any_error_of_a_plugin_strategy_is_a_failed_trial():
             raise KeyError("a plugin bug")
 
     try:
-        features = _pooled_features()
+        features = replace(_trainable_features(), front_ends={})  # pooled features only
         study = load_study("keyerror", optuna.storages.InMemoryStorage(), 1)
         trial = run_trial_slot(study, 0, "test_key_error", {}, features, features.splits["train"],
                                features.splits["validation"], TrainConfig(epochs=1, batch_size=16))

@@ -97,9 +97,7 @@ def load_profile(name_or_path: str) -> MatrixConfig:
     for key, low in (("trials", 0), ("epochs", 1), ("batch_size", 1)):
         if key in raw and raw[key] < low:
             raise ProfileError(f"{path}: field '{key}': expected an integer >= {low}, got {raw[key]!r}")
-    values = {k: tuple(v) if isinstance(v, list) else v for k, v in raw.items()}
-    values.setdefault("name", path.stem)
-    return MatrixConfig(**values)
+    return MatrixConfig.from_dict({"name": path.stem, **raw})
 
 
 def expand(patterns: tuple[str, ...], known: list[str], what: str) -> list[str]:

@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from benchmark.features.tensors import FeatureSet
-from benchmark.train.trainable_encoders import build_front_end
+from benchmark.train.trainable_encoders import build_front_end, output_width
 from strategies import FusionStrategy, get_strategy
 
 
@@ -52,7 +52,7 @@ def build_model(strategy: str, features: FeatureSet, hparams: dict[str, Any], se
     weights are drawn first, then the encoders', in sorted modality order."""
     torch.manual_seed(seed)
     cls = get_strategy(strategy)
-    widths = {m: int(f.options.get("width", 64)) for m, f in features.front_ends.items()}
+    widths = {m: output_width(f) for m, f in features.front_ends.items()}
     dims = {m: widths.get(m, d) for m, d in features.input_dims(tokens=cls.consumes_tokens).items()}
     strategy_module = cls(dims, features.num_classes, **hparams)
     encoders = {m: build_front_end(features.front_ends[m]) for m in sorted(features.front_ends)}

@@ -62,9 +62,14 @@ class PixelCNN(nn.Module):
         return grid.flatten(2).transpose(1, 2), mask  # (B, g*g, W)
 
 
+def output_width(front_end: FrontEnd) -> int:
+    """The feature width the strategy receives from this front end (default 64)."""
+    return int(front_end.options.get("width", 64))
+
+
 def build_front_end(front_end: FrontEnd) -> PixelCNN:
-    """The network a :class:`FrontEnd` names. Its output width is ``front_end.options['width']``."""
+    """The network a :class:`FrontEnd` names; its output width is :func:`output_width`."""
     if front_end.kind != "small_cnn":
         raise ValueError(f"unknown trainable front end {front_end.kind!r}; known: small_cnn")
     o = front_end.options
-    return PixelCNN(int(o["channels"]), int(o["size"]), int(o["patch"]), int(o.get("width", 64)))
+    return PixelCNN(int(o["channels"]), int(o["size"]), int(o["patch"]), output_width(front_end))
