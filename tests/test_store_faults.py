@@ -18,7 +18,7 @@ def test_retry_gives_up_after_budget_with_clear_error(tmp_path):
     with pytest.raises(StoreUnavailable, match="unreachable for 2s, giving up"):
         WorkQueue(url, retry_budget_s=2.0)
     elapsed = time.monotonic() - started
-    assert 1.0 <= elapsed <= 10.0, elapsed  # it waited and retried, but for a bounded time
+    assert 2.0 <= elapsed <= 10.0, elapsed  # it retried until the budget ran out, and no longer than that
 
 
 def test_retry_succeeds_when_store_comes_back():

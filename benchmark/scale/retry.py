@@ -71,8 +71,11 @@ def retry(action: Callable[[], T], what: str, budget_s: float | None = None, fir
                 LOG.warning("fusebench: %s: store unreachable (%s); retrying with backoff for up to %.0fs",
                             what, type(exc).__name__, budget_s)
                 warned = True
-            if time.monotonic() + wait > deadline:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
                 reason = getattr(exc, "orig", None) or exc
                 raise StoreUnavailable(f"{what}: unreachable for {budget_s:.0f}s, giving up: {reason!r}") from exc
-            time.sleep(wait * (0.5 + random.random()))
+            # Jittered backoff, but never past the deadline: the last try lands at the deadline,
+            # so "unreachable for N s" is true whatever the jitter drew.
+            time.sleep(min(wait * (0.5 + random.random()), remaining))
             wait = min(wait * 2, 15.0)
