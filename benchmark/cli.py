@@ -51,16 +51,22 @@ def _data(args) -> int:
 
 
 def _matrix_config(args):
-    from benchmark.run.config import load_profile, parse_list
+    from benchmark.run.config import ProfileError, load_profile, parse_list
     from benchmark.train.device import resolve_device
+    from benchmark.train.seeds import TUNING_SEED_BASE
 
     config = load_profile(args.profile)
-    return config.with_overrides(
+    config = config.with_overrides(
         datasets=parse_list(args.datasets), strategies=parse_list(args.strategies),
         dropout_rates=parse_list(args.dropout, float), seeds=parse_list(args.seeds, int),
         trials=args.trials, epochs=args.epochs, batch_size=args.batch_size, device=resolve_device(args.device),
-        plugins=tuple(args.plugin) if args.plugin else None,
+        plugins=tuple(args.plugin) if args.plugin else None, patience=getattr(args, "patience", None),
     )
+    clash = [s for s in config.seeds if not 0 <= s < TUNING_SEED_BASE]
+    if clash:
+        raise ProfileError(f"--seeds: expected integers in [0, {TUNING_SEED_BASE}) (seeds from {TUNING_SEED_BASE} up "
+                           f"train the tuning trials), got {clash}")
+    return config
 
 
 def _bench(args) -> int:
@@ -182,7 +188,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dropout", help="comma-separated training modality-dropout rates")
     p.add_argument("--seeds", help="comma-separated seeds")
     p.add_argument("--trials", type=int, help="Optuna trials per study")
-    p.add_argument("--epochs", type=int, help="training epochs")
+    p.add_argument("--epochs", type=int, help="the epoch cap (training stops earlier on a validation plateau)")
+    p.add_argument("--patience", type=int, help="epochs without a better validation score before training stops")
     p.add_argument("--batch-size", type=int, dest="batch_size")
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 ... (default: cuda when available)")
     p.add_argument("--tracking-uri", help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI or sqlite:///mlruns.db)")
@@ -217,14 +224,20 @@ def build_parser() -> argparse.ArgumentParser:
                    help="only write reports/<matrix id>/; do not log it as artifacts of the matrix's parent run")
     p.set_defaults(func=_report)
 
-    p = sub.add_parser("perf", help="performance benchmarks that print figures: loop overhead, phase times, worker speed-up")
-    p.add_argument("what", choices=("loop", "phases", "workers"))
+    p = sub.add_parser("perf", help="benchmarks that print figures: loop overhead, phase times, worker speed-up, "
+                                    "budget regret")
+    p.add_argument("what", choices=("loop", "phases", "workers", "budget"))
     p.add_argument("--strategy", action="append", help="(loop) strategy to time; repeatable (default: concat, cross_attention)")
     p.add_argument("--dataset", default="noisy_mnist", help="(loop) dataset whose features are used")
+    p.add_argument("--datasets", help="(budget) comma-separated datasets (default: the profile's)")
+    p.add_argument("--strategies", help="(budget) comma-separated strategies or globs (default: the profile's)")
+    p.add_argument("--seeds", help="(budget) comma-separated seeds (default: the profile's)")
+    p.add_argument("--dropout", type=float, default=0.3, help="(budget) training modality dropout (default 0.3)")
+    p.add_argument("--factor", type=int, default=5, help="(budget) how many times larger the second budget is")
     p.add_argument("--batch-size", type=int, default=128, dest="batch_size")
     p.add_argument("--epochs", type=int, default=3, help="(loop) epochs per timed run")
     p.add_argument("--repeats", type=int, default=5, help="(loop) timed repetitions (median reported)")
-    p.add_argument("--profile", default="default", help="(phases, workers) profile to run")
+    p.add_argument("--profile", default="default", help="(phases, workers, budget) profile to run")
     p.add_argument("--workers", type=int, default=2, help="(workers) worker count compared with 1")
     p.add_argument("--cold", action="store_true", help="(phases) also prepare data and encode features from scratch")
     p.add_argument("--device", default="auto")

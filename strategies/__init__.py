@@ -19,11 +19,11 @@ from typing import TYPE_CHECKING
 from strategies.registry import Registry
 
 if TYPE_CHECKING:
-    from strategies.base import FusionStrategy
+    from strategies.base import AuxiliaryLogits, FusionStrategy
 
 STRATEGIES: Registry[type["FusionStrategy"]] = Registry("strategy")
 ENTRY_POINT_GROUP = "fusebench.strategies"
-_INFRASTRUCTURE = {"base", "registry", "search_space"}
+_INFRASTRUCTURE = {"base", "positions", "registry", "search_space"}
 _discovered = False
 
 
@@ -92,7 +92,7 @@ def load_plugin(path: str | Path) -> None:
 
 def __getattr__(name: str):
     """``from strategies import FusionStrategy`` imports the base module (and torch) on use."""
-    if name in ("FusionStrategy", "FAMILIES"):
+    if name in ("FusionStrategy", "AuxiliaryLogits", "FAMILIES"):
         from strategies import base
 
         return getattr(base, name)
@@ -103,4 +103,4 @@ def get_strategy(name: str) -> type[FusionStrategy]:
     return discover().get(name)
 
 
-__all__ = ["STRATEGIES", "FusionStrategy", "register_strategy", "discover", "load_entry_point_plugins", "load_plugin", "get_strategy"]
+__all__ = ["STRATEGIES", "FusionStrategy", "AuxiliaryLogits", "register_strategy", "discover", "load_entry_point_plugins", "load_plugin", "get_strategy"]

@@ -7,6 +7,7 @@ from torch import nn
 
 from strategies import register_strategy
 from strategies.base import FusionStrategy, key_padding, masked_mean, masked_softmax, mlp, pool_tokens, zero_absent
+from strategies.positions import add_positions
 from strategies.search_space import Categorical, FloatParam, IntParam
 
 # Search space shared by the token-attention strategies with one attention width and heads.
@@ -19,16 +20,20 @@ TOKEN_ATTENTION_SPACE = {
 
 @register_strategy("cross_attention")
 class CrossAttention(FusionStrategy):
-    """Each modality's tokens query the tokens of all other present modalities; the attended
-    sequences are pooled per modality and averaged over present modalities.
+    """Each modality's tokens (projected, plus sinusoidal positions) query the tokens of all
+    other present modalities; the attended sequences are pooled per modality and averaged over
+    present modalities.
 
     Crossmodal attention as in Lu et al., "ViLBERT", NeurIPS 2019 (co-attention) and the
-    crossmodal blocks of Tsai et al., "Multimodal Transformer", ACL 2019.
+    crossmodal blocks of Tsai et al., "Multimodal Transformer", ACL 2019. Unlike ViLBERT: one
+    co-attention layer per modality (no stack, no intra-modal self-attention, no pre-training),
+    each modality attends to all the others at once, and the output is a masked mean pool
+    instead of a [CLS]-style token.
     """
 
     family = "attention"
     consumes_tokens = True
-    description = "each modality's tokens attend to the other present modalities' tokens (key padding masks)"
+    description = "one co-attention layer: each modality's tokens (with positions) attend to the other present modalities' tokens"
     paper = "Lu et al. 2019, ViLBERT: co-attentional transformer layers (NeurIPS)"
     search_space = TOKEN_ATTENTION_SPACE
 
@@ -75,30 +80,42 @@ def attend_valid(attention: nn.MultiheadAttention, query: torch.Tensor, keys: to
 
 
 def project_tokens(projections: nn.ModuleDict, modalities, inputs, present, token_mask):
-    """Zero absent inputs, project them, and build valid-token masks (False for absent modalities).
+    """The input stage of every token strategy: zero absent inputs, project them to the hidden
+    width, add sinusoidal positions (``strategies.positions``), and build valid-token masks
+    (False for absent modalities).
 
     -> tokens: name -> (B, T_m, H); valid: name -> bool (B, T_m)."""
     tokens, valid = {}, {}
     for i, m in enumerate(modalities):
-        tokens[m] = projections[m](zero_absent(inputs[m], present[:, i]))  # (B, T_m, H)
+        projected = projections[m](zero_absent(inputs[m], present[:, i]))  # (B, T_m, H)
+        tokens[m] = add_positions(projected)  # (B, T_m, H)
         valid[m] = key_padding(token_mask, m, inputs[m]) & present[:, i : i + 1]  # (B, T_m)
     return tokens, valid
 
 
 @register_strategy("gated_cross_attention")
 class GatedCrossAttention(FusionStrategy):
-    """A base model (tokens projected, pooled per modality, mean over present modalities, MLP
-    head) into which tanh-gated cross-attention and feed-forward blocks are inserted: each
-    modality's tokens attend to the other present modalities' tokens. Gates start at zero, so
-    at initialisation the model computes exactly its base model.
+    """A small trainable base model (tokens projected plus sinusoidal positions, masked mean
+    pool per modality, mean over present modalities, MLP head) into which one tanh-gated
+    cross-attention block and one tanh-gated feed-forward block are inserted: each modality's
+    tokens attend to the other present modalities' tokens. Gates (one scalar per modality and
+    block) start at zero, so at initialisation the model computes exactly its base model, which
+    mean-pools and so sees token order only through which positions are padding; order enters
+    through the cross-attention once the gates open.
 
     Gated cross-attention dense blocks of Alayrac et al., "Flamingo: a Visual Language Model for
-    Few-Shot Learning", NeurIPS 2022.
+    Few-Shot Learning", NeurIPS 2022. What remains of Flamingo is only that block (x + tanh(a) *
+    attention, then x + tanh(b) * FFW, gates initialised at 0). There is no frozen pretrained
+    language model (the base is tiny and trained from scratch, with no self-attention), no
+    frozen vision encoder, no Perceiver resampler, no per-image attention masking, and a single
+    block instead of blocks interleaved between the frozen LM layers; the block is symmetric
+    (every modality queries the others) instead of text querying vision.
     """
 
     family = "attention"
     consumes_tokens = True
-    description = "Flamingo-style tanh-gated (init 0) cross-attention + FFW inserted into a pooled-token base model"
+    description = ("Flamingo's tanh-gated (init 0) cross-attention + FFW block only, over a small trainable "
+                   "mean-pooled token base; no frozen LM, no resampler")
     paper = "Alayrac et al. 2022, Flamingo: a Visual Language Model for Few-Shot Learning (NeurIPS)"
     search_space = TOKEN_ATTENTION_SPACE
 
@@ -141,17 +158,22 @@ class GatedCrossAttention(FusionStrategy):
 
 @register_strategy("additive_attention")
 class AdditiveAttention(FusionStrategy):
-    """Additive (Bahdanau) attention over the pooled modality embeddings: the query is the mean
-    of the present embeddings, each modality is scored by v^T tanh(W q + U z_m), weights are a
-    softmax over the present modalities only, and the weighted sum is classified.
+    """A learned, input-dependent modality weighting of pooled vectors: each modality's pooled
+    features give one embedding z_m = tanh(W_m x_m); each present modality is scored by
+    v^T tanh(W q + U z_m) with q the mean of the present embeddings; the scores are softmax-
+    normalised over the present modalities only, and the weighted sum of the embeddings is
+    classified. It attends over M modality vectors, one per modality, never over tokens.
 
-    Additive attention of Bahdanau, Cho & Bengio, "Neural Machine Translation by Jointly Learning
-    to Align and Translate", ICLR 2015, applied across modalities instead of time steps.
+    The additive scoring function of Bahdanau, Cho & Bengio, "Neural Machine Translation by
+    Jointly Learning to Align and Translate", ICLR 2015, applied across modalities instead of
+    over the time steps of a sequence (no recurrent decoder state: the query is the mean
+    embedding).
     """
 
     family = "attention"
     consumes_tokens = False  # attends over M modality vectors (M >= 2 keys), not over tokens
-    description = "Bahdanau additive attention across pooled modality embeddings, softmax over present ones"
+    description = ("input-dependent modality weighting of pooled embeddings: additive (Bahdanau) scores, "
+                   "softmax over present modalities, weighted sum; not attention over tokens")
     paper = "Bahdanau et al. 2015, Neural Machine Translation by Jointly Learning to Align and Translate (ICLR)"
     search_space = {
         "hidden": IntParam(32, 256, default=128, log=True),
@@ -189,16 +211,20 @@ class AdditiveAttention(FusionStrategy):
 @register_strategy("perceiver")
 class PerceiverFusion(FusionStrategy):
     """A small set of learned latents cross-attends to the concatenated tokens of all present
-    modalities (key padding masks; a learned modality embedding marks each token's source),
-    then self-attends; the mean latent is classified.
+    modalities (key padding masks; sinusoidal positions within each modality and a learned
+    modality embedding mark each token's place and source), then self-attends; the mean latent
+    is classified.
 
     Latent-bottleneck attention of Jaegle et al., "Perceiver: General Perception with Iterative
-    Attention", ICML 2021.
+    Attention", ICML 2021. Unlike the paper: one cross-attention and one latent
+    self-attention layer (the paper repeats cross-attention and stacks a deep latent
+    transformer), and 1-D sinusoidal positions added to the tokens instead of Fourier features
+    (2-D for images) concatenated to them.
     """
 
     family = "attention"
     consumes_tokens = True
-    description = "learned latents cross-attend to all present modalities' tokens (padding masks), then self-attend"
+    description = "learned latents cross-attend once to all present modalities' tokens (with positions), then self-attend"
     paper = "Jaegle et al. 2021, Perceiver: General Perception with Iterative Attention (ICML)"
     search_space = {
         "hidden": Categorical([64, 128, 256], default=64),

@@ -9,11 +9,17 @@ and keyword hyperparameters. ``forward(inputs, present, token_mask=None)`` retur
 * ``token_mask``: modality name -> bool ``(B, T_m)``, True for real tokens (token strategies).
 
 The values of an absent modality must not change the output.
+
+``forward_with_aux(inputs, present, token_mask=None)`` returns the same logits plus a list of
+``AuxiliaryLogits`` (auxiliary classifiers, e.g. CentralNet's per-modality heads). The one
+training loop adds ``weight * cross_entropy(aux.logits[aux.rows], y[aux.rows])`` for each entry
+with a non-empty ``rows`` to the loss; evaluation uses ``forward`` only. Most strategies have
+none (the default returns ``[]``).
 """
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Mapping
+from typing import Any, ClassVar, Mapping, NamedTuple
 
 import torch
 from torch import nn
@@ -21,6 +27,15 @@ from torch import nn
 from strategies.search_space import FloatParam, IntParam, Param, defaults
 
 FAMILIES = ("unimodal", "early", "intermediate", "late", "attention", "hybrid")
+
+
+class AuxiliaryLogits(NamedTuple):
+    """One auxiliary classifier's output. The training loop adds
+    ``weight * cross_entropy(logits[rows], y[rows])`` to the loss (skipped when no row counts)."""
+
+    logits: torch.Tensor  # (B, C)
+    rows: torch.Tensor  # bool (B,): the rows whose loss counts, e.g. where the head's modality is present
+    weight: float  # >= 0
 
 
 class FusionStrategy(nn.Module):
@@ -65,6 +80,11 @@ class FusionStrategy(nn.Module):
 
     def hp(self, key: str) -> Any:
         return self.hparams[key]
+
+    def forward_with_aux(self, inputs, present, token_mask=None) -> tuple[torch.Tensor, list[AuxiliaryLogits]]:
+        """Logits (B, C) plus auxiliary classifier outputs whose cross-entropy the one training loop
+        adds to the loss. ``forward`` returns exactly these logits; override both together."""
+        return self(inputs, present, token_mask), []
 
 
 def zero_absent(x: torch.Tensor, present_col: torch.Tensor) -> torch.Tensor:

@@ -37,11 +37,19 @@ class _ProjectThenMerge(FusionStrategy):
 class SumMerge(_ProjectThenMerge):
     """Sum of projected modality embeddings over the present modalities.
 
+    Close to a factorised ``concat``: a sum of per-modality linear projections sum_m (W_m x_m +
+    b_m) is one linear layer on the concatenation with absent parts zeroed, [W_1 ... W_M] x,
+    plus sum_m b_m [m present], i.e. biases acting as presence flags; no nonlinearity follows
+    before the head's first linear layer, so the two compose into concat's first layer written
+    as a product of two matrices (the same functions at equal ``hidden``; only the
+    parametrisation, and so the optimisation, differs).
+
     Additive merge as used in e.g. Ngiam et al., "Multimodal Deep Learning", ICML 2011 and
     compared in Baltrusaitis et al., TPAMI 2019.
     """
 
-    description = "project to a shared width, sum over present modalities, MLP head"
+    description = ("project to a shared width, sum over present modalities, MLP head: close to a factorised concat "
+                   "(sum of projections = one linear layer on the zero-filled concatenation)")
     paper = "Ngiam et al. 2011, Multimodal Deep Learning (ICML)"
 
     def merge(self, projected, present):
@@ -95,19 +103,21 @@ class MaxMerge(_ProjectThenMerge):
 
 @register_strategy("product")
 class ProductMerge(_ProjectThenMerge):
-    """Elementwise (Hadamard) product of projected modality embeddings; an absent modality is
-    replaced by the multiplicative identity 1.
+    """Elementwise (Hadamard) product of tanh-activated projections, prod_m tanh(W_m x_m + b_m),
+    over the present modalities; an absent modality contributes the multiplicative identity 1.
 
     Pointwise multiplication of image and question embeddings as in Antol et al., "VQA: Visual
-    Question Answering", ICCV 2015.
+    Question Answering", ICCV 2015: tanh(W_i x_i) * tanh(W_q q). The paper's question embedding
+    comes from an LSTM and its classifier has two tanh hidden layers; here every modality gets
+    one linear layer + tanh on its (pooled) features and the head is the shared two-layer MLP.
     """
 
-    description = "project to a shared width, elementwise product over present modalities (absent -> 1), MLP head"
+    description = "tanh(linear) per modality, elementwise product over present modalities (absent -> 1), MLP head"
     paper = "Antol et al. 2015, VQA: Visual Question Answering (ICCV)"
 
     def merge(self, projected, present):
         keep = present.unsqueeze(-1)  # (B, M, 1)
-        return torch.where(keep, projected, torch.ones_like(projected)).prod(dim=1)  # (B, H)
+        return torch.where(keep, torch.tanh(projected), torch.ones_like(projected)).prod(dim=1)  # (B, H)
 
 
 @register_strategy("harmonic")

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import nn
 
@@ -11,16 +9,6 @@ from strategies import register_strategy
 from strategies.attention import attend_valid, project_tokens
 from strategies.base import FusionStrategy, masked_mean, mlp, pool_tokens
 from strategies.search_space import Categorical, FloatParam
-
-
-def sinusoidal_positions(length: int, width: int, device=None) -> torch.Tensor:
-    """Fixed sinusoidal position encodings (Vaswani et al. 2017). -> (T, H)."""
-    position = torch.arange(length, device=device, dtype=torch.float32).unsqueeze(1)  # (T, 1)
-    freq = torch.exp(torch.arange(0, width, 2, device=device, dtype=torch.float32) * (-math.log(10000.0) / width))
-    table = torch.zeros(length, width, device=device)  # (T, H)
-    table[:, 0::2] = torch.sin(position * freq)
-    table[:, 1::2] = torch.cos(position * freq[: width // 2])
-    return table
 
 
 class CrossmodalBlock(nn.Module):
@@ -42,19 +30,25 @@ class CrossmodalBlock(nn.Module):
 
 @register_strategy("mult")
 class MulT(FusionStrategy):
-    """Multimodal Transformer: for every target modality, one crossmodal attention block per
-    source modality lets the target's tokens attend to that source's tokens (key padding masks;
-    an absent source contributes no attention). The per-source outputs are concatenated,
-    projected, passed through a self-attention layer, pooled over valid tokens, and averaged
-    over the present target modalities.
+    """Multimodal Transformer: tokens are projected and given sinusoidal positions (the shared
+    input stage of every token strategy); for every target modality, one crossmodal attention
+    block per source modality lets the target's tokens attend to that source's tokens (key
+    padding masks; an absent source contributes no attention). The per-source outputs are
+    concatenated, projected, passed through a self-attention layer, pooled over valid tokens,
+    and averaged over the present target modalities.
 
     Tsai, Bai, Liang, Kolter, Morency & Salakhutdinov, "Multimodal Transformer for Unaligned
-    Multimodal Language Sequences", ACL 2019.
+    Multimodal Language Sequences", ACL 2019. Unlike the paper: a linear input projection
+    instead of a 1-D temporal convolution, positions added without scaling the embeddings by
+    sqrt(H), one crossmodal block per (source, target) pair instead of a stack, and a masked
+    mean pool averaged over present targets instead of the last time step of each target,
+    concatenated.
     """
 
     family = "attention"
     consumes_tokens = True
-    description = "crossmodal transformer: per (source -> target) attention blocks, self-attention, pooled per target"
+    description = ("crossmodal transformer, shallow: one attention block per (source -> target) pair, "
+                   "one self-attention layer, pooled per target")
     paper = "Tsai et al. 2019, Multimodal Transformer for Unaligned Multimodal Language Sequences (ACL)"
     search_space = {
         "hidden": Categorical([32, 64, 128], default=64),
@@ -79,8 +73,7 @@ class MulT(FusionStrategy):
         self.head = mlp(hidden, hidden, num_classes, dropout)
 
     def forward(self, inputs, present, token_mask=None):
-        tokens, valid = project_tokens(self.projections, self.modalities, inputs, present, token_mask)
-        tokens = {m: x + sinusoidal_positions(x.shape[1], x.shape[2], x.device) for m, x in tokens.items()}  # (B, T_m, H)
+        tokens, valid = project_tokens(self.projections, self.modalities, inputs, present, token_mask)  # (B, T_m, H) with positions
         pooled = []
         for i, t in enumerate(self.modalities):
             crossed = [self.crossmodal[f"{s}_to_{t}"](tokens[t], tokens[s], valid[s])  # (B, T_t, H)

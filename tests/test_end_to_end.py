@@ -22,7 +22,7 @@ def _cell_runs(uri):
 def test_bench_logs_expected_metrics_and_resumes(toy_card, fusebench_home, capsys):
     uri = os.environ["MLFLOW_TRACKING_URI"]
     args = ["bench", "--profile", "smoke", "--datasets", "toy", "--strategies", "concat,late_weighted,cross_attention",
-            "--trials", "2", "--epochs", "4", "--seeds", "0", "--dropout", "0.3", "--device", "cpu"]
+            "--trials", "2", "--epochs", "10", "--patience", "3", "--seeds", "0", "--dropout", "0.3", "--device", "cpu"]
     assert main(args) == 0
     out = capsys.readouterr().out
     assert "| concat |" in out and "report written to" in out
@@ -36,8 +36,19 @@ def test_bench_logs_expected_metrics_and_resumes(toy_card, fusebench_home, capsy
         assert any(k.startswith("hp.") for k in p)
         for key in ("test_accuracy", "test_macro_f1", "test_accuracy_subset.image", "test_accuracy_subset.text",
                     "test_accuracy_subset.image-text", "train_samples_per_s", "inference_samples_per_s",
-                    "peak_cpu_rss_mb", "cpu_rss_growth_mb", "train_step_tensor_mb", "activation_mb", "robustness", "tuning_gain", "param_count"):
+                    "peak_cpu_rss_mb", "cpu_rss_growth_mb", "train_step_tensor_mb", "activation_mb", "tuning_gain",
+                    "param_count", "epochs_run", "best_epoch", "collapsed", "not_converged", "majority_accuracy",
+                    "majority_macro_f1", "chance_accuracy", "largest_predicted_class_share"):
             assert key in m, f"{key} missing from {p['variant']}"
+        # a collapsed run has no robustness score; any other has one
+        assert ("robustness" in m) == (m["collapsed"] == 0.0)
+        # the protocol: stopped by a plateau or the cap of 10 epochs, best epoch within, curves per epoch
+        assert p["stop_reason"] in ("plateau", "cap") and run.data.tags["stop_reason"] == p["stop_reason"]
+        assert 1 <= m["best_epoch"] <= m["epochs_run"] <= 10
+        assert m["not_converged"] == float(p["stop_reason"] == "cap")
+        history = MlflowClient(tracking_uri=uri).get_metric_history(run.info.run_id, "curve.val_metric")
+        assert [h.step for h in history] == list(range(1, int(m["epochs_run"]) + 1))
+        assert m["chance_accuracy"] == pytest.approx(1 / 3)
         assert 0.0 <= m["test_accuracy"] <= 1.0 and 0.0 <= m["test_macro_f1"] <= 1.0
         assert m["train_samples_per_s"] > 0 and m["inference_samples_per_s"] > 0 and m["peak_cpu_rss_mb"] > 50
         assert 0 <= m["cpu_rss_growth_mb"] <= m["peak_cpu_rss_mb"]

@@ -14,7 +14,9 @@ from strategies.gmu import GatedMultimodalUnit
 from strategies.hybrid import HybridFusion
 from strategies.late import LateWeighted, ProbabilityAverage
 from strategies.low_rank import LowRankFusion
-from strategies.merges import HarmonicMerge, ProductMerge, harmonic_mean
+from strategies.merges import HarmonicMerge, ProductMerge, SumMerge, harmonic_mean
+from strategies.network_merge import NetworkMerge
+from strategies.positions import sinusoidal_positions
 from strategies.search_space import defaults
 from strategies.tensor_fusion import TensorFusion
 from strategies.unimodal import Unimodal
@@ -64,15 +66,32 @@ def test_harmonic_mean_uses_present_modalities_only():
     assert torch.allclose(harmonic_mean(values_changed, PRESENT), expected, rtol=1e-5)
 
 
-def test_product_merge_uses_one_for_absent_modalities():
+def test_product_merge_multiplies_tanh_projections_and_uses_one_for_absent_modalities():
     model = ProductMerge(DIMS, C)
     projected = torch.randn(B, 3, 5)
-    expected = torch.stack([projected[b, PRESENT[b]].prod(dim=0) for b in range(B)])  # (B, H)
+    expected = torch.stack([torch.tanh(projected[b, PRESENT[b]]).prod(dim=0) for b in range(B)])  # (B, H)
     assert torch.allclose(model.merge(projected, PRESENT), expected)
-    # a single present modality passes through unchanged (the others are the identity 1)
+    # a single present modality passes through as tanh(W x + b) (the others are the identity 1)
     single = PRESENT.sum(dim=1) == 1
     idx = PRESENT[single].float().argmax(dim=1)
-    assert torch.equal(model.merge(projected, PRESENT)[single], projected[single, idx])
+    assert torch.equal(model.merge(projected, PRESENT)[single], torch.tanh(projected[single, idx]))
+    # Antol et al.: tanh(W_1 x_1) * tanh(W_2 x_2) ... on the strategy's own projections
+    inputs = pooled_inputs()
+    merged = model.merge(model.project(inputs), PRESENT[:1].expand(B, 3))  # all present
+    by_hand = math.prod(torch.tanh(model.projections[m](inputs[m])) for m in sorted(DIMS))  # (B, H)
+    assert torch.allclose(merged, by_hand, atol=1e-6)
+
+
+def test_sum_merge_is_a_linear_layer_on_the_zero_filled_concatenation():
+    """sum_m (W_m x_m + b_m) over present m == [W_1 .. W_M] [x_1; ..; x_M] + [b_1 .. b_M] flags."""
+    model = SumMerge(DIMS, C)
+    inputs = pooled_inputs()
+    clean = [torch.where(PRESENT[:, i : i + 1], inputs[m], 0.0) for i, m in enumerate(sorted(DIMS))]
+    merged = model.merge(model.project(dict(zip(sorted(DIMS), clean))), PRESENT)  # (B, H)
+    weight = torch.cat([model.projections[m].weight for m in sorted(DIMS)], dim=1)  # (H, sum D_m)
+    biases = torch.stack([model.projections[m].bias for m in sorted(DIMS)], dim=1)  # (H, M)
+    expected = torch.cat(clean, dim=1) @ weight.T + PRESENT.float() @ biases.T  # (B, H)
+    assert torch.allclose(merged, expected, atol=1e-5)
 
 
 # ---------------------------------------------------------------- late fusion
@@ -103,10 +122,11 @@ def test_gated_cross_attention_equals_its_base_at_init():
     model = GatedCrossAttention(DIMS, C).eval()
     inputs, mask = token_inputs()
     assert torch.equal(model(inputs, PRESENT, mask), model.base_logits(inputs, PRESENT, mask))
-    # the base really is "tokens -> pool per modality -> mean over present -> head": recompute it by hand
+    # the base really is "tokens + positions -> pool per modality -> mean over present -> head": by hand
     pooled = []
     for i, m in enumerate(sorted(DIMS)):
         tokens = model.projections[m](inputs[m])  # (B, T, H)
+        tokens = tokens + sinusoidal_positions(tokens.shape[1], tokens.shape[2])  # (B, T, H)
         keep = mask[m].unsqueeze(-1).float()
         pooled.append((tokens * keep).sum(1) / keep.sum(1))
     stacked = torch.stack(pooled, dim=1)  # (B, M, H)
@@ -124,6 +144,34 @@ def test_additive_attention_weights_over_present_only():
     w = model.attention_weights(z, PRESENT)
     assert torch.allclose(w.sum(dim=1), torch.ones(B))
     assert torch.all(w[~PRESENT] == 0)
+
+
+# ---------------------------------------------------------------- CentralNet
+
+def test_network_merge_heads_classify_each_tower_on_rows_where_it_is_present():
+    model = NetworkMerge(DIMS, C, aux_weight=0.25).eval()
+    inputs = pooled_inputs()
+    logits, aux = model.forward_with_aux(inputs, PRESENT)
+    assert torch.equal(logits, model(inputs, PRESENT))
+    assert len(aux) == len(DIMS)
+    for i, (m, entry) in enumerate(zip(sorted(DIMS), aux)):
+        assert torch.equal(entry.rows, PRESENT[:, i]) and entry.weight == 0.25
+        # the head sees only its own tower: recompute the tower by hand
+        state = inputs[m]
+        for layer in model.towers[m]:
+            state = torch.nn.functional.gelu(layer(state))  # (B, H)
+        expected = model.tower_heads[m](state)  # (B, C)
+        assert torch.allclose(entry.logits[entry.rows], expected[entry.rows], atol=1e-6)
+
+
+def test_network_merge_heads_are_trained_by_the_aux_losses_only():
+    model = NetworkMerge(DIMS, C).train()
+    model(pooled_inputs(), PRESENT).sum().backward()
+    assert all(p.grad is None for p in model.tower_heads.parameters())
+    _, aux = model.forward_with_aux(pooled_inputs(), PRESENT)
+    sum(entry.weight * entry.logits[entry.rows].sum() for entry in aux).backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in model.tower_heads.parameters())
+    assert NetworkMerge.search_space["aux_weight"].default == 0.5
 
 
 # ---------------------------------------------------------------- literature fusions
@@ -257,8 +305,10 @@ def test_infinite_absent_values_give_finite_outputs_and_gradients(name):
         inputs[m] = torch.where((~present[:, i]).view(shape), torch.full_like(inputs[m], float("inf")), inputs[m])
     torch.manual_seed(0)
     model = cls(dims, C, **defaults(cls.search_space)).train()
-    out = model(inputs, present, mask)
+    out, aux = model.forward_with_aux(inputs, present, mask)
     assert torch.isfinite(out).all()
-    out.logsumexp(dim=1).sum().backward()
+    assert all(torch.isfinite(entry.logits[entry.rows]).all() for entry in aux)
+    loss = out.logsumexp(dim=1).sum() + sum(entry.weight * entry.logits[entry.rows].logsumexp(dim=1).sum() for entry in aux)
+    loss.backward()
     bad = [n for n, p in model.named_parameters() if p.grad is not None and not torch.isfinite(p.grad).all()]
     assert not bad, f"non-finite gradients: {bad}"

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
 from strategies import discover
+from strategies.base import AuxiliaryLogits
 from strategies.search_space import defaults
 
 REGISTRY = discover()
@@ -70,11 +73,22 @@ def test_logits_shape_and_finite(strategy_name):
     assert torch.isfinite(logits).all()
 
 
+def training_loss(model, inputs, present, token_mask, targets):
+    """The loss the one training loop computes: the logits' cross-entropy plus every auxiliary
+    classifier's weighted cross-entropy over the rows it counts (skipped when none)."""
+    logits, aux = model.forward_with_aux(inputs, present, token_mask)
+    loss = torch.nn.functional.cross_entropy(logits, targets)
+    for entry in aux:
+        if entry.rows.any():
+            loss = loss + entry.weight * torch.nn.functional.cross_entropy(entry.logits[entry.rows], targets[entry.rows])
+    return loss
+
+
 def test_every_parameter_gets_a_gradient(strategy_name):
     model, cls, dims = build(strategy_name)
     model.train()
     inputs, present, token_mask = make_batch(cls, dims)
-    loss = torch.nn.functional.cross_entropy(model(inputs, present, token_mask), torch.arange(BATCH) % CLASSES)
+    loss = training_loss(model, inputs, present, token_mask, torch.arange(BATCH) % CLASSES)
     loss.backward()
     missing = [n for n, p in model.named_parameters() if p.requires_grad and p.grad is None]
     assert not missing, f"parameters without gradient: {missing}"
@@ -86,14 +100,46 @@ def test_absent_modality_values_do_not_change_output(strategy_name):
     model.eval()
     inputs, present, token_mask = make_batch(cls, dims)
     before = model(inputs, present, token_mask)
+    after = model(perturb_absent(inputs, present, dims), present, token_mask)
+    assert torch.allclose(before, after, atol=1e-5), (before - after).abs().max()
+
+
+def perturb_absent(inputs, present, dims):
+    """The inputs with large noise added to every absent modality's values."""
     perturbed = {}
     for i, m in enumerate(sorted(dims)):
         absent = ~present[:, i]
         shape = (-1,) + (1,) * (inputs[m].dim() - 1)
         noise = torch.randn_like(inputs[m]) * 100.0
         perturbed[m] = torch.where(absent.view(shape), inputs[m] + noise, inputs[m])
-    after = model(perturbed, present, token_mask)
-    assert torch.allclose(before, after, atol=1e-5), (before - after).abs().max()
+    return perturbed
+
+
+def test_forward_with_aux_returns_forward_logits_and_well_formed_aux(strategy_name):
+    model, cls, dims = build(strategy_name)
+    model.eval()
+    inputs, present, token_mask = make_batch(cls, dims)
+    logits, aux = model.forward_with_aux(inputs, present, token_mask)
+    assert torch.equal(logits, model(inputs, present, token_mask))
+    assert isinstance(aux, list)
+    for entry in aux:
+        assert isinstance(entry, AuxiliaryLogits)
+        assert entry.logits.shape == (BATCH, CLASSES) and torch.isfinite(entry.logits).all()
+        assert entry.rows.dtype == torch.bool and entry.rows.shape == (BATCH,)
+        assert isinstance(entry.weight, (int, float)) and math.isfinite(entry.weight) and entry.weight >= 0
+
+
+def test_absent_modality_values_do_not_change_aux_losses(strategy_name):
+    """The rows an auxiliary loss counts must not see the values of absent modalities either."""
+    model, cls, dims = build(strategy_name)
+    model.eval()
+    inputs, present, token_mask = make_batch(cls, dims)
+    _, before = model.forward_with_aux(inputs, present, token_mask)
+    _, after = model.forward_with_aux(perturb_absent(inputs, present, dims), present, token_mask)
+    assert len(before) == len(after)
+    for b, a in zip(before, after):
+        assert torch.equal(b.rows, a.rows)
+        assert torch.allclose(b.logits[b.rows], a.logits[a.rows], atol=1e-5), (b.logits - a.logits)[b.rows].abs().max()
 
 
 def test_present_modality_values_do_change_output(strategy_name):

@@ -11,6 +11,7 @@ from typing import Any
 import yaml
 
 from benchmark.paths import cards_dir as default_cards_dir
+from benchmark.scale.schema import RANKING_METRICS
 from strategies.registry import Registry
 
 SOURCE_KINDS = ("builtin", "hub", "local")
@@ -19,6 +20,11 @@ SPLITS = ("train", "validation", "test")
 # Modality names appear in metric names and in subset labels such as "image+text", so they are
 # limited to letters, digits and underscores.
 MODALITY_NAME = re.compile(r"[A-Za-z0-9_]+")
+# Which test metric ranks the dataset's leaderboard (optional card field `ranking_metric`).
+DEFAULT_RANKING_METRIC = "accuracy"
+# Fields that only document the dataset: kept in ``DatasetCard.info``, they change no result
+# (and so are not part of a result's identity, benchmark/run/identity.py).
+DOCUMENTATION_FIELDS = ("origin", "licence", "size", "splits_note", "citation", "classes", "checked")
 
 
 class CardError(ValueError):
@@ -47,6 +53,7 @@ class DatasetCard:
     modalities: tuple[ModalitySpec, ...]
     split: dict[str, Any]
     info: dict[str, Any]
+    ranking_metric: str = DEFAULT_RANKING_METRIC  # a key of benchmark.scale.schema.RANKING_METRICS
 
     @property
     def source_kind(self) -> str:
@@ -162,10 +169,14 @@ def load_card(path: str | Path) -> DatasetCard:
             raise CardError(path, f"split.{key}", f"expected a fraction between 0 and 1, got {split[key]!r}")
     if "seed" in split and not isinstance(split["seed"], int):
         raise CardError(path, "split.seed", f"expected an integer seed, got {split['seed']!r}")
-    info = {k: raw[k] for k in ("origin", "licence", "size", "splits_note", "citation", "classes", "checked") if k in raw}
+    ranking_metric = raw.get("ranking_metric", DEFAULT_RANKING_METRIC)
+    if not isinstance(ranking_metric, str) or ranking_metric not in RANKING_METRICS:
+        raise CardError(path, "ranking_metric", f"expected one of {sorted(RANKING_METRICS)} (the test metric that "
+                                                f"ranks the leaderboard), got {ranking_metric!r}")
+    info = {k: raw[k] for k in DOCUMENTATION_FIELDS if k in raw}
     return DatasetCard(
         name=name, path=path, description=str(raw.get("description", "")), source=source, label=label,
-        modalities=tuple(modalities), split=split, info=info,
+        modalities=tuple(modalities), split=split, info=info, ranking_metric=ranking_metric,
     )
 
 

@@ -1,6 +1,8 @@
 """Compose the comparison report: summary first ("which strategy to use"), then per dataset the
-leaderboard, fusion gain and significance, robustness, cost and tuning; write report.md,
-report.html and the PNGs to reports/<matrix id>/ and point reports/latest at it."""
+leaderboard (with majority-class and chance rows), fusion gain and significance, robustness,
+cost, tuning and training; write report.md, report.html and the PNGs to reports/<matrix id>/
+and point reports/latest at it. Configurations marked collapsed or not converged carry their
+mark in every table and are never ranked or named best."""
 
 from __future__ import annotations
 
@@ -12,11 +14,12 @@ import pandas as pd
 
 from benchmark.paths import reports_dir
 from benchmark.reporting.analysis import (BASELINE, MEMORY_METRICS, UNIMODAL, DatasetAnalysis, analyse,
-                                          best_overall, best_when_missing, best_within_budget)
+                                          best_overall, best_when_missing, best_within_budget,
+                                          mark_text, marked_counts)
 from benchmark.reporting.document import Document
 from benchmark.reporting.fetch import MatrixRuns, fetch_matrix
 from benchmark.reporting.figures import accuracy_vs_cost, missing_curves, robustness_heatmap, tuning_gain
-from benchmark.scale.schema import subset_modalities
+from benchmark.scale.schema import RANKING_METRIC, subset_modalities
 
 ALPHA = 0.05
 
@@ -34,12 +37,30 @@ def count(value) -> str:
     return "n/a" if value is None or value != value else f"{value:,.0f}"
 
 
-def acc_ci(row) -> str:
+def ci_cell(row, key: str = "accuracy") -> str:
+    """Mean ± 95% half-width of a configs column ("accuracy", "macro_f1") that has a "<key>_ci"."""
     if row["n"] == 0:
         return "failed"
+    if row[key] != row[key]:
+        return "n/a"
     if row["n"] == 1:
-        return f"{num(row['accuracy'])} (1 seed: no CI)"
-    return f"{num(row['accuracy'])} ± {num(row['accuracy_ci'])}"
+        return f"{num(row[key])} (1 seed: no CI)"
+    return f"{num(row[key])} ± {num(row[key + '_ci'])}"
+
+
+def acc_ci(row) -> str:
+    return ci_cell(row, "accuracy")
+
+
+def robustness_cell(row) -> str:
+    """The robustness score; none for a configuration with a collapsed seed (a constant predictor has none)."""
+    if row.get("n_collapsed", 0):
+        return "n/a (collapsed)"
+    value = num(row["robustness"])
+    seeds = int(row.get("robustness_n", row["n"]))
+    if value != "n/a" and 0 < seeds < row["n"]:
+        value += f" ({seeds} of {row['n']} seeds)"
+    return value
 
 
 def p_value(p: float) -> str:
@@ -49,7 +70,27 @@ def p_value(p: float) -> str:
 
 
 def config_name(row) -> str:
-    return f"`{row['variant']}` (train dropout {row['dropout']:g})"
+    mark = mark_text(row)
+    return f"`{row['variant']}` (train dropout {row['dropout']:g})" + (f" [{mark}]" if mark else "")
+
+
+def marked_last(frame: pd.DataFrame, column: str) -> pd.DataFrame:
+    """Rows by `column` (highest first), unmarked configurations before marked ones."""
+    return frame.sort_values(["marked", column], ascending=[True, False], na_position="last")
+
+
+def robustness_definition(a: DatasetAnalysis) -> str:
+    """The robustness score in words, as the dataset's runs define it."""
+    if a.majority_accuracy == a.majority_accuracy:
+        return ("Robustness = area under (acc(r) − majority) / (acc(0) − majority) over test-time missing rates "
+                "r in [0, 0.9], divided by 0.9 (trapezoid rule), where acc(r) is the test accuracy at missing rate r "
+                f"and majority = the majority-class predictor's test accuracy ({num(a.majority_accuracy)}): 1 = no "
+                "loss above the majority baseline at any rate, 0 = falls to the majority baseline. A collapsed "
+                "configuration, or a seed whose full accuracy does not beat the majority class, has no score (n/a); "
+                "the mean is over the seeds that have one.")
+    return ("Robustness as these runs logged it, before it was measured above the majority-class baseline: area "
+            "under the accuracy-vs-missing-rate curve over [0, 0.9] / (0.9 × full accuracy), which gives a "
+            "constant predictor a perfect score.")
 
 
 def _slug(text: str) -> str:
@@ -85,7 +126,18 @@ class DatasetSection:
         self._robustness()
         self._cost()
         self._tuning()
+        self._training()
         self._notes()
+
+    def _marks(self, header: list[str], align: str, rows: list[list[str]], frame: pd.DataFrame
+               ) -> tuple[list[str], list[str], str]:
+        """Add the "mark" column (last) to a table of configurations when the runs were checked:
+        "collapsed k/n", "not converged k/n" or empty. Rows beyond the frame (references) get none."""
+        if not self.a.judged:
+            return header, rows, align
+        marks = [mark_text(r) for _, r in frame.iterrows()]
+        rows = [row + [marks[i] if i < len(marks) else ""] for i, row in enumerate(rows)]
+        return header + ["mark"], rows, align + "l"
 
     def _png(self, stem: str) -> Path:
         return self.folder / f"{_slug(self.a.name)}_{stem}.png"
@@ -94,17 +146,53 @@ class DatasetSection:
         a, configs = self.a, self.a.configs
         ordered = pd.concat([a.ranked, configs[configs["n"] == 0].sort_values(["variant", "dropout"])])
         memory = MEMORY_METRICS[a.memory_key].column if a.memory_key else "peak memory (MiB)"
-        rows = [[f"{int(r['rank'])}" if r["n"] else "—", r["variant"], r["family"], f"{r['dropout']:g}", acc_ci(r),
-                 seeds_cell(r), num(r["macro_f1"]), num(r["robustness"]), count(r["infer_sps"]), count(r["params"]),
-                 count(r["memory"])] for _, r in ordered.iterrows()]
+        by_f1 = a.ranking == "macro_f1"
+        rows = [[f"{int(r['rank'])}" if r["rank"] == r["rank"] else "—", r["variant"], r["family"],
+                 f"{r['dropout']:g}", acc_ci(r), seeds_cell(r), ci_cell(r, "macro_f1") if by_f1 else num(r["macro_f1"]),
+                 robustness_cell(r), count(r["infer_sps"]), count(r["params"]), count(r["memory"])]
+                for _, r in ordered.iterrows()]
+        references = []
+        if a.majority_accuracy == a.majority_accuracy or a.majority_macro_f1 == a.majority_macro_f1:
+            references.append("the majority class (always predicts the training split's most frequent class)")
+            rows.append(["ref.", "majority class (reference)", "reference", "—", num(a.majority_accuracy), "—",
+                         num(a.majority_macro_f1), "—", "—", "—", "—"])
+        if a.chance_accuracy == a.chance_accuracy:
+            references.append("chance (uniform random guessing: accuracy 1 / number of classes; its macro-F1 "
+                              "depends on the class frequencies, not logged, so it is left blank)")
+            rows.append(["ref.", "chance (reference)", "reference", "—", num(a.chance_accuracy), "—", "—", "—", "—",
+                         "—", "—"])
         doc = self.doc
         doc.heading("Leaderboard", 3)
-        self.cite["leaderboard"] = doc.table(
-            f"`{a.name}`: every strategy x training modality-dropout rate, ranked by mean test accuracy "
-            "(all modalities present). ± is the half-width of the 95% t-interval over seeds; n = seeds.",
+        metric = f"`{RANKING_METRIC}: {a.ranking}`"
+        if a.ranking_declared and not a.ranking_note:
+            why = f"the dataset's ranking metric, {metric}"
+        elif a.ranking_declared:
+            why = a.ranking_note
+        else:
+            why = "the default; these runs name no ranking metric"
+        caption = (f"`{a.name}`: every strategy x training modality-dropout rate, ranked by mean {a.score_label} "
+                   f"(all modalities present; {why})."
+                   + (" Test accuracy is reported beside it." if by_f1 else "")
+                   + " ± is the half-width of the 95% t-interval over seeds; n = seeds.")
+        if len(a.marked):
+            caption += (" Configurations with a mark (last column: collapsed k/n, not converged k/n) are listed after "
+                        "the ranked ones without a rank (—) and are never recommended.")
+        if references:
+            caption += (" Reference predictors on the same test split, not ranked (rank \"ref.\"): "
+                        + "; ".join(references) + ".")
+        elif not a.judged:
+            caption += (" These runs were logged without the collapse and convergence checks or the majority-class "
+                        "and chance references: nothing is marked and there are no reference rows.")
+        header, rows, align = self._marks(
             ["rank", "strategy", "family", "train dropout", "test accuracy (mean ± 95% CI)", "seeds (n)",
-             "macro-F1", "robustness", "inference samples/s", "params", memory],
-            rows, "rllrllrrrrr")
+             "test macro-F1 (mean ± 95% CI)" if by_f1 else "macro-F1", "robustness", "inference samples/s", "params",
+             memory], "rllrllrrrrr", rows, ordered)
+        self.cite["leaderboard"] = doc.table(caption, header, rows, align)
+        marked = a.marked
+        if len(marked):
+            names = ", ".join(config_name(r) for _, r in marked.iterrows())
+            doc.para(f"{len(marked)} of {len(a.ranked)} finished configurations are marked ({marked_counts(a)}): "
+                     f"{names}. Their numbers are shown but they are not ranked and never named best.")
 
     def _gain_and_significance(self) -> None:
         a, doc = self.a, self.doc
@@ -124,7 +212,7 @@ class DatasetSection:
                 delta = f"{signed(test.mean_diff)} [{signed(test.mean_diff - test.ci_half)}, " \
                         f"{signed(test.mean_diff + test.ci_half)}]"
                 t, p, n = f"t({test.df}) = {test.t:.2f}", p_value(test.p), str(test.n)
-            rows.append([r["variant"], f"{r['dropout']:g}", num(r["accuracy"]), r["best_unimodal"] or "n/a",
+            rows.append([r["variant"], f"{r['dropout']:g}", num(r[a.score]), r["best_unimodal_label"] or "n/a",
                          signed(r["fusion_gain"]) if r["family"] != UNIMODAL else "(unimodal)", delta, t, p, n])
         doc.heading(f"Fusion gain and paired test against `{BASELINE}`", 3)
         notes = []
@@ -133,16 +221,21 @@ class DatasetSection:
                          "is not available.")
         if not has_base:
             notes.append(f"No `{BASELINE}` run finished on this dataset, so the paired test is not available.")
-        doc.para("Fusion gain = mean test accuracy minus that of the best unimodal baseline trained with the same "
-                 f"dropout rate. Δ vs `{BASELINE}` = mean over seeds of (strategy − `{BASELINE}`) accuracy, paired "
+        score = a.score_label
+        doc.para(f"Fusion gain = mean {score} minus that of the best unimodal baseline trained with the same "
+                 "dropout rate (the best unmarked one). "
+                 f"Δ vs `{BASELINE}` = mean over seeds of (strategy − `{BASELINE}`) {score}, paired "
                  "by seed at the same training dropout, with its 95% CI; test: two-sided **paired t-test**, "
                  f"df = n − 1, n = seed pairs. p-values are not corrected for the {len(rows)} comparisons "
                  "(expect about 1 in 20 below 0.05 by chance). " + " ".join(notes))
+        header, rows, align = self._marks(
+            ["strategy", "train dropout", score, "best unimodal", "fusion gain",
+             f"Δ vs {BASELINE} [95% CI]", "paired t-test", "p", "n (seed pairs)"], "lrrlrllrr", rows, ranked)
         self.cite["significance"] = doc.table(
-            f"`{a.name}`: fusion gain over the best unimodal baseline and paired t-test against `{BASELINE}`.",
-            ["strategy", "train dropout", "test accuracy", "best unimodal", "fusion gain",
-             f"Δ vs {BASELINE} [95% CI]", "paired t-test", "p", "n (seed pairs)"],
-            rows, "lrrlrllrr")
+            f"`{a.name}`: fusion gain over the best unimodal baseline and paired t-test against `{BASELINE}`, "
+            f"on {score}" + (" (the ranking metric)." if a.ranking != "accuracy" else ".")
+            + (" Marked configurations keep their mark here too (last column)." if len(a.marked) else ""),
+            header, rows, align)
 
     def _robustness(self) -> None:
         a, doc = self.a, self.doc
@@ -151,13 +244,18 @@ class DatasetSection:
         if heat:
             self.cite["heatmap"] = doc.figure(
                 "Test accuracy when only some modalities are available at test time (columns), for the best "
-                f"strategies and `{BASELINE}`, per training modality-dropout rate (rows); mean over seeds.", heat)
+                f"strategies and `{BASELINE}`, per training modality-dropout rate (rows); mean over seeds"
+                + (f"; majority-class accuracy {num(a.majority_accuracy)}" if a.majority_accuracy == a.majority_accuracy
+                   else "") + ".", heat)
         curves = missing_curves(a, self._png("missing_curves"))
         if curves:
             self.cite["curves"] = doc.figure(
                 "Test accuracy against the test-time missing rate (each modality of each row removed with that "
                 f"probability, at least one kept); the best strategies per training dropout rate, `{BASELINE}` "
-                "(black) and the best unimodal baseline (grey, dotted).", curves)
+                "(black) and the best unimodal baseline (grey, dotted)"
+                + ("; the horizontal dashed line is the majority-class accuracy, the level robustness is measured "
+                   "above" if a.majority_accuracy == a.majority_accuracy else "")
+                + (". Legend names carry their marks." if len(a.marked) else "."), curves)
         if not heat and not curves:
             doc.para("No subset or missing-rate accuracies were logged for this dataset.")
             return
@@ -166,15 +264,14 @@ class DatasetSection:
         singles = [s for s in a.subsets if len(subset_modalities(s)) == 1]
         ranked = a.ranked
         key = f"missing:{rates[-1]}" if rates else "robustness"
-        ordered = ranked.sort_values(key, ascending=False, na_position="last")
-        rows = [[r["variant"], f"{r['dropout']:g}"] + [num(r[f"missing:{x}"]) for x in shown] + [num(r["robustness"])]
+        ordered = marked_last(ranked, key)
+        rows = [[r["variant"], f"{r['dropout']:g}"] + [num(r[f"missing:{x}"]) for x in shown] + [robustness_cell(r)]
                 + [num(r[f"subset:{s}"]) for s in singles] for _, r in ordered.iterrows()]
         self.cite["robustness"] = doc.table(
-            f"`{a.name}`: accuracy under missing modalities, sorted by accuracy at the highest missing rate. "
-            "Robustness = area under the accuracy-vs-missing-rate curve over [0, 0.9] / (0.9 × full accuracy).",
-            ["strategy", "train dropout"] + [f"acc. {x}% missing" for x in shown] + ["robustness"]
-            + [f"{s} only" for s in singles],
-            rows, "lr" + "r" * (len(shown) + 1 + len(singles)))
+            f"`{a.name}`: accuracy under missing modalities, sorted by accuracy at the highest missing rate"
+            + (" (marked configurations last)" if len(a.marked) else "") + ". " + robustness_definition(a),
+            *self._marks(["strategy", "train dropout"] + [f"acc. {x}% missing" for x in shown] + ["robustness"]
+                         + [f"{s} only" for s in singles], "lr" + "r" * (len(shown) + 1 + len(singles)), rows, ordered))
 
     def _cost(self) -> None:
         a, doc = self.a, self.doc
@@ -182,15 +279,17 @@ class DatasetSection:
         fig = accuracy_vs_cost(a, self._png("accuracy_vs_throughput"), "throughput")
         if fig:
             self.cite["throughput"] = doc.figure(
-                "Mean test accuracy against inference throughput (256-row batches); circled points joined by the "
-                "black line form the Pareto front (no other configuration is both faster and more accurate). "
-                "The dashed line is the median throughput used as the cost budget in the summary.", fig)
+                f"Mean {a.score_label} against inference throughput (256-row batches); circled points joined by the "
+                "black line form the Pareto front (no other unmarked configuration is both faster and better). "
+                "The dashed vertical line is the median throughput used as the cost budget in the summary."
+                + self._cost_notes(), fig)
         fig = accuracy_vs_cost(a, self._png("accuracy_vs_memory"), "memory")
         if fig:
             metric = MEMORY_METRICS[a.memory_key]
             self.cite["memory"] = doc.figure(
-                f"Mean test accuracy against {metric.label}; circled points joined by the black line form the "
-                "Pareto front (no other configuration uses less memory and is more accurate)." + metric.caveat, fig)
+                f"Mean {a.score_label} against {metric.label}; circled points joined by the black line form the "
+                "Pareto front (no other unmarked configuration uses less memory and is better)." + metric.caveat
+                + self._cost_notes(), fig)
             # A device reading (not the counted figure) may stand beside runs from the other device.
             mixed = [k for k, other in MEMORY_METRICS.items() if "any" not in (metric.device, other.device)
                      and other.device != metric.device and k in a.runs and a.runs[k].notna().any()]
@@ -200,24 +299,52 @@ class DatasetSection:
         if not self.cite.get("throughput") and not self.cite.get("memory"):
             doc.para("No throughput or memory figures were logged for this dataset.")
 
+    def _cost_notes(self) -> str:
+        a, notes = self.a, ""
+        if len(a.marked):
+            notes += (" Marked configurations (collapsed or not converged) are drawn as crosses and are never on "
+                      "the front.")
+        if a.reference_score == a.reference_score:
+            notes += f" The dotted horizontal line is the majority-class predictor's {a.score_label}."
+        return notes
+
     def _tuning(self) -> None:
         a, doc = self.a, self.doc
         ranked = a.ranked
         if ranked["tuning_gain"].notna().sum() == 0:
             return
         doc.heading("Gain from tuning", 3)
-        ordered = ranked.sort_values("tuning_gain", ascending=False, na_position="last")
+        ordered = marked_last(ranked, "tuning_gain")
         rows = [[r["variant"], f"{r['dropout']:g}", num(r["default_accuracy"]), num(r["accuracy"]),
                  (signed(r["tuning_gain"]) + ("" if r["n"] < 2 else f" ± {num(r['tuning_gain_ci'])}")), str(r["n"])]
                 for _, r in ordered.iterrows()]
         self.cite["tuning"] = doc.table(
             f"`{a.name}`: test accuracy with the strategy's default hyperparameters and with the Optuna-tuned ones "
             "(same seeds, same epochs); gain = tuned − default, mean ± 95% CI over seeds.",
-            ["strategy", "train dropout", "default accuracy", "tuned accuracy", "tuning gain", "n"], rows, "lrrrlr")
+            *self._marks(["strategy", "train dropout", "default accuracy", "tuned accuracy", "tuning gain", "n"],
+                         "lrrrlr", rows, ordered))
         fig = tuning_gain(a, self._png("tuning_gain"))
         if fig:
             self.cite["tuning_fig"] = doc.figure("Tuning gain per strategy (tuned − default test accuracy), "
                                                  "pooled over seeds and training dropout rates.", fig)
+
+    def _training(self) -> None:
+        a, doc = self.a, self.doc
+        if not a.trained:
+            return
+        doc.heading("Training: epochs and stopping", 3)
+        ranked = a.ranked
+        rows = [[r["variant"], f"{r['dropout']:g}", num(r["epochs_run"], 1), num(r["best_epoch"], 1),
+                 r["stop_reasons"] or "n/a", num(r["largest_class_share"]), str(r["n"])] for _, r in ranked.iterrows()]
+        self.cite["training"] = doc.table(
+            f"`{a.name}`: how long each configuration's tuned retrain ran, mean over seeds: epochs run, the epoch "
+            "whose weights were kept (best validation metric), and why the seeds stopped (plateau: early stopping "
+            "after the validation metric stopped improving; cap: the profile's epoch cap). A seed stopped by the cap "
+            "while still improving is not converged. Largest class share = the fraction of test predictions in "
+            "the most-predicted class (near 1: the model predicts one class: collapsed). Same order as the "
+            "leaderboard.",
+            *self._marks(["strategy", "train dropout", "epochs run (mean)", "best epoch (mean)", "stopped by (seeds)",
+                          "largest predicted class share", "n"], "lrrrlrr", rows, ranked))
 
     def _notes(self) -> None:
         a, doc = self.a, self.doc
@@ -246,43 +373,57 @@ class DatasetSection:
 
 # ------------------------------------------------------------------ summary
 def summary_items(section: DatasetSection) -> list[str]:
-    """The "which strategy to use" claims for one dataset, each citing the table or figure it rests on."""
+    """The "which strategy to use" claims for one dataset, each citing the table or figure it rests on.
+    Only unmarked configurations are ever named best; when every candidate is marked, it says so."""
     a, cite = section.a, section.cite
     items = []
     pick = best_overall(a)
-    if pick.row is None:
+    ranked, trusted, marked = a.ranked, a.trusted, a.marked
+    if ranked.empty:
         return [f"No finished runs ({pick.reason})."]
+    score, label = a.score, a.score_label
     best = pick.row
-    ranked = a.ranked
-    n_note = "" if best["n"] == 1 else f" (n = {best['n']} seeds)"
-    text = (f"**Best overall:** {config_name(best)}, test accuracy {acc_ci(best)}{n_note}, "
-            f"rank 1 of {len(ranked)} ({cite['leaderboard']}).")
-    if len(ranked) > 1:
-        second = ranked.iloc[1]
-        text += f" Runner-up: {config_name(second)} at {num(second['accuracy'])}."
-    test = a.tests.get((best["variant"], best["dropout"]))
-    if best["variant"] == BASELINE:
-        text += f" It is the `{BASELINE}` baseline itself."
-    elif test is None:
-        text += f" No `{BASELINE}` run at this dropout to test against."
-    elif test.note:
-        text += f" Against `{BASELINE}`: Δ {signed(test.mean_diff)}; {test.note} ({cite['significance']})."
+    if best is None:
+        top = marked.iloc[0]
+        items.append(f"**Best overall:** none named: {pick.reason}, so no configuration can be recommended "
+                     f"({cite['leaderboard']}). The highest {label}, {num(top[score])}, belongs to a marked "
+                     "configuration; train longer or check the data before trusting any result here.")
     else:
-        verdict = "significant" if test.p < ALPHA else "not significant"
-        text += (f" Against `{BASELINE}`: Δ {signed(test.mean_diff)}, paired t-test t({test.df}) = {test.t:.2f}, "
-                 f"p = {p_value(test.p)}, n = {test.n} seeds: {verdict} at {ALPHA} ({cite['significance']}).")
-    items.append(text)
+        n_note = "" if best["n"] == 1 else f" (n = {best['n']} seeds)"
+        text = (f"**Best overall:** {config_name(best)}, {label} {ci_cell(best, score)}{n_note}"
+                + (f", test accuracy {acc_ci(best)}" if score != "accuracy" else "")
+                + f", rank 1 of {len(trusted)} ranked ({cite['leaderboard']}).")
+        if len(trusted) > 1:
+            second = trusted.iloc[1]
+            text += f" Runner-up: {config_name(second)} at {num(second[score])}."
+        test = a.tests.get((best["variant"], best["dropout"]))
+        if best["variant"] == BASELINE:
+            text += f" It is the `{BASELINE}` baseline itself."
+        elif test is None:
+            text += f" No `{BASELINE}` run at this dropout to test against."
+        elif test.note:
+            text += f" Against `{BASELINE}`: Δ {signed(test.mean_diff)}; {test.note} ({cite['significance']})."
+        else:
+            verdict = "significant" if test.p < ALPHA else "not significant"
+            text += (f" Against `{BASELINE}`: Δ {signed(test.mean_diff)}, paired t-test t({test.df}) = {test.t:.2f}, "
+                     f"p = {p_value(test.p)}, n = {test.n} seeds: {verdict} at {ALPHA} ({cite['significance']}).")
+        higher = marked[marked[score] > best[score]]
+        if len(higher):
+            text += (f" {len(higher)} marked configuration(s) score higher (up to {num(higher[score].max())}) but "
+                     "are not recommended: see the marks in the leaderboard.")
+        items.append(text)
 
     pick, criterion = best_when_missing(a)
     if pick.row is not None:
         r = pick.row
-        same = _same(r, best)
-        where = " and ".join(c for c in (cite.get("curves"), cite.get("robustness")) if c)
+        same = best is not None and _same(r, best)
+        where = " and ".join(c for c in (cite.get("curves"), cite.get("robustness")) if c) or cite["leaderboard"]
         if criterion.startswith("accuracy at"):
             column = f"missing:{a.missing_rates[-1]}"
-            text = (f"**Best when a modality is often missing:** {config_name(r)}, highest {criterion}: "
+            measured = " (missing-rate curves are logged as accuracy)" if score != "accuracy" else ""
+            text = (f"**Best when a modality is often missing:** {config_name(r)}, highest {criterion}{measured}: "
                     f"{num(r[column])}" + (" (it is also the best overall)" if same else
-                                           f" (best overall: {num(best[column])})")
+                                           f" (best overall: {num(best[column])})" if best is not None else "")
                     + f"; robustness score {num(r['robustness'])} ({where}).")
         else:
             text = (f"**Best when a modality is often missing:** {config_name(r)}, highest {criterion} "
@@ -299,30 +440,58 @@ def summary_items(section: DatasetSection) -> list[str]:
     if pick.row is not None:
         r = pick.row
         text = (f"**Best within a cost budget** (inference throughput at or above the median, "
-                f"{count(median)} samples/s): {config_name(r)}, accuracy {num(r['accuracy'])} at "
+                f"{count(median)} samples/s): {config_name(r)}, {label} {num(r[score])} at "
                 f"{count(r['infer_sps'])} samples/s")
-        text += " (it is also the best overall)" if _same(r, best) else \
-            f" (best overall: {num(best['accuracy'])} at {count(best['infer_sps'])} samples/s)"
+        if best is not None:
+            text += " (it is also the best overall)" if _same(r, best) else \
+                f" (best overall: {num(best[score])} at {count(best['infer_sps'])} samples/s)"
         text += f" ({cite.get('throughput', cite['leaderboard'])})."
         items.append(text)
     else:
         items.append(f"**Best within a cost budget:** not available ({pick.reason}).")
 
     fused = ranked[(ranked["family"] != UNIMODAL) & ranked["fusion_gain"].notna()]
-    if len(fused):
-        top = fused.loc[fused["fusion_gain"].idxmax()]
-        beats = int((fused["fusion_gain"] > 0).sum())
-        items.append(f"**Fusion gain:** {beats} of {len(fused)} fused configurations beat the best unimodal "
-                     f"baseline trained with the same dropout; the largest gain is {signed(top['fusion_gain'])} for "
-                     f"{config_name(top)} over `{top['best_unimodal']}` ({cite['significance']}).")
+    fused_ok = fused[~fused["marked"]]
+    if len(fused_ok):
+        top = fused_ok.loc[fused_ok["fusion_gain"].idxmax()]
+        beats = int((fused_ok["fusion_gain"] > 0).sum())
+        unmarked = " unmarked" if len(fused_ok) < len(fused) else ""
+        items.append(f"**Fusion gain:** {beats} of {len(fused_ok)}{unmarked} fused configurations beat the best "
+                     f"unimodal baseline trained with the same dropout on {label}; the largest gain is "
+                     f"{signed(top['fusion_gain'])} for {config_name(top)} over `{top['best_unimodal']}` "
+                     f"({cite['significance']}).")
+    elif len(fused):
+        items.append(f"**Fusion gain:** not named: every fused configuration with a unimodal baseline is marked "
+                     f"({cite['significance']}).")
     else:
         items.append(f"**Fusion gain:** not available, no finished unimodal baseline ({cite['significance']}).")
 
     gains = ranked["tuning_gain"].dropna()
+    tunable = trusted[trusted["tuning_gain"].notna()]
     if len(gains) and "tuning" in cite:
-        top = ranked.loc[ranked["tuning_gain"].idxmax()]
-        items.append(f"**Tuning:** mean gain {signed(float(gains.mean()))} over {len(gains)} configurations; "
-                     f"largest {signed(top['tuning_gain'])} for {config_name(top)} ({cite['tuning']}).")
+        text = f"**Tuning:** mean gain {signed(float(gains.mean()))} over {len(gains)} configurations; "
+        if len(tunable):
+            top = tunable.loc[tunable["tuning_gain"].idxmax()]
+            text += f"largest {signed(top['tuning_gain'])} for {config_name(top)} ({cite['tuning']})."
+        else:
+            text += f"no largest named, every configuration is marked ({cite['tuning']})."
+        items.append(text)
+
+    if a.judged or a.majority_accuracy == a.majority_accuracy:
+        refs = []
+        if a.majority_accuracy == a.majority_accuracy:
+            refs.append(f"majority-class accuracy {num(a.majority_accuracy)}")
+        if a.majority_macro_f1 == a.majority_macro_f1:
+            refs.append(f"majority-class macro-F1 {num(a.majority_macro_f1)}")
+        if a.chance_accuracy == a.chance_accuracy:
+            refs.append(f"chance accuracy {num(a.chance_accuracy)}")
+        where = cite["leaderboard"] + (f", {cite['training']}" if "training" in cite else "")
+        if len(marked):
+            text = (f"**Trust:** {len(marked)} of {len(ranked)} configurations are marked ({marked_counts(a)}) and "
+                    "left out of every pick above")
+        else:
+            text = "**Trust:** no configuration collapsed or stopped at the epoch cap while still improving"
+        items.append(text + (f"; references: {', '.join(refs)}" if refs else "") + f" ({where}).")
     return items
 
 
@@ -343,7 +512,8 @@ def render(runs: MatrixRuns, folder: Path) -> Document:
              f"unfinished. Device: {', '.join(devices) or 'n/a'}; seeds: {', '.join(map(str, seeds)) or 'n/a'}. "
              "A configuration is one strategy trained with one modality-dropout rate. Accuracy is on the test "
              "split with every modality present unless stated; mean over seeds ± half-width of the 95% "
-             "t-interval (t(0.975, n−1) · sd / √n), n = number of seeds.")
+             "t-interval (t(0.975, n−1) · sd / √n), n = number of seeds. Each dataset is ranked by its "
+             "ranking metric (test accuracy unless its card names macro-F1); the leaderboard caption says which.")
     summary_at = len(doc.blocks)
     sections = []
     for dataset in datasets:
@@ -353,6 +523,15 @@ def render(runs: MatrixRuns, folder: Path) -> Document:
         sections.append(section)
     summary: list = []
     doc.heading("Which strategy to use", 2, into=summary)
+    if any(section.a.judged for section in sections):
+        doc.para("**Marks.** Every table of configurations ends with a \"mark\" column: **collapsed k/n** when k of "
+                 "the configuration's n finished seeds collapsed (the test predictions are (nearly) all one class, or "
+                 "macro-F1 does not beat the majority-class predictor's), **not converged k/n** when k seeds were "
+                 "stopped by the epoch cap while the validation metric was still improving. A marked configuration "
+                 "keeps its numbers in every table but is never ranked and never named best or recommended; in the "
+                 "text it is written with its mark in brackets, and a collapsed one has no robustness score. "
+                 "Leaderboards end with the majority-class and chance predictors as unranked reference rows where "
+                 "the runs logged them.", into=summary)
     if not sections:
         doc.para("No cell runs were found for this matrix.", into=summary)
     for section in sections:

@@ -9,16 +9,19 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from benchmark.scale.schema import EXPERIMENT, TAG_ERROR, TAG_KIND, TAG_MATRIX, TAG_STATUS
+from benchmark.scale.schema import (CURVE_LR, CURVE_TRAIN_LOSS, CURVE_VAL_METRIC, EXPERIMENT, RANKING_METRIC,
+                                    STOP_REASON, TAG_ERROR, TAG_KIND, TAG_MATRIX, TAG_STATUS)
 
 ID_COLUMNS = ["dataset", "variant", "strategy", "family", "dropout", "seed"]
+# Step metrics (learning curves): run.data.metrics holds only their last value, which no table shows.
+CURVE_METRICS = (CURVE_TRAIN_LOSS, CURVE_VAL_METRIC, CURVE_LR)
 _LABEL = re.compile(r"dropout (?P<dropout>[0-9.eE+-]+) · seed (?P<seed>-?\d+)")
 
 
 @dataclass
 class MatrixRuns:
     matrix_id: str
-    ok: pd.DataFrame  # one row per finished cell: ID_COLUMNS + device + every metric
+    ok: pd.DataFrame  # one row per finished cell: ID_COLUMNS + device + ranking_metric + stop_reason + every metric
     problems: pd.DataFrame  # failed or unfinished cells: ID_COLUMNS + status + error
     parent: dict = field(default_factory=dict)  # tags and config of the parent run
 
@@ -75,8 +78,11 @@ def fetch_matrix(tracking_uri: str, matrix_id: str | None = None) -> MatrixRuns:
                 "dropout": _float(params.get("modality_dropout")),
                 "seed": int(_float(params.get("seed"), -1)),
                 "device": params.get("device", "?"),
+                # absent (None) on runs logged before the training protocol recorded them
+                RANKING_METRIC: params.get(RANKING_METRIC, tags.get(RANKING_METRIC)),
+                STOP_REASON: params.get(STOP_REASON, tags.get(STOP_REASON)),
             }
-            record.update(run.data.metrics)
+            record.update({k: v for k, v in run.data.metrics.items() if k not in CURVE_METRICS})
             ok.append(record)
         else:
             # Failed or unfinished runs carry only the tags set at start: take the rest from the run name.

@@ -12,7 +12,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from benchmark.reporting.analysis import BASELINE, MEMORY_METRICS, UNIMODAL, DatasetAnalysis  # noqa: E402
+from benchmark.reporting.analysis import BASELINE, MEMORY_METRICS, UNIMODAL, DatasetAnalysis, config_label  # noqa: E402
 from benchmark.reporting.stats import pareto_front  # noqa: E402
 from benchmark.scale.schema import subset_label  # noqa: E402
 
@@ -55,7 +55,7 @@ def robustness_heatmap(a: DatasetAnalysis, path: Path, k: int = 6) -> Path | Non
     if not rows:
         return None
     values = np.array([[r[f"subset:{s}"] for s in a.subsets] for r in rows], dtype=float)
-    labels = [f"{r['variant']}  (train dropout {r['dropout']:g})" for r in rows]
+    labels = [f"{config_label(r)}  (train dropout {r['dropout']:g})" for r in rows]
     columns = [subset_label(s) for s in a.subsets]
     fig, ax = plt.subplots(figsize=(2.2 + 1.25 * len(columns) + 1.6, 1.2 + 0.38 * len(rows)))
     finite = values[np.isfinite(values)]
@@ -102,7 +102,7 @@ def missing_curves(a: DatasetAnalysis, path: Path, k: int = 5) -> Path | None:
             chosen.append(BASELINE)
         uni = here[here["family"] == UNIMODAL]
         if len(uni):
-            chosen.append(uni.iloc[0]["variant"])  # the best unimodal baseline
+            chosen.append(uni.iloc[0]["variant"])  # the best unimodal baseline (unmarked first)
         for n, variant in enumerate(chosen):
             r = here[here["variant"] == variant].iloc[0]
             ys = np.array([r[f"missing:{x}"] for x in a.missing_rates], dtype=float)
@@ -110,7 +110,9 @@ def missing_curves(a: DatasetAnalysis, path: Path, k: int = 5) -> Path | None:
             ax.plot(xs, ys, styles[n % len(styles)] if not is_uni else ":", marker="o", markersize=3.5,
                               linewidth=2.2 if variant == BASELINE else 1.6,
                               color="black" if variant == BASELINE else (None if not is_uni else "#7f7f7f"),
-                              label=variant + (" (best unimodal)" if is_uni else ""))
+                              label=config_label(r) + (" (best unimodal)" if is_uni else ""))
+        if a.majority_accuracy == a.majority_accuracy:
+            ax.axhline(a.majority_accuracy, color="#555", linestyle="--", linewidth=1, label="majority class")
         ax.set_title(f"trained with modality dropout {dropout:g}")
         ax.set_xlabel("test-time missing rate (% of modality inputs removed)")
         if index % ncols == 0:
@@ -127,37 +129,51 @@ def accuracy_vs_cost(a: DatasetAnalysis, path: Path, cost: str) -> Path | None:
     """Scatter of configurations with the Pareto front marked. cost: 'throughput' or 'memory'."""
     ranked = a.ranked
     column = "infer_sps" if cost == "throughput" else "memory"
-    data = ranked[ranked[column].notna() & ranked["accuracy"].notna()]
+    score = a.score
+    data = ranked[ranked[column].notna() & ranked[score].notna()]
     if data.empty or (cost == "memory" and not a.memory_key):
         return None
     lower_better = cost == "memory"
-    front = np.array(pareto_front(data[column].tolist(), data["accuracy"].tolist(), lower_better))
+    # Marked configurations (collapsed, not converged) are drawn but never on the front.
+    values = data[score].where(~data["marked"])
+    front = np.array(pareto_front(data[column].tolist(), values.tolist(), lower_better))
     fig, ax = plt.subplots(figsize=(8.5, 5.6))
     for family in sorted(data["family"].unique()):
-        part = data[data["family"] == family]
-        ax.scatter(part[column], part["accuracy"], s=36, color=_colour(family), label=family, alpha=0.8,
+        part = data[(data["family"] == family) & ~data["marked"]]
+        ax.scatter(part[column], part[score], s=36, color=_colour(family), label=family, alpha=0.8,
                    edgecolor="white", linewidth=0.5, zorder=3)
+        part = data[(data["family"] == family) & data["marked"]]
+        if len(part):
+            ax.scatter(part[column], part[score], s=42, color=_colour(family), marker="x", linewidth=1.5, zorder=3)
+    if data["marked"].any():
+        ax.scatter([], [], s=42, color="#333", marker="x", label="marked (collapsed / not converged)")
+    if a.reference_score == a.reference_score:
+        ax.axhline(a.reference_score, color="#555", linestyle=":", linewidth=1.2, label="majority class")
     on = data[front].sort_values(column)
-    ax.plot(on[column], on["accuracy"], drawstyle="steps-post" if lower_better else "steps-pre",
+    ax.plot(on[column], on[score], drawstyle="steps-post" if lower_better else "steps-pre",
             color="black", linewidth=1.3, zorder=2, label="Pareto front")
-    ax.scatter(on[column], on["accuracy"], s=80, facecolor="none", edgecolor="black", linewidth=1.4, zorder=4)
+    ax.scatter(on[column], on[score], s=80, facecolor="none", edgecolor="black", linewidth=1.4, zorder=4)
     if cost == "throughput":
         median = float(data[column].median())
         ax.axvline(median, color="#555", linestyle="--", linewidth=1, label=f"median throughput ({median:,.0f}/s)")
+        low, high = float(data[column].min()), float(data[column].max())
+        if low == high:  # one throughput for every point: give the log axis a decade around it
+            ax.set_xlim(low / 3, high * 3)
         ax.set_xscale("log")
         ax.set_xlabel("inference throughput (samples/s, log scale; higher is better)")
-        title = "accuracy vs inference throughput"
+        title = f"{'accuracy' if score == 'accuracy' else 'macro-F1'} vs inference throughput"
     else:
         ax.set_xlabel(MEMORY_METRICS[a.memory_key].label + "; lower is better")
-        title = "accuracy vs " + MEMORY_METRICS[a.memory_key].title
-    _label_points(ax, on, column, log=cost == "throughput")
-    ax.set_ylabel("test accuracy (fraction correct, mean over seeds)")
+        title = f"{'accuracy' if score == 'accuracy' else 'macro-F1'} vs " + MEMORY_METRICS[a.memory_key].title
+    _label_points(ax, on, column, score, log=cost == "throughput")
+    ax.set_ylabel("test accuracy (fraction correct, mean over seeds)" if score == "accuracy"
+                  else "test macro-F1 (mean over seeds; the dataset's ranking metric)")
     ax.set_title(f"{a.name}: {title}\n(one point per strategy x training dropout)")
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8.5, title="family", title_fontsize=9)
     return _save(fig, path)
 
 
-def _label_points(ax, points, column: str, log: bool) -> None:
+def _label_points(ax, points, column: str, score: str, log: bool) -> None:
     """Name the Pareto-front points; labels near the right edge go to the left of their point and
     neighbours alternate above/below so that close points stay legible."""
     x0, x1 = ax.get_xlim()
@@ -165,7 +181,7 @@ def _label_points(ax, points, column: str, log: bool) -> None:
     for i, (_, r) in enumerate(points.iterrows()):
         fraction = (scale(r[column]) - scale(x0)) / ((scale(x1) - scale(x0)) or 1.0)
         right = fraction > 0.75
-        ax.annotate(f"{r['variant']} (d={r['dropout']:g})", (r[column], r["accuracy"]), textcoords="offset points",
+        ax.annotate(f"{r['variant']} (d={r['dropout']:g})", (r[column], r[score]), textcoords="offset points",
                     xytext=(-8 if right else 8, 5 if i % 2 == 0 else -12), ha="right" if right else "left",
                     fontsize=8.5, zorder=5,
                     bbox={"boxstyle": "round,pad=0.15", "facecolor": "white", "edgecolor": "none", "alpha": 0.8})

@@ -12,6 +12,7 @@ from typing import Any
 
 import yaml
 
+from benchmark.train.seeds import TUNING_SEED_BASE
 from strategies.registry import Registry
 
 PROFILES_DIR = Path(__file__).resolve().parent / "profiles"
@@ -29,14 +30,22 @@ class MatrixConfig:
     dropout_rates: tuple[float, ...] = (0.3,)
     seeds: tuple[int, ...] = (0,)
     trials: int = 4
-    epochs: int = 15
+    epochs: int = 15  # the epoch cap; early stopping (patience) usually ends training first
     batch_size: int = 64
     device: str = "cpu"
     plugins: tuple[str, ...] = field(default=())
+    patience: int = 5
 
     def matrix_id(self) -> str:
-        """Stable id of this matrix (everything that changes its results)."""
+        """Stable id of this matrix (everything that changes its results): the configuration but
+        the device, and the fingerprint of its cells' inputs (cards, encoder versions, strategy
+        code, protocol version; benchmark/run/identity.py), the same on every machine."""
+        from benchmark.run.identity import current_cards, load_strategies, matrix_inputs_fingerprint
+
         payload = {k: v for k, v in asdict(self).items() if k != "device"}
+        cards, registry = current_cards(), load_strategies(self.plugins)
+        payload["inputs"] = matrix_inputs_fingerprint([cards[d] for d in expand(self.datasets, sorted(cards), "dataset")],
+                                                      expand(self.strategies, registry.names(), "strategy"))
         return f"{self.name}-{hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:10]}"
 
     @classmethod
@@ -55,7 +64,8 @@ _FIELDS = {
     "dropout_rates": (list, "a list of training modality-dropout rates in [0, 1)"),
     "seeds": (list, "a list of integer seeds"),
     "trials": (int, "the Optuna trial budget per study (integer >= 0)"),
-    "epochs": (int, "training epochs (integer >= 1)"),
+    "epochs": (int, "the epoch cap (integer >= 1); training stops earlier on a validation plateau"),
+    "patience": (int, "epochs without a better validation score before training stops (integer >= 1)"),
     "batch_size": (int, "batch size (integer >= 1)"),
 }
 
@@ -92,9 +102,10 @@ def load_profile(name_or_path: str) -> MatrixConfig:
         if not isinstance(rate, (int, float)) or not 0 <= rate < 1:
             raise ProfileError(f"{path}: field 'dropout_rates': expected rates in [0, 1), got {rate!r}")
     for seed in raw.get("seeds", []):
-        if not isinstance(seed, int):
-            raise ProfileError(f"{path}: field 'seeds': expected integers, got {seed!r}")
-    for key, low in (("trials", 0), ("epochs", 1), ("batch_size", 1)):
+        if not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed < TUNING_SEED_BASE:
+            raise ProfileError(f"{path}: field 'seeds': expected integers in [0, {TUNING_SEED_BASE}) "
+                               f"(seeds from {TUNING_SEED_BASE} up are tuning seeds), got {seed!r}")
+    for key, low in (("trials", 0), ("epochs", 1), ("batch_size", 1), ("patience", 1)):
         if key in raw and raw[key] < low:
             raise ProfileError(f"{path}: field '{key}': expected an integer >= {low}, got {raw[key]!r}")
     return MatrixConfig.from_dict({"name": path.stem, **raw})

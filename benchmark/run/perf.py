@@ -5,7 +5,9 @@
 * ``fusebench perf phases``: wall time of each phase of a bench run (data, encoding, tuning,
   final runs, report) from a cold state folder;
 * ``fusebench perf workers``: wall time of a matrix with 1 worker and with N workers, and the
-  speed-up."""
+  speed-up;
+* ``fusebench perf budget``: test scores under the profile's training budget and a larger one,
+  and their difference (benchmark/run/budget_check.py)."""
 
 from __future__ import annotations
 
@@ -139,6 +141,8 @@ def main(args) -> int:
         worst = max(r["ratio"] for r in rows)
         print(f"worst harness/bare ratio: {worst:.3f} (target <= 1.10) -> {'OK' if worst <= 1.10 else 'ABOVE TARGET'}")
         return 0
+    if args.what == "budget":
+        return budget_main(args, device)
     bench_args = ["--profile", args.profile, "--device", device] + (args.bench_args or [])
     if args.what == "phases":
         figures = phases(bench_args, cold=args.cold)
@@ -151,4 +155,21 @@ def main(args) -> int:
     print(f"  1 worker:  {figures['one_worker_s']:.1f} s")
     print(f"  {args.workers} workers: {figures[f'{args.workers}_workers_s']:.1f} s")
     print(f"  speed-up:  {figures['speedup']:.2f}x")
+    return 0
+
+
+def budget_main(args, device: str) -> int:
+    from benchmark.run.budget_check import budget_regret, header, summary
+    from benchmark.run.config import load_profile, parse_list
+
+    config = load_profile(args.profile).with_overrides(
+        datasets=parse_list(args.datasets), strategies=parse_list(args.strategies), seeds=parse_list(args.seeds, int),
+        device=device)
+    print(f"budget check, profile {config.name!r}: epoch cap {config.epochs}, patience {config.patience} vs "
+          f"{args.factor}x both; default hyperparameters, training dropout {args.dropout:g}, seeds "
+          f"{', '.join(map(str, config.seeds))}; mean test score in each dataset's ranking metric ({device})")
+    print(header(args.factor), flush=True)
+    rows = budget_regret(config, args.dropout, args.factor, log=lambda line: print(line, flush=True))
+    for line in summary(rows):
+        print(line)
     return 0

@@ -1,6 +1,10 @@
 """Planning a matrix: its cells (strategies x datasets x training dropout rates x seeds), their
 configuration hashes, the Optuna studies they share, and the work-queue units in run order.
-Pure planning: nothing here trains or records anything."""
+Pure planning: nothing here trains or records anything.
+
+A cell's hash, its study name and the matrix id include the fingerprint of the cell's inputs
+(card content, encoder versions, strategy code and search space, protocol version;
+benchmark/run/identity.py), so a result is never reused once one of them changed."""
 
 from __future__ import annotations
 
@@ -8,18 +12,15 @@ import hashlib
 import json
 from dataclasses import asdict
 
-from benchmark.data.cards import load_all_cards
 from benchmark.run.config import MatrixConfig, expand
+from benchmark.run.identity import cell_fingerprint, current_cards, load_strategies
 from benchmark.train.results import Cell
-from strategies import discover, load_plugin
 
 
 def plan_cells(config: MatrixConfig) -> list[Cell]:
     """Every cell of the matrix, in run order. Unimodal baselines expand to one per modality."""
-    for plugin in config.plugins:
-        load_plugin(plugin)
-    registry = discover()
-    cards = load_all_cards()
+    registry = load_strategies(config.plugins)
+    cards = current_cards()
     cells = []
     for dataset in expand(config.datasets, sorted(cards), "dataset"):
         modalities = cards[dataset].modality_names
@@ -39,19 +40,41 @@ def plan_cells(config: MatrixConfig) -> list[Cell]:
 
 
 def budget_tag(config: MatrixConfig) -> str:
-    return f"t{config.trials}-e{config.epochs}-b{config.batch_size}"
+    """The training budget in study names and cell hashes: trials, epoch cap, batch size, patience
+    (a study tuned under another budget is never continued)."""
+    return f"t{config.trials}-e{config.epochs}-b{config.batch_size}-p{config.patience}"
 
 
-def cell_hash(cell: Cell, config: MatrixConfig) -> str:
-    payload = {**asdict(cell), "budget": budget_tag(config)}
+def input_fingerprints(config: MatrixConfig, cells: list[Cell]) -> dict[tuple[str, str], str]:
+    """(dataset, strategy) -> fingerprint of the inputs of those cells (identity.cell_fingerprint),
+    from the cards as they are now."""
+    load_strategies(config.plugins)
+    cards = current_cards()
+    pairs = sorted({(c.dataset, c.strategy) for c in cells})
+    return {(d, s): cell_fingerprint(cards[d], s) for d, s in pairs}
+
+
+def input_fingerprint(cell: Cell, config: MatrixConfig) -> str:
+    """Fingerprint of one cell's inputs (card, encoder versions, strategy code, protocol)."""
+    return input_fingerprints(config, [cell])[cell.dataset, cell.strategy]
+
+
+def cell_hash(cell: Cell, config: MatrixConfig, fingerprint: str | None = None) -> str:
+    """The cell's configuration hash (its MLflow tag and work-queue unit): the cell, the budget
+    and the fingerprint of its inputs (computed unless given)."""
+    fingerprint = fingerprint or input_fingerprint(cell, config)
+    payload = {**asdict(cell), "budget": budget_tag(config), "inputs": fingerprint}
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def study_units(config: MatrixConfig, cells: list[Cell]) -> dict[str, list[Cell]]:
-    """Study key -> its cells, in plan order (one study per dataset, variant, dropout rate)."""
+    """Study key -> its cells, in plan order (one study per dataset, variant, dropout rate and
+    inputs fingerprint)."""
+    fingerprints = input_fingerprints(config, cells)
     studies: dict[str, list[Cell]] = {}
     for cell in cells:
-        studies.setdefault(cell.study_name(budget_tag(config)), []).append(cell)
+        key = cell.study_name(budget_tag(config), fingerprints[cell.dataset, cell.strategy])
+        studies.setdefault(key, []).append(cell)
     return studies
 
 
@@ -59,8 +82,8 @@ def trial_unit(study_key: str, slot: int) -> str:
     return f"trial:{study_key}#{slot}"
 
 
-def cell_unit(cell: Cell, config: MatrixConfig) -> str:
-    return cell_unit_of(cell_hash(cell, config))
+def cell_unit(cell: Cell, config: MatrixConfig, fingerprint: str | None = None) -> str:
+    return cell_unit_of(cell_hash(cell, config, fingerprint))
 
 
 def cell_unit_of(hash_: str) -> str:
@@ -72,9 +95,10 @@ def matrix_units(config: MatrixConfig, studies: dict[str, list[Cell]]):
     """(unit id, kind, payload) in run order: each study's trial slots, then its cells.
     kind "trial": payload (study key, the study's first cell, slot); kind "cell": payload
     (study key, cell, the study's trial-slot units it waits for)."""
+    fingerprints = input_fingerprints(config, [c for cells in studies.values() for c in cells])
     for study_key, cells in studies.items():
         slots = [trial_unit(study_key, k) for k in range(config.trials)]
         for k, unit in enumerate(slots):
             yield unit, "trial", (study_key, cells[0], k)
         for cell in cells:
-            yield cell_unit(cell, config), "cell", (study_key, cell, slots)
+            yield cell_unit(cell, config, fingerprints[cell.dataset, cell.strategy]), "cell", (study_key, cell, slots)

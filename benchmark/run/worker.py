@@ -23,9 +23,9 @@ from benchmark.run.config import MatrixConfig
 from benchmark.run.planning import cell_hash, cell_unit, matrix_units, plan_cells, study_units
 from benchmark.scale.database import open_storage
 from benchmark.scale.retry import is_store_outage, retry
+from benchmark.scale.schema import STOP_REASON
 from benchmark.scale.tracking import MatrixTracker
 from benchmark.train.cell import CellBudget, run_cell
-from benchmark.train.loop import TrainConfig
 from benchmark.train.results import Cell, RunResult
 from benchmark.train.tuning import default_trial_params, load_study, run_trial_slot
 from strategies import discover
@@ -60,7 +60,7 @@ class Worker:
         self.tracker = retry(lambda: MatrixTracker(tracking_uri, self.matrix_id, asdict(config), config.device,
                                                    create=False), f"open tracking store {tracking_uri}")
         self.features: dict[str, FeatureSet] = dict(features or {})
-        self.budget = CellBudget(config.epochs, config.batch_size, config.trials, config.device)
+        self.budget = CellBudget(config.epochs, config.batch_size, config.trials, config.device, config.patience)
         self.unit_list = list(matrix_units(config, self.studies))  # fixed for the matrix; hashed once, not per poll
         self.phases = {"data_and_encoding": 0.0, "tuning": 0.0, "final_runs": 0.0}
         self.outcome = MatrixOutcome(self.matrix_id, self.tracker.parent_id)
@@ -111,9 +111,9 @@ class Worker:
             self.phases["data_and_encoding"] += time.perf_counter() - started
         return self.features[dataset]
 
-    def _base_config(self, cell: Cell, seed: int) -> TrainConfig:
-        return TrainConfig(epochs=self.config.epochs, batch_size=self.config.batch_size,
-                           modality_dropout=cell.dropout, seed=seed, device=self.config.device)
+    @staticmethod
+    def _ranking_metric(dataset: str) -> str:
+        return find_card(dataset).ranking_metric
 
     def _trial(self, unit: str, study_key: str, cell: Cell, slot: int, display) -> None:
         features = self._features(cell.dataset)
@@ -125,7 +125,7 @@ class Worker:
         study = load_study(study_key, self.storage, self.config.trials, slot, fixed)
         try:
             run_trial_slot(study, slot, cell.strategy, cell.fixed_hparams, features, splits["train"],
-                           splits["validation"], self._base_config(cell, seed=0))
+                           splits["validation"], self.budget.train_config(cell, self._ranking_metric(cell.dataset)))
         except Exception as exc:  # noqa: BLE001 - see below
             # A worker that took the lapsed lease over failed this worker's running trial as
             # stale; Optuna then refuses to finish it. The slot belongs to the other worker now.
@@ -150,11 +150,13 @@ class Worker:
             time.sleep(FAULT_CELL_DELAY_S)  # fault injection for tests: widen the mid-cell window
             splits = {s: t.to(self.config.device) for s, t in features.splits.items()}
             study = load_study(study_key, self.storage, self.config.trials)
-            result = run_cell(cell, features, splits, study, self.budget, display.detail)
+            result = run_cell(cell, features, splits, study, self.budget, self._ranking_metric(cell.dataset),
+                              display.detail)
             if not self._still_holds(unit, cell.label()):
                 return
-            self.tracker.finish_cell(run_id, result.params(), result.metrics(), {"family": result.family},
-                                     result.to_dict())
+            self.tracker.finish_cell(run_id, result.params(), result.metrics(),
+                                     {"family": result.family, STOP_REASON: result.stop_reason}, result.to_dict(),
+                                     steps=result.step_metrics())
             self.outcome.completed.append(result)
         except Exception as exc:  # noqa: BLE001 - a failed cell is recorded and the matrix goes on
             if is_store_outage(exc):

@@ -33,3 +33,23 @@ def subset_label(suffix: str) -> str:
 def missing_metric(rate: float) -> str:
     """0.3 -> "test_accuracy_missing.30" (the rate in whole percent, two digits at least)."""
     return f"{MISSING_PREFIX}{int(round(rate * 100)):02d}"
+
+# The training protocol's record of each cell (benchmark/train/loop.py, cell.py): how long the
+# tuned retrain ran and why it stopped, and its learning curves as MLflow step metrics
+# (step = epoch, 1-based).
+EPOCHS_RUN, BEST_EPOCH = "epochs_run", "best_epoch"
+STOP_REASON = "stop_reason"  # param and tag: "plateau" (early stopping) or "cap" (the profile's epoch cap)
+STOP_PLATEAU, STOP_CAP = "plateau", "cap"
+CURVE_TRAIN_LOSS, CURVE_VAL_METRIC, CURVE_LR = "curve.train_loss", "curve.val_metric", "curve.lr"
+
+# Trust marks (0.0 / 1.0 metrics, decided by the writer so that every reader applies one rule):
+# collapsed: the test predictions are (nearly) one class, or macro-F1 does not beat the
+# majority-class predictor's; not_converged: stopped by the epoch cap while still improving.
+COLLAPSED, NOT_CONVERGED = "collapsed", "not_converged"
+LARGEST_CLASS_SHARE = "largest_predicted_class_share"  # share of test predictions in the most-predicted class
+# Reference predictors on the same test split, logged with every cell of the dataset.
+MAJORITY_ACCURACY, MAJORITY_MACRO_F1, CHANCE_ACCURACY = "majority_accuracy", "majority_macro_f1", "chance_accuracy"
+# Which test metric ranks the dataset's leaderboard (the card's `ranking_metric`), logged as a param:
+# "accuracy" -> metric "test_accuracy", "macro_f1" -> metric "test_macro_f1".
+RANKING_METRIC = "ranking_metric"
+RANKING_METRICS = {"accuracy": "test_accuracy", "macro_f1": "test_macro_f1"}

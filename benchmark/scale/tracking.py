@@ -122,7 +122,10 @@ class MatrixTracker:
         return run.info.run_id
 
     def finish_cell(self, run_id: str, params: dict[str, str], metrics: dict[str, float],
-                    tags: dict[str, str], record: dict[str, Any]) -> None:
+                    tags: dict[str, str], record: dict[str, Any],
+                    steps: list[tuple[str, float, int]] = ()) -> None:
+        """Log a finished cell: its params, metrics (step 0), step metrics such as learning
+        curves as (name, value, step) so the MLflow UI draws them, the full record as JSON."""
         from mlflow.entities import Metric, Param, RunTag
 
         now = int(time.time() * 1000)
@@ -132,6 +135,9 @@ class MatrixTracker:
             params=[Param(k, v) for k, v in params.items()],
             tags=[RunTag(k, v) for k, v in tags.items()],
         )
+        history = [Metric(name, value, now, step) for name, value, step in steps]
+        for start in range(0, len(history), 1000):  # MLflow takes at most 1000 metrics per batch
+            self.client.log_batch(run_id, metrics=history[start:start + 1000])
         self.client.log_dict(run_id, record, "run_result.json")
         self.client.set_tag(run_id, TAG_STATUS, "ok")  # last write: marks the cell complete
         self.client.set_terminated(run_id, "FINISHED")

@@ -1,5 +1,6 @@
 """Evaluation: full input, every non-empty subset of modalities, a test-time missing-rate
-curve with its robustness score, and inference cost."""
+curve with its robustness score, inference cost; the reference predictors (majority class,
+chance) and the collapse rule that compares a model with them."""
 
 from __future__ import annotations
 
@@ -17,6 +18,26 @@ from benchmark.train.device import synchronize
 
 MISSING_RATES = tuple(round(0.1 * i, 1) for i in range(10))  # 0.0 .. 0.9
 EVAL_BATCH = 256
+NEARLY_ONE_CLASS = 0.95  # a model whose predictions fall this much into one class has collapsed
+
+
+@dataclass(frozen=True)
+class References:
+    """Predictors every model must beat, on one test split: always the training split's most
+    frequent class (majority), and a uniform guess (chance)."""
+
+    majority_class: int
+    majority_accuracy: float
+    majority_macro_f1: float
+    chance_accuracy: float
+
+    @classmethod
+    def of(cls, train_labels: torch.Tensor, test_labels: torch.Tensor, num_classes: int) -> "References":
+        majority = int(torch.bincount(train_labels.cpu(), minlength=num_classes).argmax())
+        truth = test_labels.cpu().numpy()
+        constant = np.full_like(truth, majority)
+        return cls(majority, float((truth == majority).mean()),
+                   float(f1_score(truth, constant, average="macro", zero_division=0)), 1.0 / num_classes)
 
 
 @dataclass
@@ -26,13 +47,15 @@ class Evaluation:
     subset_accuracy: dict[str, float] = field(default_factory=dict)  # "image+text" -> acc
     missing_curve: dict[float, float] = field(default_factory=dict)  # rate -> acc
     robustness: float = float("nan")
+    largest_class_share: float = float("nan")  # share of full-input predictions in the most-predicted class
+    collapsed: bool = False
     inference_samples_per_s: float = float("nan")
     latency_ms_per_batch: float = float("nan")
 
 
 @torch.no_grad()
-def predict(model, split: SplitTensors, modalities: list[str], present: torch.Tensor) -> torch.Tensor:
-    """Predicted class per row, in batches. present: bool (N, M) -> (N,)"""
+def logits_of(model, split: SplitTensors, modalities: list[str], present: torch.Tensor) -> torch.Tensor:
+    """Model outputs for every row, in batches. present: bool (N, M) -> (N, C)"""
     model.eval()
     tokens = model.consumes_tokens
     device = split.labels.device
@@ -40,18 +63,55 @@ def predict(model, split: SplitTensors, modalities: list[str], present: torch.Te
     for start in range(0, len(split), EVAL_BATCH):
         index = torch.arange(start, min(len(split), start + EVAL_BATCH), device=device)
         inputs, token_mask = model_inputs(split, modalities, index, tokens)
-        out.append(model(inputs, present[index], token_mask).argmax(dim=-1))
+        out.append(model(inputs, present[index], token_mask))  # (b, C)
     return torch.cat(out)
+
+
+def predict(model, split: SplitTensors, modalities: list[str], present: torch.Tensor) -> torch.Tensor:
+    """Predicted class per row. present: bool (N, M) -> (N,)"""
+    return logits_of(model, split, modalities, present).argmax(dim=-1)
 
 
 def accuracy(pred: torch.Tensor, labels: torch.Tensor) -> float:
     return float((pred == labels).float().mean())
 
 
+def macro_f1(pred: torch.Tensor, labels: torch.Tensor) -> float:
+    return float(f1_score(labels.cpu().numpy(), pred.cpu().numpy(), average="macro", zero_division=0))
+
+
+SCORES = {"accuracy": accuracy, "macro_f1": macro_f1}
+
+
 def full_accuracy(model, split: SplitTensors, modalities: list[str]) -> float:
-    """Accuracy with every modality present (used for validation during tuning)."""
+    """Accuracy with every modality present."""
+    return validation_score(model, split, modalities, "accuracy")
+
+
+def validation_score(model, split: SplitTensors, modalities: list[str], metric: str = "accuracy") -> float:
+    """``metric`` ("accuracy" or "macro_f1") with every modality present: what early stopping
+    and tuning maximise on the validation split."""
+    return validation_scores(model, split, modalities, metric)[0]
+
+
+def validation_scores(model, split: SplitTensors, modalities: list[str], metric: str = "accuracy") -> tuple[float, float]:
+    """(``metric``, mean cross-entropy) with every modality present. Early stopping ranks epochs by
+    the metric and breaks its ties by the loss (small validation splits tie often)."""
     present = subset_presence(len(split), modalities, tuple(modalities), split.labels.device)
-    return accuracy(predict(model, split, modalities, present), split.labels)
+    logits = logits_of(model, split, modalities, present)  # (N, C)
+    loss = float(torch.nn.functional.cross_entropy(logits.float(), split.labels))
+    return SCORES[metric](logits.argmax(dim=-1), split.labels), loss
+
+
+def largest_class_share(pred: torch.Tensor) -> float:
+    return float(torch.bincount(pred.cpu()).max()) / max(1, len(pred))
+
+
+def is_collapsed(pred: torch.Tensor, labels: torch.Tensor, f1: float, references: References) -> bool:
+    """(Nearly) one predicted class, or a macro-F1 no better than always answering the majority
+    class. The one-class rule is skipped where the test labels are themselves that skewed."""
+    one_class = largest_class_share(pred) >= NEARLY_ONE_CLASS > largest_class_share(labels)
+    return one_class or f1 <= references.majority_macro_f1 + 1e-9
 
 
 def subsets(modalities: list[str]) -> list[tuple[str, ...]]:
@@ -59,27 +119,33 @@ def subsets(modalities: list[str]) -> list[tuple[str, ...]]:
     return [c for r in range(len(modalities), 0, -1) for c in itertools.combinations(modalities, r)]
 
 
-def robustness_score(curve: dict[float, float], full_input_accuracy: float) -> float:
-    """Area under the accuracy-vs-missing-rate curve over [0, 0.9], divided by the width of
-    that interval and by full-input accuracy. 1.0 = no loss at any missing rate."""
+def robustness_score(curve: dict[float, float], majority_accuracy: float) -> float:
+    """How much of its lead over the majority-class predictor a model keeps as modalities go
+    missing: the mean over missing rates r (trapezoid rule over [0, 0.9]) of
+    (acc(r) - majority) / (acc(0) - majority). 1 = keeps its whole lead at every rate, 0 = falls
+    to the majority baseline. Undefined (NaN) when acc(0) does not beat the majority, so a
+    constant predictor has no score."""
     rates = np.array(sorted(curve))
-    accs = np.array([curve[r] for r in rates])
-    if full_input_accuracy <= 0 or len(rates) < 2:
+    if len(rates) < 2:
         return float("nan")
-    area = float(np.sum((accs[1:] + accs[:-1]) / 2 * np.diff(rates)))
-    return area / float(rates[-1] - rates[0]) / full_input_accuracy
+    lead = curve[rates[0]] - majority_accuracy
+    if not lead > 0:
+        return float("nan")
+    kept = np.array([(curve[r] - majority_accuracy) / lead for r in rates])
+    area = float(np.sum((kept[1:] + kept[:-1]) / 2 * np.diff(rates)))
+    return area / float(rates[-1] - rates[0])
 
 
-def evaluate(model, split: SplitTensors, modalities: list[str], seed: int = 1234, curve: bool = True) -> Evaluation:
+def evaluate(model, split: SplitTensors, modalities: list[str], references: References, seed: int = 1234,
+             curve: bool = True) -> Evaluation:
     device = split.labels.device
     n = len(split)
     full = subset_presence(n, modalities, tuple(modalities), device)
     pred = predict(model, split, modalities, full)
     labels = split.labels
-    result = Evaluation(
-        accuracy=accuracy(pred, labels),
-        macro_f1=float(f1_score(labels.cpu().numpy(), pred.cpu().numpy(), average="macro", zero_division=0)),
-    )
+    result = Evaluation(accuracy=accuracy(pred, labels), macro_f1=macro_f1(pred, labels),
+                        largest_class_share=largest_class_share(pred))
+    result.collapsed = is_collapsed(pred, labels, result.macro_f1, references)
     for subset in subsets(modalities):
         mask = subset_presence(n, modalities, subset, device)
         result.subset_accuracy["+".join(subset)] = accuracy(predict(model, split, modalities, mask), labels)
@@ -88,7 +154,8 @@ def evaluate(model, split: SplitTensors, modalities: list[str], seed: int = 1234
         for rate in MISSING_RATES:
             mask = random_presence(n, len(modalities), rate, generator, device)
             result.missing_curve[rate] = accuracy(predict(model, split, modalities, mask), labels)
-        result.robustness = robustness_score(result.missing_curve, result.accuracy)
+        if not result.collapsed:
+            result.robustness = robustness_score(result.missing_curve, references.majority_accuracy)
     result.inference_samples_per_s, result.latency_ms_per_batch = inference_speed(model, split, modalities)
     return result
 

@@ -1,10 +1,18 @@
 """The one training loop shared by every strategy.
 
 Features live as tensors on the training device; batches are index slices (no DataLoader).
-Random modality dropout is applied in training only."""
+Random modality dropout is applied in training only.
+
+The protocol (README, "Training protocol"): AdamW with a linear learning-rate warm-up over
+the first epoch, then the rate is halved whenever the validation score has not improved for
+``lr_patience`` epochs (an epoch improves when its score beats the best, or ties it with a
+lower validation loss); gradients are clipped to a global norm of ``clip_norm``; training stops
+when the validation score has not improved for ``patience`` epochs, but never before
+``min_epochs`` (``plateau``), or at the epoch cap (``cap``), and the weights of the best validation epoch are restored."""
 
 from __future__ import annotations
 
+import copy
 import math
 import time
 from dataclasses import dataclass, field
@@ -14,8 +22,10 @@ import torch
 from torch import nn
 
 from benchmark.features.tensors import SplitTensors
+from benchmark.scale.schema import STOP_CAP, STOP_PLATEAU
 from benchmark.train.batching import model_inputs, random_presence
 from benchmark.train.device import synchronize
+from benchmark.train.evaluation import validation_scores
 
 
 class NonFiniteLoss(RuntimeError):
@@ -24,22 +34,37 @@ class NonFiniteLoss(RuntimeError):
 
 @dataclass(frozen=True)
 class TrainConfig:
-    epochs: int = 20
+    epochs: int = 20  # the cap; early stopping usually ends training before it
     batch_size: int = 64
     lr: float = 1e-3
     weight_decay: float = 1e-4
     modality_dropout: float = 0.3
     seed: int = 0
     device: str = "cpu"
+    patience: int = 5  # epochs without a better validation score before stopping
+    min_epochs: int = 10  # neither early stopping nor the rate's decay fires before this epoch
+    lr_patience: int = 2  # epochs without a better validation score before the rate is halved
+    lr_decay: float = 0.5
+    warmup_epochs: float = 1.0  # linear warm-up from lr / 10 over this many epochs of steps
+    clip_norm: float = 1.0  # global gradient-norm clipping
+    min_delta: float = 1e-4  # a validation score must beat the best by more than this (ties: the loss decides)
+    metric: str = "accuracy"  # the validation score: "accuracy" or "macro_f1" (the card's ranking metric)
 
 
 @dataclass
 class TrainStats:
     epochs_run: int = 0
+    best_epoch: int = 0  # 1-based; 0 when no validation split was given
+    best_score: float = float("nan")
+    best_loss: float = float("nan")  # validation loss at the best epoch
+    stop_reason: str = STOP_CAP
     epoch_seconds: list[float] = field(default_factory=list)
     train_samples: int = 0
     train_seconds: float = 0.0
     final_loss: float = float("nan")
+    train_loss: list[float] = field(default_factory=list)  # per epoch
+    val_score: list[float] = field(default_factory=list)  # per epoch
+    lr: list[float] = field(default_factory=list)  # per epoch, the rate at its end
 
     @property
     def train_samples_per_s(self) -> float:
@@ -49,20 +74,77 @@ class TrainStats:
     def seconds_per_epoch(self) -> float:
         return sum(self.epoch_seconds) / len(self.epoch_seconds) if self.epoch_seconds else float("nan")
 
+    @property
+    def converged(self) -> bool:
+        """Stopped on a validation plateau. A run stopped by the cap improved within its last
+        ``patience`` epochs (else the plateau rule would have fired): it was still improving."""
+        return self.stop_reason == STOP_PLATEAU
 
-EpochCallback = Callable[[int, nn.Module], None]  # (epoch, model) -> None; may raise to stop (e.g. pruning)
+
+EpochCallback = Callable[[int, float], None]  # (epoch index, validation score) -> None; may raise (pruning)
+
+
+def training_loss(model: nn.Module, inputs, present: torch.Tensor, token_mask, labels: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy of the fused logits plus the weighted cross-entropy of any auxiliary
+    classifiers the strategy returns (e.g. CentralNet's per-modality heads), each over its rows."""
+    logits, auxiliary = model.forward_with_aux(inputs, present, token_mask)  # (b, C), [AuxiliaryLogits]
+    loss = nn.functional.cross_entropy(logits, labels)
+    for aux in auxiliary:
+        if aux.weight > 0 and bool(aux.rows.any()):
+            loss = loss + aux.weight * nn.functional.cross_entropy(aux.logits[aux.rows], labels[aux.rows])
+    return loss
+
+
+class _Schedule:
+    """Linear warm-up over the first steps, then halving on a validation plateau."""
+
+    def __init__(self, optimizer: torch.optim.Optimizer, config: TrainConfig, steps_per_epoch: int) -> None:
+        self.optimizer, self.config = optimizer, config
+        self.warmup_steps = max(1, int(round(config.warmup_epochs * steps_per_epoch)))
+        self.base = config.lr
+        self.step_count = 0
+        self.stale = 0
+        self._set(self.base * 0.1 if config.warmup_epochs > 0 else self.base)
+
+    def _set(self, lr: float) -> None:
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+
+    @property
+    def lr(self) -> float:
+        return float(self.optimizer.param_groups[0]["lr"])
+
+    def after_step(self) -> None:
+        self.step_count += 1
+        if self.config.warmup_epochs > 0 and self.step_count <= self.warmup_steps:
+            self._set(self.base * (0.1 + 0.9 * self.step_count / self.warmup_steps))
+
+    def after_epoch(self, epoch: int, improved: bool) -> None:
+        """After 1-based ``epoch``; the rate is kept until ``min_epochs`` (a slow start is no plateau)."""
+        self.stale = 0 if improved else self.stale + 1
+        if self.stale >= self.config.lr_patience and epoch >= self.config.min_epochs:
+            self.base *= self.config.lr_decay
+            self._set(self.base)
+            self.stale = 0
 
 
 def train(model: nn.Module, train_split: SplitTensors, modalities: list[str], config: TrainConfig,
-          on_epoch: EpochCallback | None = None) -> TrainStats:
-    """Train ``model`` in place with AdamW and cross-entropy. ``train_split`` must already be on device."""
+          val_split: SplitTensors | None = None, on_epoch: EpochCallback | None = None) -> TrainStats:
+    """Train ``model`` in place (splits already on device). With ``val_split``: early stopping
+    on the validation score and the best epoch's weights restored; without: ``config.epochs``
+    epochs and the last weights."""
     device = torch.device(config.device)
     model.to(device).train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     generator = torch.Generator().manual_seed(config.seed)
     tokens = model.consumes_tokens
     n = len(train_split)
+    steps_per_epoch = -(-n // config.batch_size)
+    schedule = _Schedule(optimizer, config, steps_per_epoch)
+    parameters = [p for p in model.parameters() if p.requires_grad]
     stats = TrainStats()
+    best_state: dict[str, torch.Tensor] | None = None
+    since_best = 0
     for epoch in range(config.epochs):
         model.train()
         synchronize(device)
@@ -75,10 +157,13 @@ def train(model: nn.Module, train_split: SplitTensors, modalities: list[str], co
             index = order[start : start + config.batch_size]  # (b,)
             inputs, token_mask = model_inputs(train_split, modalities, index, tokens)
             present = presence[start : start + config.batch_size]  # (b, M)
-            loss = nn.functional.cross_entropy(model(inputs, present, token_mask), train_split.labels[index])
+            loss = training_loss(model, inputs, present, token_mask, train_split.labels[index])
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
+            if config.clip_norm > 0:
+                nn.utils.clip_grad_norm_(parameters, config.clip_norm)
             optimizer.step()
+            schedule.after_step()
             batch_losses.append(loss.detach())
         synchronize(device)
         seconds = time.perf_counter() - started
@@ -88,10 +173,31 @@ def train(model: nn.Module, train_split: SplitTensors, modalities: list[str], co
             raise NonFiniteLoss(f"training loss is {epoch_loss} at epoch {epoch + 1} (lr={config.lr})")
         stats.epochs_run += 1
         stats.final_loss = epoch_loss
+        stats.train_loss.append(epoch_loss)
         if epoch > 0 or config.epochs == 1:  # the first epoch is warm-up when there are several
             stats.epoch_seconds.append(seconds)
             stats.train_samples += n
             stats.train_seconds += seconds
+        if val_split is None:
+            stats.lr.append(schedule.lr)
+            continue
+        score, loss = validation_scores(model, val_split, modalities, config.metric)
+        stats.val_score.append(score)
+        improved = best_state is None or score > stats.best_score + config.min_delta or (
+            score >= stats.best_score - config.min_delta and loss < stats.best_loss - config.min_delta)
+        if improved:
+            stats.best_score, stats.best_loss, stats.best_epoch, since_best = score, loss, epoch + 1, 0
+            best_state = copy.deepcopy(model.state_dict())
+        else:
+            since_best += 1
+        schedule.after_epoch(epoch + 1, improved)
+        stats.lr.append(schedule.lr)
         if on_epoch is not None:
-            on_epoch(epoch, model)
+            on_epoch(epoch, score)
+        if since_best >= config.patience and epoch + 1 >= config.min_epochs:
+            stats.stop_reason = STOP_PLATEAU
+            break
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    model.eval()
     return stats

@@ -34,16 +34,28 @@ class FusionModel(nn.Module):
     def consumes_tokens(self) -> bool:
         return self.strategy.consumes_tokens
 
+    def _encode(self, inputs: Mapping[str, torch.Tensor], token_mask: Mapping[str, torch.Tensor] | None):
+        """Pass each modality that has a trainable encoder through it. -> (inputs, token_mask)"""
+        if not len(self.encoders):
+            return inputs, token_mask
+        inputs = dict(inputs)
+        token_mask = dict(token_mask) if token_mask is not None else None
+        for m, encoder in self.encoders.items():
+            inputs[m], mask = encoder(inputs[m], tokens=self.consumes_tokens)  # (B, D) or (B, T, D)
+            if token_mask is not None and mask is not None:
+                token_mask[m] = mask  # (B, T)
+        return inputs, token_mask
+
     def forward(self, inputs: Mapping[str, torch.Tensor], present: torch.Tensor,
                 token_mask: Mapping[str, torch.Tensor] | None = None) -> torch.Tensor:
-        if len(self.encoders):
-            inputs = dict(inputs)
-            token_mask = dict(token_mask) if token_mask is not None else None
-            for m, encoder in self.encoders.items():
-                inputs[m], mask = encoder(inputs[m], tokens=self.consumes_tokens)  # (B, D) or (B, T, D)
-                if token_mask is not None and mask is not None:
-                    token_mask[m] = mask  # (B, T)
+        inputs, token_mask = self._encode(inputs, token_mask)
         return self.strategy(inputs, present, token_mask)  # (B, C)
+
+    def forward_with_aux(self, inputs: Mapping[str, torch.Tensor], present: torch.Tensor,
+                         token_mask: Mapping[str, torch.Tensor] | None = None):
+        """Logits (B, C) and the strategy's auxiliary classifier outputs (training only)."""
+        inputs, token_mask = self._encode(inputs, token_mask)
+        return self.strategy.forward_with_aux(inputs, present, token_mask)
 
 
 def build_model(strategy: str, features: FeatureSet, hparams: dict[str, Any], seed: int) -> FusionModel:

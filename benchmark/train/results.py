@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from benchmark.scale import schema
 from benchmark.scale.schema import missing_metric, subset_metric
 
 
@@ -18,8 +19,12 @@ class Cell:
     seed: int
     fixed_hparams: dict[str, Any] = field(default_factory=dict)
 
-    def study_name(self, matrix_budget: str) -> str:
-        return f"{self.dataset}/{self.variant}/drop{self.dropout:g}/{matrix_budget}"
+    def study_name(self, matrix_budget: str, fingerprint: str = "") -> str:
+        """The Optuna study shared by this cell's seeds, e.g. "emoji/concat/drop0.3/t4-e15-b64-p5/1a2b3c4d":
+        the last part is the start of the fingerprint of the cell's inputs (benchmark/run/identity.py),
+        so a study is never continued once the card, an encoder, the strategy or the protocol changed."""
+        name = f"{self.dataset}/{self.variant}/drop{self.dropout:g}/{matrix_budget}"
+        return f"{name}/{fingerprint[:8]}" if fingerprint else name
 
     def label(self) -> str:
         return f"{self.dataset} · {self.variant} · dropout {self.dropout:g} · seed {self.seed}"
@@ -37,7 +42,7 @@ class RunResult:
     missing_curve: dict[float, float]
     robustness: float
     default_test_accuracy: float
-    best_val_accuracy: float
+    best_val_score: float  # the best validation score of the tuned retrain, in the ranking metric
     param_count: int
     train_samples_per_s: float
     inference_samples_per_s: float
@@ -48,6 +53,15 @@ class RunResult:
     memory: dict[str, float]
     device: str
     wall_seconds: float
+    ranking_metric: str = "accuracy"  # the card's: "accuracy" or "macro_f1"
+    epochs_run: int = 0
+    best_epoch: int = 0
+    stop_reason: str = schema.STOP_CAP
+    collapsed: bool = False
+    not_converged: bool = False
+    largest_class_share: float = float("nan")
+    references: Any = None  # evaluation.References of the test split
+    curves: dict[str, list[float]] = field(default_factory=dict)  # "train_loss", "val_metric", "lr": per epoch
 
     @property
     def tuning_gain(self) -> float:
@@ -57,7 +71,7 @@ class RunResult:
         out = {
             "dataset": self.cell.dataset, "strategy": self.cell.strategy, "variant": self.cell.variant,
             "family": self.family, "seed": self.cell.seed, "modality_dropout": self.cell.dropout,
-            "device": self.device,
+            "device": self.device, schema.RANKING_METRIC: self.ranking_metric, schema.STOP_REASON: self.stop_reason,
         }
         out.update({f"hp.{k}": v for k, v in self.hparams.items()})
         out.update({f"train.{k}": v for k, v in self.training.items()})
@@ -70,7 +84,7 @@ class RunResult:
             "robustness": self.robustness,
             "default_test_accuracy": self.default_test_accuracy,
             "tuning_gain": self.tuning_gain,
-            "best_val_accuracy": self.best_val_accuracy,
+            "best_val_score": self.best_val_score,
             "param_count": float(self.param_count),
             "train_samples_per_s": self.train_samples_per_s,
             "inference_samples_per_s": self.inference_samples_per_s,
@@ -78,12 +92,29 @@ class RunResult:
             "seconds_per_epoch": self.seconds_per_epoch,
             **self.memory,
             "wall_seconds": self.wall_seconds,
+            schema.EPOCHS_RUN: float(self.epochs_run),
+            schema.BEST_EPOCH: float(self.best_epoch),
+            schema.COLLAPSED: float(self.collapsed),
+            schema.NOT_CONVERGED: float(self.not_converged),
+            schema.LARGEST_CLASS_SHARE: self.largest_class_share,
         }
+        if out["robustness"] != out["robustness"]:  # undefined (collapsed, or no lead over the majority)
+            del out["robustness"]
+        if self.references is not None:
+            out[schema.MAJORITY_ACCURACY] = self.references.majority_accuracy
+            out[schema.MAJORITY_MACRO_F1] = self.references.majority_macro_f1
+            out[schema.CHANCE_ACCURACY] = self.references.chance_accuracy
         for subset, acc in self.subset_accuracy.items():
             out[subset_metric(subset.split("+"))] = acc
         for rate, acc in self.missing_curve.items():
             out[missing_metric(rate)] = acc
         return out
+
+    def step_metrics(self) -> list[tuple[str, float, int]]:
+        """The learning curves as MLflow step metrics: (name, value, epoch from 1)."""
+        names = {"train_loss": schema.CURVE_TRAIN_LOSS, "val_metric": schema.CURVE_VAL_METRIC, "lr": schema.CURVE_LR}
+        return [(names[key], float(value), epoch + 1) for key, values in self.curves.items() if key in names
+                for epoch, value in enumerate(values)]
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)

@@ -1,7 +1,12 @@
 """Optuna tuning from outside the training loop: the objective builds hyperparameters from
-a trial using the strategy's declared search space, calls the shared loop, and reports the
-validation accuracy each epoch for pruning. Studies live in an RDB storage (SQLite by
-default) and are reloaded on re-runs, so only the missing trials are run."""
+a trial using the strategy's declared search space, calls the shared loop (early stopping on
+the validation score), and reports the validation score each epoch to a successive-halving
+pruner. Trials train with their own seeds, which no evaluation uses. Studies live in an RDB
+storage (SQLite by default) and are reloaded on re-runs, so only the missing trials are run.
+
+The budget unit is the trial: every trial of every strategy has the same epoch cap and meets
+the same pruning rungs, so each strategy gets the same maximum compute; a strategy that
+converges fast stops its trials early and spends less, but never gets more trials for it."""
 
 from __future__ import annotations
 
@@ -14,13 +19,17 @@ import optuna
 
 from benchmark.features.tensors import FeatureSet, SplitTensors
 from benchmark.scale.retry import is_store_outage
-from benchmark.train.evaluation import full_accuracy
 from benchmark.train.loop import TrainConfig, train
 from benchmark.train.model import build_model
+from benchmark.train.seeds import tuning_seed
 from strategies import get_strategy
 from strategies.search_space import Categorical, FloatParam, IntParam, Param, defaults
 
 optuna.logging.set_verbosity(logging.WARNING)
+
+# Successive halving (asynchronous, so parallel workers need not wait): a trial is compared
+# with the others of its study at epochs 2, 6, 18, ... and stopped unless in the top third.
+PRUNER_MIN_EPOCHS, PRUNER_REDUCTION = 2, 3
 
 TRAINING_SPACE: dict[str, Param] = {
     "lr": FloatParam(1e-4, 1e-2, default=1e-3, log=True),
@@ -75,7 +84,8 @@ def load_study(study_name: str, storage, n_trials: int, slot: int = 0,
     return optuna.create_study(
         study_name=study_name, storage=storage, direction="maximize", load_if_exists=True,
         sampler=sampler,
-        pruner=optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=1),
+        pruner=optuna.pruners.SuccessiveHalvingPruner(min_resource=PRUNER_MIN_EPOCHS,
+                                                      reduction_factor=PRUNER_REDUCTION),
     )
 
 
@@ -117,16 +127,18 @@ def run_trial_slot(study: optuna.Study, slot: int, strategy: str, fixed_hparams:
         try:
             hparams = {**suggest(trial, cls.search_space, "hp."), **fixed_hparams}
             training = suggest(trial, TRAINING_SPACE, "train.")
-            config = TrainConfig(**{**base.__dict__, **training})
+            config = TrainConfig(**{**base.__dict__, **training, "seed": tuning_seed(slot)})
             model = build_model(strategy, features, hparams, config.seed)
 
-            def report(epoch: int, model) -> None:
-                trial.report(full_accuracy(model, val_split, features.modalities), epoch)
+            def report(epoch: int, score: float) -> None:
+                trial.report(score, epoch + 1)  # step = epochs trained
                 if trial.should_prune():
                     raise optuna.TrialPruned()
 
-            train(model, train_split, features.modalities, config, on_epoch=report)
-            return full_accuracy(model, val_split, features.modalities)
+            stats = train(model, train_split, features.modalities, config, val_split=val_split, on_epoch=report)
+            trial.set_user_attr("epochs_run", stats.epochs_run)
+            trial.set_user_attr("best_epoch", stats.best_epoch)
+            return stats.best_score
         except optuna.TrialPruned:
             raise
         except Exception as exc:  # noqa: BLE001 - the trial's own failure; store outages go to the retry
