@@ -61,6 +61,7 @@ def loop_overhead(strategy: str, dataset: str, batch_size: int, epochs: int, rep
                 loss = nn.functional.cross_entropy(model(inputs, present, mask), split.labels[index])
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
+                nn.utils.clip_grad_norm_(model.parameters(), 1.0)  # the protocol clips too
                 optimizer.step()
                 steps += 1
         synchronize(device)
