@@ -198,6 +198,23 @@ def test_robustness_score_is_relative_to_the_majority_baseline():
         0.5 * 0.1 / 0.9, abs=1e-9)  # falls to the majority baseline right after r = 0
 
 
+def test_robustness_is_undefined_for_a_lead_too_small_to_measure():
+    rates = [round(0.1 * i, 1) for i in range(10)]
+    # a 0.001 lead over the majority would turn these accuracies into scores in the tens
+    assert math.isnan(robustness_score({r: 0.554 if r == 0 else 0.57 for r in rates}, 0.553))
+    assert robustness_score({r: 0.565 for r in rates}, 0.553) == pytest.approx(1.0)  # a 0.012 lead counts
+
+
+def test_robustness_is_measured_in_the_ranking_metric():
+    features = _features()
+    train_split, test = features.splits["train"], features.splits["test"]
+    references = References.of(train_split.labels, test.labels, 3)
+    result = evaluate(_Oracle(), test, features.modalities, references, metric="macro_f1")
+    assert set(result.missing_curve_macro_f1) == set(result.missing_curve)
+    assert result.robustness == pytest.approx(robustness_score(result.missing_curve_macro_f1,
+                                                                references.majority_macro_f1))
+
+
 def test_tuning_seeds_are_never_evaluation_seeds(tmp_path):
     from benchmark.cli import main
     from benchmark.run.config import ProfileError, load_profile

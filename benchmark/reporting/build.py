@@ -82,12 +82,15 @@ def marked_last(frame: pd.DataFrame, column: str) -> pd.DataFrame:
 def robustness_definition(a: DatasetAnalysis) -> str:
     """The robustness score in words, as the dataset's runs define it."""
     if a.majority_accuracy == a.majority_accuracy:
-        return ("Robustness = area under (acc(r) − majority) / (acc(0) − majority) over test-time missing rates "
-                "r in [0, 0.9], divided by 0.9 (trapezoid rule), where acc(r) is the test accuracy at missing rate r "
-                f"and majority = the majority-class predictor's test accuracy ({num(a.majority_accuracy)}): 1 = no "
-                "loss above the majority baseline at any rate, 0 = falls to the majority baseline. A collapsed "
-                "configuration, or a seed whose full accuracy does not beat the majority class, has no score (n/a); "
-                "the mean is over the seeds that have one.")
+        f1 = a.ranking == "macro_f1"
+        name, majority = ("macro-F1", a.majority_macro_f1) if f1 else ("accuracy", a.majority_accuracy)
+        return (f"Robustness = area under (s(r) − majority) / (s(0) − majority) over test-time missing rates "
+                f"r in [0, 0.9], divided by 0.9 (trapezoid rule), where s(r) is the test {name} (the dataset's "
+                f"ranking metric) at missing rate r and majority = the majority-class predictor's test {name} "
+                f"({num(majority)}): 1 = no loss above the majority baseline at any rate, 0 = falls to the majority "
+                "baseline. A collapsed configuration, or a seed whose full score does not beat the majority class by "
+                "0.01, has no score (n/a); the mean is over the seeds that have one. The accuracy columns show the "
+                "same missing rates in accuracy.")
     return ("Robustness as these runs logged it, before it was measured above the majority-class baseline: area "
             "under the accuracy-vs-missing-rate curve over [0, 0.9] / (0.9 × full accuracy), which gives a "
             "constant predictor a perfect score.")

@@ -30,9 +30,14 @@ def subset_label(suffix: str) -> str:
     return " + ".join(subset_modalities(suffix))
 
 
-def missing_metric(rate: float) -> str:
+def missing_metric(rate: float, prefix: str = MISSING_PREFIX) -> str:
     """0.3 -> "test_accuracy_missing.30" (the rate in whole percent, two digits at least)."""
-    return f"{MISSING_PREFIX}{int(round(rate * 100)):02d}"
+    return f"{prefix}{int(round(rate * 100)):02d}"
+
+
+# The same curve in macro-F1 ("test_macro_f1_missing.30"): the robustness score of a dataset
+# ranked by macro-F1 is measured on it.
+MISSING_MACRO_F1_PREFIX = "test_macro_f1_missing."
 
 # The training protocol's record of each cell (benchmark/train/loop.py, cell.py): how long the
 # tuned retrain ran and why it stopped, and its learning curves as MLflow step metrics

@@ -61,7 +61,7 @@ def run_cell(cell: Cell, features: FeatureSet, splits, study, config: CellBudget
         model = build_model(cell.strategy, features, hparams, cell.seed)
         stats = train(model, splits["train"], features.modalities, config.train_config(cell, metric, **training),
                       val_split=splits["validation"], on_epoch=show(""))
-        test = evaluate(model, splits["test"], features.modalities, references, seed=1000 + cell.seed)
+        test = evaluate(model, splits["test"], features.modalities, references, seed=1000 + cell.seed, metric=metric)
     n_params = parameter_count(model)
     if tuned_model == default_model and tuned_training == default_training:
         default_accuracy = test.accuracy  # the defaults won tuning: same seed, same model, same result
@@ -83,4 +83,5 @@ def run_cell(cell: Cell, features: FeatureSet, splits, study, config: CellBudget
         stop_reason=stats.stop_reason, collapsed=test.collapsed, not_converged=not stats.converged,
         largest_class_share=test.largest_class_share, references=references,
         curves={"train_loss": stats.train_loss, "val_metric": stats.val_score, "lr": stats.lr},
+        missing_curve_macro_f1=test.missing_curve_macro_f1,
     )

@@ -19,6 +19,9 @@ from benchmark.train.device import synchronize
 MISSING_RATES = tuple(round(0.1 * i, 1) for i in range(10))  # 0.0 .. 0.9
 EVAL_BATCH = 256
 NEARLY_ONE_CLASS = 0.95  # a model whose predictions fall this much into one class has collapsed
+# A robustness score divides by the lead over the majority-class predictor; below this lead it
+# would be a ratio of noise (a 0.001 lead turned accuracies into scores of 10^4), so it is undefined.
+MIN_ROBUSTNESS_LEAD = 0.01
 
 
 @dataclass(frozen=True)
@@ -46,6 +49,7 @@ class Evaluation:
     macro_f1: float
     subset_accuracy: dict[str, float] = field(default_factory=dict)  # "image+text" -> acc
     missing_curve: dict[float, float] = field(default_factory=dict)  # rate -> acc
+    missing_curve_macro_f1: dict[float, float] = field(default_factory=dict)  # rate -> macro-F1
     robustness: float = float("nan")
     largest_class_share: float = float("nan")  # share of full-input predictions in the most-predicted class
     collapsed: bool = False
@@ -119,25 +123,27 @@ def subsets(modalities: list[str]) -> list[tuple[str, ...]]:
     return [c for r in range(len(modalities), 0, -1) for c in itertools.combinations(modalities, r)]
 
 
-def robustness_score(curve: dict[float, float], majority_accuracy: float) -> float:
+def robustness_score(curve: dict[float, float], majority: float) -> float:
     """How much of its lead over the majority-class predictor a model keeps as modalities go
     missing: the mean over missing rates r (trapezoid rule over [0, 0.9]) of
-    (acc(r) - majority) / (acc(0) - majority). 1 = keeps its whole lead at every rate, 0 = falls
-    to the majority baseline. Undefined (NaN) when acc(0) does not beat the majority, so a
-    constant predictor has no score."""
+    (score(r) - majority) / (score(0) - majority), in the dataset's ranking metric. 1 = keeps
+    its whole lead at every rate, 0 = falls to the majority baseline. Undefined (NaN) when
+    score(0) does not beat the majority by MIN_ROBUSTNESS_LEAD, so a constant predictor has no score."""
     rates = np.array(sorted(curve))
     if len(rates) < 2:
         return float("nan")
-    lead = curve[rates[0]] - majority_accuracy
-    if not lead > 0:
+    lead = curve[rates[0]] - majority
+    if not lead >= MIN_ROBUSTNESS_LEAD:
         return float("nan")
-    kept = np.array([(curve[r] - majority_accuracy) / lead for r in rates])
+    kept = np.array([(curve[r] - majority) / lead for r in rates])
     area = float(np.sum((kept[1:] + kept[:-1]) / 2 * np.diff(rates)))
     return area / float(rates[-1] - rates[0])
 
 
 def evaluate(model, split: SplitTensors, modalities: list[str], references: References, seed: int = 1234,
-             curve: bool = True) -> Evaluation:
+             curve: bool = True, metric: str = "accuracy") -> Evaluation:
+    """Everything measured on the test split. ``metric`` (the card's ranking metric) is the one
+    the robustness score is measured in."""
     device = split.labels.device
     n = len(split)
     full = subset_presence(n, modalities, tuple(modalities), device)
@@ -153,9 +159,13 @@ def evaluate(model, split: SplitTensors, modalities: list[str], references: Refe
         generator = torch.Generator().manual_seed(seed)
         for rate in MISSING_RATES:
             mask = random_presence(n, len(modalities), rate, generator, device)
-            result.missing_curve[rate] = accuracy(predict(model, split, modalities, mask), labels)
+            missing_pred = predict(model, split, modalities, mask)  # (N,)
+            result.missing_curve[rate] = accuracy(missing_pred, labels)
+            result.missing_curve_macro_f1[rate] = macro_f1(missing_pred, labels)
         if not result.collapsed:
-            result.robustness = robustness_score(result.missing_curve, references.majority_accuracy)
+            in_metric = result.missing_curve_macro_f1 if metric == "macro_f1" else result.missing_curve
+            majority = references.majority_macro_f1 if metric == "macro_f1" else references.majority_accuracy
+            result.robustness = robustness_score(in_metric, majority)
     result.inference_samples_per_s, result.latency_ms_per_batch = inference_speed(model, split, modalities)
     return result
 

@@ -62,6 +62,7 @@ class RunResult:
     largest_class_share: float = float("nan")
     references: Any = None  # evaluation.References of the test split
     curves: dict[str, list[float]] = field(default_factory=dict)  # "train_loss", "val_metric", "lr": per epoch
+    missing_curve_macro_f1: dict[float, float] = field(default_factory=dict)  # rate -> test macro-F1
 
     @property
     def tuning_gain(self) -> float:
@@ -108,6 +109,8 @@ class RunResult:
             out[subset_metric(subset.split("+"))] = acc
         for rate, acc in self.missing_curve.items():
             out[missing_metric(rate)] = acc
+        for rate, f1 in self.missing_curve_macro_f1.items():
+            out[missing_metric(rate, schema.MISSING_MACRO_F1_PREFIX)] = f1
         return out
 
     def step_metrics(self) -> list[tuple[str, float, int]]:
