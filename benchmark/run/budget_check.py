@@ -73,7 +73,7 @@ def budget_regret(config: MatrixConfig, dropout: float, factor: int,
                 stats = train(model, splits["train"], features.modalities, budget.train_config(cell, metric, **training),
                               val_split=splits["validation"])
                 test = evaluate(model, splits["test"], features.modalities, references, curve=False)
-                scores[name].append(test.macro_f1 if metric == "macro_f1" else test.accuracy)
+                scores[name].append(test.score(metric))
                 epochs[name].append(stats.epochs_run)
                 capped += name == "profile" and not stats.converged
         row = BudgetRow(dataset, variant, metric, statistics.mean(scores["profile"]), statistics.mean(scores["large"]),

@@ -42,6 +42,10 @@ class References:
         return cls(majority, float((truth == majority).mean()),
                    float(f1_score(truth, constant, average="macro", zero_division=0)), 1.0 / num_classes)
 
+    def majority(self, metric: str) -> float:
+        """The majority-class predictor's ``metric`` ("accuracy" or "macro_f1")."""
+        return self.majority_macro_f1 if metric == "macro_f1" else self.majority_accuracy
+
 
 @dataclass
 class Evaluation:
@@ -55,6 +59,14 @@ class Evaluation:
     collapsed: bool = False
     inference_samples_per_s: float = float("nan")
     latency_ms_per_batch: float = float("nan")
+
+    def score(self, metric: str) -> float:
+        """The full-input test ``metric`` ("accuracy" or "macro_f1")."""
+        return self.macro_f1 if metric == "macro_f1" else self.accuracy
+
+    def missing_curve_in(self, metric: str) -> dict[float, float]:
+        """The missing-rate curve in ``metric``: rate -> score."""
+        return self.missing_curve_macro_f1 if metric == "macro_f1" else self.missing_curve
 
 
 @torch.no_grad()
@@ -89,18 +101,14 @@ SCORES = {"accuracy": accuracy, "macro_f1": macro_f1}
 
 def full_accuracy(model, split: SplitTensors, modalities: list[str]) -> float:
     """Accuracy with every modality present."""
-    return validation_score(model, split, modalities, "accuracy")
-
-
-def validation_score(model, split: SplitTensors, modalities: list[str], metric: str = "accuracy") -> float:
-    """``metric`` ("accuracy" or "macro_f1") with every modality present: what early stopping
-    and tuning maximise on the validation split."""
-    return validation_scores(model, split, modalities, metric)[0]
+    present = subset_presence(len(split), modalities, tuple(modalities), split.labels.device)
+    return accuracy(predict(model, split, modalities, present), split.labels)
 
 
 def validation_scores(model, split: SplitTensors, modalities: list[str], metric: str = "accuracy") -> tuple[float, float]:
-    """(``metric``, mean cross-entropy) with every modality present. Early stopping ranks epochs by
-    the metric and breaks its ties by the loss (small validation splits tie often)."""
+    """(``metric`` ("accuracy" or "macro_f1"), mean cross-entropy) with every modality present: what
+    early stopping and tuning maximise on the validation split; epochs tied on the metric are
+    ranked by the loss (small validation splits tie often)."""
     present = subset_presence(len(split), modalities, tuple(modalities), split.labels.device)
     logits = logits_of(model, split, modalities, present)  # (N, C)
     loss = float(torch.nn.functional.cross_entropy(logits.float(), split.labels))
@@ -163,9 +171,7 @@ def evaluate(model, split: SplitTensors, modalities: list[str], references: Refe
             result.missing_curve[rate] = accuracy(missing_pred, labels)
             result.missing_curve_macro_f1[rate] = macro_f1(missing_pred, labels)
         if not result.collapsed:
-            in_metric = result.missing_curve_macro_f1 if metric == "macro_f1" else result.missing_curve
-            majority = references.majority_macro_f1 if metric == "macro_f1" else references.majority_accuracy
-            result.robustness = robustness_score(in_metric, majority)
+            result.robustness = robustness_score(result.missing_curve_in(metric), references.majority(metric))
     result.inference_samples_per_s, result.latency_ms_per_batch = inference_speed(model, split, modalities)
     return result
 
