@@ -61,6 +61,7 @@ def _matrix_config(args):
         dropout_rates=parse_list(args.dropout, float), seeds=parse_list(args.seeds, int),
         trials=args.trials, epochs=args.epochs, batch_size=args.batch_size, device=resolve_device(args.device),
         plugins=tuple(args.plugin) if args.plugin else None, patience=getattr(args, "patience", None),
+        amp=getattr(args, "amp", None), stack_seeds=False if getattr(args, "no_stack", False) else None,
     )
     clash = [s for s in config.seeds if not 0 <= s < TUNING_SEED_BASE]
     if clash:
@@ -70,7 +71,7 @@ def _matrix_config(args):
 
 
 def _bench(args) -> int:
-    from benchmark.run.coordinator import finish_bench, run_bench, write_summary
+    from benchmark.run.coordinator import finish_bench, format_worker_rss, run_bench, write_summary
     from benchmark.run.planning import plan_cells
     from benchmark.paths import default_optuna_storage, default_tracking_uri
 
@@ -101,6 +102,7 @@ def _bench(args) -> int:
     phases = ", ".join(f"{k} {v:.1f}s" for k, v in summary.phase_seconds.items())
     print(f"matrix {summary.matrix_id}: {summary.cells} cells: {summary.completed} run now, {summary.skipped} "
           f"already done, {len(summary.failed)} failed; wall time {summary.wall_seconds:.1f}s ({phases})")
+    print(f"peak RSS per worker: {format_worker_rss(summary.worker_peak_rss_mb)}")
     for label, error in summary.failed:
         print(f"  failed: {label}: {error}")
     if summary.failed:
@@ -110,10 +112,13 @@ def _bench(args) -> int:
 
 def _worker(args) -> int:
     from benchmark.paths import default_optuna_storage
-    from benchmark.run.coordinator import run_worker
+    from benchmark.run.coordinator import run_worker, write_worker_summary
 
     outcome = run_worker(args.storage or default_optuna_storage(), args.tracking_uri, args.matrix_id, args.device)
-    print(f"worker done: {len(outcome.completed)} cells run, {len(outcome.failed)} failed")
+    if args.summary:
+        write_worker_summary(outcome, args.summary)
+    rss = "n/a" if outcome.peak_rss_mb is None else f"{outcome.peak_rss_mb:.0f} MiB"
+    print(f"worker done: {len(outcome.completed)} cells run, {len(outcome.failed)} failed; peak RSS {rss}")
     return 0
 
 
@@ -162,7 +167,32 @@ def _perf(args) -> int:
     import shlex
 
     args.bench_args = shlex.split(args.bench_args)
+    if args.what == "scale":
+        from benchmark.run.scale_check import parse_rows
+        from strategies import get_strategy
+
+        try:
+            args.rows = parse_rows(args.rows)
+        except ValueError as exc:
+            print(f"fusebench perf scale: error: {exc}", file=sys.stderr)
+            return 2
+        for name, value in (("--epochs", args.epochs), ("--batch-size", args.batch_size)):
+            if value is not None and value <= 0:
+                print(f"fusebench perf scale: error: {name}: expected a positive integer, got {value}", file=sys.stderr)
+                return 2
+        strategies = args.strategy or ["concat"]
+        if len(strategies) > 1:
+            print("fusebench perf scale: error: --strategy: perf scale times one strategy", file=sys.stderr)
+            return 2
+        args.strategy = strategies[0]
+        if get_strategy(args.strategy).consumes_tokens:
+            print(f"fusebench perf scale: error: --strategy: {args.strategy} consumes token sequences; perf scale "
+                  f"generates pooled features, so it times pooled strategies (e.g. concat)", file=sys.stderr)
+            return 2
+        args.epochs, args.batch_size = args.epochs or 2, args.batch_size or 512
+        return perf_main(args)
     args.strategy = args.strategy or ["concat", "cross_attention"]
+    args.epochs, args.batch_size = args.epochs or 3, args.batch_size or 128
     return perf_main(args)
 
 
@@ -192,6 +222,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--patience", type=int, help="epochs without a better validation score before training stops")
     p.add_argument("--batch-size", type=int, dest="batch_size")
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 ... (default: cuda when available)")
+    p.add_argument("--amp", choices=["off", "bf16", "fp16"],
+                   help="mixed precision on CUDA (overrides the profile's `amp`; ignored on CPU)")
+    p.add_argument("--no-stack", action="store_true", dest="no_stack",
+                   help="train the seeds of a cell one by one instead of as one stacked computation")
     p.add_argument("--tracking-uri", help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI or sqlite:///mlruns.db)")
     p.add_argument("--storage", help="Optuna storage URL (default: sqlite:///.fusebench/optuna.db)")
     p.add_argument("--plugin", action="append", help="load extra strategies from this Python file")
@@ -210,6 +244,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--matrix-id", help="matrix to join (default: the newest registered)")
     p.add_argument("--device", default="auto",
                    help="cpu, cuda, cuda:1 ... (default auto: cuda when this worker's machine has one)")
+    p.add_argument("--summary", metavar="PATH",
+                   help="also write the worker's outcome (cells run, skipped, failed; seconds per phase; peak "
+                        "resident memory) as JSON to PATH")
     p.set_defaults(func=_worker)
 
     p = sub.add_parser("status", help="progress of a registered matrix: units done, running (by which worker), failed")
@@ -225,17 +262,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_report)
 
     p = sub.add_parser("perf", help="benchmarks that print figures: loop overhead, phase times, worker speed-up, "
-                                    "budget regret")
-    p.add_argument("what", choices=("loop", "phases", "workers", "budget"))
-    p.add_argument("--strategy", action="append", help="(loop) strategy to time; repeatable (default: concat, cross_attention)")
+                                    "budget regret, scaling with dataset size")
+    p.add_argument("what", choices=("loop", "phases", "workers", "budget", "scale"))
+    p.add_argument("--strategy", action="append",
+                   help="(loop) strategy to time; repeatable (default: concat, cross_attention); "
+                        "(scale) the one pooled strategy to train (default: concat)")
+    p.add_argument("--rows", default="10000,100000,1000000",
+                   help="(scale) comma-separated training-set sizes (default: 10000,100000,1000000)")
     p.add_argument("--dataset", default="noisy_mnist", help="(loop) dataset whose features are used")
     p.add_argument("--datasets", help="(budget) comma-separated datasets (default: the profile's)")
     p.add_argument("--strategies", help="(budget) comma-separated strategies or globs (default: the profile's)")
     p.add_argument("--seeds", help="(budget) comma-separated seeds (default: the profile's)")
     p.add_argument("--dropout", type=float, default=0.3, help="(budget) training modality dropout (default 0.3)")
     p.add_argument("--factor", type=int, default=5, help="(budget) how many times larger the second budget is")
-    p.add_argument("--batch-size", type=int, default=128, dest="batch_size")
-    p.add_argument("--epochs", type=int, default=3, help="(loop) epochs per timed run")
+    p.add_argument("--batch-size", type=int, dest="batch_size", help="(loop) default 128; (scale) default 512")
+    p.add_argument("--epochs", type=int,
+                   help="(loop) epochs per timed run, default 3; (scale) epochs per size, the first untimed, default 2")
     p.add_argument("--repeats", type=int, default=5, help="(loop) timed repetitions (median reported)")
     p.add_argument("--profile", default="default", help="(phases, workers, budget) profile to run")
     p.add_argument("--workers", type=int, default=2, help="(workers) worker count compared with 1")

@@ -1,4 +1,4 @@
-"""Attention fusion over token sequences."""
+"""Attention fusion over token sequences (attention through ``strategies.fused_attention``)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from torch import nn
 
 from strategies import register_strategy
 from strategies.base import FusionStrategy, key_padding, masked_mean, masked_softmax, mlp, pool_tokens, zero_absent
+from strategies.fused_attention import MaskedAttention, SelfAttentionLayer
 from strategies.positions import add_positions
 from strategies.search_space import Categorical, FloatParam, IntParam
 
@@ -42,8 +43,7 @@ class CrossAttention(FusionStrategy):
         hidden = self.hp("hidden")
         self.projections = nn.ModuleDict({m: nn.Linear(d, hidden) for m, d in self.input_dims.items()})
         self.attend = nn.ModuleDict(
-            {m: nn.MultiheadAttention(hidden, self.hp("heads"), dropout=self.hp("dropout"), batch_first=True)
-             for m in self.modalities}
+            {m: MaskedAttention(hidden, self.hp("heads"), self.hp("dropout")) for m in self.modalities}
         )
         self.norm = nn.LayerNorm(hidden)
         self.head = mlp(hidden, hidden, num_classes, self.hp("dropout"))
@@ -56,27 +56,12 @@ class CrossAttention(FusionStrategy):
             others = [o for o in self.modalities if o != m]
             keys = torch.cat([tokens[o] for o in others], dim=1)  # (B, sum T_o, H)
             key_valid = torch.cat([valid[o] for o in others], dim=1)  # (B, sum T_o)
-            # Rows where no other modality is present attend to nothing: keep their own tokens.
-            has_keys = key_valid.any(dim=1)  # (B,)
-            safe_valid = key_valid | ~has_keys.unsqueeze(1)
-            keys = torch.where(key_valid.unsqueeze(-1), keys, torch.zeros_like(keys))
-            attended, _ = self.attend[m](tokens[m], keys, keys, key_padding_mask=~safe_valid)  # (B, T_m, H)
-            attended = torch.where(has_keys.view(-1, 1, 1), attended, torch.zeros_like(attended))
+            # Rows where no other modality is present attend to nothing (zero): keep their own tokens.
+            attended = self.attend[m](tokens[m], keys, key_valid)  # (B, T_m, H)
             mixed = self.norm(tokens[m] + attended)  # (B, T_m, H)
             pooled.append(pool_tokens(mixed, valid[m] | ~present[:, i : i + 1]))  # (B, H)
         fused = masked_mean(torch.stack(pooled, dim=1), present)  # (B, H)
         return self.head(fused)  # (B, C)
-
-
-def attend_valid(attention: nn.MultiheadAttention, query: torch.Tensor, keys: torch.Tensor,
-                 key_valid: torch.Tensor) -> torch.Tensor:
-    """Attention of ``query`` (B, T_q, H) over ``keys`` (B, T_k, H) restricted to ``key_valid``
-    (bool (B, T_k)). Rows with no valid key get exactly zero instead of NaN. -> (B, T_q, H)."""
-    has_keys = key_valid.any(dim=1)  # (B,)
-    safe_valid = key_valid | ~has_keys.unsqueeze(1)  # (B, T_k): never a fully masked row
-    keys = torch.where(key_valid.unsqueeze(-1), keys, torch.zeros_like(keys))  # (B, T_k, H)
-    attended, _ = attention(query, keys, keys, key_padding_mask=~safe_valid, need_weights=False)  # (B, T_q, H)
-    return torch.where(has_keys.view(-1, 1, 1), attended, torch.zeros_like(attended))
 
 
 def project_tokens(projections: nn.ModuleDict, modalities, inputs, present, token_mask):
@@ -123,9 +108,7 @@ class GatedCrossAttention(FusionStrategy):
         super().__init__(input_dims, num_classes, **hparams)
         hidden, heads, dropout = self.hp("hidden"), self.hp("heads"), self.hp("dropout")
         self.projections = nn.ModuleDict({m: nn.Linear(d, hidden) for m, d in self.input_dims.items()})
-        self.attend = nn.ModuleDict(
-            {m: nn.MultiheadAttention(hidden, heads, dropout=dropout, batch_first=True) for m in self.modalities}
-        )
+        self.attend = nn.ModuleDict({m: MaskedAttention(hidden, heads, dropout) for m in self.modalities})
         self.attn_norm = nn.LayerNorm(hidden)
         self.ff_norm = nn.LayerNorm(hidden)
         self.ff = mlp(hidden, 2 * hidden, hidden, dropout)
@@ -150,7 +133,7 @@ class GatedCrossAttention(FusionStrategy):
             others = [o for o in self.modalities if o != m]
             keys = self.attn_norm(torch.cat([tokens[o] for o in others], dim=1))  # (B, sum T_o, H)
             key_valid = torch.cat([valid[o] for o in others], dim=1)  # (B, sum T_o)
-            attended = attend_valid(self.attend[m], self.attn_norm(tokens[m]), keys, key_valid)  # (B, T_m, H)
+            attended = self.attend[m](self.attn_norm(tokens[m]), keys, key_valid)  # (B, T_m, H)
             x = tokens[m] + torch.tanh(self.attn_gate[i]) * attended  # (B, T_m, H)
             gated[m] = x + torch.tanh(self.ff_gate[i]) * self.ff(self.ff_norm(x))  # (B, T_m, H)
         return self._classify(gated, valid, present)  # (B, C)
@@ -241,12 +224,10 @@ class PerceiverFusion(FusionStrategy):
         self.latents = nn.Parameter(torch.randn(self.hp("latents"), hidden) * 0.02)  # (L, H)
         self.latent_norm = nn.LayerNorm(hidden)
         self.token_norm = nn.LayerNorm(hidden)
-        self.cross = nn.MultiheadAttention(hidden, heads, dropout=dropout, batch_first=True)
+        self.cross = MaskedAttention(hidden, heads, dropout)
         self.cross_ff = mlp(hidden, 2 * hidden, hidden, dropout)
         self.ff_norm = nn.LayerNorm(hidden)
-        self.self_attention = nn.TransformerEncoderLayer(
-            hidden, heads, dim_feedforward=2 * hidden, dropout=dropout, batch_first=True, norm_first=True
-        )
+        self.self_attention = SelfAttentionLayer(hidden, heads, 2 * hidden, dropout)  # pre-norm, no mask
         self.head = mlp(hidden, hidden, num_classes, dropout)
 
     def forward(self, inputs, present, token_mask=None):
@@ -255,7 +236,7 @@ class PerceiverFusion(FusionStrategy):
         key_valid = torch.cat([valid[m] for m in self.modalities], dim=1)  # (B, T)
         batch = keys.shape[0]
         latents = self.latents.unsqueeze(0).expand(batch, -1, -1)  # (B, L, H)
-        latents = latents + attend_valid(self.cross, self.latent_norm(latents), self.token_norm(keys), key_valid)  # (B, L, H)
+        latents = latents + self.cross(self.latent_norm(latents), self.token_norm(keys), key_valid)  # (B, L, H)
         latents = latents + self.cross_ff(self.ff_norm(latents))  # (B, L, H)
         latents = self.self_attention(latents)  # (B, L, H)
         return self.head(latents.mean(dim=1))  # (B, C)

@@ -6,8 +6,9 @@ import torch
 from torch import nn
 
 from strategies import register_strategy
-from strategies.attention import attend_valid, project_tokens
+from strategies.attention import project_tokens
 from strategies.base import FusionStrategy, masked_mean, mlp, pool_tokens
+from strategies.fused_attention import MaskedAttention, SelfAttentionLayer
 from strategies.search_space import Categorical, FloatParam
 
 
@@ -18,14 +19,14 @@ class CrossmodalBlock(nn.Module):
         super().__init__()
         self.query_norm = nn.LayerNorm(hidden)
         self.key_norm = nn.LayerNorm(hidden)
-        self.attention = nn.MultiheadAttention(hidden, heads, dropout=dropout, batch_first=True)
+        self.attention = MaskedAttention(hidden, heads, dropout)
         self.ff_norm = nn.LayerNorm(hidden)
         self.ff = mlp(hidden, 2 * hidden, hidden, dropout)
 
     def forward(self, target: torch.Tensor, source: torch.Tensor, source_valid: torch.Tensor) -> torch.Tensor:
         # target: (B, T_t, H); source: (B, T_s, H); source_valid: bool (B, T_s) -> (B, T_t, H)
-        x = target + attend_valid(self.attention, self.query_norm(target), self.key_norm(source), source_valid)
-        return x + self.ff(self.ff_norm(x))
+        x = target + self.attention(self.query_norm(target), self.key_norm(source), source_valid)  # (B, T_t, H)
+        return x + self.ff(self.ff_norm(x))  # (B, T_t, H)
 
 
 @register_strategy("mult")
@@ -66,9 +67,7 @@ class MulT(FusionStrategy):
         )
         self.merge = nn.ModuleDict({t: nn.Linear((n - 1) * hidden, hidden) for t in self.modalities})
         self.self_attention = nn.ModuleDict(
-            {t: nn.TransformerEncoderLayer(hidden, heads, dim_feedforward=2 * hidden, dropout=dropout,
-                                           batch_first=True, norm_first=True)
-             for t in self.modalities}
+            {t: SelfAttentionLayer(hidden, heads, 2 * hidden, dropout) for t in self.modalities}  # pre-norm
         )
         self.head = mlp(hidden, hidden, num_classes, dropout)
 
@@ -80,6 +79,6 @@ class MulT(FusionStrategy):
                        for s in self.modalities if s != t]
             x = self.merge[t](torch.cat(crossed, dim=-1))  # (B, T_t, H)
             own = valid[t] | ~present[:, i : i + 1]  # (B, T_t): absent targets keep all tokens (excluded below)
-            x = self.self_attention[t](x, src_key_padding_mask=~own)  # (B, T_t, H)
+            x = self.self_attention[t](x, own)  # (B, T_t, H)
             pooled.append(pool_tokens(x, own))  # (B, H)
         return self.head(masked_mean(torch.stack(pooled, dim=1), present))  # (B, C)

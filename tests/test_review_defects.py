@@ -189,11 +189,11 @@ def test_a_worker_whose_lease_was_taken_over_does_not_crash(fusebench_home, monk
     config, queue, worker_a, logs_a, worker_b, units = _two_workers_on_one_matrix(fusebench_home, trials=0)
     [(unit, _, (study_key, cell, _))] = units
     assert unit == cell_unit(cell, config)
-    real_run_cell = worker_module.run_cell
+    real_run_cells = worker_module.run_cells
 
     def stalled_then_taken_over(*args, **kwargs):
-        result = real_run_cell(*args, **kwargs)
-        monkeypatch.setattr(worker_module, "run_cell", real_run_cell)  # worker B runs the real protocol
+        result = real_run_cells(*args, **kwargs)
+        monkeypatch.setattr(worker_module, "run_cells", real_run_cells)  # worker B runs the real protocol
         time.sleep(0.6)  # worker A stalls past its lease
         assert queue.claim(config.matrix_id(), unit, "worker-b")
         worker_b._cell(unit, study_key, cell, _Display())  # deletes A's unfinished run, finishes the cell
@@ -201,7 +201,7 @@ def test_a_worker_whose_lease_was_taken_over_does_not_crash(fusebench_home, monk
         return result
 
     assert queue.claim(config.matrix_id(), unit, "worker-a")
-    monkeypatch.setattr(worker_module, "run_cell", stalled_then_taken_over)
+    monkeypatch.setattr(worker_module, "run_cells", stalled_then_taken_over)
     worker_a._cell(unit, study_key, cell, _Display())  # must neither raise nor write
     runs = worker_a.tracker.cell_runs(cell_hash(cell, config))
     assert [(r.info.status, r.data.tags.get("fusebench.status"), r.data.tags.get("worker")) for r in runs] == [

@@ -10,6 +10,7 @@ import torch
 from strategies import discover
 from strategies.attention import AdditiveAttention, GatedCrossAttention
 from strategies.film import FiLMFusion
+from strategies.fused_attention import MaskedAttention, SelfAttentionLayer
 from strategies.gmu import GatedMultimodalUnit
 from strategies.hybrid import HybridFusion
 from strategies.late import LateWeighted, ProbabilityAverage
@@ -136,6 +137,45 @@ def test_gated_cross_attention_equals_its_base_at_init():
     with torch.no_grad():
         model.attn_gate.fill_(0.5)
     assert not torch.allclose(model(inputs, PRESENT, mask), model.base_logits(inputs, PRESENT, mask))
+
+
+def test_masked_attention_is_multihead_attention_with_zero_rows_for_no_valid_key():
+    """Same parameters (names, count, initial values per seed) and outputs as
+    nn.MultiheadAttention with a key padding mask; a row with no valid key gets exactly zero, and
+    non-finite values behind the mask change nothing."""
+    torch.manual_seed(0)
+    reference = torch.nn.MultiheadAttention(16, 4, batch_first=True)
+    torch.manual_seed(0)
+    attention = MaskedAttention(16, 4)
+    assert reference.state_dict().keys() == attention.state_dict().keys()
+    assert all(torch.equal(v, attention.state_dict()[k]) for k, v in reference.state_dict().items())
+    query, keys = torch.randn(3, 5, 16), torch.randn(3, 7, 16)  # (B, T_q, H), (B, T_k, H)
+    valid = torch.ones(3, 7, dtype=torch.bool)
+    valid[1, -3:] = False
+    valid[2] = False  # no valid key
+    out = attention(query, keys, valid)  # (3, 5, 16)
+    expected, _ = reference(query[:2], keys[:2], keys[:2], key_padding_mask=~valid[:2])
+    assert torch.allclose(out[:2], expected, atol=1e-6)
+    assert torch.equal(out[2], torch.zeros(5, 16))
+    hidden_inf = torch.where(valid.unsqueeze(-1), keys, torch.full_like(keys, float("inf")))
+    assert torch.equal(attention(query, hidden_inf, valid), out)
+    unmasked, _ = reference(query, keys, keys)
+    assert torch.allclose(attention(query, keys), unmasked, atol=1e-6)
+
+
+def test_self_attention_layer_is_a_pre_norm_transformer_encoder_layer():
+    torch.manual_seed(0)
+    reference = torch.nn.TransformerEncoderLayer(16, 4, 32, dropout=0.0, batch_first=True, norm_first=True)
+    torch.manual_seed(0)
+    layer = SelfAttentionLayer(16, 4, 32, 0.0)
+    assert reference.state_dict().keys() == layer.state_dict().keys()
+    assert all(torch.equal(v, layer.state_dict()[k]) for k, v in reference.state_dict().items())
+    x = torch.randn(3, 6, 16)  # (B, T, H)
+    valid = torch.ones(3, 6, dtype=torch.bool)
+    valid[0, -2:] = False
+    expected = reference(x, src_key_padding_mask=~valid)
+    assert torch.allclose(layer(x, valid)[valid], expected[valid], atol=1e-5)
+    assert torch.allclose(layer(x), reference(x), atol=1e-5)
 
 
 def test_additive_attention_weights_over_present_only():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import math
 
 import pytest
@@ -160,3 +161,51 @@ def test_two_modalities_supported(strategy_name):
     model = cls(dims, CLASSES, **defaults(cls.search_space)).eval()
     inputs, present, token_mask = make_batch(cls, dims)
     assert model(inputs, present, token_mask).shape == (BATCH, CLASSES)
+
+
+# Strategies that cannot run under torch.func.vmap without a change of behaviour: name -> reason.
+VMAP_INCOMPATIBLE: dict[str, str] = {}
+
+
+@pytest.mark.parametrize(
+    "name",
+    [pytest.param(n, marks=pytest.mark.xfail(reason=VMAP_INCOMPATIBLE[n], strict=True)) if n in VMAP_INCOMPATIBLE
+     else n for n in REGISTRY.names()],
+)
+def test_vmap_over_stacked_seeds_matches_each_model(name):
+    """Several seeds of one model trained at once: parameters stacked with
+    torch.func.stack_module_state, forward through torch.func.vmap(functional_call) with
+    randomness="different". Needs forwards without data-dependent Python control flow
+    (no ``if tensor.any()``, ``.item()`` or boolean-mask indexing). With dropout 0 (or in eval
+    mode when there is no dropout to set) each slice must equal that model run alone."""
+    cls = REGISTRY.get(name)
+    dims = dims_for(cls)
+    hparams = defaults(cls.search_space)
+    has_dropout = "dropout" in cls.search_space
+    if has_dropout:
+        hparams["dropout"] = 0.0
+    models = []
+    for seed in (0, 1):
+        torch.manual_seed(seed)
+        models.append(cls(dims, CLASSES, **hparams).train(has_dropout))
+    params, buffers = torch.func.stack_module_state(models)
+    base = copy.deepcopy(models[0]).to("meta")
+    inputs, present, token_mask = make_batch(cls, dims)
+
+    def run(p, b, x, pr, tm):
+        return torch.func.functional_call(base, (p, b), (x, pr, tm))
+
+    batched = torch.func.vmap(run, in_dims=(0, 0, None, None, None), randomness="different")
+    stacked = batched(params, buffers, inputs, present, token_mask)  # (2, B, C)
+    assert stacked.shape == (2, BATCH, CLASSES)
+    for i, model in enumerate(models):
+        alone = model(inputs, present, token_mask)  # (B, C)
+        assert torch.allclose(stacked[i], alone, atol=1e-5), (name, i, (stacked[i] - alone).abs().max())
+    assert not torch.allclose(stacked[0], stacked[1])  # the seeds really differ
+    # With its default (non-zero) dropout in train mode it must run too, each member drawing its own masks.
+    if has_dropout:
+        torch.manual_seed(2)
+        noisy = [cls(dims, CLASSES, **defaults(cls.search_space)).train() for _ in range(2)]
+        params, buffers = torch.func.stack_module_state(noisy)
+        base = copy.deepcopy(noisy[0]).to("meta")
+        assert torch.isfinite(batched(params, buffers, inputs, present, token_mask)).all()

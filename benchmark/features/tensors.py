@@ -17,10 +17,15 @@ from benchmark.progress import progress_bar
 
 @dataclass
 class SplitTensors:
-    """One split as tensors. Modalities are keyed by name; iterate them in sorted order."""
+    """One split as tensors. Modalities are keyed by name; iterate them in sorted order.
 
-    pooled: dict[str, torch.Tensor]  # m -> (N, D_m)
-    tokens: dict[str, torch.Tensor]  # m -> (N, T_m, D_m)
+    Features keep the dtype they were cached in (fp16 features, bool masks), memory-mapped from
+    the feature cache where they came from it; batches are converted to float32 on the training
+    device (:func:`benchmark.train.batching.model_inputs`). The labels live on the training
+    device; the features there too when they fit (:meth:`FeatureSet.splits_on`), else on the CPU."""
+
+    pooled: dict[str, torch.Tensor]  # m -> (N, D_m), cached dtype (fp16)
+    tokens: dict[str, torch.Tensor]  # m -> (N, T_m, D_m), cached dtype (fp16)
     token_mask: dict[str, torch.Tensor]  # m -> bool (N, T_m)
     labels: torch.Tensor  # (N,) int64
 
@@ -28,9 +33,40 @@ class SplitTensors:
         return int(self.labels.shape[0])
 
     def to(self, device: torch.device | str) -> "SplitTensors":
-        move = lambda d, dtype=None: {k: v.to(device=device, dtype=dtype or v.dtype) for k, v in d.items()}  # noqa: E731
-        return SplitTensors(move(self.pooled, torch.float32), move(self.tokens, torch.float32),
-                            move(self.token_mask), self.labels.to(device))
+        """Every tensor on ``device``, in its own dtype (no conversion). Tensors already there
+        are not copied: on the CPU this is the same memory (memory-mapped stays mapped)."""
+        move = lambda d: {k: v.to(device) for k, v in d.items()}  # noqa: E731
+        return SplitTensors(move(self.pooled), move(self.tokens), move(self.token_mask), self.labels.to(device))
+
+    def with_labels_on(self, device: torch.device | str) -> "SplitTensors":
+        """The same features where they are, the labels on ``device`` (features too large for it)."""
+        return SplitTensors(self.pooled, self.tokens, self.token_mask, self.labels.to(device))
+
+    def feature_bytes(self) -> int:
+        """Bytes of the features and masks (what moving them to a device costs)."""
+        return sum(t.numel() * t.element_size() for d in (self.pooled, self.tokens, self.token_mask) for t in d.values())
+
+
+# On CUDA a dataset's features are moved to the GPU once when they take at most this share of
+# its free memory; the rest is left to the models, activations and optimiser state.
+GPU_FEATURE_SHARE = 0.5
+
+
+def place_splits(splits: dict[str, SplitTensors], device: torch.device | str,
+                 share: float = GPU_FEATURE_SHARE) -> dict[str, SplitTensors]:
+    """The splits for training on ``device``: on the CPU the very tensors (no copy); on a GPU,
+    every split's features moved there when they fit in ``share`` of its free memory, else left
+    on the CPU (moved batch by batch), with the labels on the GPU either way."""
+    device = torch.device(device)
+    if device.type == "cpu":
+        return dict(splits)
+    needed = sum(t.feature_bytes() for t in splits.values())
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        fits = needed <= share * free
+    else:
+        fits = True  # other accelerators: no free-memory query; move as before
+    return {s: t.to(device) if fits else t.with_labels_on(device) for s, t in splits.items()}
 
 
 @dataclass
@@ -47,6 +83,8 @@ class FeatureSet:
     # modality -> the trainable network in front of the strategy (benchmark/train/trainable_encoders.py);
     # the cached features of such a modality are that network's raw input (e.g. pixels).
     front_ends: dict[str, FrontEnd] = field(default_factory=dict)
+    # device -> the splits placed for it (splits_on): each dataset is held once per device
+    _placed: dict[str, dict[str, SplitTensors]] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     @property
     def num_classes(self) -> int:
@@ -56,6 +94,14 @@ class FeatureSet:
         """Feature width per modality: of the pooled vectors, or of the tokens when ``tokens``."""
         source = self.splits["train"].tokens if tokens else self.splits["train"].pooled
         return {m: int(source[m].shape[-1]) for m in self.modalities}
+
+    def splits_on(self, device: torch.device | str) -> dict[str, SplitTensors]:
+        """The splits for training on ``device`` (:func:`place_splits`), placed on the first call
+        and reused by every later one: a worker moves a dataset to its GPU once, not per unit."""
+        key = str(torch.device(device))
+        if key not in self._placed:
+            self._placed[key] = place_splits(self.splits, device)
+        return self._placed[key]
 
 
 def build_features(card: DatasetCard, log=print) -> FeatureSet:
@@ -91,12 +137,13 @@ def build_features(card: DatasetCard, log=print) -> FeatureSet:
                         "encoder": spec.encoder, "version": encoder.version}
                 path = feature_cache.save_entry(key, entry, meta)
                 size += path.stat().st_size
+                entry = feature_cache.load_entry(key) or entry  # held memory-mapped, as a cache hit is
             else:
                 hits += 1
                 size += feature_cache.entry_path(key).stat().st_size
             per_split[split]["pooled"][spec.name] = entry["pooled"]
             per_split[split]["tokens"][spec.name] = entry["tokens"]
-            per_split[split]["token_mask"][spec.name] = entry["mask"].bool()
+            per_split[split]["token_mask"][spec.name] = mask_as_bool(entry["mask"])
     splits = {
         s: SplitTensors(**per_split[s], labels=torch.tensor(loaded.splits[s][card.label], dtype=torch.long))
         for s in SPLITS
@@ -105,6 +152,11 @@ def build_features(card: DatasetCard, log=print) -> FeatureSet:
     log(f"[{card.name}] features ready in {seconds:.1f}s ({hits} cached, {misses} encoded, {size / 2**20:.1f} MiB on disk)")
     return FeatureSet(card.name, card.modality_names, loaded.class_names, splits, seconds, hits, misses, size, encoders,
                       front_ends)
+
+
+def mask_as_bool(mask: torch.Tensor) -> torch.Tensor:
+    """A cached 0/1 uint8 mask as bool, without copying it (same bytes, one per element)."""
+    return mask.view(torch.bool) if mask.dtype == torch.uint8 else mask.bool()
 
 
 def _encode(loaded: LoadedDataset, spec, split: str, encoder, log) -> dict[str, torch.Tensor]:

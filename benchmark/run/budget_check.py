@@ -57,7 +57,7 @@ def budget_regret(config: MatrixConfig, dropout: float, factor: int,
     for (dataset, variant), group in groups.items():
         if dataset not in features_by_dataset:
             features = build_features(find_card(dataset), log=lambda *_: None)
-            splits = {s: t.to(config.device) for s, t in features.splits.items()}
+            splits = features.splits_on(config.device)
             features_by_dataset[dataset] = (features, splits)
         features, splits = features_by_dataset[dataset]
         metric = find_card(dataset).ranking_metric

@@ -12,6 +12,7 @@ from typing import Any
 
 import yaml
 
+from benchmark.train.precision import AMP_MODES
 from benchmark.train.seeds import TUNING_SEED_BASE
 from strategies.registry import Registry
 
@@ -35,14 +36,18 @@ class MatrixConfig:
     device: str = "cpu"
     plugins: tuple[str, ...] = field(default=())
     patience: int = 5
+    stack_seeds: bool = True  # train the seeds of a cell as one stacked computation (benchmark/train/stacked.py)
+    amp: str = "off"  # mixed precision on CUDA: "off", "bf16" or "fp16" (ignored on CPU)
 
     def matrix_id(self) -> str:
         """Stable id of this matrix (everything that changes its results): the configuration but
-        the device, and the fingerprint of its cells' inputs (cards, encoder versions, strategy
+        the device and whether seeds are stacked (how the work runs, not what it is), and the fingerprint of its cells' inputs (cards, encoder versions, strategy
         code, protocol version; benchmark/run/identity.py), the same on every machine."""
         from benchmark.run.identity import current_cards, load_strategies, matrix_inputs_fingerprint
 
-        payload = {k: v for k, v in asdict(self).items() if k != "device"}
+        payload = {k: v for k, v in asdict(self).items() if k not in ("device", "stack_seeds")}
+        if self.amp == "off":
+            del payload["amp"]  # the same id as before the field existed
         cards, registry = current_cards(), load_strategies(self.plugins)
         payload["inputs"] = matrix_inputs_fingerprint([cards[d] for d in expand(self.datasets, sorted(cards), "dataset")],
                                                       expand(self.strategies, registry.names(), "strategy"))
@@ -67,6 +72,8 @@ _FIELDS = {
     "epochs": (int, "the epoch cap (integer >= 1); training stops earlier on a validation plateau"),
     "patience": (int, "epochs without a better validation score before training stops (integer >= 1)"),
     "batch_size": (int, "batch size (integer >= 1)"),
+    "stack_seeds": (bool, "true or false: train the seeds of a cell as one stacked computation"),
+    "amp": (str, "mixed precision on CUDA: 'off', 'bf16' or 'fp16'"),
 }
 
 
@@ -96,7 +103,7 @@ def load_profile(name_or_path: str) -> MatrixConfig:
         raise ProfileError(f"{path}: unknown field(s) {unknown}; expected some of {sorted(_FIELDS)}")
     for key, value in raw.items():
         kind, expected = _FIELDS[key]
-        if not isinstance(value, kind) or isinstance(value, bool):
+        if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
             raise ProfileError(f"{path}: field '{key}': expected {expected}, got {value!r}")
     for rate in raw.get("dropout_rates", []):
         if not isinstance(rate, (int, float)) or not 0 <= rate < 1:
@@ -105,6 +112,8 @@ def load_profile(name_or_path: str) -> MatrixConfig:
         if not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed < TUNING_SEED_BASE:
             raise ProfileError(f"{path}: field 'seeds': expected integers in [0, {TUNING_SEED_BASE}) "
                                f"(seeds from {TUNING_SEED_BASE} up are tuning seeds), got {seed!r}")
+    if raw.get("amp", "off") not in AMP_MODES:
+        raise ProfileError(f"{path}: field 'amp': expected one of {list(AMP_MODES)}, got {raw['amp']!r}")
     for key, low in (("trials", 0), ("epochs", 1), ("batch_size", 1), ("patience", 1)):
         if key in raw and raw[key] < low:
             raise ProfileError(f"{path}: field '{key}': expected an integer >= {low}, got {raw[key]!r}")

@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -36,6 +37,8 @@ class BenchSummary:
     failed: list[tuple[str, str]] = field(default_factory=list)
     phase_seconds: dict[str, float] = field(default_factory=dict)
     wall_seconds: float = 0.0
+    # Peak resident memory (ru_maxrss, MiB) of each worker process; None where it could not be had.
+    worker_peak_rss_mb: list[float | None] = field(default_factory=list)
 
 
 def prepare_data(datasets: list[str], log: Callable[[str], None]) -> tuple[dict, dict[str, float]]:
@@ -73,6 +76,7 @@ def run_bench(config: MatrixConfig, tracking_uri: str, storage_url: str, workers
     if workers == 1:
         outcome = Worker(config, tracking_uri, storage_url, queue, new_worker_id(), log, features=features).run()
         summary.completed, summary.skipped = len(outcome.completed), outcome.skipped
+        summary.worker_peak_rss_mb = [outcome.peak_rss_mb]
         failed = tracker.failed_cells()
         summary.phase_seconds.update({"tuning": outcome.phase_seconds["tuning"],
                                       "final_runs": outcome.phase_seconds["final_runs"]})
@@ -80,8 +84,10 @@ def run_bench(config: MatrixConfig, tracking_uri: str, storage_url: str, workers
         units = [cell_unit(c, config) for c in cells]
         done_before = queue.done_units(matrix_id)
         t0 = time.perf_counter()
-        codes = spawn_workers(workers, matrix_id, tracking_uri, storage_url, config.device)
+        exits = spawn_workers(workers, matrix_id, tracking_uri, storage_url, config.device)
         summary.phase_seconds["workers"] = time.perf_counter() - t0
+        summary.worker_peak_rss_mb = [e.peak_rss_mb for e in exits]
+        codes = [e.code for e in exits]
         done = queue.done_units(matrix_id)
         missing = [u for u in units if u not in done]
         if missing:
@@ -96,19 +102,48 @@ def run_bench(config: MatrixConfig, tracking_uri: str, storage_url: str, workers
     return summary
 
 
-def spawn_workers(count: int, matrix_id: str, tracking_uri: str, storage_url: str, device: str) -> list[int]:
+@dataclass(frozen=True)
+class WorkerExit:
+    """How a worker process ended: its exit code and its peak resident memory in MiB, from the
+    summary it writes (``fusebench worker --summary``); None when it wrote none (it crashed)."""
+
+    code: int
+    peak_rss_mb: float | None
+
+
+def spawn_workers(count: int, matrix_id: str, tracking_uri: str, storage_url: str, device: str) -> list[WorkerExit]:
     """Start ``count`` `fusebench worker` processes on this machine and wait for them."""
     threads = max(1, (os.cpu_count() or 1) // count)
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
     command = [sys.executable, "-m", "benchmark.cli", "worker", "--matrix-id", matrix_id,
                "--storage", storage_url, "--tracking-uri", tracking_uri, "--device", device]
-    processes = [subprocess.Popen(command, env=env) for _ in range(count)]
+    with tempfile.TemporaryDirectory(prefix="fusebench-workers-") as folder:
+        summaries = [Path(folder) / f"worker-{i}.json" for i in range(count)]
+        processes = [subprocess.Popen(command + ["--summary", str(path)], env=env) for path in summaries]
+        try:
+            codes = [p.wait() for p in processes]
+        except KeyboardInterrupt:
+            for p in processes:
+                p.terminate()
+            raise
+        return [WorkerExit(code, _peak_rss_of(path)) for code, path in zip(codes, summaries)]
+
+
+def _peak_rss_of(summary_path: Path) -> float | None:
     try:
-        return [p.wait() for p in processes]
-    except KeyboardInterrupt:
-        for p in processes:
-            p.terminate()
-        raise
+        value = json.loads(summary_path.read_text()).get("peak_rss_mb")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return float(value) if isinstance(value, (int, float)) else None
+
+
+def write_worker_summary(outcome: MatrixOutcome, path: str | Path) -> None:
+    """A worker's outcome as JSON (cells run, skipped, failed; seconds per phase; peak resident
+    memory in MiB), for the coordinator that spawned it and for scripts."""
+    Path(path).write_text(json.dumps({
+        "matrix_id": outcome.matrix_id, "completed": len(outcome.completed), "skipped": outcome.skipped,
+        "failed": [list(f) for f in outcome.failed], "phase_seconds": outcome.phase_seconds,
+        "peak_rss_mb": outcome.peak_rss_mb}, indent=2, sort_keys=True))
 
 
 def worker_config(registered: dict, device: str | None) -> MatrixConfig:
@@ -151,6 +186,12 @@ def finish_bench(summary: BenchSummary, tracking_uri: str, device: str, report: 
     return folder
 
 
+def format_worker_rss(values: list[float | None]) -> str:
+    """Peak resident memory per worker for the bench summary line, "n/a" where unknown."""
+    return ", ".join("n/a" if v is None else f"{v:.0f} MiB" for v in values) or "n/a"
+
+
 def write_summary(summary: BenchSummary, path: str | Path) -> None:
-    """The bench summary as JSON (cells run, skipped, failed; seconds per phase) for scripts."""
+    """The bench summary as JSON (cells run, skipped, failed; seconds per phase; peak resident
+    memory per worker, null where unknown) for scripts."""
     Path(path).write_text(json.dumps(asdict(summary), indent=2, sort_keys=True))

@@ -1,13 +1,16 @@
 """Performance benchmarks that print figures (never timed unit tests):
 
 * ``fusebench perf loop``: time per training step of the shared loop against a bare PyTorch
-  loop over the same tensors, model and batch size, and their ratio;
+  loop over the same tensors, model and batch size, and their ratio; and the stacked loop's
+  time per step per model (three seeds trained as one computation) against the bare loop;
 * ``fusebench perf phases``: wall time of each phase of a bench run (data, encoding, tuning,
   final runs, report) from a cold state folder;
 * ``fusebench perf workers``: wall time of a matrix with 1 worker and with N workers, and the
   speed-up;
 * ``fusebench perf budget``: test scores under the profile's training budget and a larger one,
-  and their difference (benchmark/run/budget_check.py)."""
+  and their difference (benchmark/run/budget_check.py);
+* ``fusebench perf scale``: seconds per epoch, samples/s and peak memory of the real loop on
+  generated datasets of growing size (benchmark/run/scale_check.py)."""
 
 from __future__ import annotations
 
@@ -22,6 +25,8 @@ from pathlib import Path
 
 from benchmark.paths import cache_dir, data_dir
 
+STACK = 3  # models in the stacked loop that `perf loop` times (the default profile's seeds)
+
 
 def loop_overhead(strategy: str, dataset: str, batch_size: int, epochs: int, repeats: int, device: str) -> dict:
     import torch
@@ -32,12 +37,14 @@ def loop_overhead(strategy: str, dataset: str, batch_size: int, epochs: int, rep
     from benchmark.train.device import synchronize
     from benchmark.train.loop import TrainConfig, train
     from benchmark.train.model import build_model
+    from benchmark.train.stacked import train_stacked
     from strategies import get_strategy
     from strategies.search_space import defaults
 
     features = build_features(find_card(dataset), log=lambda *_: None)
-    split = features.splits["train"].to(device)
+    split = features.splits_on(device)["train"]  # cached dtype (fp16); both loops convert per batch
     modalities = features.modalities
+    held = split.pooled[modalities[0]].device
     hparams = defaults(get_strategy(strategy).search_space)
 
     def bare(seed: int) -> float:
@@ -52,11 +59,12 @@ def loop_overhead(strategy: str, dataset: str, batch_size: int, epochs: int, rep
             order = torch.randperm(n).to(device)
             for start in range(0, n, batch_size):
                 index = order[start:start + batch_size]
+                at = index.to(held)  # the rows, where the features are held
                 if tokens:
-                    inputs = {m: split.tokens[m][index] for m in modalities}
-                    mask = {m: split.token_mask[m][index] for m in modalities}
+                    inputs = {m: split.tokens[m][at].to(device).float() for m in modalities}
+                    mask = {m: split.token_mask[m][at].to(device) for m in modalities}
                 else:
-                    inputs, mask = {m: split.pooled[m][index] for m in modalities}, None
+                    inputs, mask = {m: split.pooled[m][at].to(device).float() for m in modalities}, None
                 present = torch.ones(len(index), len(modalities), dtype=torch.bool, device=device)
                 loss = nn.functional.cross_entropy(model(inputs, present, mask), split.labels[index])
                 optimizer.zero_grad(set_to_none=True)
@@ -75,14 +83,26 @@ def loop_overhead(strategy: str, dataset: str, batch_size: int, epochs: int, rep
         steps = epochs * -(-len(split) // batch_size)
         return (time.perf_counter() - started) / steps
 
-    bare(0), harness(0)  # warm-up
-    bare_times, harness_times = [], []
-    for r in range(repeats):  # interleaved so drift affects both equally
+    def stacked(seed: int) -> float:
+        """Per model: the stacked loop's time per step divided by the models in the stack."""
+        models = [build_model(strategy, features, hparams, seed + k) for k in range(STACK)]
+        configs = [TrainConfig(epochs=epochs, batch_size=batch_size, modality_dropout=0.3, seed=seed + k,
+                               device=device) for k in range(STACK)]
+        started = time.perf_counter()
+        train_stacked(models, split, modalities, configs)
+        steps = epochs * -(-len(split) // batch_size)
+        return (time.perf_counter() - started) / steps / STACK
+
+    bare(0), harness(0), stacked(0)  # warm-up
+    bare_times, harness_times, stacked_times = [], [], []
+    for r in range(repeats):  # interleaved so drift affects all equally
         bare_times.append(bare(r))
         harness_times.append(harness(r))
-    b, h = statistics.median(bare_times), statistics.median(harness_times)
+        stacked_times.append(stacked(r))
+    b, h, s = (statistics.median(t) for t in (bare_times, harness_times, stacked_times))
     return {"strategy": strategy, "dataset": dataset, "device": device, "batch_size": batch_size,
-            "bare_ms_per_step": b * 1e3, "harness_ms_per_step": h * 1e3, "ratio": h / b}
+            "bare_ms_per_step": b * 1e3, "harness_ms_per_step": h * 1e3, "ratio": h / b,
+            "stacked_ms_per_model_step": s * 1e3, "stacked_ratio": s / b}
 
 
 def _bench_env(home: Path, share_cache: bool) -> dict:
@@ -135,15 +155,21 @@ def main(args) -> int:
     if args.what == "loop":
         rows = [loop_overhead(s, args.dataset, args.batch_size, args.epochs, args.repeats, device)
                 for s in args.strategy]
-        print(f"{'strategy':<24}{'dataset':<14}{'device':<7}{'batch':>6}{'bare ms/step':>14}{'harness ms/step':>17}{'ratio':>8}")
+        print(f"{'strategy':<24}{'dataset':<14}{'device':<7}{'batch':>6}{'bare ms/step':>14}{'harness ms/step':>17}"
+              f"{'ratio':>8}{f'stacked x{STACK} ms/step/model':>28}{'vs bare':>9}")
         for r in rows:
             print(f"{r['strategy']:<24}{r['dataset']:<14}{r['device']:<7}{r['batch_size']:>6}"
-                  f"{r['bare_ms_per_step']:>14.3f}{r['harness_ms_per_step']:>17.3f}{r['ratio']:>8.3f}")
+                  f"{r['bare_ms_per_step']:>14.3f}{r['harness_ms_per_step']:>17.3f}{r['ratio']:>8.3f}"
+                  f"{r['stacked_ms_per_model_step']:>28.3f}{r['stacked_ratio']:>9.3f}")
         worst = max(r["ratio"] for r in rows)
         print(f"worst harness/bare ratio: {worst:.3f} (target <= 1.10) -> {'OK' if worst <= 1.10 else 'ABOVE TARGET'}")
         return 0
     if args.what == "budget":
         return budget_main(args, device)
+    if args.what == "scale":
+        from benchmark.run.scale_check import main as scale_main
+
+        return scale_main(args, device)
     bench_args = ["--profile", args.profile, "--device", device] + (args.bench_args or [])
     if args.what == "phases":
         figures = phases(bench_args, cold=args.cold)

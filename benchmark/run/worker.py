@@ -8,6 +8,7 @@ cells are found by configuration hash and skipped, so an interrupted run resumes
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 import traceback
@@ -25,7 +26,8 @@ from benchmark.scale.database import open_storage
 from benchmark.scale.retry import is_store_outage, retry
 from benchmark.scale.schema import STOP_REASON
 from benchmark.scale.tracking import MatrixTracker
-from benchmark.train.cell import CellBudget, run_cell
+from benchmark.train.cell import CellBudget, run_cells
+from benchmark.train.cost import peak_rss_mb
 from benchmark.train.results import Cell, RunResult
 from benchmark.train.tuning import default_trial_params, load_study, run_trial_slot
 from strategies import discover
@@ -42,6 +44,7 @@ class MatrixOutcome:
     skipped: int = 0
     failed: list[tuple[str, str]] = field(default_factory=list)
     phase_seconds: dict[str, float] = field(default_factory=dict)
+    peak_rss_mb: float | None = None  # this process's peak resident memory (ru_maxrss), MiB
 
 
 class Worker:
@@ -60,7 +63,7 @@ class Worker:
         self.tracker = retry(lambda: MatrixTracker(tracking_uri, self.matrix_id, asdict(config), config.device,
                                                    create=False), f"open tracking store {tracking_uri}")
         self.features: dict[str, FeatureSet] = dict(features or {})
-        self.budget = CellBudget(config.epochs, config.batch_size, config.trials, config.device, config.patience)
+        self.budget = CellBudget(config.epochs, config.batch_size, config.trials, config.device, config.patience, config.amp)
         self.unit_list = list(matrix_units(config, self.studies))  # fixed for the matrix; hashed once, not per poll
         self.phases = {"data_and_encoding": 0.0, "tuning": 0.0, "final_runs": 0.0}
         self.outcome = MatrixOutcome(self.matrix_id, self.tracker.parent_id)
@@ -86,17 +89,26 @@ class Worker:
                     time.sleep(self.poll_s)
                     continue
                 unit, kind, payload = claimed
-                with self.queue.holding(self.matrix_id, unit, self.worker_id):
-                    # A store that drops out mid-unit: back off and redo the unit (its own checks
-                    # skip what was recorded), or give up with StoreUnavailable after the budget.
-                    if kind == "trial":
+                if kind == "trial":
+                    with self.queue.holding(self.matrix_id, unit, self.worker_id):
+                        # A store that drops out mid-unit: back off and redo the unit (its own checks
+                        # skip what was recorded), or give up with StoreUnavailable after the budget.
                         retry(lambda: self._trial(unit, *payload, display), f"trial unit {unit}")
-                    else:
-                        retry(lambda: self._cell(unit, payload[0], payload[1], display), f"cell unit {unit}")
-                        display.advance()
-                if self.queue.holds(self.matrix_id, unit, self.worker_id):
-                    self.queue.mark_done(self.matrix_id, unit)
+                    if self.queue.holds(self.matrix_id, unit, self.worker_id):
+                        self.queue.mark_done(self.matrix_id, unit)
+                    continue
+                group = [claimed] + self._claim_siblings(claimed, pending, done)
+                members = [(u, p[1]) for u, _, p in group]
+                with contextlib.ExitStack() as leases:
+                    for member, _ in members:
+                        leases.enter_context(self.queue.holding(self.matrix_id, member, self.worker_id))
+                    retry(lambda: self._cells(members, payload[0], display), f"cell unit {unit}")
+                for member, _ in members:
+                    display.advance()
+                    if self.queue.holds(self.matrix_id, member, self.worker_id):
+                        self.queue.mark_done(self.matrix_id, member)
         self.outcome.phase_seconds = self.phases
+        self.outcome.peak_rss_mb = peak_rss_mb()
         return self.outcome
 
     @staticmethod
@@ -120,7 +132,7 @@ class Worker:
         display.cell(f"tuning {cell.dataset} · {cell.variant} · dropout {cell.dropout:g}")
         display.detail(f"trial {slot + 1}/{self.config.trials}")
         started = time.perf_counter()
-        splits = {s: t.to(self.config.device) for s, t in features.splits.items()}
+        splits = features.splits_on(self.config.device)
         fixed = default_trial_params(cell.strategy) if slot == 0 else None
         study = load_study(study_key, self.storage, self.config.trials, slot, fixed)
         try:
@@ -133,40 +145,64 @@ class Worker:
                 raise
         self.phases["tuning"] += time.perf_counter() - started
 
+    def _claim_siblings(self, claimed, pending, done: set[str]) -> list:
+        """The other pending cells of the claimed cell's study (its seeds) this worker can claim
+        now, to train them stacked with it (none when the profile turns stacking off)."""
+        if not self.config.stack_seeds:
+            return []
+        study_key = claimed[2][0]
+        return [u for u in pending if u[1] == "cell" and u[0] != claimed[0] and u[2][0] == study_key
+                and self._ready(u, done) and self.queue.claim(self.matrix_id, u[0], self.worker_id)]
+
     def _cell(self, unit: str, study_key: str, cell: Cell, display) -> None:
-        display.cell(cell.label())
-        key = cell_hash(cell, self.config)
-        if self.tracker.is_finished(key):  # finished by a worker killed before it marked the unit done
-            self.outcome.skipped += 1
+        self._cells([(unit, cell)], study_key, display)
+
+    def _cells(self, members: list[tuple[str, Cell]], study_key: str, display) -> None:
+        """Run cells of one study (unit, cell), trained together, and record each as its own run."""
+        display.cell(members[0][1].label() if len(members) == 1 else
+                     f"{members[0][1].dataset} · {members[0][1].variant} · dropout {members[0][1].dropout:g} · "
+                     f"seeds {', '.join(str(c.seed) for _, c in members)}")
+        todo = []  # (unit, cell, run id)
+        for unit, cell in members:
+            key = cell_hash(cell, self.config)
+            if self.tracker.is_finished(key):  # finished by a worker killed before it marked the unit done
+                self.outcome.skipped += 1
+                continue
+            self.tracker.discard_unfinished(key)
+            run_id = self.tracker.start_cell(key, cell.label(), {
+                "strategy": cell.variant, "dataset": cell.dataset, "worker": self.worker_id,
+                "family": discover().get(cell.strategy).family, "modality_dropout": f"{cell.dropout:g}",
+                "seed": str(cell.seed)})
+            todo.append((unit, cell, run_id))
+        if not todo:
             return
-        features = self._features(cell.dataset)
-        self.tracker.discard_unfinished(key)
-        run_id = self.tracker.start_cell(key, cell.label(), {
-            "strategy": cell.variant, "dataset": cell.dataset, "worker": self.worker_id,
-            "family": discover().get(cell.strategy).family, "modality_dropout": f"{cell.dropout:g}",
-            "seed": str(cell.seed)})
+        features = self._features(todo[0][1].dataset)
         started = time.perf_counter()
         try:
             time.sleep(FAULT_CELL_DELAY_S)  # fault injection for tests: widen the mid-cell window
-            splits = {s: t.to(self.config.device) for s, t in features.splits.items()}
+            splits = features.splits_on(self.config.device)
             study = load_study(study_key, self.storage, self.config.trials)
-            result = run_cell(cell, features, splits, study, self.budget, self._ranking_metric(cell.dataset),
-                              display.detail)
-            if not self._still_holds(unit, cell.label()):
-                return
-            self.tracker.finish_cell(run_id, result.params(), result.metrics(),
-                                     {"family": result.family, STOP_REASON: result.stop_reason}, result.to_dict(),
-                                     steps=result.step_metrics())
-            self.outcome.completed.append(result)
+            results = run_cells([cell for _, cell, _ in todo], features, splits, study, self.budget,
+                                self._ranking_metric(todo[0][1].dataset), display.detail, self.log,
+                                stack=self.config.stack_seeds)
+            for (unit, cell, run_id), result in zip(todo, results):
+                if not self._still_holds(unit, cell.label()):
+                    continue
+                self.tracker.finish_cell(run_id, result.params(), result.metrics(),
+                                         {"family": result.family, STOP_REASON: result.stop_reason},
+                                         result.to_dict(), steps=result.step_metrics())
+                self.queue.mark_done(self.matrix_id, unit)  # each cell as it is recorded, not the group at its end
+                self.outcome.completed.append(result)
         except Exception as exc:  # noqa: BLE001 - a failed cell is recorded and the matrix goes on
             if is_store_outage(exc):
                 raise  # the store, not the cell, failed: handled by the retry around the unit
-            if not self._still_holds(unit, cell.label()):
-                return
             message = f"{type(exc).__name__}: {exc}"
-            self.tracker.fail_cell(run_id, message + "\n" + traceback.format_exc(limit=5))
-            self.outcome.failed.append((cell.label(), message))
-            self.log(f"FAILED {cell.label()}: {message}")
+            for unit, cell, run_id in todo:
+                if not self._still_holds(unit, cell.label()):
+                    continue
+                self.tracker.fail_cell(run_id, message + "\n" + traceback.format_exc(limit=5))
+                self.outcome.failed.append((cell.label(), message))
+                self.log(f"FAILED {cell.label()}: {message}")
             if torch.cuda.is_available():
                 torch.cuda.empty_cache()
         self.phases["final_runs"] += time.perf_counter() - started

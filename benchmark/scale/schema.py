@@ -44,6 +44,7 @@ MISSING_MACRO_F1_PREFIX = "test_macro_f1_missing."
 # (step = epoch, 1-based).
 EPOCHS_RUN, BEST_EPOCH = "epochs_run", "best_epoch"
 STOP_REASON = "stop_reason"  # param and tag: "plateau" (early stopping) or "cap" (the profile's epoch cap)
+STACKED_WITH = "stacked_with"  # param: how many models were trained in one stacked computation with this run (1: alone)
 STOP_PLATEAU, STOP_CAP = "plateau", "cap"
 CURVE_TRAIN_LOSS, CURVE_VAL_METRIC, CURVE_LR = "curve.train_loss", "curve.val_metric", "curve.lr"
 

@@ -8,11 +8,30 @@ import torch
 from benchmark.features.tensors import SplitTensors
 
 
-def model_inputs(split: SplitTensors, modalities: list[str], index: torch.Tensor, tokens: bool):
-    """-> (inputs: m -> (b, D) or (b, T, D), token_mask: m -> (b, T) or None)."""
+def model_inputs(split: SplitTensors, modalities: list[str], index: torch.Tensor, tokens: bool,
+                 device: torch.device | str | None = None):
+    """Rows ``index`` of ``split``, as float32 on ``device`` (default: the labels' device, where
+    training runs). The features stay in their cached dtype (fp16) wherever they are held (the
+    GPU, or memory-mapped on the CPU); the rows are gathered there, moved in that dtype and
+    converted on ``device``, batch by batch. ``index`` may live on any device.
+    -> (inputs: m -> float32 (b, D) or (b, T, D), token_mask: m -> bool (b, T) or None)."""
+    device = torch.device(device) if device is not None else split.labels.device
+    indices: dict[torch.device, torch.Tensor] = {}
+
+    def rows(x: torch.Tensor) -> torch.Tensor:
+        if x.device not in indices:
+            indices[x.device] = index.to(x.device)
+        picked = x[indices[x.device]]  # (b, ...), cached dtype, where x is held
+        if picked.device != device:
+            if device.type == "cuda" and picked.device.type == "cpu":
+                picked = picked.pin_memory()  # so the copy can overlap with the GPU's work
+            picked = picked.to(device, non_blocking=True)
+        return picked
+
     if tokens:
-        return ({m: split.tokens[m][index] for m in modalities}, {m: split.token_mask[m][index] for m in modalities})
-    return {m: split.pooled[m][index] for m in modalities}, None
+        inputs = {m: rows(split.tokens[m]).to(torch.float32) for m in modalities}  # m -> (b, T, D)
+        return inputs, {m: rows(split.token_mask[m]).to(torch.bool) for m in modalities}  # m -> (b, T)
+    return {m: rows(split.pooled[m]).to(torch.float32) for m in modalities}, None  # m -> (b, D)
 
 
 def random_presence(batch: int, num_modalities: int, missing_rate: float, generator: torch.Generator,

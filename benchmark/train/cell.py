@@ -1,5 +1,5 @@
 """The per-cell protocol: retrain a study's best hyperparameters and the strategy's defaults
-with the cell's seed (early stopping on the validation split, best weights restored), evaluate
+with each cell's seed (the seeds of a study stacked into one computation where they can be) (early stopping on the validation split, best weights restored), evaluate
 on the test split next to the reference predictors, and measure cost. -> a RunResult."""
 
 from __future__ import annotations
@@ -11,9 +11,10 @@ from typing import Callable
 from benchmark.features.tensors import FeatureSet
 from benchmark.train.cost import PeakMemory, parameter_count, training_step_tensor_mb
 from benchmark.train.evaluation import References, evaluate, full_accuracy
-from benchmark.train.loop import TrainConfig, train
+from benchmark.train.loop import TrainConfig
 from benchmark.train.model import build_model
 from benchmark.train.results import Cell, RunResult
+from benchmark.train.stacked import train_together
 from benchmark.train.tuning import budget_trials, default_params, split_params
 
 
@@ -27,20 +28,32 @@ class CellBudget:
     trials: int
     device: str
     patience: int = 5
+    amp: str = "off"
 
     def train_config(self, cell: Cell, metric: str, **training) -> TrainConfig:
         return TrainConfig(epochs=self.epochs, batch_size=self.batch_size, modality_dropout=cell.dropout,
-                           seed=cell.seed, device=self.device, patience=self.patience, metric=metric, **training)
+                           seed=cell.seed, device=self.device, patience=self.patience, metric=metric, amp=self.amp,
+                           **training)
 
 
 def run_cell(cell: Cell, features: FeatureSet, splits, study, config: CellBudget, metric: str = "accuracy",
              progress: Callable[[str], None] = lambda _: None) -> RunResult:
-    """Retrain the tuned and the default hyperparameters with this cell's seed; evaluate on test.
-    ``splits``: split name -> SplitTensors on ``config.device``; ``study``: the cell's Optuna study;
-    ``metric``: the dataset's ranking metric, which early stopping maximises on validation."""
+    """One cell: ``run_cells`` with a single seed."""
+    return run_cells([cell], features, splits, study, config, metric, progress)[0]
+
+
+def run_cells(cells: list[Cell], features: FeatureSet, splits, study, config: CellBudget, metric: str = "accuracy",
+              progress: Callable[[str], None] = lambda _: None, log: Callable[[str], None] = lambda _: None,
+              stack: bool = True) -> list[RunResult]:
+    """Cells of one study (its seeds): retrain the tuned and the default hyperparameters with each
+    cell's seed, the seeds trained as one stacked computation where they can be (and, when their
+    shapes agree, the default retrains in the same stack); evaluate each on test.
+    ``splits``: split name -> SplitTensors; ``study``: the cells' Optuna study; ``metric``: the
+    dataset's ranking metric, which early stopping maximises on validation. -> one result per cell."""
     started = time.perf_counter()
     device = config.device
-    default_model, default_training = default_params(cell.strategy)
+    strategy, fixed = cells[0].strategy, cells[0].fixed_hparams
+    default_model, default_training = default_params(strategy)
     completed = [t for t in budget_trials(study) if t.state.name == "COMPLETE" and t.value is not None]
     if config.trials > 0 and not completed:
         raise RuntimeError(f"no tuning trial of study {study.study_name!r} completed; see its failed trials")
@@ -49,39 +62,63 @@ def run_cell(cell: Cell, features: FeatureSet, splits, study, config: CellBudget
         tuned_model, tuned_training = split_params(best.params)
     else:
         tuned_model, tuned_training = dict(default_model), dict(default_training)
-    hparams = {**default_model, **tuned_model, **cell.fixed_hparams}
+    hparams = {**default_model, **tuned_model, **fixed}
+    default_hparams = {**default_model, **fixed}
     training = {**default_training, **tuned_training}
+    defaults_won = tuned_model == default_model and tuned_training == default_training
     references = References.of(splits["train"].labels, splits["test"].labels, features.num_classes)
+    seeds = [c.seed for c in cells]
 
-    def show(what: str):
-        return lambda epoch, score: progress(f"{what}seed {cell.seed} epoch {epoch + 1} (cap {config.epochs}), "
-                                             f"validation {metric} {score:.3f}")
+    # Every run to train: the tuned configuration per seed, then (unless tuning picked the
+    # defaults) the defaults per seed. Runs whose model shapes agree go into one stack.
+    runs = [(hparams, c, training, "") for c in cells]
+    if not defaults_won:
+        runs += [(default_hparams, c, default_training, "defaults, ") for c in cells]
+    groups: dict[str, list[int]] = {}
+    for k, (model_hparams, _, run_training, _) in enumerate(runs):
+        key = repr(sorted(model_hparams.items())) + repr(run_training.get("batch_size"))
+        groups.setdefault(key, []).append(k)
 
     with PeakMemory(device) as memory:
-        model = build_model(cell.strategy, features, hparams, cell.seed)
-        stats = train(model, splits["train"], features.modalities, config.train_config(cell, metric, **training),
-                      val_split=splits["validation"], on_epoch=show(""))
-        test = evaluate(model, splits["test"], features.modalities, references, seed=1000 + cell.seed, metric=metric)
-    n_params = parameter_count(model)
-    if tuned_model == default_model and tuned_training == default_training:
-        default_accuracy = test.accuracy  # the defaults won tuning: same seed, same model, same result
+        models = [build_model(strategy, features, model_hparams, c.seed) for model_hparams, c, _, _ in runs]
+        configs = [config.train_config(c, metric, **run_training) for _, c, run_training, _ in runs]
+        stats: list = [None] * len(runs)
+        for members in groups.values():
+            def show(i, epoch, score, members=members):
+                _, c, _, what = runs[members[i]]
+                progress(f"{what}seed {c.seed} epoch {epoch + 1} (cap {config.epochs}), validation {metric} {score:.3f}")
+
+            trained = train_together([models[k] for k in members], splits["train"], features.modalities,
+                                     [configs[k] for k in members], splits["validation"], show, stack, log)
+            for k, run_stats in zip(members, trained):
+                stats[k] = run_stats
+        tests = [evaluate(models[k], splits["test"], features.modalities, references, seed=1000 + c.seed, metric=metric)
+                 for k, c in enumerate(cells)]
+    if defaults_won:
+        default_accuracies = [t.accuracy for t in tests]  # the defaults won tuning: same seed, same model, same result
     else:
-        default = build_model(cell.strategy, features, {**default_model, **cell.fixed_hparams}, cell.seed)
-        train(default, splits["train"], features.modalities, config.train_config(cell, metric, **default_training),
-              val_split=splits["validation"], on_epoch=show("defaults, "))
-        default_accuracy = full_accuracy(default, splits["test"], features.modalities)
-    tensor_memory = training_step_tensor_mb(model, splits["train"], features.modalities, config.batch_size)
-    return RunResult(
-        cell=cell, family=model.family, hparams=hparams, training=training,
-        test_accuracy=test.accuracy, test_macro_f1=test.macro_f1, subset_accuracy=test.subset_accuracy,
-        missing_curve=test.missing_curve, robustness=test.robustness, default_test_accuracy=default_accuracy,
-        best_val_score=stats.best_score, param_count=n_params, train_samples_per_s=stats.train_samples_per_s,
-        inference_samples_per_s=test.inference_samples_per_s, latency_ms_per_batch=test.latency_ms_per_batch,
-        seconds_per_epoch=stats.seconds_per_epoch, memory={**memory.metrics(), **tensor_memory},
-        device=device, wall_seconds=time.perf_counter() - started,
-        ranking_metric=metric, epochs_run=stats.epochs_run, best_epoch=stats.best_epoch,
-        stop_reason=stats.stop_reason, collapsed=test.collapsed, not_converged=not stats.converged,
-        largest_class_share=test.largest_class_share, references=references,
-        curves={"train_loss": stats.train_loss, "val_metric": stats.val_score, "lr": stats.lr},
-        missing_curve_macro_f1=test.missing_curve_macro_f1,
-    )
+        default_accuracies = [full_accuracy(models[len(cells) + k], splits["test"], features.modalities)
+                              for k in range(len(cells))]
+    n_params = parameter_count(models[0])
+    tensor_memory = training_step_tensor_mb(models[0], splits["train"], features.modalities, config.batch_size)
+    wall = (time.perf_counter() - started) / len(cells)  # the group's wall time, shared evenly
+    if len(cells) > 1:
+        log(f"{cells[0].dataset} · {cells[0].variant}: seeds {', '.join(map(str, seeds))} trained in "
+            f"{wall * len(cells):.1f}s (stacked with {max(s.stacked_with for s in stats)})")
+    results = []
+    for cell, test, run_stats, default_accuracy in zip(cells, tests, stats, default_accuracies):
+        results.append(RunResult(
+            cell=cell, family=models[0].family, hparams=hparams, training=training,
+            test_accuracy=test.accuracy, test_macro_f1=test.macro_f1, subset_accuracy=test.subset_accuracy,
+            missing_curve=test.missing_curve, robustness=test.robustness, default_test_accuracy=default_accuracy,
+            best_val_score=run_stats.best_score, param_count=n_params, train_samples_per_s=run_stats.train_samples_per_s,
+            inference_samples_per_s=test.inference_samples_per_s, latency_ms_per_batch=test.latency_ms_per_batch,
+            seconds_per_epoch=run_stats.seconds_per_epoch, memory={**memory.metrics(), **tensor_memory},
+            device=device, wall_seconds=wall,
+            ranking_metric=metric, epochs_run=run_stats.epochs_run, best_epoch=run_stats.best_epoch,
+            stop_reason=run_stats.stop_reason, collapsed=test.collapsed, not_converged=not run_stats.converged,
+            largest_class_share=test.largest_class_share, references=references,
+            curves={"train_loss": run_stats.train_loss, "val_metric": run_stats.val_score, "lr": run_stats.lr},
+            missing_curve_macro_f1=test.missing_curve_macro_f1, stacked_with=run_stats.stacked_with,
+        ))
+    return results

@@ -25,6 +25,23 @@ def current_rss_mb() -> float:
                     return int(line.split()[1]) / 1024
     except OSError:
         pass
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # the lifetime peak: the best there is
+    return rss / (2**20 if sys.platform == "darwin" else 2**10)
+
+
+def peak_rss_mb() -> float:
+    """The peak resident memory of this process so far, in MiB; it counts memory-mapped feature
+    pages once they are read. Linux: ``VmHWM`` of /proc/self/status, the high-water mark of this
+    program's own address space (``ru_maxrss`` is no use there: a process started by fork and
+    exec inherits its parent's peak in it, so every worker would report the coordinator's).
+    Elsewhere ``ru_maxrss`` (bytes on macOS)."""
+    try:
+        with open("/proc/self/status") as handle:
+            for line in handle:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return rss / (2**20 if sys.platform == "darwin" else 2**10)
 
@@ -102,7 +119,7 @@ def training_step_tensor_mb(model: torch.nn.Module, split, modalities: list[str]
     model.train()
     device = next((p.device for p in params), torch.device("cpu"))
     index = torch.arange(min(batch_size, len(split)), device=device)
-    inputs, token_mask = model_inputs(split, modalities, index, model.consumes_tokens)
+    inputs, token_mask = model_inputs(split, modalities, index, model.consumes_tokens, device=device)
     present = torch.ones(len(index), len(modalities), dtype=torch.bool, device=device)
     with torch.enable_grad(), torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
         output = model(inputs, present, token_mask)

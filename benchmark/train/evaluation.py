@@ -69,17 +69,23 @@ class Evaluation:
         return self.missing_curve_macro_f1 if metric == "macro_f1" else self.missing_curve
 
 
+def model_device(model, split: SplitTensors) -> torch.device:
+    """Where ``model`` runs: its parameters' device (the split's labels' for a model without any)."""
+    return next((p.device for p in model.parameters()), split.labels.device)
+
+
 @torch.no_grad()
 def logits_of(model, split: SplitTensors, modalities: list[str], present: torch.Tensor) -> torch.Tensor:
-    """Model outputs for every row, in batches. present: bool (N, M) -> (N, C)"""
+    """Model outputs for every row, in batches, on the model's device; each batch's features are
+    converted to float32 there (they are held in their cached dtype). present: bool (N, M) -> (N, C)"""
     model.eval()
     tokens = model.consumes_tokens
-    device = split.labels.device
+    device = model_device(model, split)
     out = []
     for start in range(0, len(split), EVAL_BATCH):
-        index = torch.arange(start, min(len(split), start + EVAL_BATCH), device=device)
-        inputs, token_mask = model_inputs(split, modalities, index, tokens)
-        out.append(model(inputs, present[index], token_mask))  # (b, C)
+        stop = min(len(split), start + EVAL_BATCH)
+        inputs, token_mask = model_inputs(split, modalities, torch.arange(start, stop), tokens, device=device)
+        out.append(model(inputs, present[start:stop].to(device), token_mask))  # (b, C)
     return torch.cat(out)
 
 
@@ -89,7 +95,7 @@ def predict(model, split: SplitTensors, modalities: list[str], present: torch.Te
 
 
 def accuracy(pred: torch.Tensor, labels: torch.Tensor) -> float:
-    return float((pred == labels).float().mean())
+    return float((pred == labels.to(pred.device)).float().mean())
 
 
 def macro_f1(pred: torch.Tensor, labels: torch.Tensor) -> float:
@@ -111,7 +117,7 @@ def validation_scores(model, split: SplitTensors, modalities: list[str], metric:
     ranked by the loss (small validation splits tie often)."""
     present = subset_presence(len(split), modalities, tuple(modalities), split.labels.device)
     logits = logits_of(model, split, modalities, present)  # (N, C)
-    loss = float(torch.nn.functional.cross_entropy(logits.float(), split.labels))
+    loss = float(torch.nn.functional.cross_entropy(logits.float(), split.labels.to(logits.device)))
     return SCORES[metric](logits.argmax(dim=-1), split.labels), loss
 
 
@@ -182,9 +188,9 @@ def inference_speed(model, split: SplitTensors, modalities: list[str], batch: in
     """(samples/s, ms per batch) for forward passes of ``batch`` rows, after warm-up."""
     model.eval()
     tokens = model.consumes_tokens
-    device = split.labels.device
-    index = torch.arange(min(batch, len(split)), device=device)
-    inputs, token_mask = model_inputs(split, modalities, index, tokens)
+    device = model_device(model, split)
+    index = torch.arange(min(batch, len(split)))
+    inputs, token_mask = model_inputs(split, modalities, index, tokens, device=device)  # float32 on device
     present = subset_presence(len(index), modalities, tuple(modalities), device)
     for _ in range(warmup):
         model(inputs, present, token_mask)

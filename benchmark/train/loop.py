@@ -1,14 +1,19 @@
 """The one training loop shared by every strategy.
 
-Features live as tensors on the training device; batches are index slices (no DataLoader).
-Random modality dropout is applied in training only.
+Features live as tensors (in their cached dtype) on the features' device; batches are index
+slices converted to float32 on the training device (no DataLoader). Random modality dropout is
+applied in training only.
 
 The protocol (README, "Training protocol"): AdamW with a linear learning-rate warm-up over
 the first epoch, then the rate is halved whenever the validation score has not improved for
 ``lr_patience`` epochs (an epoch improves when its score beats the best, or ties it with a
 lower validation loss); gradients are clipped to a global norm of ``clip_norm``; training stops
 when the validation score has not improved for ``patience`` epochs, but never before
-``min_epochs`` (``plateau``), or at the epoch cap (``cap``), and the weights of the best validation epoch are restored."""
+``min_epochs`` (``plateau``), or at the epoch cap (``cap``), and the weights of the best validation epoch are restored.
+
+``train`` runs one model. ``benchmark/train/stacked.py`` runs several models of one shape (the
+seeds of a cell) as one stacked computation with the same protocol; both keep their per-run
+bookkeeping in ``RunBook`` and their rate in ``LearningRate``, so the rules live here once."""
 
 from __future__ import annotations
 
@@ -24,8 +29,9 @@ from torch import nn
 from benchmark.features.tensors import SplitTensors
 from benchmark.scale.schema import STOP_CAP, STOP_PLATEAU
 from benchmark.train.batching import model_inputs, random_presence
-from benchmark.train.device import synchronize
+from benchmark.train.device import is_cuda, synchronize
 from benchmark.train.evaluation import validation_scores
+from benchmark.train.precision import autocast
 
 
 class NonFiniteLoss(RuntimeError):
@@ -49,6 +55,7 @@ class TrainConfig:
     clip_norm: float = 1.0  # global gradient-norm clipping
     min_delta: float = 1e-4  # a validation score must beat the best by more than this (ties: the loss decides)
     metric: str = "accuracy"  # the validation score: "accuracy" or "macro_f1" (the card's ranking metric)
+    amp: str = "off"  # "bf16" or "fp16" autocast on CUDA (fp16 with a gradient scaler); off CUDA always "off"
 
 
 @dataclass
@@ -65,6 +72,7 @@ class TrainStats:
     train_loss: list[float] = field(default_factory=list)  # per epoch
     val_score: list[float] = field(default_factory=list)  # per epoch
     lr: list[float] = field(default_factory=list)  # per epoch, the rate at its end
+    stacked_with: int = 1  # models trained in the same stacked computation (1: alone)
 
     @property
     def train_samples_per_s(self) -> float:
@@ -88,116 +96,151 @@ def training_loss(model: nn.Module, inputs, present: torch.Tensor, token_mask, l
     """Cross-entropy of the fused logits plus the weighted cross-entropy of any auxiliary
     classifiers the strategy returns (e.g. CentralNet's per-modality heads), each over its rows."""
     logits, auxiliary = model.forward_with_aux(inputs, present, token_mask)  # (b, C), [AuxiliaryLogits]
-    loss = nn.functional.cross_entropy(logits, labels)
+    loss = nn.functional.cross_entropy(logits.float(), labels)
     for aux in auxiliary:
         if aux.weight > 0 and bool(aux.rows.any()):
-            loss = loss + aux.weight * nn.functional.cross_entropy(aux.logits[aux.rows], labels[aux.rows])
+            loss = loss + aux.weight * nn.functional.cross_entropy(aux.logits[aux.rows].float(), labels[aux.rows])
     return loss
 
 
-class _Schedule:
-    """Linear warm-up over the first steps, then halving on a validation plateau."""
+class LearningRate:
+    """The rate of one run: linear warm-up over the first steps, then halving on a validation
+    plateau. It holds the value; the caller applies it to its optimizer."""
 
-    def __init__(self, optimizer: torch.optim.Optimizer, config: TrainConfig, steps_per_epoch: int) -> None:
-        self.optimizer, self.config = optimizer, config
+    def __init__(self, config: TrainConfig, steps_per_epoch: int) -> None:
+        self.config = config
         self.warmup_steps = max(1, int(round(config.warmup_epochs * steps_per_epoch)))
         self.base = config.lr
         self.step_count = 0
         self.stale = 0
-        self._set(self.base * 0.1 if config.warmup_epochs > 0 else self.base)
-
-    def _set(self, lr: float) -> None:
-        for group in self.optimizer.param_groups:
-            group["lr"] = lr
-
-    @property
-    def lr(self) -> float:
-        return float(self.optimizer.param_groups[0]["lr"])
+        self.value = self.base * 0.1 if config.warmup_epochs > 0 else self.base
 
     def after_step(self) -> None:
         self.step_count += 1
         if self.config.warmup_epochs > 0 and self.step_count <= self.warmup_steps:
-            self._set(self.base * (0.1 + 0.9 * self.step_count / self.warmup_steps))
+            self.value = self.base * (0.1 + 0.9 * self.step_count / self.warmup_steps)
 
     def after_epoch(self, epoch: int, improved: bool) -> None:
         """After 1-based ``epoch``; the rate is kept until ``min_epochs`` (a slow start is no plateau)."""
         self.stale = 0 if improved else self.stale + 1
         if self.stale >= self.config.lr_patience and epoch >= self.config.min_epochs:
             self.base *= self.config.lr_decay
-            self._set(self.base)
+            self.value = self.base
             self.stale = 0
+
+
+class RunBook:
+    """The bookkeeping of one training run, epoch by epoch: losses, timings, validation scores,
+    the rate, the best epoch and when to stop. Shared by the single and the stacked loop."""
+
+    def __init__(self, config: TrainConfig, n: int, steps_per_epoch: int) -> None:
+        self.config, self.n = config, n
+        self.rate = LearningRate(config, steps_per_epoch)
+        self.stats = TrainStats()
+        self.since_best = 0
+        self.stopped = False
+
+    def end_epoch(self, epoch: int, loss: float, seconds: float) -> None:
+        """Record 0-based ``epoch``'s mean training loss and its time (the first epoch is warm-up
+        when there are several, so it is left out of the timings)."""
+        if not math.isfinite(loss):
+            raise NonFiniteLoss(f"training loss is {loss} at epoch {epoch + 1} (lr={self.config.lr})")
+        stats = self.stats
+        stats.epochs_run += 1
+        stats.final_loss = loss
+        stats.train_loss.append(loss)
+        if epoch > 0 or self.config.epochs == 1:
+            stats.epoch_seconds.append(seconds)
+            stats.train_samples += self.n
+            stats.train_seconds += seconds
+
+    def no_validation(self) -> None:
+        self.stats.lr.append(self.rate.value)
+
+    def validated(self, epoch: int, score: float, loss: float) -> bool:
+        """Record 0-based ``epoch``'s validation score and loss; update the rate and the stop rule.
+        -> whether this epoch is the new best (the caller keeps its weights)."""
+        stats, config = self.stats, self.config
+        stats.val_score.append(score)
+        improved = stats.best_epoch == 0 or score > stats.best_score + config.min_delta or (
+            score >= stats.best_score - config.min_delta and loss < stats.best_loss - config.min_delta)
+        if improved:
+            stats.best_score, stats.best_loss, stats.best_epoch, self.since_best = score, loss, epoch + 1, 0
+        else:
+            self.since_best += 1
+        self.rate.after_epoch(epoch + 1, improved)
+        stats.lr.append(self.rate.value)
+        if self.since_best >= config.patience and epoch + 1 >= config.min_epochs:
+            stats.stop_reason = STOP_PLATEAU
+            self.stopped = True
+        return improved
+
+
+def epoch_loss(batch_losses: list[torch.Tensor], n: int, batch_size: int) -> float:
+    """Row-weighted mean of an epoch's batch losses (the last batch may be smaller)."""
+    sizes = torch.tensor([min(batch_size, n - s) for s in range(0, n, batch_size)], dtype=torch.float32)
+    return float((torch.stack(batch_losses).float().cpu() * sizes).sum()) / n
 
 
 def train(model: nn.Module, train_split: SplitTensors, modalities: list[str], config: TrainConfig,
           val_split: SplitTensors | None = None, on_epoch: EpochCallback | None = None) -> TrainStats:
-    """Train ``model`` in place (splits already on device). With ``val_split``: early stopping
-    on the validation score and the best epoch's weights restored; without: ``config.epochs``
-    epochs and the last weights."""
+    """Train ``model`` in place. With ``val_split``: early stopping on the validation score and
+    the best epoch's weights restored; without: ``config.epochs`` epochs and the last weights."""
     device = torch.device(config.device)
     model.to(device).train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    scaler = torch.amp.GradScaler("cuda") if config.amp == "fp16" and is_cuda(device) else None
     generator = torch.Generator().manual_seed(config.seed)
     tokens = model.consumes_tokens
     n = len(train_split)
-    steps_per_epoch = -(-n // config.batch_size)
-    schedule = _Schedule(optimizer, config, steps_per_epoch)
+    book = RunBook(config, n, -(-n // config.batch_size))
     parameters = [p for p in model.parameters() if p.requires_grad]
-    stats = TrainStats()
     best_state: dict[str, torch.Tensor] | None = None
-    since_best = 0
     for epoch in range(config.epochs):
         model.train()
         synchronize(device)
         started = time.perf_counter()
-        order = torch.randperm(n, generator=generator).to(device)
+        order = torch.randperm(n, generator=generator)  # (N,)
         # Modality dropout for the whole epoch in one draw; batches take slices of it.
         presence = random_presence(n, len(modalities), config.modality_dropout, generator, device)  # (N, M)
         batch_losses = []
         for start in range(0, n, config.batch_size):
             index = order[start : start + config.batch_size]  # (b,)
-            inputs, token_mask = model_inputs(train_split, modalities, index, tokens)
+            inputs, token_mask = model_inputs(train_split, modalities, index, tokens, device=device)
             present = presence[start : start + config.batch_size]  # (b, M)
-            loss = training_loss(model, inputs, present, token_mask, train_split.labels[index])
+            labels = train_split.labels[index].to(device, non_blocking=True)  # (b,)
+            for group in optimizer.param_groups:
+                group["lr"] = book.rate.value
+            with autocast(config.amp, device):
+                loss = training_loss(model, inputs, present, token_mask, labels)
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            if scaler is not None:
+                scaler.scale(loss).backward()
+                scaler.unscale_(optimizer)
+            else:
+                loss.backward()
             if config.clip_norm > 0:
                 nn.utils.clip_grad_norm_(parameters, config.clip_norm)
-            optimizer.step()
-            schedule.after_step()
+            if scaler is not None:
+                scaler.step(optimizer)
+                scaler.update()
+            else:
+                optimizer.step()
+            book.rate.after_step()
             batch_losses.append(loss.detach())
         synchronize(device)
-        seconds = time.perf_counter() - started
-        sizes = torch.tensor([min(config.batch_size, n - s) for s in range(0, n, config.batch_size)], device=device)
-        epoch_loss = float((torch.stack(batch_losses) * sizes).sum()) / n
-        if not math.isfinite(epoch_loss):
-            raise NonFiniteLoss(f"training loss is {epoch_loss} at epoch {epoch + 1} (lr={config.lr})")
-        stats.epochs_run += 1
-        stats.final_loss = epoch_loss
-        stats.train_loss.append(epoch_loss)
-        if epoch > 0 or config.epochs == 1:  # the first epoch is warm-up when there are several
-            stats.epoch_seconds.append(seconds)
-            stats.train_samples += n
-            stats.train_seconds += seconds
+        book.end_epoch(epoch, epoch_loss(batch_losses, n, config.batch_size), time.perf_counter() - started)
         if val_split is None:
-            stats.lr.append(schedule.lr)
+            book.no_validation()
             continue
         score, loss = validation_scores(model, val_split, modalities, config.metric)
-        stats.val_score.append(score)
-        improved = best_state is None or score > stats.best_score + config.min_delta or (
-            score >= stats.best_score - config.min_delta and loss < stats.best_loss - config.min_delta)
-        if improved:
-            stats.best_score, stats.best_loss, stats.best_epoch, since_best = score, loss, epoch + 1, 0
+        if book.validated(epoch, score, loss):
             best_state = copy.deepcopy(model.state_dict())
-        else:
-            since_best += 1
-        schedule.after_epoch(epoch + 1, improved)
-        stats.lr.append(schedule.lr)
         if on_epoch is not None:
             on_epoch(epoch, score)
-        if since_best >= config.patience and epoch + 1 >= config.min_epochs:
-            stats.stop_reason = STOP_PLATEAU
+        if book.stopped:
             break
     if best_state is not None:
         model.load_state_dict(best_state)
     model.eval()
-    return stats
+    return book.stats

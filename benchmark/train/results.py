@@ -63,6 +63,7 @@ class RunResult:
     references: Any = None  # evaluation.References of the test split
     curves: dict[str, list[float]] = field(default_factory=dict)  # "train_loss", "val_metric", "lr": per epoch
     missing_curve_macro_f1: dict[float, float] = field(default_factory=dict)  # rate -> test macro-F1
+    stacked_with: int = 1  # models trained in one stacked computation with this one (benchmark/train/stacked.py)
 
     @property
     def tuning_gain(self) -> float:
@@ -73,6 +74,7 @@ class RunResult:
             "dataset": self.cell.dataset, "strategy": self.cell.strategy, "variant": self.cell.variant,
             "family": self.family, "seed": self.cell.seed, "modality_dropout": self.cell.dropout,
             "device": self.device, schema.RANKING_METRIC: self.ranking_metric, schema.STOP_REASON: self.stop_reason,
+            schema.STACKED_WITH: self.stacked_with,
         }
         out.update({f"hp.{k}": v for k, v in self.hparams.items()})
         out.update({f"train.{k}": v for k, v in self.training.items()})
