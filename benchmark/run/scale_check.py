@@ -197,6 +197,7 @@ def main(args, device: str) -> int:
           f"pooled fp16 features {' + '.join(f'{m} {d}-d' for m, d in sorted(MODALITIES.items()))}, "
           f"{CLASSES} classes; one process per size (peak RSS: that process's high-water mark"
           f"{'; peak GPU is max_memory_allocated' if cuda else ''})")
+    print(_load(), flush=True)
     print(header(cuda), flush=True)
     results = []
     for rows in args.rows:
@@ -205,7 +206,16 @@ def main(args, device: str) -> int:
         results.append(result)
     for line in verdicts(results):
         print(line)
+    print(_load(), flush=True)
     return 0
+
+
+def _load() -> str:
+    """The machine's load, so that timings taken beside other work can be told apart."""
+    if not hasattr(os, "getloadavg"):
+        return "load average: n/a"
+    one, five, _ = os.getloadavg()
+    return f"load average {one:.2f} (1 min), {five:.2f} (5 min) on {os.cpu_count()} cores"
 
 
 def _child(argv: list[str] | None = None) -> int:

@@ -44,7 +44,7 @@ class MatrixOutcome:
     skipped: int = 0
     failed: list[tuple[str, str]] = field(default_factory=list)
     phase_seconds: dict[str, float] = field(default_factory=dict)
-    peak_rss_mb: float | None = None  # this process's peak resident memory (ru_maxrss), MiB
+    peak_rss_mb: float | None = None  # this process's peak resident memory, MiB (cost.peak_rss_mb)
 
 
 class Worker:

@@ -81,12 +81,17 @@ def logits_of(model, split: SplitTensors, modalities: list[str], present: torch.
     model.eval()
     tokens = model.consumes_tokens
     device = model_device(model, split)
-    out = []
+    logits = None  # (N, C), filled batch by batch: no list of per-batch tensors pinning heap fragments
     for start in range(0, len(split), EVAL_BATCH):
         stop = min(len(split), start + EVAL_BATCH)
         inputs, token_mask = model_inputs(split, modalities, torch.arange(start, stop), tokens, device=device)
-        out.append(model(inputs, present[start:stop].to(device), token_mask))  # (b, C)
-    return torch.cat(out)
+        batch = model(inputs, present[start:stop].to(device), token_mask)  # (b, C)
+        if logits is None:
+            logits = batch.new_empty((len(split),) + tuple(batch.shape[1:]))
+        logits[start:stop] = batch
+    if logits is None:
+        raise ValueError("no rows to evaluate: the split is empty")
+    return logits
 
 
 def predict(model, split: SplitTensors, modalities: list[str], present: torch.Tensor) -> torch.Tensor:

@@ -176,12 +176,6 @@ class RunBook:
         return improved
 
 
-def epoch_loss(batch_losses: list[torch.Tensor], n: int, batch_size: int) -> float:
-    """Row-weighted mean of an epoch's batch losses (the last batch may be smaller)."""
-    sizes = torch.tensor([min(batch_size, n - s) for s in range(0, n, batch_size)], dtype=torch.float32)
-    return float((torch.stack(batch_losses).float().cpu() * sizes).sum()) / n
-
-
 def train(model: nn.Module, train_split: SplitTensors, modalities: list[str], config: TrainConfig,
           val_split: SplitTensors | None = None, on_epoch: EpochCallback | None = None) -> TrainStats:
     """Train ``model`` in place. With ``val_split``: early stopping on the validation score and
@@ -203,7 +197,7 @@ def train(model: nn.Module, train_split: SplitTensors, modalities: list[str], co
         order = torch.randperm(n, generator=generator)  # (N,)
         # Modality dropout for the whole epoch in one draw; batches take slices of it.
         presence = random_presence(n, len(modalities), config.modality_dropout, generator, device)  # (N, M)
-        batch_losses = []
+        loss_sum = torch.zeros((), device=device)  # a running sum: a list of per-step tensors grows the heap
         for start in range(0, n, config.batch_size):
             index = order[start : start + config.batch_size]  # (b,)
             inputs, token_mask = model_inputs(train_split, modalities, index, tokens, device=device)
@@ -227,9 +221,9 @@ def train(model: nn.Module, train_split: SplitTensors, modalities: list[str], co
             else:
                 optimizer.step()
             book.rate.after_step()
-            batch_losses.append(loss.detach())
+            loss_sum += loss.detach().float() * len(index)
         synchronize(device)
-        book.end_epoch(epoch, epoch_loss(batch_losses, n, config.batch_size), time.perf_counter() - started)
+        book.end_epoch(epoch, float(loss_sum) / n, time.perf_counter() - started)  # row-weighted mean
         if val_split is None:
             book.no_validation()
             continue

@@ -32,7 +32,7 @@ from benchmark.features.tensors import SplitTensors
 from benchmark.train.batching import model_inputs, random_presence, subset_presence
 from benchmark.train.device import is_cuda, synchronize
 from benchmark.train.evaluation import EVAL_BATCH, SCORES
-from benchmark.train.loop import RunBook, TrainConfig, TrainStats, epoch_loss, train
+from benchmark.train.loop import RunBook, TrainConfig, TrainStats, train
 from benchmark.train.precision import autocast
 
 BETAS = (0.9, 0.999)  # torch.optim.AdamW's defaults, as loop.train uses them
@@ -229,7 +229,7 @@ def train_stacked(models: Sequence[nn.Module], train_split: SplitTensors, modali
             orders.append(torch.randperm(n, generator=generators[i]))  # (N,)
             presences.append(random_presence(n, len(modalities), configs[i].modality_dropout, generators[i], device))
         presence = torch.stack(presences)  # (S, N, M)
-        batch_losses = []
+        loss_sum = torch.zeros(len(active), device=device)  # (S,) running sums of row-weighted losses
         for start in range(0, n, batch_size):
             index = torch.stack([order[start : start + batch_size] for order in orders])  # (S, b)
             flat = index.reshape(-1)  # (S*b,)
@@ -250,12 +250,11 @@ def train_stacked(models: Sequence[nn.Module], train_split: SplitTensors, modali
             optimizer.step(trainable, rates, weight_decay[active])
             for i in active:
                 books[i].rate.after_step()
-            batch_losses.append(loss.detach())
+            loss_sum += loss.detach().float() * index.shape[1]
         synchronize(device)
         seconds = time.perf_counter() - started
-        per_model = torch.stack(batch_losses, dim=1)  # (S, steps)
         for row, i in enumerate(active):
-            books[i].end_epoch(epoch, epoch_loss(list(per_model[row]), n, batch_size), seconds)
+            books[i].end_epoch(epoch, float(loss_sum[row]) / n, seconds)  # row-weighted mean
         if val_split is None:
             for i in active:
                 books[i].no_validation()
