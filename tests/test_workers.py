@@ -88,8 +88,9 @@ def test_three_workers_one_killed(kind, toy_card, fusebench_home, tracking_uri, 
     workers = [victim]
     try:
         def victim_mid_cell():
-            return next((r.data.tags["fusebench.cell_hash"] for r in cell_runs(uri) if r.info.status == "RUNNING"
-                         and f"-{victim.pid}-" in r.data.tags.get("worker", "")), None)
+            # the victim's running cells: the seeds of one study, claimed and trained together
+            return frozenset(r.data.tags["fusebench.cell_hash"] for r in cell_runs(uri) if r.info.status == "RUNNING"
+                             and f"-{victim.pid}-" in r.data.tags.get("worker", "")) or None
 
         interrupted = wait_for(victim_mid_cell, timeout=300, what="worker 0 to start a cell", interval=0.2)
         workers += [fusebench(*worker_args, env=env) for _ in range(2)]
@@ -108,9 +109,10 @@ def test_three_workers_one_killed(kind, toy_card, fusebench_home, tracking_uri, 
     assert codes == [0, 0], outputs
     assert_each_cell_once(uri, expected_cells=6)
     assert_trial_budget(storage, trials=3, studies=3)
-    # The cell the victim was running was taken over and finished by a surviving worker.
-    taken_over = [r for r in cell_runs(uri) if r.data.tags["fusebench.cell_hash"] == interrupted]
-    assert len(taken_over) == 1 and f"-{victim.pid}-" not in taken_over[0].data.tags["worker"]
+    # The cells the victim was running were taken over and finished by a surviving worker.
+    taken_over = [r for r in cell_runs(uri) if r.data.tags["fusebench.cell_hash"] in interrupted]
+    assert len(taken_over) == len(interrupted) and all(f"-{victim.pid}-" not in r.data.tags["worker"]
+                                                       for r in taken_over)
     # A report can be built from what the workers logged.
     assert main(["report"]) == 0
     assert "concat" in capsys.readouterr().out
