@@ -103,10 +103,8 @@ class Worker:
                     for member, _ in members:
                         leases.enter_context(self.queue.holding(self.matrix_id, member, self.worker_id))
                     retry(lambda: self._cells(members, payload[0], display), f"cell unit {unit}")
-                for member, _ in members:
+                for _ in members:
                     display.advance()
-                    if self.queue.holds(self.matrix_id, member, self.worker_id):
-                        self.queue.mark_done(self.matrix_id, member)
         self.outcome.phase_seconds = self.phases
         self.outcome.peak_rss_mb = peak_rss_mb()
         return self.outcome
@@ -158,7 +156,9 @@ class Worker:
         self._cells([(unit, cell)], study_key, display)
 
     def _cells(self, members: list[tuple[str, Cell]], study_key: str, display) -> None:
-        """Run cells of one study (unit, cell), trained together, and record each as its own run."""
+        """Run cells of one study (unit, cell), trained together, and record each as its own run.
+        Each unit is marked done as its cell reaches an end (recorded, found finished, or failed)
+        while this worker holds it; one a store outage interrupts stays open for the retry."""
         display.cell(members[0][1].label() if len(members) == 1 else
                      f"{members[0][1].dataset} · {members[0][1].variant} · dropout {members[0][1].dropout:g} · "
                      f"seeds {', '.join(str(c.seed) for _, c in members)}")
@@ -167,6 +167,7 @@ class Worker:
             key = cell_hash(cell, self.config)
             if self.tracker.is_finished(key):  # finished by a worker killed before it marked the unit done
                 self.outcome.skipped += 1
+                self.queue.mark_done(self.matrix_id, unit)
                 continue
             self.tracker.discard_unfinished(key)
             run_id = self.tracker.start_cell(key, cell.label(), {
@@ -177,6 +178,7 @@ class Worker:
         if not todo:
             return
         features = self._features(todo[0][1].dataset)
+        recorded: set[str] = set()  # units whose result is written: never failed afterwards
         started = time.perf_counter()
         try:
             time.sleep(FAULT_CELL_DELAY_S)  # fault injection for tests: widen the mid-cell window
@@ -191,6 +193,7 @@ class Worker:
                 self.tracker.finish_cell(run_id, result.params(), result.metrics(),
                                          {"family": result.family, STOP_REASON: result.stop_reason},
                                          result.to_dict(), steps=result.step_metrics())
+                recorded.add(unit)
                 self.queue.mark_done(self.matrix_id, unit)  # each cell as it is recorded, not the group at its end
                 self.outcome.completed.append(result)
         except Exception as exc:  # noqa: BLE001 - a failed cell is recorded and the matrix goes on
@@ -198,10 +201,11 @@ class Worker:
                 raise  # the store, not the cell, failed: handled by the retry around the unit
             message = f"{type(exc).__name__}: {exc}"
             for unit, cell, run_id in todo:
-                if not self._still_holds(unit, cell.label()):
+                if unit in recorded or not self._still_holds(unit, cell.label()):
                     continue
                 self.tracker.fail_cell(run_id, message + "\n" + traceback.format_exc(limit=5))
                 self.outcome.failed.append((cell.label(), message))
+                self.queue.mark_done(self.matrix_id, unit)
                 self.log(f"FAILED {cell.label()}: {message}")
             if torch.cuda.is_available():
                 torch.cuda.empty_cache()

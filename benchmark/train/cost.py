@@ -18,15 +18,7 @@ def parameter_count(model: torch.nn.Module) -> int:
 
 def current_rss_mb() -> float:
     """Resident memory of this process now (Linux /proc), or its lifetime peak elsewhere."""
-    try:
-        with open("/proc/self/status") as handle:
-            for line in handle:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # the lifetime peak: the best there is
-    return rss / (2**20 if sys.platform == "darwin" else 2**10)
+    return _status_mb("VmRSS")
 
 
 def peak_rss_mb() -> float:
@@ -35,10 +27,15 @@ def peak_rss_mb() -> float:
     program's own address space (``ru_maxrss`` is no use there: a process started by fork and
     exec inherits its parent's peak in it, so every worker would report the coordinator's).
     Elsewhere ``ru_maxrss`` (bytes on macOS)."""
+    return _status_mb("VmHWM")
+
+
+def _status_mb(field: str) -> float:
+    """``field`` of /proc/self/status in MiB; without /proc, the lifetime peak (the best there is)."""
     try:
         with open("/proc/self/status") as handle:
             for line in handle:
-                if line.startswith("VmHWM:"):
+                if line.startswith(f"{field}:"):
                     return int(line.split()[1]) / 1024
     except OSError:
         pass

@@ -121,9 +121,14 @@ def validation_scores(model, split: SplitTensors, modalities: list[str], metric:
     early stopping and tuning maximise on the validation split; epochs tied on the metric are
     ranked by the loss (small validation splits tie often)."""
     present = subset_presence(len(split), modalities, tuple(modalities), split.labels.device)
-    logits = logits_of(model, split, modalities, present)  # (N, C)
-    loss = float(torch.nn.functional.cross_entropy(logits.float(), split.labels.to(logits.device)))
-    return SCORES[metric](logits.argmax(dim=-1), split.labels), loss
+    return score_and_loss(logits_of(model, split, modalities, present), split.labels, metric)
+
+
+def score_and_loss(logits: torch.Tensor, labels: torch.Tensor, metric: str) -> tuple[float, float]:
+    """(``metric``, mean cross-entropy) of ``logits`` (N, C) against ``labels`` (N,)."""
+    labels = labels.to(logits.device)
+    loss = float(torch.nn.functional.cross_entropy(logits.float(), labels))
+    return SCORES[metric](logits.argmax(dim=-1), labels), loss
 
 
 def largest_class_share(pred: torch.Tensor) -> float:

@@ -31,7 +31,7 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 from benchmark.features.tensors import SplitTensors
 from benchmark.train.batching import model_inputs, random_presence, subset_presence
 from benchmark.train.device import is_cuda, synchronize
-from benchmark.train.evaluation import EVAL_BATCH, SCORES
+from benchmark.train.evaluation import EVAL_BATCH, score_and_loss
 from benchmark.train.loop import RunBook, TrainConfig, TrainStats, train
 from benchmark.train.precision import autocast
 
@@ -191,9 +191,7 @@ def _validation_scores(call, params, buffers, split: SplitTensors, modalities: l
             logits, _, _ = call(params, buffers, inputs, present_all[start : start + len(index)], mask)  # (S, b, C)
             out.append(logits.float())
     logits = torch.cat(out, dim=1)  # (S, N, C)
-    labels = split.labels.to(device)  # (N,)
-    return [(SCORES[metric](model_logits.argmax(dim=-1), labels),
-             float(nn.functional.cross_entropy(model_logits, labels))) for model_logits in logits]
+    return [score_and_loss(model_logits, split.labels, metric) for model_logits in logits]
 
 
 def train_stacked(models: Sequence[nn.Module], train_split: SplitTensors, modalities: list[str],
@@ -219,9 +217,10 @@ def train_stacked(models: Sequence[nn.Module], train_split: SplitTensors, modali
     weight_decay = torch.tensor([c.weight_decay for c in configs], device=device)  # (S,)
     clip_norm = torch.tensor([c.clip_norm for c in configs], device=device)  # (S,)
     labels_all = train_split.labels
+    train_call = _vectorised(wrapper, tokens, inputs_stacked=True)  # each model its own batch
+    eval_call = _vectorised(wrapper, tokens, inputs_stacked=False)  # one batch for every model
     for epoch in range(cap):
         wrapper.train()
-        train_call = _vectorised(wrapper, tokens, inputs_stacked=True)
         synchronize(device)
         started = time.perf_counter()
         orders, presences = [], []
@@ -260,8 +259,8 @@ def train_stacked(models: Sequence[nn.Module], train_split: SplitTensors, modali
                 books[i].no_validation()
             continue
         wrapper.eval()
-        scores = _validation_scores(_vectorised(wrapper, tokens, inputs_stacked=False), params, buffers, val_split,
-                                    modalities, tokens, configs[0].metric, device)
+        scores = _validation_scores(eval_call, params, buffers, val_split, modalities, tokens, configs[0].metric,
+                                    device)
         for row, i in enumerate(active):
             score, val_loss = scores[row]
             if books[i].validated(epoch, score, val_loss):
@@ -270,7 +269,7 @@ def train_stacked(models: Sequence[nn.Module], train_split: SplitTensors, modali
                 on_epoch(i, epoch, score)
         staying = [row for row, i in enumerate(active) if not books[i].stopped]
         if len(staying) < len(active):  # stopped models leave the stack
-            _write_back(models, active, params, buffers, best, stopped_only=books)
+            _write_back(models, [(row, i) for row, i in enumerate(active) if books[i].stopped], params, buffers, best)
             keep = torch.tensor(staying, dtype=torch.long, device=device)
             params = {k: v[keep].detach().requires_grad_(v.requires_grad) for k, v in params.items()}
             buffers = {k: v[keep] for k, v in buffers.items()}
@@ -279,20 +278,18 @@ def train_stacked(models: Sequence[nn.Module], train_split: SplitTensors, modali
             active = [active[row] for row in staying]
         if not active:
             break
-    _write_back(models, active, params, buffers, best, stopped_only=None)
+    _write_back(models, list(enumerate(active)), params, buffers, best)
     for model, book in zip(models, books):
         model.eval()
         book.stats.stacked_with = count
     return [book.stats for book in books]
 
 
-def _write_back(models, active: list[int], params, buffers, best, stopped_only) -> None:
-    """Load each model's best weights (or its last ones without validation) into its module;
-    with ``stopped_only`` (the books), only the models that have just stopped."""
+def _write_back(models, rows: list[tuple[int, int]], params, buffers, best) -> None:
+    """Load into each module its best weights (or its last ones without validation).
+    rows: (row in the stack, index of the model)."""
     stacked = {**params, **buffers}
-    for row, i in enumerate(active):
-        if stopped_only is not None and not stopped_only[i].stopped:
-            continue
+    for row, i in rows:
         weights = best[i] if best[i] is not None else {k: v[row].detach() for k, v in stacked.items()}
         with torch.no_grad():
             for name, tensor in list(models[i].named_parameters()) + list(models[i].named_buffers()):
