@@ -87,17 +87,23 @@ def test_three_workers_one_killed(kind, toy_card, fusebench_home, tracking_uri, 
     victim = fusebench(*worker_args, env={**env, "FUSEBENCH_FAULT_CELL_DELAY_S": "60"})
     workers = [victim]
     try:
-        def victim_mid_cell():
+        def victim_cells():
             # the victim's running cells: the seeds of one study, claimed and trained together
             return frozenset(r.data.tags["fusebench.cell_hash"] for r in cell_runs(uri) if r.info.status == "RUNNING"
-                             and f"-{victim.pid}-" in r.data.tags.get("worker", "")) or None
+                             and f"-{victim.pid}-" in r.data.tags.get("worker", ""))
 
-        interrupted = wait_for(victim_mid_cell, timeout=300, what="worker 0 to start a cell", interval=0.2)
+        def victim_mid_cell():
+            # Alone on the matrix, the victim claims every seed of its first study; it opens their runs one
+            # by one, so wait until all are open (then it sleeps inside the group) before reading the set.
+            running = victim_cells()
+            return running if len(running) == len(SEEDS.split(",")) else None
+
+        interrupted = wait_for(victim_mid_cell, timeout=300, what="worker 0 to start its cells", interval=0.2)
         workers += [fusebench(*worker_args, env=env) for _ in range(2)]
         # All three work on the matrix at once: each survivor holds a lease before the victim dies.
         wait_for(lambda: all(lease_holders(storage) & {f"-{w.pid}-"} for w in workers[1:]), timeout=300,
                  what="both surviving workers to claim a unit", interval=0.2)
-        assert victim_mid_cell() == interrupted, "worker 0 must still be inside its cell when killed"
+        assert victim_cells() == interrupted, "worker 0 must still be inside its cells when killed"
         victim.send_signal(signal.SIGKILL)
         victim.wait(timeout=30)
         outputs = [w.communicate(timeout=600)[0] for w in workers[1:]]
