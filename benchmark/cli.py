@@ -6,6 +6,42 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from pathlib import Path
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors: ``fusebench bench: error: argument --seeds: expected ...``
+    (exit status 2), not the usage block first."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
+
+
+def _flag(parse, name: str):
+    """An argparse ``type=`` from a parser of benchmark/run/config.py that raises ValueError, so
+    the CLI and the profile fields follow the same rules."""
+    def convert(text: str):
+        try:
+            return parse(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    convert.__name__ = name
+    return convert
+
+
+class _Entries(argparse.Action):
+    """``--datasets a,b`` or ``--datasets cards/*.yaml`` expanded by the shell into several
+    arguments: one flat tuple of entries."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        setattr(namespace, self.dest, tuple(dict.fromkeys(e for value in values for e in value)))
+
+
+def _count(low: int):
+    from benchmark.run.config import parse_count
+
+    return _flag(lambda text: parse_count(text, low), f"integer >= {low}")
 
 
 def _strategies(args) -> int:
@@ -51,23 +87,19 @@ def _data(args) -> int:
 
 
 def _matrix_config(args):
-    from benchmark.run.config import ProfileError, load_profile, parse_list
+    from benchmark.run.card_files import normalise_entries
+    from benchmark.run.config import load_profile
     from benchmark.train.device import resolve_device
-    from benchmark.train.seeds import TUNING_SEED_BASE
 
     config = load_profile(args.profile)
+    datasets = None if args.datasets is None else normalise_entries(args.datasets, Path.cwd(), "--datasets")
     config = config.with_overrides(
-        datasets=parse_list(args.datasets), strategies=parse_list(args.strategies),
-        dropout_rates=parse_list(args.dropout, float), seeds=parse_list(args.seeds, int),
+        datasets=datasets, strategies=args.strategies, dropout_rates=args.dropout, seeds=args.seeds,
         trials=args.trials, epochs=args.epochs, batch_size=args.batch_size, device=resolve_device(args.device),
         plugins=tuple(args.plugin) if args.plugin else None, patience=getattr(args, "patience", None),
         amp=getattr(args, "amp", None), stack_seeds=False if getattr(args, "no_stack", False) else None,
     )
-    clash = [s for s in config.seeds if not 0 <= s < TUNING_SEED_BASE]
-    if clash:
-        raise ProfileError(f"--seeds: expected integers in [0, {TUNING_SEED_BASE}) (seeds from {TUNING_SEED_BASE} up "
-                           f"train the tuning trials), got {clash}")
-    return config
+    return config.pinned()  # the sha256 of each card file named by path, checked by every worker
 
 
 def _bench(args) -> int:
@@ -114,7 +146,8 @@ def _worker(args) -> int:
     from benchmark.paths import default_optuna_storage
     from benchmark.run.coordinator import run_worker, write_worker_summary
 
-    outcome = run_worker(args.storage or default_optuna_storage(), args.tracking_uri, args.matrix_id, args.device)
+    outcome = run_worker(args.storage or default_optuna_storage(), args.tracking_uri, args.matrix_id, args.device,
+                         search=args.datasets or ())
     if args.summary:
         write_worker_summary(outcome, args.summary)
     rss = "n/a" if outcome.peak_rss_mb is None else f"{outcome.peak_rss_mb:.0f} MiB"
@@ -124,10 +157,42 @@ def _worker(args) -> int:
 
 def _status(args) -> int:
     from benchmark.paths import default_optuna_storage
-    from benchmark.run.status import format_status, matrix_status
+    from benchmark.run.status import format_status, matrix_status, matrix_with_datasets
 
-    print(format_status(matrix_status(args.storage or default_optuna_storage(), args.matrix_id)))
+    storage, matrix_id, search = args.storage or default_optuna_storage(), args.matrix_id, args.datasets or ()
+    if args.datasets:
+        matrix_id = matrix_with_datasets(storage, _dataset_names(args.datasets), matrix_id, search)
+    print(format_status(matrix_status(storage, matrix_id, search=search)))
     return 0
+
+
+def _dataset_names(entries: tuple[str, ...]) -> list[str]:
+    """The dataset names that ``--datasets`` entries (names, globs, card paths) stand for."""
+    from benchmark.run.card_files import matrix_cards, normalise_entries
+
+    return list(matrix_cards(normalise_entries(entries, Path.cwd(), "--datasets")))
+
+
+def _matrix_with_runs_of(tracking_uri: str, names: list[str], matrix_id: str | None) -> str:
+    """The newest matrix in the tracking store with cell runs of every dataset in ``names`` (or
+    check that ``matrix_id`` has them)."""
+    from mlflow.tracking import MlflowClient
+
+    from benchmark.scale.schema import EXPERIMENT, TAG_KIND, TAG_MATRIX
+
+    client = MlflowClient(tracking_uri=tracking_uri)
+    experiment = client.get_experiment_by_name(EXPERIMENT)
+    if experiment is None:
+        raise LookupError(f"no '{EXPERIMENT}' experiment in tracking store {tracking_uri}; run `fusebench bench` first")
+    query = f"tags.`{TAG_KIND}` = 'matrix'" + (f" and tags.`{TAG_MATRIX}` = '{matrix_id}'" if matrix_id else "")
+    for parent in client.search_runs([experiment.experiment_id], query, order_by=["attributes.start_time DESC"]):
+        mid = parent.data.tags.get(TAG_MATRIX)
+        if all(client.search_runs([experiment.experiment_id], f"tags.`{TAG_MATRIX}` = '{mid}' and "
+                                  f"tags.`{TAG_KIND}` = 'cell' and tags.dataset = '{name}'", max_results=1)
+               for name in names):
+            return mid
+    which = f"matrix {matrix_id} has" if matrix_id else "no matrix in the tracking store has"
+    raise LookupError(f"--datasets: {which} runs of the dataset(s) {', '.join(names)} ({tracking_uri})")
 
 
 def _report(args) -> int:
@@ -135,7 +200,10 @@ def _report(args) -> int:
     from benchmark.reporting import build_report
 
     tracking_uri = args.tracking_uri or default_tracking_uri()
-    folder, text = build_report(tracking_uri, args.matrix_id)
+    matrix_id = args.matrix_id
+    if args.datasets:
+        matrix_id = _matrix_with_runs_of(tracking_uri, _dataset_names(args.datasets), matrix_id)
+    folder, text = build_report(tracking_uri, matrix_id)
     print(text)
     print(f"report written to {folder}")
     if not args.no_log:
@@ -197,7 +265,10 @@ def _perf(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="fusebench", description=__doc__)
+    from benchmark.run.config import parse_names, parse_rates, parse_seeds
+
+    names, rates, seeds = (_flag(parse_names, "names"), _flag(parse_rates, "rates"), _flag(parse_seeds, "seeds"))
+    parser = _Parser(prog="fusebench", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("strategies", help="list registered fusion strategies (name, family, input, description)")
@@ -213,14 +284,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("bench", help="run the benchmark matrix, log to MLflow, write the report")
     p.add_argument("--profile", default="default", help="profile name (smoke, default, full) or a YAML path")
-    p.add_argument("--datasets", help="comma-separated dataset names or globs (overrides the profile)")
-    p.add_argument("--strategies", help="comma-separated strategy names or globs (overrides the profile)")
-    p.add_argument("--dropout", help="comma-separated training modality-dropout rates")
-    p.add_argument("--seeds", help="comma-separated seeds")
-    p.add_argument("--trials", type=int, help="Optuna trials per study")
-    p.add_argument("--epochs", type=int, help="the epoch cap (training stops earlier on a validation plateau)")
-    p.add_argument("--patience", type=int, help="epochs without a better validation score before training stops")
-    p.add_argument("--batch-size", type=int, dest="batch_size")
+    p.add_argument("--datasets", type=names, nargs="+", action=_Entries,
+                   help="comma-separated dataset names, globs, card paths or card globs such as 'cards/*.yaml' "
+                        "(overrides the profile; relative paths resolve against the current folder)")
+    p.add_argument("--strategies", type=names, help="comma-separated strategy names or globs (overrides the profile)")
+    p.add_argument("--dropout", type=rates, help="comma-separated training modality-dropout rates in [0, 1)")
+    p.add_argument("--seeds", type=seeds, help="comma-separated integer seeds, e.g. 0,1,2")
+    p.add_argument("--trials", type=_count(0), help="Optuna trials per study (>= 0)")
+    p.add_argument("--epochs", type=_count(1), help="the epoch cap (training stops earlier on a validation plateau)")
+    p.add_argument("--patience", type=_count(1),
+                   help="epochs without a better validation score before training stops")
+    p.add_argument("--batch-size", type=_count(1), dest="batch_size")
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 ... (default: cuda when available)")
     p.add_argument("--amp", choices=["off", "bf16", "fp16"],
                    help="mixed precision on CUDA (overrides the profile's `amp`; ignored on CPU)")
@@ -229,7 +303,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tracking-uri", help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI or sqlite:///mlruns.db)")
     p.add_argument("--storage", help="Optuna storage URL (default: sqlite:///.fusebench/optuna.db)")
     p.add_argument("--plugin", action="append", help="load extra strategies from this Python file")
-    p.add_argument("--workers", type=int, default=1, help="worker processes on this machine (default 1; 0 = register the matrix and prepare data only)")
+    p.add_argument("--workers", type=_count(0), default=1, help="worker processes on this machine (default 1; 0 = register the matrix and prepare data only)")
     p.add_argument("--dry-run", action="store_true", help="print the cells and a time estimate, run nothing")
     p.add_argument("--no-report", action="store_true", help="skip building the report at the end")
     p.add_argument("--summary", metavar="PATH",
@@ -242,6 +316,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--storage", help="Optuna storage URL shared by all workers, e.g. postgresql://user:pw@host/db")
     p.add_argument("--tracking-uri", help="MLflow tracking URI (default: the one the matrix was started with)")
     p.add_argument("--matrix-id", help="matrix to join (default: the newest registered)")
+    p.add_argument("--datasets", type=names, nargs="+", action=_Entries,
+                   help="where else to look for the matrix's card files when their registered paths do not exist "
+                        "here: card paths, globs or folders (a card with the same content is used)")
     p.add_argument("--device", default="auto",
                    help="cpu, cuda, cuda:1 ... (default auto: cuda when this worker's machine has one)")
     p.add_argument("--summary", metavar="PATH",
@@ -252,10 +329,15 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("status", help="progress of a registered matrix: units done, running (by which worker), failed")
     p.add_argument("--storage", help="Optuna storage URL the matrix was registered in (default: the local SQLite one)")
     p.add_argument("--matrix-id", help="matrix to show (default: the newest registered)")
+    p.add_argument("--datasets", type=names, nargs="+", action=_Entries,
+                   help="show the newest matrix with these datasets (names, globs or card paths); also where to look "
+                        "for its card files when their registered paths do not exist here")
     p.set_defaults(func=_status)
 
     p = sub.add_parser("report", help="rebuild the comparison report from the MLflow store")
     p.add_argument("--matrix-id", help="matrix to report on (default: the newest)")
+    p.add_argument("--datasets", type=names, nargs="+", action=_Entries,
+                   help="report on the newest matrix with runs of these datasets (names, globs or card paths)")
     p.add_argument("--tracking-uri", help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI or sqlite:///mlruns.db)")
     p.add_argument("--no-log", action="store_true",
                    help="only write reports/<matrix id>/; do not log it as artifacts of the matrix's parent run")
@@ -270,17 +352,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rows", default="10000,100000,1000000",
                    help="(scale) comma-separated training-set sizes (default: 10000,100000,1000000)")
     p.add_argument("--dataset", default="noisy_mnist", help="(loop) dataset whose features are used")
-    p.add_argument("--datasets", help="(budget) comma-separated datasets (default: the profile's)")
-    p.add_argument("--strategies", help="(budget) comma-separated strategies or globs (default: the profile's)")
-    p.add_argument("--seeds", help="(budget) comma-separated seeds (default: the profile's)")
+    p.add_argument("--datasets", type=names, help="(budget) comma-separated datasets (default: the profile's)")
+    p.add_argument("--strategies", type=names,
+                   help="(budget) comma-separated strategies or globs (default: the profile's)")
+    p.add_argument("--seeds", type=seeds, help="(budget) comma-separated integer seeds (default: the profile's)")
     p.add_argument("--dropout", type=float, default=0.3, help="(budget) training modality dropout (default 0.3)")
     p.add_argument("--factor", type=int, default=5, help="(budget) how many times larger the second budget is")
     p.add_argument("--batch-size", type=int, dest="batch_size", help="(loop) default 128; (scale) default 512")
     p.add_argument("--epochs", type=int,
                    help="(loop) epochs per timed run, default 3; (scale) epochs per size, the first untimed, default 2")
-    p.add_argument("--repeats", type=int, default=5, help="(loop) timed repetitions (median reported)")
+    p.add_argument("--repeats", type=_count(1), default=5, help="(loop) timed repetitions (median reported)")
     p.add_argument("--profile", default="default", help="(phases, workers, budget) profile to run")
-    p.add_argument("--workers", type=int, default=2, help="(workers) worker count compared with 1")
+    p.add_argument("--workers", type=_count(1), default=2, help="(workers) worker count compared with 1")
     p.add_argument("--cold", action="store_true", help="(phases) also prepare data and encode features from scratch")
     p.add_argument("--device", default="auto")
     p.add_argument("--bench-args", dest="bench_args", default="",

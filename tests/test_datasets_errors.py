@@ -117,11 +117,11 @@ def test_corrupted_image(fusebench_home):
 
 
 def test_unreadable_image_file(fusebench_home):
-    """A path that does not exist is reported like a corrupted image."""
+    """A path that does not exist is reported with the row, the file and the remedy."""
     from benchmark.features.base import EncodingError
     from benchmark.features.catalog import get_encoder
 
-    with pytest.raises(EncodingError, match="row 1: unreadable or corrupted image"):
+    with pytest.raises(EncodingError, match=r"row 1: file not found: /nonexistent/x\.png.*missing: allowed"):
         get_encoder("raw_pixels", size=8, patch=4).encode([{"bytes": _png(0), "path": None},
                                                            {"bytes": None, "path": "/nonexistent/x.png"}])
 

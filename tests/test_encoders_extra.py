@@ -21,11 +21,13 @@ def test_tabular_fits_on_train_only():
     encoder.fit_columns(train, ["age", "dept"])
     assert encoder.numeric["age"][0] == 30.0 and encoder.categories["dept"] == ["a", "b"]
     out = encoder.encode([{"age": 30, "dept": "b"}, {"age": None, "dept": "zzz"}, {"age": 50, "dept": "a"}])
-    assert out.pooled.shape == (3, 4) and out.tokens.shape == (3, 2, 4) and out.mask.all()
+    assert out.pooled.shape == (3, 4) and out.tokens.shape == (3, 2, encoder.token_width) and out.mask.all()
     assert out.pooled[0].tolist() == [0.0, 0.0, 0.0, 1.0]  # mean age -> z 0; 'b' one-hot
     assert out.pooled[1].tolist() == [0.0, 1.0, 0.0, 0.0]  # missing flag; unseen category all-zero
     assert out.pooled[2, 0] > 0  # 50 standardised with the *train* statistics
-    assert torch.equal(out.tokens.sum(1), out.pooled)  # tokens split the vector by column
+    # one token per column, of a fixed width: equal values give equal tokens, the identity code differs by column
+    assert torch.equal(out.tokens[0, 1], encoder.encode([{"age": 1, "dept": "b"}]).tokens[0, 1])
+    assert not torch.equal(out.tokens[0, 0], out.tokens[2, 0])
     state = encoder.state()
     encoder.fit_columns(hf.Dataset.from_dict({"age": [1, 2], "dept": ["c", "c"]}), ["age", "dept"])
     assert encoder.state() != state  # fitted state enters the cache key

@@ -275,7 +275,9 @@ def test_analysis_ranking_metric_and_fallbacks():
     assert best_overall(analyse("delta", _frame(DELTA, "macro_f1"), _no_problems())).row["variant"] == "f1_high"
     assert best_overall(analyse("delta", _frame(DELTA, "accuracy"), _no_problems())).row["variant"] == "acc_high"
     assert best_overall(analyse("delta", _frame(DELTA, None), _no_problems())).row["variant"] == "acc_high"
-    unknown = analyse("delta", _frame(DELTA, "auroc"), _no_problems())
-    assert unknown.ranking == "accuracy" and "Unknown ranking metric `auroc`" in unknown.ranking_note
+    unknown = analyse("delta", _frame(DELTA, "bogus"), _no_problems())
+    assert unknown.ranking == "accuracy" and "Unknown ranking metric `bogus`" in unknown.ranking_note
+    unlogged = analyse("delta", _frame(DELTA, "auroc"), _no_problems())  # known, but no run logged test_auroc
+    assert unlogged.ranking == "accuracy" and "no run logged `test_auroc`" in unlogged.ranking_note
     none = best_overall(analyse("omega", _frame(OMEGA, "accuracy"), _no_problems()))
     assert none.row is None and "every finished configuration is marked" in none.reason

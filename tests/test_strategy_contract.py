@@ -209,3 +209,39 @@ def test_vmap_over_stacked_seeds_matches_each_model(name):
         params, buffers = torch.func.stack_module_state(noisy)
         base = copy.deepcopy(noisy[0]).to("meta")
         assert torch.isfinite(batched(params, buffers, inputs, present, token_mask)).all()
+
+
+# The task dimension: each task's output width (FeatureSet.output_dim) and its labels.
+TASK_WIDTHS = {"multiclass": CLASSES, "binary": 1, "multilabel": 4, "regression": 1}
+
+
+def _task_targets(task: str) -> torch.Tensor:
+    g = torch.Generator().manual_seed(1)
+    if task == "multiclass":
+        return torch.arange(BATCH) % CLASSES  # (B,) int64
+    if task == "multilabel":
+        return (torch.rand(BATCH, TASK_WIDTHS[task], generator=g) > 0.5).float()  # (B, L)
+    if task == "binary":
+        return (torch.arange(BATCH) % 2).float()  # (B,)
+    return torch.randn(BATCH, generator=g)  # (B,)
+
+
+@pytest.mark.parametrize("task", sorted(TASK_WIDTHS))
+def test_every_task_output_width_and_loss(strategy_name, task):
+    """Built with the task's output width, the output has that width, and the task's loss (the
+    one the training loop uses, auxiliary heads included) gives finite gradients."""
+    from benchmark.train.loop import training_loss as loop_loss
+    from benchmark.train.tasks import Task
+
+    cls = REGISTRY.get(strategy_name)
+    dims = dims_for(cls)
+    torch.manual_seed(0)
+    model = cls(dims, TASK_WIDTHS[task], **defaults(cls.search_space))
+    model.train()
+    inputs, present, token_mask = make_batch(cls, dims)
+    logits = model(inputs, present, token_mask)
+    assert logits.shape == (BATCH, TASK_WIDTHS[task])
+    loss = loop_loss(model, inputs, present, token_mask, _task_targets(task), Task(task))
+    assert torch.isfinite(loss)
+    loss.backward()
+    assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)

@@ -11,17 +11,19 @@ from typing import Any
 import yaml
 
 from benchmark.paths import cards_dir as default_cards_dir
-from benchmark.scale.schema import RANKING_METRICS
+from benchmark.scale.schema import DEFAULT_RANKING_METRICS, DEFAULT_TASK, TASKS, task_metrics
 from strategies.registry import Registry
 
 SOURCE_KINDS = ("builtin", "hub", "local")
-LOCAL_FORMATS = ("csv", "parquet", "json", "imagefolder", "arrow")
+LOCAL_FORMATS = ("csv", "parquet", "json", "imagefolder", "arrow", "hdf5", "mmsa_pickle")  # the last two: benchmark/data/formats.py
 SPLITS = ("train", "validation", "test")
 # Modality names appear in metric names and in subset labels such as "image+text", so they are
 # limited to letters, digits and underscores.
 MODALITY_NAME = re.compile(r"[A-Za-z0-9_]+")
-# Which test metric ranks the dataset's leaderboard (optional card field `ranking_metric`).
+# Which test metric ranks the dataset's leaderboard (optional card field `ranking_metric`; its
+# default depends on the task: DEFAULT_RANKING_METRICS).
 DEFAULT_RANKING_METRIC = "accuracy"
+REGRESSION_LOSSES = ("mse", "l1")  # card field `regression_loss` (regression only)
 # Fields that only document the dataset: kept in ``DatasetCard.info``, they change no result
 # (and so are not part of a result's identity, benchmark/run/identity.py).
 DOCUMENTATION_FIELDS = ("origin", "licence", "size", "splits_note", "citation", "classes", "checked")
@@ -54,6 +56,11 @@ class DatasetCard:
     split: dict[str, Any]
     info: dict[str, Any]
     ranking_metric: str = DEFAULT_RANKING_METRIC  # a key of benchmark.scale.schema.RANKING_METRICS
+    task: str = DEFAULT_TASK  # multiclass | binary | multilabel | regression
+    sign_accuracy: bool = False  # regression: also score the sign of the prediction (MOSI acc-2)
+    classes: tuple[str, ...] | None = None  # optional `classes:` list (names of a multilabel 0/1 vector)
+    positive_class: str | None = None  # binary: the class that is 1 (default: the second in sorted order)
+    regression_loss: str = "mse"  # regression: "mse" or "l1"
 
     @property
     def source_kind(self) -> str:
@@ -159,6 +166,9 @@ def load_card(path: str | Path) -> DatasetCard:
             raise CardError(path, f"modalities.{mod_name}", f"modality declared twice (same as {columns_seen[key]!r})")
         columns_seen[key] = mod_name
         options = {k: v for k, v in spec.items() if k not in ("column", "encoder")}
+        if "missing" in options and options["missing"] != "allowed":
+            raise CardError(path, f"{where}missing", f"expected 'allowed' (rows whose file is missing count as absent "
+                                                     f"for this modality), got {options['missing']!r}")
         modalities.append(ModalitySpec(str(mod_name), column, encoder, options))
 
     split = raw.get("split", {}) or {}
@@ -169,15 +179,55 @@ def load_card(path: str | Path) -> DatasetCard:
             raise CardError(path, f"split.{key}", f"expected a fraction between 0 and 1, got {split[key]!r}")
     if "seed" in split and not isinstance(split["seed"], int):
         raise CardError(path, "split.seed", f"expected an integer seed, got {split['seed']!r}")
-    ranking_metric = raw.get("ranking_metric", DEFAULT_RANKING_METRIC)
-    if not isinstance(ranking_metric, str) or ranking_metric not in RANKING_METRICS:
-        raise CardError(path, "ranking_metric", f"expected one of {sorted(RANKING_METRICS)} (the test metric that "
-                                                f"ranks the leaderboard), got {ranking_metric!r}")
+    task_fields = _task_fields(path, raw)
     info = {k: raw[k] for k in DOCUMENTATION_FIELDS if k in raw}
     return DatasetCard(
         name=name, path=path, description=str(raw.get("description", "")), source=source, label=label,
-        modalities=tuple(modalities), split=split, info=info, ranking_metric=ranking_metric,
+        modalities=tuple(modalities), split=split, info=info, **task_fields,
     )
+
+
+def _task_fields(path: Path, raw: dict) -> dict[str, Any]:
+    """The card's task and what goes with it: task, sign_accuracy, ranking_metric (checked against
+    the task's metrics), classes, positive_class, regression_loss."""
+    task = raw.get("task", DEFAULT_TASK)
+    if not isinstance(task, str) or task not in TASKS:
+        raise CardError(path, "task", f"expected one of {list(TASKS)}, got {task!r}")
+    sign_accuracy = raw.get("sign_accuracy", False)
+    if not isinstance(sign_accuracy, bool):
+        raise CardError(path, "sign_accuracy", f"expected true or false, got {sign_accuracy!r}")
+    if sign_accuracy and task != "regression":
+        raise CardError(path, "sign_accuracy", f"applies to task 'regression' only; this card's task is {task!r}")
+    allowed = task_metrics(task, sign_accuracy)
+    ranking_metric = raw.get("ranking_metric", DEFAULT_RANKING_METRICS[task])
+    if not isinstance(ranking_metric, str) or ranking_metric not in allowed:
+        raise CardError(path, "ranking_metric", f"expected one of {list(allowed)} for task {task!r} (the test metric "
+                                                f"that ranks the leaderboard), got {ranking_metric!r}")
+    classes = raw.get("classes")
+    if isinstance(classes, list) or task == "multilabel" and classes is not None:
+        if not (isinstance(classes, list) and classes and all(isinstance(c, (str, int)) and not isinstance(c, bool)
+                                                              for c in classes)):
+            raise CardError(path, "classes", f"expected a non-empty list of class names, got {classes!r}")
+        classes = [str(c) for c in classes]
+        if len(set(classes)) != len(classes):
+            raise CardError(path, "classes", f"a class is listed twice: {classes!r}")
+        classes = tuple(classes)
+    else:
+        classes = None  # free-text documentation of the classes
+    positive_class = raw.get("positive_class")
+    if positive_class is not None:
+        if task != "binary":
+            raise CardError(path, "positive_class", f"applies to task 'binary' only; this card's task is {task!r}")
+        if not isinstance(positive_class, (str, int)) or isinstance(positive_class, bool):
+            raise CardError(path, "positive_class", f"expected a class name or id, got {positive_class!r}")
+        positive_class = str(positive_class)
+    regression_loss = raw.get("regression_loss", "mse")
+    if "regression_loss" in raw and task != "regression":
+        raise CardError(path, "regression_loss", f"applies to task 'regression' only; this card's task is {task!r}")
+    if regression_loss not in REGRESSION_LOSSES:
+        raise CardError(path, "regression_loss", f"expected one of {list(REGRESSION_LOSSES)}, got {regression_loss!r}")
+    return {"task": task, "sign_accuracy": sign_accuracy, "ranking_metric": ranking_metric, "classes": classes,
+            "positive_class": positive_class, "regression_loss": regression_loss}
 
 
 def _under_modalities(path: Path, line: int) -> bool:

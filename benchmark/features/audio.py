@@ -3,22 +3,27 @@ triangular mel filterbank on the HTK mel scale, log-mel spectrograms from ``torc
 MFCCs (orthonormal DCT-II of the log-mel bands).
 
 Encoders ``log_mel`` and ``mfcc`` accept, per row, a datasets ``Audio`` dict
-(``{"array", "sampling_rate"}``), a WAV file as ``{"bytes"}``/``{"path"}``/path string
-(PCM 8/16/32-bit, read with the standard-library ``wave`` module), or a plain list/array of
-samples at the card's ``sample_rate``. Pooled = mean over frames; tokens = frames averaged
-into at most ``max_tokens`` equal segments (padding masked)."""
+(``{"array", "sampling_rate"}``), an encoded file (WAV, FLAC, OGG: whatever libsndfile reads
+through ``soundfile``; PCM WAV also with the standard-library ``wave`` module) as raw bytes,
+as a path (relative paths resolve against the card's folder) or as an undecoded ``Audio``
+struct ``{"bytes", "path"}``, or a plain list/array of samples at the card's ``sample_rate``.
+Audio at any other rate is resampled to ``sample_rate`` (polyphase, ``scipy.signal.resample_poly``).
+Pooled = mean over frames; tokens = frames averaged into at most ``max_tokens`` equal segments
+(padding masked)."""
 
 from __future__ import annotations
 
 import io
 import math
 import wave
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from benchmark.features.base import ENCODERS, Encoded, Encoder, EncodingError
+from benchmark.features.base import ENCODERS, Encoded, EncodingError
+from benchmark.features.media import MediaInput
 
 
 def hz_to_mel(hz):
@@ -67,7 +72,22 @@ def mfcc(wave_: torch.Tensor, sample_rate: int, n_mfcc: int = 20, n_mels: int = 
     return log_mel_spectrogram(wave_, sample_rate, n_mels=n_mels, **kwargs) @ dct_matrix(n_mfcc, n_mels).T
 
 
-def read_wav(data: bytes | str) -> tuple[np.ndarray, int]:
+def read_audio(data: bytes | str | Path) -> tuple[np.ndarray, int]:
+    """An encoded audio file (bytes or path) -> (mono float32 samples in [-1, 1], sample rate):
+    through ``soundfile`` (WAV, FLAC, OGG, ...) when it is installed, else PCM WAV only."""
+    try:
+        import soundfile
+    except ImportError:  # pragma: no cover - soundfile is a dependency; the wave module still reads WAV
+        return read_wav(data)
+    try:
+        samples, rate = soundfile.read(io.BytesIO(data) if isinstance(data, (bytes, bytearray)) else str(data),
+                                       dtype="float32", always_2d=True)  # (frames, channels)
+    except soundfile.LibsndfileError as exc:
+        raise ValueError(str(exc)) from None
+    return samples.mean(axis=1), int(rate)
+
+
+def read_wav(data: bytes | str | Path) -> tuple[np.ndarray, int]:
     """PCM WAV (bytes or path) -> (mono float32 samples in [-1, 1], sample rate)."""
     with wave.open(io.BytesIO(data) if isinstance(data, (bytes, bytearray)) else str(data), "rb") as handle:
         width, channels, rate = handle.getsampwidth(), handle.getnchannels(), handle.getframerate()
@@ -81,14 +101,17 @@ def read_wav(data: bytes | str) -> tuple[np.ndarray, int]:
 
 
 def resample(samples: np.ndarray, source: int, target: int) -> np.ndarray:
-    """Linear-interpolation resampling (adequate for a feature front end)."""
+    """Polyphase resampling with an anti-aliasing filter (scipy.signal.resample_poly); the
+    output holds round(len * target / source) samples."""
     if source == target or len(samples) == 0:
         return samples
-    n = max(1, round(len(samples) * target / source))
-    return np.interp(np.linspace(0, len(samples) - 1, n), np.arange(len(samples)), samples).astype(np.float32)
+    from scipy.signal import resample_poly
+
+    common = math.gcd(int(source), int(target))
+    return resample_poly(samples, int(target) // common, int(source) // common).astype(np.float32)
 
 
-class _AudioEncoder(Encoder):
+class _AudioEncoder(MediaInput):
     input_kind = "audio"
 
     def __init__(self, **options: Any) -> None:
@@ -100,19 +123,21 @@ class _AudioEncoder(Encoder):
         self.max_tokens = int(options.get("max_tokens", 32))
 
     def _samples(self, value: Any, row: int) -> np.ndarray:
+        source = None
         try:
             if isinstance(value, dict) and value.get("array") is not None:
                 samples, rate = np.asarray(value["array"], dtype=np.float32), int(value.get("sampling_rate") or self.sample_rate)
-            elif isinstance(value, dict) and (value.get("bytes") or value.get("path")):
-                samples, rate = read_wav(value.get("bytes") or value["path"])
-            elif isinstance(value, str):
-                samples, rate = read_wav(value)
             elif isinstance(value, (list, tuple, np.ndarray)):
                 samples, rate = np.asarray(value, dtype=np.float32), self.sample_rate
             else:
-                raise EncodingError(row, f"expected audio (array, Audio dict or WAV), got {type(value).__name__}")
+                source = self.source(value, row)  # encoded bytes, or an existing file
+                if source is None:
+                    raise EncodingError(row, f"expected audio (samples, an Audio dict, encoded WAV/FLAC bytes or a "
+                                             f"file path), got {type(value).__name__}")
+                samples, rate = read_audio(source)
         except (wave.Error, EOFError, OSError, ValueError) as exc:
-            raise EncodingError(row, f"unreadable or corrupted audio ({exc.__class__.__name__}: {exc})") from None
+            what = f"file {source}" if isinstance(source, Path) else "audio"
+            raise EncodingError(row, f"unreadable or corrupted {what} ({exc.__class__.__name__}: {exc})") from None
         if samples.ndim > 1:
             samples = samples.mean(axis=-1) if samples.shape[-1] <= 8 else samples.mean(axis=0)
         if samples.size == 0 or not np.isfinite(samples).all():
@@ -149,7 +174,7 @@ class LogMel(_AudioEncoder):
 
     @property
     def version(self) -> str:  # type: ignore[override]
-        return f"log_mel:v1:{self.sample_rate}:{self.n_mels}:{self.n_fft}:{self.hop}:{self.max_tokens}"
+        return f"log_mel:v2:{self.sample_rate}:{self.n_mels}:{self.n_fft}:{self.hop}:{self.max_tokens}"
 
 
 @ENCODERS.register("mfcc")
@@ -164,7 +189,7 @@ class MFCC(_AudioEncoder):
 
     @property
     def version(self) -> str:  # type: ignore[override]
-        return f"mfcc:v1:{self.sample_rate}:{self.n_mfcc}:{self.n_mels}:{self.n_fft}:{self.hop}:{self.max_tokens}"
+        return f"mfcc:v2:{self.sample_rate}:{self.n_mfcc}:{self.n_mels}:{self.n_fft}:{self.hop}:{self.max_tokens}"
 
     def _frames(self, samples):
         return super()._frames(samples) @ dct_matrix(self.n_mfcc, self.n_mels).T

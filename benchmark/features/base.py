@@ -5,7 +5,9 @@ with the fusion model (its cached features are then that network's raw input).""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import torch
@@ -19,6 +21,13 @@ class Encoded:
     pooled: torch.Tensor  # (N, D)
     tokens: torch.Tensor  # (N, T, D)
     mask: torch.Tensor  # bool (N, T)
+    # bool (N,): False where the row's modality is absent in the data (a null cell, an empty path,
+    # or a missing file where the card allows it); such a row's features are zeros. None: all True.
+    present: torch.Tensor | None = None
+
+    def __post_init__(self) -> None:
+        if self.present is None:
+            self.present = torch.ones(self.pooled.shape[0], dtype=torch.bool)  # (N,)
 
 
 class EncodingError(ValueError):
@@ -36,6 +45,9 @@ class Encoder:
     version = "1"
     input_kind = ""  # "text" | "image" | "tabular" | "audio"
     batch_size = 32
+    # The card file's folder, set by build_features: relative file paths in a column resolve
+    # against it (not against the current directory). None: the current directory.
+    base_dir: Path | None = None
 
     def __init__(self, **options: Any) -> None:
         self.options = options
@@ -56,6 +68,16 @@ class Encoder:
 
     def front_end(self) -> FrontEnd | None:
         """The trainable network this modality goes through inside the model (None: frozen features)."""
+        return None
+
+    def is_absent(self, value: Any) -> bool:
+        """Whether a cell holds no value for this modality (never imputed: the row's modality is
+        absent). Null (None, NaN) here; media encoders add empty paths and empty structs."""
+        return value is None or (isinstance(value, float) and math.isnan(value))
+
+    def referenced_file(self, value: Any) -> Path | None:
+        """The file a cell names (resolved against ``base_dir``), or None when it holds the data
+        itself (benchmark/features/media.py: image and audio encoders read paths)."""
         return None
 
 

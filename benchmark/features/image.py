@@ -5,40 +5,44 @@ pixels of small images (``raw_pixels``; ``small_cnn`` trains a CNN on them with 
 from __future__ import annotations
 
 import io
+from pathlib import Path
 from typing import Any
 
 import torch
 
-from benchmark.features.base import ENCODERS, Encoded, Encoder, EncodingError, FrontEnd, batches
+from benchmark.features.base import ENCODERS, Encoded, EncodingError, FrontEnd, batches
+from benchmark.features.media import MediaInput, encoded_source
 
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)  # torchvision / HF vision models
 
 
-def decode_image(value: Any, row: int):
-    """Accept a PIL image, a datasets Image dict ({bytes, path}) or a path; return RGB PIL."""
+def decode_image(value: Any, row: int, base_dir: Path | None = None):
+    """Accept a PIL image, raw encoded bytes (PNG, JPEG, ... whatever Pillow reads), a file path
+    (relative to ``base_dir``, the card's folder) or a datasets Image dict ({bytes, path});
+    return RGB PIL. Errors name the row (and the file)."""
     from PIL import Image, UnidentifiedImageError
 
+    source = None
     try:
         if isinstance(value, Image.Image):
             image = value
-        elif isinstance(value, dict) and value.get("bytes") is not None:
-            image = Image.open(io.BytesIO(value["bytes"]))
-        elif isinstance(value, dict) and value.get("path"):
-            image = Image.open(value["path"])
-        elif isinstance(value, str):
-            image = Image.open(value)
         else:
-            raise EncodingError(row, f"expected an image, got {type(value).__name__}")
+            source = encoded_source(value, row, base_dir)  # bytes, or an existing file
+            if source is None:
+                raise EncodingError(row, f"expected an image (encoded bytes, a file path or an {{bytes, path}} struct), "
+                                         f"got {type(value).__name__}")
+            image = Image.open(io.BytesIO(source) if isinstance(source, bytes) else source)
         image.load()
     except (UnidentifiedImageError, OSError, SyntaxError) as exc:
-        raise EncodingError(row, f"unreadable or corrupted image ({exc.__class__.__name__}: {exc})") from None
+        what = f"file {source}" if isinstance(source, Path) else "image"
+        raise EncodingError(row, f"unreadable or corrupted {what} ({exc.__class__.__name__}: {exc})") from None
     if image.mode in ("RGBA", "LA", "P"):
         background = Image.new("RGBA", image.size, (255, 255, 255, 255))
         image = Image.alpha_composite(background, image.convert("RGBA"))
     return image.convert("RGB")
 
 
-class _ImageEncoder(Encoder):
+class _ImageEncoder(MediaInput):
     input_kind = "image"
     image_size = 224
     grid = 3  # token grid side: the feature map is average-pooled to grid x grid tokens
@@ -55,7 +59,7 @@ class _ImageEncoder(Encoder):
     def _pixels(self, values, start: int) -> torch.Tensor:
         from torchvision.transforms import functional as F
 
-        images = [decode_image(v, start + i) for i, v in enumerate(values)]
+        images = [decode_image(v, start + i, self.base_dir) for i, v in enumerate(values)]
         tensors = [F.to_tensor(img.resize((self.image_size, self.image_size))) for img in images]
         batch = torch.stack(tensors)  # (b, 3, S, S)
         mean = torch.tensor(self.mean).view(1, 3, 1, 1)
@@ -138,7 +142,7 @@ class HFImage(_ImageEncoder):
         model = AutoModel.from_pretrained(self.options["model_id"]).eval()
         pooled, tokens = [], []
         for start, stop in batches(len(values), self.batch_size):
-            images = [decode_image(v, start + i) for i, v in enumerate(values[start:stop])]
+            images = [decode_image(v, start + i, self.base_dir) for i, v in enumerate(values[start:stop])]
             states = model(**processor(images=images, return_tensors="pt")).last_hidden_state  # (b, T, D)
             pooled.append(states.mean(1))
             tokens.append(states)
@@ -152,7 +156,7 @@ class HFImage(_ImageEncoder):
 
 
 @ENCODERS.register("raw_pixels")
-class RawPixels(Encoder):
+class RawPixels(MediaInput):
     """Raw pixels of small images, no pretrained network: pooled = the flattened image
     (C*S*S), tokens = non-overlapping P x P patches in raster order ((S/P)^2 tokens of C*P*P).
     Options: ``size`` (S, default 28), ``patch`` (P, default 7), ``channels`` (1 = grey, 3 = RGB).
@@ -181,7 +185,7 @@ class RawPixels(Encoder):
 
         images = []
         for row, value in enumerate(values):
-            image = decode_image(value, row).resize((self.size, self.size), Image.BILINEAR)
+            image = decode_image(value, row, self.base_dir).resize((self.size, self.size), Image.BILINEAR)
             array = np.asarray(image.convert("L") if self.channels == 1 else image, dtype=np.float32)
             images.append(array.reshape(self.size, self.size, self.channels))
             if progress and (row + 1) % 256 == 0:

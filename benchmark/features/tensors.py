@@ -7,12 +7,17 @@ from dataclasses import dataclass, field
 
 import torch
 
-from benchmark.data.cards import SPLITS, DatasetCard
+from benchmark.data.cards import SPLITS, CardError, DatasetCard
 from benchmark.data.loading import DataError, LoadedDataset, load_splits
 from benchmark.features import cache as feature_cache
-from benchmark.features.base import EncodingError, FrontEnd
+from benchmark.features.base import Encoded, Encoder, EncodingError, FrontEnd
 from benchmark.features.catalog import get_encoder
 from benchmark.progress import progress_bar
+from benchmark.scale.schema import data_rows_metric
+
+# Part of every cache key: entries written before features carried a presence vector
+# (``present``, naturally missing modalities) are never reused.
+FEATURES_FORMAT = 2
 
 
 @dataclass
@@ -27,7 +32,17 @@ class SplitTensors:
     pooled: dict[str, torch.Tensor]  # m -> (N, D_m), cached dtype (fp16)
     tokens: dict[str, torch.Tensor]  # m -> (N, T_m, D_m), cached dtype (fp16)
     token_mask: dict[str, torch.Tensor]  # m -> bool (N, T_m)
-    labels: torch.Tensor  # (N,) int64
+    # multiclass: int64 (N,) class ids; binary: float32 (N,) of 0/1; multilabel: float32 (N, L) of 0/1;
+    # regression: float32 (N,)
+    labels: torch.Tensor
+    # bool (N, M), columns in sorted modality order: whether each row's modality is present in the
+    # data itself (False: a null cell or a missing file; its features are zeros). Training's and
+    # evaluation's presence masks are ANDed with it. None at construction: every modality present.
+    available: torch.Tensor | None = None
+
+    def __post_init__(self) -> None:
+        if self.available is None:
+            self.available = torch.ones(len(self), len(self.pooled), dtype=torch.bool)  # (N, M)
 
     def __len__(self) -> int:
         return int(self.labels.shape[0])
@@ -36,11 +51,12 @@ class SplitTensors:
         """Every tensor on ``device``, in its own dtype (no conversion). Tensors already there
         are not copied: on the CPU this is the same memory (memory-mapped stays mapped)."""
         move = lambda d: {k: v.to(device) for k, v in d.items()}  # noqa: E731
-        return SplitTensors(move(self.pooled), move(self.tokens), move(self.token_mask), self.labels.to(device))
+        return SplitTensors(move(self.pooled), move(self.tokens), move(self.token_mask), self.labels.to(device),
+                            self.available.to(device))
 
     def with_labels_on(self, device: torch.device | str) -> "SplitTensors":
         """The same features where they are, the labels on ``device`` (features too large for it)."""
-        return SplitTensors(self.pooled, self.tokens, self.token_mask, self.labels.to(device))
+        return SplitTensors(self.pooled, self.tokens, self.token_mask, self.labels.to(device), self.available.to(device))
 
     def feature_bytes(self) -> int:
         """Bytes of the features and masks (what moving them to a device costs)."""
@@ -83,12 +99,34 @@ class FeatureSet:
     # modality -> the trainable network in front of the strategy (benchmark/train/trainable_encoders.py);
     # the cached features of such a modality are that network's raw input (e.g. pixels).
     front_ends: dict[str, FrontEnd] = field(default_factory=dict)
+    task: str = "multiclass"  # the card's task: multiclass | binary | multilabel | regression
+    regression_loss: str = "mse"  # the card's regression_loss: "mse" or "l1"
+    sign_accuracy: bool = False  # regression: the card asks for the accuracy of the sign (MOSI acc-2)
     # device -> the splits placed for it (splits_on): each dataset is held once per device
     _placed: dict[str, dict[str, SplitTensors]] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     @property
     def num_classes(self) -> int:
         return len(self.class_names)
+
+    @property
+    def output_dim(self) -> int:
+        """Width of the model's output: multiclass C, binary 1, multilabel L, regression 1."""
+        return self.num_classes if self.task in ("multiclass", "multilabel") else 1
+
+    def data_row_counts(self) -> dict[str, int]:
+        """Rows per split and combination of modalities present in the data, as metric names
+        (``data_rows.<split>.<mods joined by ->``, schema.data_rows_metric); combinations that
+        occur in no row are left out."""
+        counts = {}
+        for split in SPLITS:
+            available = self.splits[split].available.cpu()  # (N, M)
+            patterns, sizes = torch.unique(available, dim=0, return_counts=True)  # (K, M), (K,)
+            for pattern, size in zip(patterns.tolist(), sizes.tolist()):
+                mods = [m for m, there in zip(self.modalities, pattern) if there]
+                if mods:
+                    counts[data_rows_metric(split, mods)] = int(size)
+        return counts
 
     def input_dims(self, tokens: bool = False) -> dict[str, int]:
         """Feature width per modality: of the pooled vectors, or of the tokens when ``tokens``."""
@@ -108,28 +146,32 @@ def build_features(card: DatasetCard, log=print) -> FeatureSet:
     """Load the card's splits and encode each (split, modality), using the cache."""
     started = time.perf_counter()
     loaded = load_splits(card)
-    per_split = {s: {"pooled": {}, "tokens": {}, "token_mask": {}} for s in SPLITS}
+    per_split = {s: {"pooled": {}, "tokens": {}, "token_mask": {}, "present": {}} for s in SPLITS}
     hits = misses = size = 0
     encoders = {}
     front_ends = {}
     for spec in sorted(card.modalities, key=lambda m: m.name):
         try:
-            encoder = get_encoder(spec.encoder, **spec.options)
+            encoder = get_encoder(spec.encoder, **{k: v for k, v in spec.options.items() if k != "missing"})
         except KeyError as exc:
-            raise DataError(f"dataset {card.name!r}, modality {spec.name!r}, column {spec.column!r}: {exc}") from None
+            raise DataError(f"dataset {card.name!r}, modality {spec.name!r}, {_column_phrase(spec)}: {exc}") from None
+        except ValueError as exc:  # options the encoder refuses (e.g. tabular given 'column:')
+            raise CardError(card.path, f"modalities.{spec.name}", f"encoder {spec.encoder!r}: {exc}") from None
+        encoder.base_dir = card.path.resolve().parent  # relative file paths in a column resolve against it
         encoders[spec.name] = f"{spec.encoder}@{encoder.version}"
         front_end = encoder.front_end()
         if front_end is not None:
             front_ends[spec.name] = front_end
         columns = spec.options.get("columns")
-        if columns:
-            encoder.fit_columns(loaded.splits["train"], columns)
+        _fit(loaded, spec, encoder, columns)
         for split in SPLITS:
             key = feature_cache.cache_key(
                 revision=loaded.revision, split=split, column=columns or spec.column, encoder=spec.encoder,
-                version=encoder.version, options=spec.options, state=encoder.state(),
+                version=encoder.version, options=spec.options, state=encoder.state(), format=FEATURES_FORMAT,
             )
             entry = feature_cache.load_entry(key)
+            if entry is not None and "present" not in entry:
+                entry = None  # written without a presence vector: encode again
             if entry is None:
                 misses += 1
                 entry = _encode(loaded, spec, split, encoder, log)
@@ -144,14 +186,31 @@ def build_features(card: DatasetCard, log=print) -> FeatureSet:
             per_split[split]["pooled"][spec.name] = entry["pooled"]
             per_split[split]["tokens"][spec.name] = entry["tokens"]
             per_split[split]["token_mask"][spec.name] = mask_as_bool(entry["mask"])
+            per_split[split]["present"][spec.name] = mask_as_bool(entry["present"])
+    for split in SPLITS:
+        present = per_split[split].pop("present")
+        per_split[split]["available"] = _available(card, split, present)
+    label_dtype = torch.long if card.task == "multiclass" else torch.float32
     splits = {
-        s: SplitTensors(**per_split[s], labels=torch.tensor(loaded.splits[s][card.label], dtype=torch.long))
+        s: SplitTensors(**per_split[s], labels=torch.tensor(loaded.splits[s][card.label], dtype=label_dtype))
         for s in SPLITS
     }
     seconds = time.perf_counter() - started
     log(f"[{card.name}] features ready in {seconds:.1f}s ({hits} cached, {misses} encoded, {size / 2**20:.1f} MiB on disk)")
     return FeatureSet(card.name, card.modality_names, loaded.class_names, splits, seconds, hits, misses, size, encoders,
-                      front_ends)
+                      front_ends, task=card.task, regression_loss=card.regression_loss, sign_accuracy=card.sign_accuracy)
+
+
+def _available(card: DatasetCard, split: str, present: dict[str, torch.Tensor]) -> torch.Tensor:
+    """Each row's present modalities, bool (N, M) in sorted modality order. A row with none at all
+    is an error: the data gives the model nothing to predict from."""
+    available = torch.stack([present[m].bool() for m in sorted(present)], dim=1)  # (N, M)
+    empty = (~available.any(dim=1)).nonzero(as_tuple=True)[0].tolist()
+    if empty:
+        rows = ", ".join(map(str, empty[:10])) + (f" and {len(empty) - 10} more" if len(empty) > 10 else "")
+        raise DataError(f"dataset {card.name!r}, split {split!r}: row {rows} has no modality present "
+                        f"(every one of {sorted(present)} is null or missing); remove such rows ({card.path})")
+    return available
 
 
 def mask_as_bool(mask: torch.Tensor) -> torch.Tensor:
@@ -159,26 +218,96 @@ def mask_as_bool(mask: torch.Tensor) -> torch.Tensor:
     return mask.view(torch.bool) if mask.dtype == torch.uint8 else mask.bool()
 
 
+def _column_phrase(spec) -> str:
+    """How an error names a modality's column(s): a long ``columns:`` list by its size."""
+    columns = spec.options.get("columns")
+    if columns and len(columns) > 5:
+        return f"columns {columns[:3]!r} and {len(columns) - 3} more"
+    return f"column {spec.column!r}"
+
+
+def _fit(loaded: LoadedDataset, spec, encoder: Encoder, columns) -> None:
+    """Fit the encoder's preprocessing on the training split only: ``fit_columns`` for several
+    columns, ``fit`` on the column's values for a one-column encoder that fits anything (e.g.
+    ``vector``: its layout and ``standardize`` statistics). Errors name the dataset, column, row."""
+    where = f"dataset {loaded.card.name!r}, split 'train', {_column_phrase(spec)} (modality {spec.name!r})"
+    train, rows = loaded.splits["train"], []
+    try:
+        if columns:
+            encoder.fit_columns(train, columns)
+        elif type(encoder).fit is not Encoder.fit:
+            values = _column_values(loaded, train, spec, "train", None)
+            rows = _present_rows(values, encoder, spec.options.get("missing") == "allowed")
+            encoder.fit([values[i] for i in rows])  # absent rows (null, missing file) fit nothing
+    except DataError:
+        raise
+    except EncodingError as exc:
+        row = rows[exc.row] if 0 <= exc.row < len(rows) else exc.row  # the split's row, not the sub-list's
+        raise DataError(f"{where}, row {row}: {exc.problem}") from None
+    except ValueError as exc:
+        raise DataError(f"{where}: {exc}") from None
+
+
 def _encode(loaded: LoadedDataset, spec, split: str, encoder, log) -> dict[str, torch.Tensor]:
+    """Encode one (split, modality). Rows whose value is absent (a null cell, an empty path, or a
+    missing file where the card says ``missing: allowed``) are not encoded: their features are
+    zeros (one valid zero token) and ``present`` is False there."""
     dataset = loaded.splits[split]
     columns = spec.options.get("columns")
     values = _column_values(loaded, dataset, spec, split, columns)
+    where = f"dataset {loaded.card.name!r}, split {split!r}, {_column_phrase(spec)} (modality {spec.name!r})"
+    rows = list(range(len(values))) if columns else _present_rows(values, encoder, spec.options.get("missing") == "allowed")
     started = time.perf_counter()
     with progress_bar(f"encode {loaded.card.name}/{split}/{spec.name} ({spec.encoder})", total=len(values)) as advance:
+        if not rows:
+            raise DataError(f"{where}: every row is null or missing; the modality is absent from the whole split")
         try:
-            encoded = encoder.encode(values, progress=advance)
+            if len(rows) < len(values):
+                advance(len(values) - len(rows))
+            encoded = encoder.encode([values[i] for i in rows] if len(rows) < len(values) else values, progress=advance)
         except EncodingError as exc:
-            raise DataError(
-                f"dataset {loaded.card.name!r}, split {split!r}, column {spec.column!r} (modality {spec.name!r}), "
-                f"row {exc.row}: {exc.problem}"
-            ) from None
-    log(f"[{loaded.card.name}] encoded {split}/{spec.name}: {len(values)} rows in {time.perf_counter() - started:.1f}s")
-    return {"pooled": encoded.pooled.half(), "tokens": encoded.tokens.half(), "mask": encoded.mask.to(torch.uint8)}
+            row = rows[exc.row] if 0 <= exc.row < len(rows) else exc.row  # the split's row, not the sub-list's
+            raise DataError(f"{where}, row {row}: {exc.problem}") from None
+    log(f"[{loaded.card.name}] encoded {split}/{spec.name}: {len(rows)} of {len(values)} rows present, "
+        f"in {time.perf_counter() - started:.1f}s")
+    encoded = _scatter(encoded, rows, len(values))
+    return {"pooled": encoded.pooled.half(), "tokens": encoded.tokens.half(), "mask": encoded.mask.to(torch.uint8),
+            "present": encoded.present.to(torch.uint8)}
+
+
+def _present_rows(values: list, encoder, missing_allowed: bool) -> list[int]:
+    """Indices of the rows whose value is there: not null or empty, and (``missing_allowed``)
+    not a path to a file that does not exist. Without ``missing: allowed`` a missing file is left
+    to the encoder, whose error names the row and the file."""
+    rows = []
+    for row, value in enumerate(values):
+        if encoder.is_absent(value):
+            continue
+        if missing_allowed:
+            path = encoder.referenced_file(value)
+            if path is not None and not path.is_file():
+                continue
+        rows.append(row)
+    return rows
+
+
+def _scatter(encoded: Encoded, rows: list[int], n: int) -> Encoded:
+    """Features of the encoded ``rows`` placed among ``n`` rows; the others zeros and absent."""
+    if len(rows) == n:
+        return encoded
+    index = torch.tensor(rows, dtype=torch.long)  # (n_present,)
+    pooled = encoded.pooled.new_zeros((n,) + tuple(encoded.pooled.shape[1:]))  # (N, D)
+    tokens = encoded.tokens.new_zeros((n,) + tuple(encoded.tokens.shape[1:]))  # (N, T, D)
+    mask = torch.zeros(n, encoded.mask.shape[1], dtype=torch.bool)  # (N, T)
+    mask[:, 0] = True  # an absent row holds one valid zero token: no strategy meets a row without keys
+    present = torch.zeros(n, dtype=torch.bool)  # (N,)
+    pooled[index], tokens[index], mask[index], present[index] = encoded.pooled, encoded.tokens, encoded.mask, encoded.present
+    return Encoded(pooled, tokens, mask, present)
 
 
 def _column_values(loaded: LoadedDataset, dataset, spec, split: str, columns) -> list:
-    """The raw values to encode. Image columns are read undecoded so that the encoder decodes
-    each row itself and can name the row of an unreadable image."""
+    """The raw values to encode. Image and audio columns are read undecoded so that the encoder
+    decodes each row itself and can name the row of an unreadable file."""
     import datasets as hf
 
     try:
@@ -187,6 +316,8 @@ def _column_values(loaded: LoadedDataset, dataset, spec, split: str, columns) ->
         feature = dataset.features.get(spec.column)
         if isinstance(feature, hf.Image) and feature.decode:
             dataset = dataset.cast_column(spec.column, hf.Image(decode=False))
+        elif isinstance(feature, hf.Audio) and feature.decode:  # read as {bytes, path}: the encoder decodes
+            dataset = dataset.cast_column(spec.column, hf.Audio(decode=False))
         return dataset[spec.column]
     except Exception as exc:  # decoding inside datasets (e.g. audio) without a row number
         raise DataError(

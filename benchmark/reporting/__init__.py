@@ -4,7 +4,7 @@ fetch: MLflow runs -> pandas; stats: CI, paired test, Pareto front; analysis: pe
 numbers and recommendations; figures: PNGs; document: Markdown + self-contained HTML;
 build: composes the report and writes reports/<matrix id>/."""
 
-from benchmark.reporting.build import build_report
+from benchmark.reporting.build import EmptyReport, build_report
 from benchmark.reporting.stats import mean_ci95, paired_ttest, pareto_front
 
-__all__ = ["build_report", "mean_ci95", "paired_ttest", "pareto_front"]
+__all__ = ["EmptyReport", "build_report", "mean_ci95", "paired_ttest", "pareto_front"]

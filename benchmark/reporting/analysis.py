@@ -11,18 +11,42 @@ from typing import NamedTuple
 import pandas as pd
 
 from benchmark.reporting.stats import PairedTest, mean_ci95, paired_ttest
-from benchmark.scale.schema import (BEST_EPOCH, CHANCE_ACCURACY, COLLAPSED, EPOCHS_RUN, LARGEST_CLASS_SHARE,
-                                    MAJORITY_ACCURACY, MAJORITY_MACRO_F1, MISSING_PREFIX, NOT_CONVERGED,
-                                    RANKING_METRIC, RANKING_METRICS, STOP_REASON, SUBSET_PREFIX, missing_metric,
-                                    subset_modalities)
+from benchmark.scale.schema import (BEST_EPOCH, COLLAPSED, DATA_ROWS_PREFIX, DEFAULT_RANKING_METRICS, DEFAULT_TASK, EPOCHS_RUN,
+                                    LARGEST_CLASS_SHARE, NOT_CONVERGED, RANKING_METRIC, RANKING_METRICS,
+                                    REFERENCE_PREFIX, SIGN_ACCURACY, STOP_REASON, TASK, TASKS, missing_metric, missing_prefix,
+                                    subset_modalities, subset_prefix, task_metrics)
 
 BASELINE = "concat"  # the paired test compares every strategy with this variant
 UNIMODAL = "unimodal"
-DEFAULT_RANKING = "accuracy"
-# A ranking metric's configuration column (mean over seeds; "<column>_ci" is its 95% half-width)
-# and its name in words. The keys are those of RANKING_METRICS.
-SCORE_COLUMNS = {"accuracy": "accuracy", "macro_f1": "macro_f1"}
-SCORE_LABELS = {"accuracy": "test accuracy", "macro_f1": "test macro-F1"}
+# The metrics each task's tables show, in column order (the first one leads the leaderboard; regression's
+# acc-2 only where the runs logged it). Every metric <m> is the MLflow metric "test_<m>".
+TASK_METRICS = {task: task_metrics(task, sign_accuracy=True) for task in TASKS}
+DEFAULT_RANKINGS = DEFAULT_RANKING_METRICS  # the ranking metric of runs that name none, per task
+DEFAULT_RANKING = DEFAULT_RANKINGS[DEFAULT_TASK]
+# The reference predictor of each task, in words (the schema's "reference_<metric>"; multiclass runs
+# logged before tasks existed carry "majority_<metric>" and "chance_accuracy").
+REFERENCE_NAMES = {"multiclass": "majority class", "binary": "constant (training prevalence)",
+                   "multilabel": "constant (training prevalence per label)", "regression": "constant (training mean)"}
+METRIC_LABELS = {"accuracy": "accuracy", "macro_f1": "macro-F1", "auroc": "AUROC", "f1": "F1", "micro_f1": "micro-F1",
+                 "mean_ap": "mAP", "mae": "MAE", "rmse": "RMSE", "pearson_r": "Pearson r",
+                 "sign_accuracy": "acc-2 (sign accuracy)"}
+ALL_METRICS = tuple(dict.fromkeys(m for metrics in TASK_METRICS.values() for m in metrics))
+_LOWER_IS_BETTER = {"mae", "rmse"}  # used only for a metric the schema does not list
+
+
+def metric_spec(metric: str) -> tuple[str, bool]:
+    """(MLflow metric name, higher_is_better) of a metric key, from the schema's RANKING_METRICS."""
+    spec = RANKING_METRICS.get(metric)
+    if spec is None:
+        return f"test_{metric}", metric not in _LOWER_IS_BETTER
+    if isinstance(spec, str):  # an older schema: name only, higher is better
+        return spec, True
+    return spec[0], bool(spec[1])
+
+
+def metric_label(metric: str) -> str:
+    """"mae" -> "MAE" (a metric key in words)."""
+    return METRIC_LABELS.get(metric, metric)
 
 class MemoryMetric(NamedTuple):
     """How the report names one memory metric: in a sentence or on an axis, as a leaderboard
@@ -72,25 +96,61 @@ class DatasetAnalysis:
     ranking: str = DEFAULT_RANKING  # key of RANKING_METRICS that ranks this dataset
     ranking_declared: bool = False  # the runs named their ranking metric (param `ranking_metric`)
     ranking_note: str = ""  # why the ranking is not the declared one, or that runs disagreed
-    majority_accuracy: float = float("nan")  # the majority-class predictor on the test split
-    majority_macro_f1: float = float("nan")
-    chance_accuracy: float = float("nan")  # 1 / number of classes
+    task: str = DEFAULT_TASK  # the runs' `task` param (missing: multiclass)
+    metrics: tuple[str, ...] = TASK_METRICS[DEFAULT_TASK]  # the task's metrics the runs logged, in column order
+    higher_is_better: bool = True  # direction of the ranking metric
+    subset_metric: str = "accuracy"  # the metric of the per-subset columns ("subset:<suffix>")
+    tuning_metric: str = "accuracy"  # the metric of "tuning_gain" and "default_score" (the ranking one where logged)
+    curve_metric: str = "accuracy"  # the metric of the missing-rate columns ("missing:<rate>")
+    majority: dict[str, float] = field(default_factory=dict)  # metric -> the majority-class (constant) predictor's
+    chance: dict[str, float] = field(default_factory=dict)  # metric -> chance (e.g. accuracy 1 / classes)
     judged: bool = False  # the runs carry the collapsed / not_converged marks
     trained: bool = False  # the runs carry epochs_run / best_epoch / stop_reason
+    data_rows: dict[str, dict[str, int]] = field(default_factory=dict)  # split -> "a-b" -> rows with those present
 
     @property
     def score(self) -> str:
-        """The configs column that ranks: "accuracy" or "macro_f1"."""
-        return SCORE_COLUMNS[self.ranking]
+        """The configs column that ranks: the ranking metric's key ("accuracy", "mae", ...)."""
+        return self.ranking
 
     @property
     def score_label(self) -> str:
-        return SCORE_LABELS[self.ranking]
+        return f"test {metric_label(self.ranking)}"
+
+    @property
+    def direction(self) -> str:
+        """"higher is better" / "lower is better" for the ranking metric."""
+        return "higher is better" if self.higher_is_better else "lower is better"
+
+    @property
+    def curve_higher_is_better(self) -> bool:
+        return metric_spec(self.curve_metric)[1]
+
+    @property
+    def majority_accuracy(self) -> float:
+        return self.majority.get("accuracy", float("nan"))
+
+    @property
+    def majority_macro_f1(self) -> float:
+        return self.majority.get("macro_f1", float("nan"))
+
+    @property
+    def chance_accuracy(self) -> float:
+        return self.chance.get("accuracy", float("nan"))
 
     @property
     def reference_score(self) -> float:
-        """The majority-class predictor's value of the ranking metric (nan when not logged)."""
-        return self.majority_macro_f1 if self.ranking == "macro_f1" else self.majority_accuracy
+        """The majority-class (constant) predictor's value of the ranking metric (nan when not logged)."""
+        return self.majority.get(self.ranking, float("nan"))
+
+    @property
+    def curve_reference(self) -> float:
+        """The constant predictor's value of the missing-rate curve's metric (nan when not logged)."""
+        return self.majority.get(self.curve_metric, float("nan"))
+
+    def better(self, values: pd.Series) -> pd.Series:
+        """The ranking metric's values turned so that higher is better (negated when lower is better)."""
+        return values if self.higher_is_better else -values
 
     @property
     def ranked(self) -> pd.DataFrame:
@@ -99,8 +159,8 @@ class DatasetAnalysis:
         if self.configs.empty:
             return self.configs
         done = self.configs[self.configs["n"] > 0]
-        return done.sort_values(["marked", self.score, "variant", "dropout"], ascending=[True, False, True, True],
-                                na_position="last")
+        return done.sort_values(["marked", self.score, "variant", "dropout"],
+                                ascending=[True, not self.higher_is_better, True, True], na_position="last")
 
     @property
     def trusted(self) -> pd.DataFrame:
@@ -156,31 +216,78 @@ def _constant(runs: pd.DataFrame, column: str) -> float:
     return float(values.median()) if len(values) else float("nan")
 
 
-def _ranking(runs: pd.DataFrame) -> tuple[str, bool, str]:
+def _task(runs: pd.DataFrame) -> str:
+    """The runs' task (the most common `task` param; runs without one are multiclass)."""
+    values = runs[TASK].fillna(DEFAULT_TASK).astype(str) if TASK in runs else pd.Series(dtype=str)
+    task = str(values.value_counts().index[0]) if len(values) else DEFAULT_TASK
+    return task if task in TASK_METRICS else DEFAULT_TASK
+
+
+def _ranking(runs: pd.DataFrame, task: str = DEFAULT_TASK) -> tuple[str, bool, str]:
     """(ranking key, whether the runs declared one, a note when the declared one cannot be used)."""
     values = runs[RANKING_METRIC].dropna().astype(str) if RANKING_METRIC in runs else pd.Series(dtype=str)
+    default = DEFAULT_RANKINGS[task]
     if values.empty:
-        return DEFAULT_RANKING, False, ""
+        return default, False, ""
     counts = values.value_counts()
     declared = str(counts.index[0])
     note = ""
     if len(counts) > 1:
         note = (f"The runs disagree on the ranking metric ({', '.join(f'`{v}` {k}' for v, k in counts.items())}); "
                 f"the most common, `{declared}`, is used. ")
-    if declared not in RANKING_METRICS:
-        return DEFAULT_RANKING, True, note + f"Unknown ranking metric `{declared}`: ranked by accuracy instead."
-    column = RANKING_METRICS[declared]
+    instead = f"ranked by {metric_label(default)} instead."
+    if declared not in RANKING_METRICS and declared not in TASK_METRICS[task]:
+        return default, True, note + f"Unknown ranking metric `{declared}`: " + instead
+    column = metric_spec(declared)[0]
     if column not in runs or runs[column].notna().sum() == 0:
-        return DEFAULT_RANKING, True, note + f"The dataset is ranked by `{declared}`, but no run logged `{column}`: " \
-                                             "ranked by accuracy instead."
+        return default, True, note + f"The dataset is ranked by `{declared}`, but no run logged `{column}`: " + instead
     return declared, True, note.strip()
 
 
+def _logged(runs: pd.DataFrame, metric: str) -> bool:
+    column = metric_spec(metric)[0]
+    return column in runs and bool(runs[column].notna().any())
+
+
+def _suffixes(runs: pd.DataFrame, prefix: str) -> list[str]:
+    return [c[len(prefix):] for c in runs.columns if c.startswith(prefix) and runs[c].notna().any()]
+
+
+def _data_rows(runs: pd.DataFrame) -> dict[str, dict[str, int]]:
+    """split -> modalities present ("a-b") -> rows, from the `data_rows.<split>.<mods>` metrics (the
+    largest count logged, should runs disagree)."""
+    out: dict[str, dict[str, int]] = {}
+    for column in runs.columns:
+        if not column.startswith(DATA_ROWS_PREFIX) or runs[column].notna().sum() == 0:
+            continue
+        split, _, mods = column[len(DATA_ROWS_PREFIX):].partition(".")
+        if split and mods:
+            out.setdefault(split, {})[mods] = int(runs[column].max())
+    return out
+
+
+def _logged_metric(runs: pd.DataFrame, prefix_of, preferred: str) -> str:
+    """The preferred metric when the runs logged `prefix_of(preferred)` columns, else accuracy (runs
+    logged before every metric had its own subsets and curve), else the preferred one."""
+    for metric in (preferred, "accuracy"):
+        if _suffixes(runs, prefix_of(metric)):
+            return metric
+    return preferred
+
+
 def analyse(name: str, runs: pd.DataFrame, problems: pd.DataFrame) -> DatasetAnalysis:
-    subsets = sorted({c[len(SUBSET_PREFIX):] for c in runs.columns if c.startswith(SUBSET_PREFIX)
-                      and runs[c].notna().any()}, key=lambda s: (-len(subset_modalities(s)), s))
-    rates = sorted(int(c[len(MISSING_PREFIX):]) for c in runs.columns if c.startswith(MISSING_PREFIX)
-                   and runs[c].notna().any())
+    task = _task(runs)
+    ranking, declared, note = _ranking(runs, task)
+    subset_key = _logged_metric(runs, subset_prefix, ranking)
+    curve_key = _logged_metric(runs, missing_prefix, ranking)
+    subsets = sorted(set(_suffixes(runs, subset_prefix(subset_key))), key=lambda s: (-len(subset_modalities(s)), s))
+    rates = sorted(int(s) for s in _suffixes(runs, missing_prefix(curve_key)) if s.isdigit())
+    higher = metric_spec(ranking)[1]
+    # tuning gain in the ranking metric where its default-hyperparameter value is logged, else in accuracy
+    tuning = ranking if _default_column(runs, ranking) or not _default_column(runs, "accuracy") else "accuracy"
+    # the task's metrics as columns (acc-2 only where logged), and the ranking metric should it be another
+    shown = [m for m in TASK_METRICS[task] if m != SIGN_ACCURACY or _logged(runs, m)]
+    shown += [ranking] if ranking not in shown else []
     counts = {k: int(runs[k].notna().sum()) if k in runs else 0 for k in MEMORY_KEYS}
     memory_key = max(counts, key=counts.get) if any(counts.values()) else None
 
@@ -192,21 +299,23 @@ def analyse(name: str, runs: pd.DataFrame, problems: pd.DataFrame) -> DatasetAna
         bad = bad_groups.get((variant, dropout), problems.iloc[0:0])
         source = group if len(group) else bad
         nan2 = (float("nan"), float("nan"))
-        acc, acc_ci = mean_ci95(group["test_accuracy"]) if len(group) else nan2
-        f1, f1_ci = mean_ci95(group["test_macro_f1"]) if len(group) and "test_macro_f1" in group else nan2
-        gain, gain_ci = mean_ci95(group["tuning_gain"]) if "tuning_gain" in group else nan2
+        gain, gain_ci = mean_ci95(tuning_gains(group, tuning)) if len(group) else nan2
         n_collapsed, n_collapsed_of = _flag(group, COLLAPSED)
         n_not_converged, n_not_converged_of = _flag(group, NOT_CONVERGED)
         row = {
             "variant": variant, "dropout": dropout, "strategy": source["strategy"].iloc[0],
             "family": source["family"].iloc[0], "n": len(group), "seeds": sorted(group["seed"].tolist()),
             "n_failed": int((bad["status"] == "failed").sum()), "n_unfinished": int((bad["status"] != "failed").sum()),
-            "accuracy": acc, "accuracy_ci": acc_ci, "macro_f1": f1, "macro_f1_ci": f1_ci,
             "tuning_gain": gain, "tuning_gain_ci": gain_ci,
             "n_collapsed": n_collapsed, "n_collapsed_of": n_collapsed_of,
             "n_not_converged": n_not_converged, "n_not_converged_of": n_not_converged_of,
             "marked": bool(n_collapsed or n_not_converged), "stop_reasons": _stop_reasons(group),
         }
+        for metric in dict.fromkeys(ALL_METRICS + (ranking,)):  # every metric a column: nan where not logged
+            column = metric_spec(metric)[0]
+            row[metric], row[metric + "_ci"] = mean_ci95(group[column]) if len(group) and column in group else nan2
+        default_column = _default_column(group, tuning)
+        row["default_score"] = _mean(group[default_column]) if default_column else float("nan")
         for key, column in (("robustness", "robustness"), ("default_accuracy", "default_test_accuracy"),
                             ("infer_sps", "inference_samples_per_s"), ("train_sps", "train_samples_per_s"),
                             ("params", "param_count"), ("epochs_run", EPOCHS_RUN), ("best_epoch", BEST_EPOCH),
@@ -217,30 +326,60 @@ def analyse(name: str, runs: pd.DataFrame, problems: pd.DataFrame) -> DatasetAna
             row["robustness"], row["robustness_n"] = float("nan"), 0
         row["memory"] = _mean(group[memory_key]) if memory_key and memory_key in group else float("nan")
         for s in subsets:
-            row[f"subset:{s}"] = _mean(group[SUBSET_PREFIX + s])
+            row[f"subset:{s}"] = _mean(group[subset_prefix(subset_key) + s])
         for r in rates:
-            row[f"missing:{r}"] = _mean(group[missing_metric(r / 100)])
+            row[f"missing:{r}"] = _mean(group[missing_metric(r / 100, missing_prefix(curve_key))])
         rows.append(row)
     configs = pd.DataFrame(rows)
-    ranking, declared, note = _ranking(runs)
+    # reference predictors, logged with every cell of the dataset: "reference_<metric>" (the task's constant
+    # predictor), or before tasks existed "majority_<metric>"; "chance_<metric>"
+    references = {kind: {m: v for m in ALL_METRICS if (v := _constant(runs, f"{kind}_{m}")) == v}
+                  for kind in (REFERENCE_PREFIX.rstrip("_"), "majority", "chance")}
+    majority = {**references["majority"], **references[REFERENCE_PREFIX.rstrip("_")]}
     analysis = DatasetAnalysis(
         name, configs, runs, problems, subsets, rates, memory_key, ranking=ranking, ranking_declared=declared,
-        ranking_note=note, majority_accuracy=_constant(runs, MAJORITY_ACCURACY),
-        majority_macro_f1=_constant(runs, MAJORITY_MACRO_F1), chance_accuracy=_constant(runs, CHANCE_ACCURACY),
+        ranking_note=note, task=task, metrics=tuple(shown), higher_is_better=higher, subset_metric=subset_key,
+        curve_metric=curve_key, tuning_metric=tuning, majority=majority, chance=references["chance"],
         judged=any(c in runs and runs[c].notna().any() for c in (COLLAPSED, NOT_CONVERGED)),
-        trained=any(c in runs and runs[c].notna().any() for c in (EPOCHS_RUN, BEST_EPOCH, STOP_REASON)))
+        trained=any(c in runs and runs[c].notna().any() for c in (EPOCHS_RUN, BEST_EPOCH, STOP_REASON)),
+        data_rows=_data_rows(pd.concat([runs, problems], ignore_index=True) if len(problems) else runs))
     if configs.empty:
         return analysis
     score = configs[analysis.score]
-    configs["rank"] = score.where(~configs["marked"] & (configs["n"] > 0)).rank(method="min", ascending=False)
-    _fusion_gain(configs, analysis.score)
-    analysis.tests = _baseline_tests(configs, runs, RANKING_METRICS[ranking])
+    configs["rank"] = score.where(~configs["marked"] & (configs["n"] > 0)).rank(method="min", ascending=not higher)
+    _fusion_gain(configs, analysis.score, higher)
+    analysis.tests = _baseline_tests(configs, runs, metric_spec(ranking)[0])
     return analysis
 
 
-def _fusion_gain(configs: pd.DataFrame, score: str) -> None:
-    """Mean score minus the best unimodal baseline's mean score at the same training dropout. The
-    baseline is the best unmarked unimodal configuration (a marked one only when all are marked)."""
+def _default_column(group: pd.DataFrame, ranking: str) -> str | None:
+    """The MLflow metric holding the ranking metric with the strategy's default hyperparameters:
+    "default_test_<metric>", or (runs logged before other metrics) "default_test_accuracy" when ranked by accuracy."""
+    for column in (f"default_{metric_spec(ranking)[0]}",) + (("default_test_accuracy",) if ranking == "accuracy"
+                                                              else ()):
+        if column in group and group[column].notna().any():
+            return column
+    return None
+
+
+def tuning_gains(runs: pd.DataFrame, metric: str) -> pd.Series:
+    """Per run: how much tuning improved `metric` (positive = better, whatever its direction): tuned − default
+    (default − tuned when lower is better) where "default_test_<metric>" is logged, else the logged
+    `tuning_gain` (test accuracy, tuned − default, as runs logged it before other metrics existed)."""
+    column, higher = metric_spec(metric)
+    default = _default_column(runs, metric)
+    if default and column in runs:
+        gain = runs[column] - runs[default]
+        return gain if higher else -gain
+    if metric == "accuracy" and "tuning_gain" in runs:
+        return runs["tuning_gain"]
+    return pd.Series(float("nan"), index=runs.index, dtype=float)
+
+
+def _fusion_gain(configs: pd.DataFrame, score: str, higher: bool = True) -> None:
+    """How much better the mean score is than the best unimodal baseline's at the same training dropout
+    (positive = better: score − baseline, or baseline − score when lower is better). The baseline is the
+    best unmarked unimodal configuration (a marked one only when all are marked)."""
     configs["best_unimodal"], configs["best_unimodal_label"], configs["fusion_gain"] = None, None, float("nan")
     for dropout, group in configs.groupby("dropout"):
         uni = group[(group["family"] == UNIMODAL) & (group["n"] > 0) & group[score].notna()]
@@ -248,11 +387,11 @@ def _fusion_gain(configs: pd.DataFrame, score: str) -> None:
             continue
         if (~uni["marked"]).any():
             uni = uni[~uni["marked"]]
-        best = uni.loc[uni[score].idxmax()]
+        best = uni.loc[uni[score].idxmax() if higher else uni[score].idxmin()]
         index = group.index
         configs.loc[index, "best_unimodal"] = best["variant"]
         configs.loc[index, "best_unimodal_label"] = config_label(best)
-        configs.loc[index, "fusion_gain"] = group[score] - best[score]
+        configs.loc[index, "fusion_gain"] = (group[score] - best[score]) * (1 if higher else -1)
 
 
 def _baseline_tests(configs: pd.DataFrame, runs: pd.DataFrame, metric: str = "test_accuracy"
@@ -309,7 +448,8 @@ def best_when_missing(a: DatasetAnalysis) -> tuple[Pick, str]:
         column = f"missing:{a.missing_rates[-1]}"
         usable = ranked[ranked[column].notna()]
         if len(usable):
-            return Pick(usable.loc[usable[column].idxmax()]), f"accuracy at {a.missing_rates[-1]}% missing"
+            best = usable[column].idxmax() if a.curve_higher_is_better else usable[column].idxmin()
+            return Pick(usable.loc[best]), f"{metric_label(a.curve_metric)} at {a.missing_rates[-1]}% missing"
     usable = ranked[ranked["robustness"].notna()] if "robustness" in ranked else ranked.iloc[0:0]
     if len(usable):
         return Pick(usable.loc[usable["robustness"].idxmax()]), "robustness score"
@@ -327,4 +467,4 @@ def best_within_budget(a: DatasetAnalysis) -> tuple[Pick, float]:
     fast = usable[(usable["infer_sps"] >= median) & ~usable["marked"] & usable[a.score].notna()]
     if fast.empty:
         return Pick(None, _all_marked(a, "configuration at or above the median throughput")), median
-    return Pick(fast.loc[fast[a.score].idxmax()]), median
+    return Pick(fast.loc[a.better(fast[a.score]).idxmax()]), median

@@ -13,13 +13,14 @@ from pathlib import Path
 import pandas as pd
 
 from benchmark.paths import reports_dir
-from benchmark.reporting.analysis import (BASELINE, MEMORY_METRICS, UNIMODAL, DatasetAnalysis, analyse,
-                                          best_overall, best_when_missing, best_within_budget,
-                                          mark_text, marked_counts)
+from benchmark.reporting.analysis import (BASELINE, DEFAULT_TASK, MEMORY_METRICS, REFERENCE_NAMES, UNIMODAL,
+                                          DatasetAnalysis, analyse, best_overall, best_when_missing,
+                                          best_within_budget, mark_text, marked_counts, metric_label,
+                                          metric_spec)
 from benchmark.reporting.document import Document
 from benchmark.reporting.fetch import MatrixRuns, fetch_matrix
 from benchmark.reporting.figures import accuracy_vs_cost, missing_curves, robustness_heatmap, tuning_gain
-from benchmark.scale.schema import RANKING_METRIC, subset_modalities
+from benchmark.scale.schema import RANKING_METRIC, subset_label, subset_modalities
 
 ALPHA = 0.05
 
@@ -48,10 +49,6 @@ def ci_cell(row, key: str = "accuracy") -> str:
     return f"{num(row[key])} ± {num(row[key + '_ci'])}"
 
 
-def acc_ci(row) -> str:
-    return ci_cell(row, "accuracy")
-
-
 def robustness_cell(row) -> str:
     """The robustness score; none for a configuration with a collapsed seed (a constant predictor has none)."""
     if row.get("n_collapsed", 0):
@@ -74,13 +71,23 @@ def config_name(row) -> str:
     return f"`{row['variant']}` (train dropout {row['dropout']:g})" + (f" [{mark}]" if mark else "")
 
 
-def marked_last(frame: pd.DataFrame, column: str) -> pd.DataFrame:
-    """Rows by `column` (highest first), unmarked configurations before marked ones."""
-    return frame.sort_values(["marked", column], ascending=[True, False], na_position="last")
+def marked_last(frame: pd.DataFrame, column: str, higher_is_better: bool = True) -> pd.DataFrame:
+    """Rows by `column` (best first: highest, or lowest when lower is better), unmarked configurations
+    before marked ones."""
+    return frame.sort_values(["marked", column], ascending=[True, not higher_is_better], na_position="last")
 
 
 def robustness_definition(a: DatasetAnalysis) -> str:
     """The robustness score in words, as the dataset's runs define it."""
+    if a.task != DEFAULT_TASK:
+        reference = a.curve_reference
+        return (f"Robustness as the runs logged it: how much of the test {metric_label(a.curve_metric)} a "
+                "configuration keeps as test-time missing rates rise over [0, 0.9], measured above the "
+                f"{REFERENCE_NAMES[a.task]} predictor"
+                + (f" ({num(reference)})" if reference == reference else "")
+                + " (1 = no loss at any rate, 0 = falls to the reference); higher is better. The missing-rate "
+                f"columns are test {metric_label(a.curve_metric)}"
+                + (" (lower is better)." if not a.curve_higher_is_better else "."))
     if a.majority_accuracy == a.majority_accuracy:
         f1 = a.ranking == "macro_f1"
         name, majority = ("macro-F1", a.majority_macro_f1) if f1 else ("accuracy", a.majority_accuracy)
@@ -120,6 +127,7 @@ class DatasetSection:
     def write(self) -> None:
         doc, a = self.doc, self.a
         doc.heading(f"Dataset `{a.name}`", 2)
+        self._data_rows()
         if a.configs.empty or not (a.configs["n"] > 0).any():
             doc.para("No finished runs for this dataset: nothing to compare (see the failed cells below).")
             self._notes()
@@ -131,6 +139,30 @@ class DatasetSection:
         self._tuning()
         self._training()
         self._notes()
+
+    def _data_rows(self) -> None:
+        """How many rows of each split have each combination of modalities present in the data itself
+        (before any dropout or test-time removal), from the `data_rows.<split>.<mods>` metrics."""
+        a, doc = self.a, self.doc
+        if not a.data_rows:
+            return
+        order = {"train": 0, "validation": 1, "test": 2}
+        splits = sorted(a.data_rows, key=lambda split: (order.get(split, 3), split))
+        combos = sorted({c for counts in a.data_rows.values() for c in counts},
+                        key=lambda c: (-len(subset_modalities(c)), c))
+        everything = set().union(*(subset_modalities(c) for c in combos))
+        totals = ", ".join(f"{split} {count(sum(a.data_rows[split].values()))}" for split in splits)
+        if len(combos) == 1 and set(subset_modalities(combos[0])) == everything:
+            doc.para(f"**Data:** every row has all its modalities present ({subset_label(combos[0])}; rows: "
+                     f"{totals}); none is missing in the data itself.")
+            return
+        rows = [[subset_label(c)] + [count(a.data_rows[split].get(c, 0)) for split in splits] for c in combos]
+        rows.append(["all rows"] + [count(sum(a.data_rows[split].values())) for split in splits])
+        self.cite["data_rows"] = doc.table(
+            f"`{a.name}`: rows per split by the modalities present in the data itself (a null cell or an absent "
+            "file leaves a modality absent; nothing is imputed). Training and evaluation mask the absent ones; the "
+            "modality dropout and the test-time missing rates of the tables below remove inputs on top of these.",
+            ["modalities present"] + splits, rows, "l" + "r" * len(splits))
 
     def _marks(self, header: list[str], align: str, rows: list[list[str]], frame: pd.DataFrame
                ) -> tuple[list[str], list[str], str]:
@@ -149,21 +181,37 @@ class DatasetSection:
         a, configs = self.a, self.a.configs
         ordered = pd.concat([a.ranked, configs[configs["n"] == 0].sort_values(["variant", "dropout"])])
         memory = MEMORY_METRICS[a.memory_key].column if a.memory_key else "peak memory (MiB)"
-        by_f1 = a.ranking == "macro_f1"
+        # the task's metrics: the first leads, then the seeds, then the others; the ranking metric (and the
+        # lead) with its confidence interval
+        lead, others = a.metrics[0], list(a.metrics[1:])
+        with_ci = {lead, a.ranking}
+
+        def metric_cells(r) -> list[str]:
+            return [ci_cell(r, m) if m in with_ci else num(r[m]) for m in others]
+
         rows = [[f"{int(r['rank'])}" if r["rank"] == r["rank"] else "—", r["variant"], r["family"],
-                 f"{r['dropout']:g}", acc_ci(r), seeds_cell(r), ci_cell(r, "macro_f1") if by_f1 else num(r["macro_f1"]),
-                 robustness_cell(r), count(r["infer_sps"]), count(r["params"]), count(r["memory"])]
+                 f"{r['dropout']:g}", ci_cell(r, lead), seeds_cell(r)] + metric_cells(r)
+                + [robustness_cell(r), count(r["infer_sps"]), count(r["params"]), count(r["memory"])]
                 for _, r in ordered.iterrows()]
         references = []
-        if a.majority_accuracy == a.majority_accuracy or a.majority_macro_f1 == a.majority_macro_f1:
-            references.append("the majority class (always predicts the training split's most frequent class)")
-            rows.append(["ref.", "majority class (reference)", "reference", "—", num(a.majority_accuracy), "—",
-                         num(a.majority_macro_f1), "—", "—", "—", "—"])
+
+        def reference_row(name: str, values: dict) -> list[str]:
+            return (["ref.", f"{name} (reference)", "reference", "—", num(values.get(lead)), "—"]
+                    + [num(values[m]) if m in values else "—" for m in others] + ["—"] * 4)
+
+        if a.majority:
+            if a.task == DEFAULT_TASK:
+                references.append("the majority class (always predicts the training split's most frequent class)")
+            else:
+                words = {"binary": "scores every row with the training split's share of positives",
+                         "multilabel": "scores every label of every row with its share in the training split",
+                         "regression": "predicts the training split's mean for every row"}[a.task]
+                references.append(f"the {REFERENCE_NAMES[a.task]} predictor ({words})")
+            rows.append(reference_row(REFERENCE_NAMES[a.task], a.majority))
         if a.chance_accuracy == a.chance_accuracy:
             references.append("chance (uniform random guessing: accuracy 1 / number of classes; its macro-F1 "
                               "depends on the class frequencies, not logged, so it is left blank)")
-            rows.append(["ref.", "chance (reference)", "reference", "—", num(a.chance_accuracy), "—", "—", "—", "—",
-                         "—", "—"])
+            rows.append(reference_row("chance", a.chance))
         doc = self.doc
         doc.heading("Leaderboard", 3)
         metric = f"`{RANKING_METRIC}: {a.ranking}`"
@@ -174,8 +222,10 @@ class DatasetSection:
         else:
             why = "the default; these runs name no ranking metric"
         caption = (f"`{a.name}`: every strategy x training modality-dropout rate, ranked by mean {a.score_label} "
-                   f"(all modalities present; {why})."
-                   + (" Test accuracy is reported beside it." if by_f1 else "")
+                   f"(all modalities present; {why}"
+                   + (f"; {a.direction}, so the lowest comes first" if not a.higher_is_better else "") + ")."
+                   + (f" Task: {a.task}." if a.task != DEFAULT_TASK else "")
+                   + (f" Test {metric_label(lead)} is reported beside it." if lead != a.ranking else "")
                    + " ± is the half-width of the 95% t-interval over seeds; n = seeds.")
         if len(a.marked):
             caption += (" Configurations with a mark (last column: collapsed k/n, not converged k/n) are listed after "
@@ -186,10 +236,14 @@ class DatasetSection:
         elif not a.judged:
             caption += (" These runs were logged without the collapse and convergence checks or the majority-class "
                         "and chance references: nothing is marked and there are no reference rows.")
+
+        def title(m: str) -> str:
+            return f"test {metric_label(m)} (mean ± 95% CI)" if m in with_ci else metric_label(m)
+
         header, rows, align = self._marks(
-            ["rank", "strategy", "family", "train dropout", "test accuracy (mean ± 95% CI)", "seeds (n)",
-             "test macro-F1 (mean ± 95% CI)" if by_f1 else "macro-F1", "robustness", "inference samples/s", "params",
-             memory], "rllrllrrrrr", rows, ordered)
+            ["rank", "strategy", "family", "train dropout", title(lead), "seeds (n)"] + [title(m) for m in others]
+            + ["robustness", "inference samples/s", "params", memory], "rllrll" + "r" * (len(others) + 4), rows,
+            ordered)
         self.cite["leaderboard"] = doc.table(caption, header, rows, align)
         marked = a.marked
         if len(marked):
@@ -225,8 +279,12 @@ class DatasetSection:
         if not has_base:
             notes.append(f"No `{BASELINE}` run finished on this dataset, so the paired test is not available.")
         score = a.score_label
-        doc.para(f"Fusion gain = mean {score} minus that of the best unimodal baseline trained with the same "
-                 "dropout rate (the best unmarked one). "
+        gain = (f"Fusion gain = mean {score} minus that of the best unimodal baseline trained with the same dropout "
+                "rate (the best unmarked one). " if a.higher_is_better else
+                f"Fusion gain = the best unimodal baseline's mean {score} minus the strategy's ({a.direction}: a "
+                "positive gain is an improvement; the baseline is the best unmarked unimodal configuration trained "
+                f"with the same dropout rate). Δ below is the raw difference: negative Δ means a lower {score}. ")
+        doc.para(gain +
                  f"Δ vs `{BASELINE}` = mean over seeds of (strategy − `{BASELINE}`) {score}, paired "
                  "by seed at the same training dropout, with its 95% CI; test: two-sided **paired t-test**, "
                  f"df = n − 1, n = seed pairs. p-values are not corrected for the {len(rows)} comparisons "
@@ -236,7 +294,8 @@ class DatasetSection:
              f"Δ vs {BASELINE} [95% CI]", "paired t-test", "p", "n (seed pairs)"], "lrrlrllrr", rows, ranked)
         self.cite["significance"] = doc.table(
             f"`{a.name}`: fusion gain over the best unimodal baseline and paired t-test against `{BASELINE}`, "
-            f"on {score}" + (" (the ranking metric)." if a.ranking != "accuracy" else ".")
+            f"on {score}" + (" (the ranking metric)." if a.ranking != a.metrics[0] or a.task != DEFAULT_TASK
+                             else ".")
             + (" Marked configurations keep their mark here too (last column)." if len(a.marked) else ""),
             header, rows, align)
 
@@ -244,46 +303,56 @@ class DatasetSection:
         a, doc = self.a, self.doc
         doc.heading("Robustness to missing modalities", 3)
         heat = robustness_heatmap(a, self._png("robustness_heatmap"))
+        reference_name = "majority-class" if a.task == DEFAULT_TASK else REFERENCE_NAMES[a.task] + " predictor's"
+        subset_name, curve_name = metric_label(a.subset_metric), metric_label(a.curve_metric)
+        subset_reference = a.majority.get(a.subset_metric, float("nan"))
         if heat:
             self.cite["heatmap"] = doc.figure(
-                "Test accuracy when only some modalities are available at test time (columns), for the best "
+                f"Test {subset_name} when only some modalities are available at test time (columns), for the best "
                 f"strategies and `{BASELINE}`, per training modality-dropout rate (rows); mean over seeds"
-                + (f"; majority-class accuracy {num(a.majority_accuracy)}" if a.majority_accuracy == a.majority_accuracy
+                + ("" if metric_spec(a.subset_metric)[1] else "; lower is better")
+                + (f"; {reference_name} {subset_name} {num(subset_reference)}" if subset_reference == subset_reference
                    else "") + ".", heat)
         curves = missing_curves(a, self._png("missing_curves"))
         if curves:
             self.cite["curves"] = doc.figure(
-                "Test accuracy against the test-time missing rate (each modality of each row removed with that "
-                f"probability, at least one kept); the best strategies per training dropout rate, `{BASELINE}` "
-                "(black) and the best unimodal baseline (grey, dotted)"
-                + ("; the horizontal dashed line is the majority-class accuracy, the level robustness is measured "
-                   "above" if a.majority_accuracy == a.majority_accuracy else "")
+                f"Test {curve_name} against the test-time missing rate (each modality of each row removed with that "
+                f"probability, at least one kept){'' if a.curve_higher_is_better else ', lower is better'}; the best "
+                f"strategies per training dropout rate, `{BASELINE}` (black) and the best unimodal baseline (grey, "
+                "dotted)"
+                + (f"; the horizontal dashed line is the {reference_name} {curve_name}, the level robustness is "
+                   "measured above" if a.curve_reference == a.curve_reference else "")
                 + (". Legend names carry their marks." if len(a.marked) else "."), curves)
         if not heat and not curves:
-            doc.para("No subset or missing-rate accuracies were logged for this dataset.")
+            doc.para("No subset or missing-rate scores were logged for this dataset.")
             return
         rates = a.missing_rates
         shown = sorted({rates[0], rates[len(rates) // 2], rates[-1]}) if rates else []
         singles = [s for s in a.subsets if len(subset_modalities(s)) == 1]
         ranked = a.ranked
         key = f"missing:{rates[-1]}" if rates else "robustness"
-        ordered = marked_last(ranked, key)
+        ordered = marked_last(ranked, key, a.curve_higher_is_better or not rates)
         rows = [[r["variant"], f"{r['dropout']:g}"] + [num(r[f"missing:{x}"]) for x in shown] + [robustness_cell(r)]
                 + [num(r[f"subset:{s}"]) for s in singles] for _, r in ordered.iterrows()]
+        short = "acc." if a.curve_metric == "accuracy" else curve_name
+        only = "" if a.subset_metric == a.curve_metric else f" ({subset_name})"
         self.cite["robustness"] = doc.table(
-            f"`{a.name}`: accuracy under missing modalities, sorted by accuracy at the highest missing rate"
+            f"`{a.name}`: {curve_name} under missing modalities, sorted by {curve_name} at the highest missing rate"
+            + ("" if a.curve_higher_is_better or not rates else " (lowest first: lower is better)")
             + (" (marked configurations last)" if len(a.marked) else "") + ". " + robustness_definition(a),
-            *self._marks(["strategy", "train dropout"] + [f"acc. {x}% missing" for x in shown] + ["robustness"]
-                         + [f"{s} only" for s in singles], "lr" + "r" * (len(shown) + 1 + len(singles)), rows, ordered))
+            *self._marks(["strategy", "train dropout"] + [f"{short} {x}% missing" for x in shown] + ["robustness"]
+                         + [f"{s} only{only}" for s in singles], "lr" + "r" * (len(shown) + 1 + len(singles)), rows,
+                         ordered))
 
     def _cost(self) -> None:
         a, doc = self.a, self.doc
-        doc.heading("Accuracy against cost", 3)
+        doc.heading(f"{metric_label(a.ranking)[0].upper()}{metric_label(a.ranking)[1:]} against cost", 3)
         fig = accuracy_vs_cost(a, self._png("accuracy_vs_throughput"), "throughput")
         if fig:
             self.cite["throughput"] = doc.figure(
                 f"Mean {a.score_label} against inference throughput (256-row batches); circled points joined by the "
-                "black line form the Pareto front (no other unmarked configuration is both faster and better). "
+                "black line form the Pareto front (no other unmarked configuration is both faster and better"
+                + ("" if a.higher_is_better else f"; {a.direction}") + "). "
                 "The dashed vertical line is the median throughput used as the cost budget in the summary."
                 + self._cost_notes(), fig)
         fig = accuracy_vs_cost(a, self._png("accuracy_vs_memory"), "memory")
@@ -308,7 +377,8 @@ class DatasetSection:
             notes += (" Marked configurations (collapsed or not converged) are drawn as crosses and are never on "
                       "the front.")
         if a.reference_score == a.reference_score:
-            notes += f" The dotted horizontal line is the majority-class predictor's {a.score_label}."
+            name = "majority-class" if a.task == DEFAULT_TASK else REFERENCE_NAMES[a.task]
+            notes += f" The dotted horizontal line is the {name} predictor's {a.score_label}."
         return notes
 
     def _tuning(self) -> None:
@@ -318,17 +388,20 @@ class DatasetSection:
             return
         doc.heading("Gain from tuning", 3)
         ordered = marked_last(ranked, "tuning_gain")
-        rows = [[r["variant"], f"{r['dropout']:g}", num(r["default_accuracy"]), num(r["accuracy"]),
+        metric = a.tuning_metric
+        name, higher = metric_label(metric), metric_spec(metric)[1]
+        rows = [[r["variant"], f"{r['dropout']:g}", num(r["default_score"]), num(r[metric]),
                  (signed(r["tuning_gain"]) + ("" if r["n"] < 2 else f" ± {num(r['tuning_gain_ci'])}")), str(r["n"])]
                 for _, r in ordered.iterrows()]
+        gain = "tuned − default" if higher else f"default − tuned ({name}: lower is better, so positive = tuning helped)"
         self.cite["tuning"] = doc.table(
-            f"`{a.name}`: test accuracy with the strategy's default hyperparameters and with the Optuna-tuned ones "
-            "(same seeds, same epochs); gain = tuned − default, mean ± 95% CI over seeds.",
-            *self._marks(["strategy", "train dropout", "default accuracy", "tuned accuracy", "tuning gain", "n"],
+            f"`{a.name}`: test {name} with the strategy's default hyperparameters and with the Optuna-tuned ones "
+            f"(same seeds, same epochs); gain = {gain}, mean ± 95% CI over seeds.",
+            *self._marks(["strategy", "train dropout", f"default {name}", f"tuned {name}", "tuning gain", "n"],
                          "lrrrlr", rows, ordered))
         fig = tuning_gain(a, self._png("tuning_gain"))
         if fig:
-            self.cite["tuning_fig"] = doc.figure("Tuning gain per strategy (tuned − default test accuracy), "
+            self.cite["tuning_fig"] = doc.figure(f"Tuning gain per strategy ({gain.split(' (')[0]} test {name}), "
                                                  "pooled over seeds and training dropout rates.", fig)
 
     def _training(self) -> None:
@@ -393,8 +466,10 @@ def summary_items(section: DatasetSection) -> list[str]:
                      "configuration; train longer or check the data before trusting any result here.")
     else:
         n_note = "" if best["n"] == 1 else f" (n = {best['n']} seeds)"
+        lead = a.metrics[0]
         text = (f"**Best overall:** {config_name(best)}, {label} {ci_cell(best, score)}{n_note}"
-                + (f", test accuracy {acc_ci(best)}" if score != "accuracy" else "")
+                + (f" ({a.direction})" if not a.higher_is_better else "")
+                + (f", test {metric_label(lead)} {ci_cell(best, lead)}" if score != lead else "")
                 + f", rank 1 of {len(trusted)} ranked ({cite['leaderboard']}).")
         if len(trusted) > 1:
             second = trusted.iloc[1]
@@ -410,10 +485,14 @@ def summary_items(section: DatasetSection) -> list[str]:
             verdict = "significant" if test.p < ALPHA else "not significant"
             text += (f" Against `{BASELINE}`: Δ {signed(test.mean_diff)}, paired t-test t({test.df}) = {test.t:.2f}, "
                      f"p = {p_value(test.p)}, n = {test.n} seeds: {verdict} at {ALPHA} ({cite['significance']}).")
-        higher = marked[marked[score] > best[score]]
+        higher = marked[a.better(marked[score]) > a.better(pd.Series([best[score]])).iloc[0]]
         if len(higher):
-            text += (f" {len(higher)} marked configuration(s) score higher (up to {num(higher[score].max())}) but "
-                     "are not recommended: see the marks in the leaderboard.")
+            if a.higher_is_better:
+                text += (f" {len(higher)} marked configuration(s) score higher (up to {num(higher[score].max())}) "
+                         "but are not recommended: see the marks in the leaderboard.")
+            else:
+                text += (f" {len(higher)} marked configuration(s) score better (down to {num(higher[score].min())}) "
+                         "but are not recommended: see the marks in the leaderboard.")
         items.append(text)
 
     pick, criterion = best_when_missing(a)
@@ -421,10 +500,12 @@ def summary_items(section: DatasetSection) -> list[str]:
         r = pick.row
         same = best is not None and _same(r, best)
         where = " and ".join(c for c in (cite.get("curves"), cite.get("robustness")) if c) or cite["leaderboard"]
-        if criterion.startswith("accuracy at"):
+        if criterion.endswith("% missing"):
             column = f"missing:{a.missing_rates[-1]}"
-            measured = " (missing-rate curves are logged as accuracy)" if score != "accuracy" else ""
-            text = (f"**Best when a modality is often missing:** {config_name(r)}, highest {criterion}{measured}: "
+            measured = " (missing-rate curves are logged as accuracy)" if score != a.curve_metric else ""
+            criterion = ("lowest " if not a.curve_higher_is_better else "") + criterion
+            text = (f"**Best when a modality is often missing:** {config_name(r)}, "
+                    f"{'' if criterion.startswith('lowest') else 'highest '}{criterion}{measured}: "
                     f"{num(r[column])}" + (" (it is also the best overall)" if same else
                                            f" (best overall: {num(best[column])})" if best is not None else "")
                     + f"; robustness score {num(r['robustness'])} ({where}).")
@@ -460,7 +541,9 @@ def summary_items(section: DatasetSection) -> list[str]:
         beats = int((fused_ok["fusion_gain"] > 0).sum())
         unmarked = " unmarked" if len(fused_ok) < len(fused) else ""
         items.append(f"**Fusion gain:** {beats} of {len(fused_ok)}{unmarked} fused configurations beat the best "
-                     f"unimodal baseline trained with the same dropout on {label}; the largest gain is "
+                     f"unimodal baseline trained with the same dropout on {label}"
+                     + ("" if a.higher_is_better else f" ({a.direction}; gain = unimodal − fused)")
+                     + "; the largest gain is "
                      f"{signed(top['fusion_gain'])} for {config_name(top)} over `{top['best_unimodal']}` "
                      f"({cite['significance']}).")
     elif len(fused):
@@ -480,14 +563,10 @@ def summary_items(section: DatasetSection) -> list[str]:
             text += f"no largest named, every configuration is marked ({cite['tuning']})."
         items.append(text)
 
-    if a.judged or a.majority_accuracy == a.majority_accuracy:
-        refs = []
-        if a.majority_accuracy == a.majority_accuracy:
-            refs.append(f"majority-class accuracy {num(a.majority_accuracy)}")
-        if a.majority_macro_f1 == a.majority_macro_f1:
-            refs.append(f"majority-class macro-F1 {num(a.majority_macro_f1)}")
-        if a.chance_accuracy == a.chance_accuracy:
-            refs.append(f"chance accuracy {num(a.chance_accuracy)}")
+    if a.judged or a.majority:
+        name = "majority-class" if a.task == DEFAULT_TASK else REFERENCE_NAMES[a.task]
+        refs = [f"{name} {metric_label(m)} {num(a.majority[m])}" for m in a.metrics if m in a.majority]
+        refs += [f"chance {metric_label(m)} {num(a.chance[m])}" for m in a.metrics if m in a.chance]
         where = cite["leaderboard"] + (f", {cite['training']}" if "training" in cite else "")
         if len(marked):
             text = (f"**Trust:** {len(marked)} of {len(ranked)} configurations are marked ({marked_counts(a)}) and "
@@ -513,10 +592,12 @@ def render(runs: MatrixRuns, folder: Path) -> Document:
     n_unfinished = len(problems) - n_failed
     doc.para(f"{len(ok)} finished cell runs on {len(datasets)} dataset(s), {n_failed} failed, {n_unfinished} "
              f"unfinished. Device: {', '.join(devices) or 'n/a'}; seeds: {', '.join(map(str, seeds)) or 'n/a'}. "
-             "A configuration is one strategy trained with one modality-dropout rate. Accuracy is on the test "
+             "A configuration is one strategy trained with one modality-dropout rate. Scores are on the test "
              "split with every modality present unless stated; mean over seeds ± half-width of the 95% "
              "t-interval (t(0.975, n−1) · sd / √n), n = number of seeds. Each dataset is ranked by its "
-             "ranking metric (test accuracy unless its card names macro-F1); the leaderboard caption says which.")
+             "ranking metric (by default: accuracy for multiclass, AUROC for binary, micro-F1 for multilabel, MAE "
+             "for regression, where lower is better and the lowest ranks first; a card may name another); the "
+             "leaderboard caption says which.")
     summary_at = len(doc.blocks)
     sections = []
     for dataset in datasets:
@@ -555,11 +636,23 @@ def render(runs: MatrixRuns, folder: Path) -> Document:
     return doc
 
 
+class EmptyReport(LookupError):
+    """The matrix has no finished cell run: no report is written and reports/latest is left as it was."""
+
+
 def build_report(tracking_uri: str, matrix_id: str | None = None, out_root: Path | None = None) -> tuple[Path, str]:
     """Write reports/<matrix id>/{report.md, report.html, *.png}, point reports/latest at it,
-    return (folder, markdown text)."""
+    return (folder, markdown text). Raises EmptyReport, writing nothing, when the matrix has no finished run."""
     runs = fetch_matrix(tracking_uri, matrix_id)
     root = Path(out_root) if out_root is not None else reports_dir()
+    if runs.ok.empty:
+        failed = int((runs.problems["status"] == "failed").sum())
+        latest = root / "latest"
+        kept = f"{latest} still points at {os.readlink(latest)}" if latest.is_symlink() else f"no {latest} written"
+        first = next((e for e in runs.problems["error"] if e), "")
+        raise EmptyReport(f"matrix {runs.matrix_id} has no finished cell run in {tracking_uri} ({failed} failed, "
+                          f"{len(runs.problems) - failed} unfinished): no report written, {kept}"
+                          + (f"; first error: {first[:200]}" if first else ""))
     folder = root / runs.matrix_id
     folder.mkdir(parents=True, exist_ok=True)
     for old in folder.glob("*.png"):  # figures of an earlier build that may no longer apply

@@ -9,8 +9,8 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from benchmark.scale.schema import (CURVE_LR, CURVE_TRAIN_LOSS, CURVE_VAL_METRIC, EXPERIMENT, RANKING_METRIC,
-                                    STOP_REASON, TAG_ERROR, TAG_KIND, TAG_MATRIX, TAG_STATUS)
+from benchmark.scale.schema import (CURVE_LR, CURVE_TRAIN_LOSS, CURVE_VAL_METRIC, DATA_ROWS_PREFIX, EXPERIMENT,
+                                    RANKING_METRIC, STOP_REASON, TAG_ERROR, TAG_KIND, TAG_MATRIX, TAG_STATUS, TASK)
 
 ID_COLUMNS = ["dataset", "variant", "strategy", "family", "dropout", "seed"]
 # Step metrics (learning curves): run.data.metrics holds only their last value, which no table shows.
@@ -81,6 +81,7 @@ def fetch_matrix(tracking_uri: str, matrix_id: str | None = None) -> MatrixRuns:
                 # absent (None) on runs logged before the training protocol recorded them
                 RANKING_METRIC: params.get(RANKING_METRIC, tags.get(RANKING_METRIC)),
                 STOP_REASON: params.get(STOP_REASON, tags.get(STOP_REASON)),
+                TASK: params.get(TASK, tags.get(TASK)),  # None on runs logged before tasks: multiclass
             }
             record.update({k: v for k, v in run.data.metrics.items() if k not in CURVE_METRICS})
             ok.append(record)
@@ -95,9 +96,11 @@ def fetch_matrix(tracking_uri: str, matrix_id: str | None = None) -> MatrixRuns:
                 "seed": int(label["seed"]) if label else -1,
                 "status": "failed" if status == "failed" else "unfinished",
                 "error": error.splitlines()[0] if error else "",
+                # rows per combination of modalities present, where the run got as far as logging them
+                **{k: v for k, v in run.data.metrics.items() if k.startswith(DATA_ROWS_PREFIX)},
             })
     ok_frame = pd.DataFrame(ok, columns=None if ok else ID_COLUMNS + ["device", "test_accuracy"])
-    problem_frame = pd.DataFrame(problems, columns=ID_COLUMNS + ["status", "error"])
+    problem_frame = pd.DataFrame(problems, columns=None if problems else ID_COLUMNS + ["status", "error"])
     if not problem_frame.empty and not ok_frame.empty:  # families of failed variants, known from their other runs
         families = ok_frame.drop_duplicates("variant").set_index("variant")["family"]
         unknown = problem_frame["family"] == "?"

@@ -12,11 +12,24 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from benchmark.reporting.analysis import BASELINE, MEMORY_METRICS, UNIMODAL, DatasetAnalysis, config_label  # noqa: E402
+from benchmark.reporting.analysis import (BASELINE, DEFAULT_TASK, MEMORY_METRICS, REFERENCE_NAMES, UNIMODAL,  # noqa: E402
+                                          DatasetAnalysis, config_label, metric_label, metric_spec, tuning_gains)
 from benchmark.reporting.stats import pareto_front  # noqa: E402
 from benchmark.scale.schema import subset_label  # noqa: E402
 
 DPI = 110
+
+
+def _axis(metric: str) -> str:
+    """An axis label for a test metric: "test accuracy (fraction correct)", "test MAE (lower is better)"."""
+    unit = {"accuracy": "fraction correct", "sign_accuracy": "fraction of signs correct"}.get(metric)
+    if not metric_spec(metric)[1]:
+        unit = "lower is better"
+    return f"test {metric_label(metric)}" + (f" ({unit})" if unit else "")
+
+
+def _reference_name(a: DatasetAnalysis) -> str:
+    return "majority class" if a.task == DEFAULT_TASK else REFERENCE_NAMES[a.task]
 FAMILY_COLOURS = {"unimodal": "#7f7f7f", "early": "#1f77b4", "intermediate": "#2ca02c", "late": "#ff7f0e",
                   "attention": "#d62728", "hybrid": "#9467bd"}
 plt.rcParams.update({"font.size": 10, "axes.titlesize": 12, "axes.labelsize": 10.5, "legend.fontsize": 9,
@@ -34,7 +47,7 @@ def _save(fig, path: Path) -> Path:
 
 
 def top_strategies(a: DatasetAnalysis, k: int, include_unimodal: bool = False) -> list[str]:
-    """Variants ordered by their best configuration's accuracy, BASELINE always included when present."""
+    """Variants ordered by their best configuration's ranking score, BASELINE always included when present."""
     ranked = a.ranked
     if not include_unimodal:
         ranked = ranked[ranked["family"] != UNIMODAL]
@@ -77,13 +90,15 @@ def robustness_heatmap(a: DatasetAnalysis, path: Path, k: int = 6) -> Path | Non
         previous = r["variant"]
     ax.set_xlabel("modalities available at test time")
     ax.set_ylabel("strategy (training modality-dropout rate)")
-    ax.set_title(f"{a.name}: test accuracy by available modalities\n(mean over seeds; top {len(chosen)} strategies)")
-    fig.colorbar(image, ax=ax, label="test accuracy (fraction correct)", fraction=0.05, pad=0.03)
+    name = metric_label(a.subset_metric)
+    ax.set_title(f"{a.name}: test {name} by available modalities\n(mean over seeds; top {len(chosen)} strategies)")
+    fig.colorbar(image, ax=ax, label=_axis(a.subset_metric), fraction=0.05, pad=0.03)
     return _save(fig, path)
 
 
 def missing_curves(a: DatasetAnalysis, path: Path, k: int = 5) -> Path | None:
-    """Accuracy against the test-time missing rate, one panel per training dropout rate."""
+    """The curve metric (the ranking one where logged) against the test-time missing rate, one panel per
+    training dropout rate."""
     if not a.missing_rates:
         return None
     ranked = a.ranked
@@ -111,16 +126,17 @@ def missing_curves(a: DatasetAnalysis, path: Path, k: int = 5) -> Path | None:
                               linewidth=2.2 if variant == BASELINE else 1.6,
                               color="black" if variant == BASELINE else (None if not is_uni else "#7f7f7f"),
                               label=config_label(r) + (" (best unimodal)" if is_uni else ""))
-        if a.majority_accuracy == a.majority_accuracy:
-            ax.axhline(a.majority_accuracy, color="#555", linestyle="--", linewidth=1, label="majority class")
+        if a.curve_reference == a.curve_reference:
+            ax.axhline(a.curve_reference, color="#555", linestyle="--", linewidth=1, label=_reference_name(a))
         ax.set_title(f"trained with modality dropout {dropout:g}")
         ax.set_xlabel("test-time missing rate (% of modality inputs removed)")
         if index % ncols == 0:
-            ax.set_ylabel("test accuracy (fraction correct)")
+            ax.set_ylabel(_axis(a.curve_metric))
         ax.legend(loc="best", fontsize=8.5)
     for index in range(len(dropouts), nrows * ncols):
         axes[index // ncols][index % ncols].set_visible(False)
-    fig.suptitle(f"{a.name}: accuracy as modalities go missing at test time (mean over seeds)", fontsize=12.5)
+    fig.suptitle(f"{a.name}: {metric_label(a.curve_metric)} as modalities go missing at test time (mean over seeds)",
+                 fontsize=12.5)
     fig.tight_layout()
     return _save(fig, path)
 
@@ -135,7 +151,7 @@ def accuracy_vs_cost(a: DatasetAnalysis, path: Path, cost: str) -> Path | None:
         return None
     lower_better = cost == "memory"
     # Marked configurations (collapsed, not converged) are drawn but never on the front.
-    values = data[score].where(~data["marked"])
+    values = a.better(data[score]).where(~data["marked"])  # the front wants higher = better
     front = np.array(pareto_front(data[column].tolist(), values.tolist(), lower_better))
     fig, ax = plt.subplots(figsize=(8.5, 5.6))
     for family in sorted(data["family"].unique()):
@@ -148,7 +164,7 @@ def accuracy_vs_cost(a: DatasetAnalysis, path: Path, cost: str) -> Path | None:
     if data["marked"].any():
         ax.scatter([], [], s=42, color="#333", marker="x", label="marked (collapsed / not converged)")
     if a.reference_score == a.reference_score:
-        ax.axhline(a.reference_score, color="#555", linestyle=":", linewidth=1.2, label="majority class")
+        ax.axhline(a.reference_score, color="#555", linestyle=":", linewidth=1.2, label=_reference_name(a))
     on = data[front].sort_values(column)
     ax.plot(on[column], on[score], drawstyle="steps-post" if lower_better else "steps-pre",
             color="black", linewidth=1.3, zorder=2, label="Pareto front")
@@ -161,13 +177,12 @@ def accuracy_vs_cost(a: DatasetAnalysis, path: Path, cost: str) -> Path | None:
             ax.set_xlim(low / 3, high * 3)
         ax.set_xscale("log")
         ax.set_xlabel("inference throughput (samples/s, log scale; higher is better)")
-        title = f"{'accuracy' if score == 'accuracy' else 'macro-F1'} vs inference throughput"
+        title = f"{metric_label(score)} vs inference throughput"
     else:
         ax.set_xlabel(MEMORY_METRICS[a.memory_key].label + "; lower is better")
-        title = f"{'accuracy' if score == 'accuracy' else 'macro-F1'} vs " + MEMORY_METRICS[a.memory_key].title
+        title = f"{metric_label(score)} vs " + MEMORY_METRICS[a.memory_key].title
     _label_points(ax, on, column, score, log=cost == "throughput")
-    ax.set_ylabel("test accuracy (fraction correct, mean over seeds)" if score == "accuracy"
-                  else "test macro-F1 (mean over seeds; the dataset's ranking metric)")
+    ax.set_ylabel(f"{_axis(score)}, mean over seeds" + ("" if score == "accuracy" else "; the ranking metric"))
     ax.set_title(f"{a.name}: {title}\n(one point per strategy x training dropout)")
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8.5, title="family", title_fontsize=9)
     return _save(fig, path)
@@ -188,8 +203,8 @@ def _label_points(ax, points, column: str, score: str, log: bool) -> None:
 
 
 def tuning_gain(a: DatasetAnalysis, path: Path) -> Path | None:
-    """Mean tuned - default test accuracy per strategy, averaged over seeds and training dropout rates."""
-    runs = a.runs
+    """Mean gain from tuning per strategy (positive = better), averaged over seeds and training dropout rates."""
+    runs = a.runs.assign(tuning_gain=tuning_gains(a.runs, a.tuning_metric)) if len(a.runs) else a.runs
     if "tuning_gain" not in runs or runs["tuning_gain"].notna().sum() == 0:
         return None
     from benchmark.reporting.stats import mean_ci95
@@ -206,7 +221,9 @@ def tuning_gain(a: DatasetAnalysis, path: Path) -> Path | None:
             error_kw={"elinewidth": 1, "capsize": 2})
     ax.set_yticks(ys, [f"{s[0]} (n={s[4]})" for s in stats])
     ax.axvline(0, color="black", linewidth=0.8)
-    ax.set_xlabel("tuning gain: tuned minus default test accuracy (fraction; bars: 95% CI where n >= 2)")
+    name, higher = metric_label(a.tuning_metric), metric_spec(a.tuning_metric)[1]
+    gain = f"tuned minus default test {name}" if higher else f"default minus tuned test {name} (lower is better)"
+    ax.set_xlabel(f"tuning gain: {gain} (bars: 95% CI where n >= 2)")
     ax.set_title(f"{a.name}: gain from tuning (mean over seeds and training dropout rates)")
     handles = [plt.Rectangle((0, 0), 1, 1, color=_colour(f)) for f in sorted({s[1] for s in stats})]
     ax.legend(handles, sorted({s[1] for s in stats}), title="family", loc="lower right", fontsize=8.5)

@@ -22,6 +22,7 @@ class BudgetRow:
     metric: str
     score: float  # mean test score (ranking metric) under the profile's budget
     score_large: float  # ... under the larger budget
+    higher_is_better: bool  # the metric's direction (mae, rmse: lower is better)
     epochs: float  # mean epochs run
     epochs_large: float
     capped: int  # seeds stopped by the cap under the profile's budget
@@ -29,19 +30,22 @@ class BudgetRow:
 
     @property
     def regret(self) -> float:
-        return self.score_large - self.score
+        """What the profile's budget loses against the larger one, in the metric (positive = worse)."""
+        gain = self.score_large - self.score
+        return gain if self.higher_is_better else -gain
 
 
 def budget_regret(config: MatrixConfig, dropout: float, factor: int,
                   log: Callable[[str], None] = print) -> list[BudgetRow]:
     """Train every (dataset, strategy variant) of ``config`` on its seeds at ``dropout`` with the
     defaults, under the profile's (epochs, patience) and under (factor x epochs, factor x patience)."""
-    from benchmark.data.cards import find_card
     from benchmark.features.tensors import build_features
+    from benchmark.scale.schema import higher_is_better
     from benchmark.train.cell import CellBudget
     from benchmark.train.evaluation import References, evaluate
     from benchmark.train.loop import train
     from benchmark.train.model import build_model
+    from benchmark.train.tasks import Task
     from benchmark.train.tuning import default_params
 
     budgets = {
@@ -54,14 +58,15 @@ def budget_regret(config: MatrixConfig, dropout: float, factor: int,
     for cell in cells:
         groups.setdefault((cell.dataset, cell.variant), []).append(cell)
     features_by_dataset = {}
+    cards = config.cards()  # names, globs and card paths alike
     for (dataset, variant), group in groups.items():
         if dataset not in features_by_dataset:
-            features = build_features(find_card(dataset), log=lambda *_: None)
+            features = build_features(cards[dataset], log=lambda *_: None)
             splits = features.splits_on(config.device)
             features_by_dataset[dataset] = (features, splits)
         features, splits = features_by_dataset[dataset]
-        metric = find_card(dataset).ranking_metric
-        references = References.of(splits["train"].labels, splits["test"].labels, features.num_classes)
+        metric, task = cards[dataset].ranking_metric, Task.of(features)
+        references = References.of(splits["train"].labels, splits["test"].labels, features.num_classes, task)
         started = time.perf_counter()
         scores: dict[str, list[float]] = {"profile": [], "large": []}
         epochs: dict[str, list[int]] = {"profile": [], "large": []}
@@ -70,13 +75,14 @@ def budget_regret(config: MatrixConfig, dropout: float, factor: int,
             model_hp, training = default_params(cell.strategy)
             for name, budget in budgets.items():
                 model = build_model(cell.strategy, features, {**model_hp, **cell.fixed_hparams}, cell.seed)
-                stats = train(model, splits["train"], features.modalities, budget.train_config(cell, metric, **training),
+                stats = train(model, splits["train"], features.modalities, budget.train_config(cell, metric, task, **training),
                               val_split=splits["validation"])
                 test = evaluate(model, splits["test"], features.modalities, references, curve=False)
                 scores[name].append(test.score(metric))
                 epochs[name].append(stats.epochs_run)
                 capped += name == "profile" and not stats.converged
         row = BudgetRow(dataset, variant, metric, statistics.mean(scores["profile"]), statistics.mean(scores["large"]),
+                        higher_is_better(metric),
                         statistics.mean(epochs["profile"]), statistics.mean(epochs["large"]), capped,
                         time.perf_counter() - started)
         log(format_row(row))

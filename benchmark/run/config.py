@@ -38,25 +38,53 @@ class MatrixConfig:
     patience: int = 5
     stack_seeds: bool = True  # train the seeds of a cell as one stacked computation (benchmark/train/stacked.py)
     amp: str = "off"  # mixed precision on CUDA: "off", "bf16" or "fp16" (ignored on CPU)
+    # (absolute path, sha256 of the file) of each card given by path in `datasets`: pinned when the
+    # matrix is registered, checked by every worker (benchmark/run/card_files.py). Not in the id.
+    card_files: tuple[tuple[str, str], ...] = field(default=())
 
     def matrix_id(self) -> str:
         """Stable id of this matrix (everything that changes its results): the configuration but
         the device and whether seeds are stacked (how the work runs, not what it is), and the fingerprint of its cells' inputs (cards, encoder versions, strategy
         code, protocol version; benchmark/run/identity.py), the same on every machine."""
-        from benchmark.run.identity import current_cards, load_strategies, matrix_inputs_fingerprint
+        from benchmark.run.card_files import dataset_names
+        from benchmark.run.identity import load_strategies, matrix_inputs_fingerprint
 
-        payload = {k: v for k, v in asdict(self).items() if k not in ("device", "stack_seeds")}
+        payload = {k: v for k, v in asdict(self).items() if k not in ("device", "stack_seeds", "card_files")}
         if self.amp == "off":
             del payload["amp"]  # the same id as before the field existed
-        cards, registry = current_cards(), load_strategies(self.plugins)
-        payload["inputs"] = matrix_inputs_fingerprint([cards[d] for d in expand(self.datasets, sorted(cards), "dataset")],
+        payload["datasets"] = dataset_names(self.datasets, self.card_files)  # a card's name, never its path
+        registry = load_strategies(self.plugins)
+        payload["inputs"] = matrix_inputs_fingerprint(list(self.cards().values()),
                                                       expand(self.strategies, registry.names(), "strategy"))
         return f"{self.name}-{hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:10]}"
+
+    def cards(self):
+        """Dataset name -> card of this matrix's datasets (names, globs, card paths), in order."""
+        from benchmark.run.card_files import matrix_cards
+
+        return matrix_cards(self.datasets, self.card_files)
+
+    def pinned(self) -> "MatrixConfig":
+        """This configuration with the sha256 of each card file it names by path recorded."""
+        from benchmark.run.card_files import pin
+
+        return replace(self, card_files=pin(self.datasets))
+
+    def localised(self, search: tuple[str, ...] = ()) -> "MatrixConfig":
+        """This configuration with each pinned card path replaced by a file with the same bytes on
+        this machine (``card_files.localise``); raises when a card file differs or is not found."""
+        from benchmark.run.card_files import localise
+
+        datasets, card_files = localise(self.datasets, self.card_files, search)
+        return replace(self, datasets=datasets, card_files=card_files)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "MatrixConfig":
         """The inverse of ``dataclasses.asdict`` (as stored when a matrix is registered)."""
-        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
+        def frozen(value):
+            return tuple(frozen(v) for v in value) if isinstance(value, (list, tuple)) else value
+
+        return cls(**{k: frozen(v) for k, v in data.items()})
 
     def with_overrides(self, **overrides: Any) -> "MatrixConfig":
         return replace(self, **{k: v for k, v in overrides.items() if v is not None})
@@ -64,7 +92,7 @@ class MatrixConfig:
 
 _FIELDS = {
     "name": (str, "a profile name"),
-    "datasets": (list, "a list of dataset names or globs"),
+    "datasets": (list, "a list of dataset names, globs or card paths (relative to the profile's folder)"),
     "strategies": (list, "a list of strategy names or globs"),
     "dropout_rates": (list, "a list of training modality-dropout rates in [0, 1)"),
     "seeds": (list, "a list of integer seeds"),
@@ -105,19 +133,92 @@ def load_profile(name_or_path: str) -> MatrixConfig:
         kind, expected = _FIELDS[key]
         if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
             raise ProfileError(f"{path}: field '{key}': expected {expected}, got {value!r}")
+    for key in ("datasets", "strategies", "dropout_rates", "seeds"):
+        if key in raw and not raw[key]:
+            raise ProfileError(f"{path}: field '{key}': expected {_FIELDS[key][1]} (at least one), got an empty list")
+    for key in ("datasets", "strategies"):
+        bad = [v for v in raw.get(key, []) if not isinstance(v, str) or not v.strip()]
+        if bad:
+            raise ProfileError(f"{path}: field '{key}': expected {_FIELDS[key][1]}, got {bad[0]!r}")
     for rate in raw.get("dropout_rates", []):
-        if not isinstance(rate, (int, float)) or not 0 <= rate < 1:
-            raise ProfileError(f"{path}: field 'dropout_rates': expected rates in [0, 1), got {rate!r}")
+        try:
+            check_rate(rate)
+        except ValueError as exc:
+            raise ProfileError(f"{path}: field 'dropout_rates': {exc}") from None
     for seed in raw.get("seeds", []):
-        if not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed < TUNING_SEED_BASE:
-            raise ProfileError(f"{path}: field 'seeds': expected integers in [0, {TUNING_SEED_BASE}) "
-                               f"(seeds from {TUNING_SEED_BASE} up are tuning seeds), got {seed!r}")
+        try:
+            check_seed(seed)
+        except ValueError as exc:
+            raise ProfileError(f"{path}: field 'seeds': {exc}") from None
+    if "datasets" in raw:  # card paths in a profile are relative to the profile's folder
+        from benchmark.run.card_files import normalise_entries
+
+        raw["datasets"] = list(normalise_entries(raw["datasets"], path.resolve().parent, f"{path}: field 'datasets'"))
     if raw.get("amp", "off") not in AMP_MODES:
         raise ProfileError(f"{path}: field 'amp': expected one of {list(AMP_MODES)}, got {raw['amp']!r}")
     for key, low in (("trials", 0), ("epochs", 1), ("batch_size", 1), ("patience", 1)):
         if key in raw and raw[key] < low:
             raise ProfileError(f"{path}: field '{key}': expected an integer >= {low}, got {raw[key]!r}")
     return MatrixConfig.from_dict({"name": path.stem, **raw})
+
+
+def check_seed(value: Any) -> int:
+    """An evaluation seed: an integer in [0, TUNING_SEED_BASE) (the seeds above train tuning trials)."""
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value < TUNING_SEED_BASE:
+        raise ValueError(f"expected integers in [0, {TUNING_SEED_BASE}) (seeds from {TUNING_SEED_BASE} up are "
+                         f"tuning seeds), got {value!r}")
+    return value
+
+
+def check_rate(value: Any) -> float:
+    """A modality-dropout rate: a number in [0, 1)."""
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0 <= value < 1:
+        raise ValueError(f"expected rates in [0, 1), got {value!r}")
+    return float(value)
+
+
+def parse_seeds(text: str) -> tuple[int, ...]:
+    """``--seeds``: comma-separated integers, e.g. ``0,1,2``."""
+    parts = _parts(text, "comma-separated integer seeds, e.g. 0,1,2")
+    bad = [p for p in parts if not p.lstrip("-").isdigit()]
+    if bad:
+        raise ValueError(f"expected comma-separated integer seeds, e.g. 0,1,2; got {bad[0]!r}")
+    return tuple(check_seed(int(p)) for p in parts)
+
+
+def parse_rates(text: str) -> tuple[float, ...]:
+    """``--dropout``: comma-separated rates in [0, 1), e.g. ``0,0.3``."""
+    rates = []
+    for part in _parts(text, "comma-separated rates in [0, 1), e.g. 0,0.3"):
+        try:
+            rate = float(part)
+        except ValueError:
+            raise ValueError(f"expected comma-separated rates in [0, 1), e.g. 0,0.3; got {part!r}") from None
+        rates.append(check_rate(rate))
+    return tuple(rates)
+
+
+def parse_names(text: str) -> tuple[str, ...]:
+    """``--datasets`` / ``--strategies``: comma-separated names, globs or (datasets) card paths."""
+    return _parts(text, "comma-separated names or globs")
+
+
+def parse_count(text: str, low: int) -> int:
+    """An integer flag (trials, epochs, workers ...) that must be at least ``low``."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise ValueError(f"expected an integer >= {low}, got {text!r}") from None
+    if value < low:
+        raise ValueError(f"expected an integer >= {low}, got {value}")
+    return value
+
+
+def _parts(text: str, expected: str) -> tuple[str, ...]:
+    parts = tuple(part.strip() for part in text.split(","))
+    if not text.strip() or any(not part for part in parts):
+        raise ValueError(f"expected {expected}; got {text!r}")
+    return parts
 
 
 def expand(patterns: tuple[str, ...], known: list[str], what: str) -> list[str]:
@@ -138,6 +239,6 @@ def expand(patterns: tuple[str, ...], known: list[str], what: str) -> list[str]:
 
 
 def parse_list(text: str | None, cast=str) -> tuple | None:
-    if text is None:
-        return None
+    if text is None or isinstance(text, tuple):  # None, or already parsed by an argparse type
+        return text
     return tuple(cast(part.strip()) for part in text.split(",") if part.strip())

@@ -15,14 +15,14 @@ from pathlib import Path
 from typing import Callable
 
 from benchmark.data.builtin import ensure_prepared
-from benchmark.data.cards import find_card
 from benchmark.features.tensors import build_features
-from benchmark.reporting import build_report
+from benchmark.reporting import EmptyReport, build_report
 from benchmark.run.config import MatrixConfig
 from benchmark.run.planning import cell_unit, cell_unit_of, plan_cells
 from benchmark.run.worker import MatrixOutcome, Worker
 from benchmark.scale.database import open_storage
 from benchmark.scale.retry import retry
+from benchmark.scale.schema import TAG_ERROR
 from benchmark.scale.tracking import MatrixTracker
 from benchmark.scale.workqueue import new_worker_id, open_queue
 from benchmark.train.device import resolve_device
@@ -41,11 +41,10 @@ class BenchSummary:
     worker_peak_rss_mb: list[float | None] = field(default_factory=list)
 
 
-def prepare_data(datasets: list[str], log: Callable[[str], None]) -> tuple[dict, dict[str, float]]:
-    """Prepare the matrix's datasets and fill the feature cache.
+def prepare_data(cards: dict, log: Callable[[str], None]) -> tuple[dict, dict[str, float]]:
+    """Prepare the matrix's datasets (dataset name -> card) and fill the feature cache.
     -> (dataset -> FeatureSet, phase seconds)."""
     started = time.perf_counter()
-    cards = {name: find_card(name) for name in datasets}
     for card in cards.values():
         if card.source_kind == "builtin":
             ensure_prepared(card.source["builtin"], progress=log)
@@ -63,12 +62,33 @@ def run_bench(config: MatrixConfig, tracking_uri: str, storage_url: str, workers
     open_storage(storage_url)  # create Optuna's tables once, before any worker races to do it
     tracker = retry(lambda: MatrixTracker(tracking_uri, matrix_id, asdict(config), config.device, create=True),
                     f"open tracking store {tracking_uri}")
+    try:
+        return _run_bench(config, tracking_uri, storage_url, workers, log, retry_failed, queue, tracker, started)
+    except BaseException as exc:
+        # Nothing may stay RUNNING: a bench that stops here (bad data, an interrupt) closes its parent run.
+        _close_parent(tracker, exc)
+        raise
+
+
+def _close_parent(tracker: MatrixTracker, exc: BaseException) -> None:
+    status = "KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED"
+    try:
+        tracker.client.set_tag(tracker.parent_id, TAG_ERROR, f"{type(exc).__name__}: {exc}"[:4000])
+        tracker.client.set_terminated(tracker.parent_id, status)
+    except Exception:  # noqa: BLE001 - the original error matters more than a store that is also gone
+        pass
+
+
+def _run_bench(config: MatrixConfig, tracking_uri: str, storage_url: str, workers: int, log: Callable[[str], None],
+               retry_failed: bool, queue, tracker: MatrixTracker, started: float) -> BenchSummary:
+    matrix_id = tracker.matrix_id
     cells = plan_cells(config)
     summary = BenchSummary(matrix_id, len(cells))
     if retry_failed:
         failed_units = [cell_unit_of(h) for h in tracker.failed_cells()]
         log(f"retrying {queue.reopen(matrix_id, failed_units)} failed cells")
-    features, phases = prepare_data(sorted({c.dataset for c in cells}), log)
+    cards = config.cards()
+    features, phases = prepare_data({name: cards[name] for name in sorted({c.dataset for c in cells})}, log)
     summary.phase_seconds.update(phases)
     if workers == 0:  # register only: workers on this or other machines join with `fusebench worker`
         summary.wall_seconds = time.perf_counter() - started
@@ -153,13 +173,21 @@ def worker_config(registered: dict, device: str | None) -> MatrixConfig:
 
 
 def run_worker(storage_url: str, tracking_uri: str | None, matrix_id: str | None, device: str | None,
-               log: Callable[[str], None] = print) -> MatrixOutcome:
-    """`fusebench worker`: join a registered matrix and work until it is done."""
+               log: Callable[[str], None] = print, search: tuple[str, ...] = ()) -> MatrixOutcome:
+    """`fusebench worker`: join a registered matrix and work until it is done. Its card files are
+    found by their registered path or, where that is missing here, by content among the cards
+    folder and ``search`` (``--datasets``); a card file that differs stops the worker before it
+    claims any work."""
     import torch
 
     queue = open_queue(storage_url)
     registered = queue.matrix(matrix_id)
-    config = worker_config(registered, device)
+    config = worker_config(registered, device).localised(search)
+    here = config.matrix_id()
+    if here != registered["matrix_id"]:
+        raise LookupError(f"matrix {registered['matrix_id']}: its inputs differ on this machine (a dataset card, an "
+                          f"encoder version or a strategy's code is not the same here: computed id {here}); use the "
+                          f"same checkout and cards as the registering machine")
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", torch.get_num_threads())))
     worker_id = new_worker_id()
     log(f"worker {worker_id} joined matrix {registered['matrix_id']} on {config.device}")
@@ -175,11 +203,15 @@ def finish_bench(summary: BenchSummary, tracking_uri: str, device: str, report: 
     folder = None
     if report:
         started = time.perf_counter()
-        folder, text = build_report(tracking_uri, summary.matrix_id)
-        tracker.log_artifacts(folder)
+        try:
+            folder, text = build_report(tracking_uri, summary.matrix_id)
+        except EmptyReport as exc:  # every cell failed: no report, reports/latest left as it was
+            log(f"no report: {exc}")
+        else:
+            tracker.log_artifacts(folder)
+            log(text)
+            log(f"report written to {folder}")
         summary.phase_seconds["report"] = time.perf_counter() - started
-        log(text)
-        log(f"report written to {folder}")
     summary.wall_seconds += summary.phase_seconds.get("report", 0.0)
     tracker.finish_matrix({f"phase_seconds.{k}": v for k, v in summary.phase_seconds.items()}
                           | {"wall_seconds": summary.wall_seconds, "failed_cells": len(summary.failed)})

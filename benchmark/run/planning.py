@@ -13,17 +13,16 @@ import json
 from dataclasses import asdict
 
 from benchmark.run.config import MatrixConfig, expand
-from benchmark.run.identity import cell_fingerprint, current_cards, load_strategies
+from benchmark.run.identity import cell_fingerprint, load_strategies
 from benchmark.train.results import Cell
 
 
 def plan_cells(config: MatrixConfig) -> list[Cell]:
     """Every cell of the matrix, in run order. Unimodal baselines expand to one per modality."""
     registry = load_strategies(config.plugins)
-    cards = current_cards()
     cells = []
-    for dataset in expand(config.datasets, sorted(cards), "dataset"):
-        modalities = cards[dataset].modality_names
+    for dataset, card in config.cards().items():  # names, globs and card paths (benchmark/run/card_files.py)
+        modalities = card.modality_names
         for strategy in expand(config.strategies, registry.names(), "strategy"):
             cls = registry.get(strategy)
             if cls.family == "unimodal":
@@ -49,7 +48,7 @@ def input_fingerprints(config: MatrixConfig, cells: list[Cell]) -> dict[tuple[st
     """(dataset, strategy) -> fingerprint of the inputs of those cells (identity.cell_fingerprint),
     from the cards as they are now."""
     load_strategies(config.plugins)
-    cards = current_cards()
+    cards = config.cards()
     pairs = sorted({(c.dataset, c.strategy) for c in cells})
     return {(d, s): cell_fingerprint(cards[d], s) for d, s in pairs}
 

@@ -41,11 +41,13 @@ class MatrixStatus:
         return self.trials_done == self.trials_total and self.cells_done == self.cells_total
 
 
-def matrix_status(storage_url: str, matrix_id: str | None = None, read_failed: bool = True) -> MatrixStatus:
-    """Progress of one registered matrix (the newest when no id is given)."""
+def matrix_status(storage_url: str, matrix_id: str | None = None, read_failed: bool = True,
+                  search: tuple[str, ...] = ()) -> MatrixStatus:
+    """Progress of one registered matrix (the newest when no id is given). Its card files are
+    found as a worker finds them (``search``: other places to look; benchmark/run/card_files.py)."""
     queue = open_queue(storage_url)
     registered = queue.matrix(matrix_id)
-    config = MatrixConfig.from_dict(registered["config"])
+    config = MatrixConfig.from_dict(registered["config"]).localised(search)
     labels, trials, cells = {}, set(), set()
     for unit, kind, (_, cell, slot) in matrix_units(config, study_units(config, plan_cells(config))):
         if kind == "trial":
@@ -73,6 +75,36 @@ def matrix_status(storage_url: str, matrix_id: str | None = None, read_failed: b
         except Exception as exc:  # noqa: BLE001 - progress is still worth showing without MLflow
             status.tracking_error = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
     return status
+
+
+def matrix_with_datasets(storage_url: str, names: list[str], matrix_id: str | None = None,
+                         search: tuple[str, ...] = ()) -> str:
+    """The id of the newest registered matrix whose datasets include all of ``names`` (dataset
+    names), or check that ``matrix_id`` does. Raises LookupError naming what is missing."""
+    import json
+
+    import sqlalchemy as sa
+
+    from benchmark.scale.workqueue import MATRICES
+
+    queue = open_queue(storage_url)
+    query = sa.select(MATRICES.c.matrix_id, MATRICES.c.config).order_by(MATRICES.c.created.desc())
+    if matrix_id:
+        query = query.where(MATRICES.c.matrix_id == matrix_id)
+    with queue.engine.connect() as conn:
+        rows = conn.execute(query).all()
+    seen = []
+    for row in rows:
+        try:
+            have = list(MatrixConfig.from_dict(json.loads(row.config)).localised(search).cards())
+        except (ValueError, LookupError, OSError):  # a matrix whose cards are not here
+            continue
+        if set(names) <= set(have):
+            return row.matrix_id
+        seen.append(f"{row.matrix_id} ({', '.join(have)})")
+    which = f"matrix {matrix_id} does not include" if matrix_id else "no registered matrix includes"
+    known = "; ".join(seen[:5]) + (f" and {len(seen) - 5} more" if len(seen) > 5 else "")
+    raise LookupError(f"--datasets: {which} the dataset(s) {', '.join(names)}" + (f"; matrices: {known}" if seen else ""))
 
 
 def format_status(status: MatrixStatus) -> str:

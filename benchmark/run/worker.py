@@ -17,7 +17,6 @@ from typing import Callable
 
 import torch
 
-from benchmark.data.cards import find_card
 from benchmark.features.tensors import FeatureSet, build_features
 from benchmark.progress import MatrixDisplay
 from benchmark.run.config import MatrixConfig
@@ -57,6 +56,7 @@ class Worker:
                  features: dict[str, FeatureSet] | None = None) -> None:
         self.config, self.queue, self.worker_id, self.log, self.poll_s = config, queue, worker_id, log, poll_s
         self.matrix_id = config.matrix_id()
+        self.cards = config.cards()  # dataset name -> card (names, globs, card paths; run/card_files.py)
         self.cells = plan_cells(config)
         self.studies = study_units(config, self.cells)
         self.storage = open_storage(storage_url)
@@ -117,13 +117,12 @@ class Worker:
     def _features(self, dataset: str) -> FeatureSet:
         if dataset not in self.features:
             started = time.perf_counter()
-            self.features[dataset] = build_features(find_card(dataset), log=self.log)
+            self.features[dataset] = build_features(self.cards[dataset], log=self.log)
             self.phases["data_and_encoding"] += time.perf_counter() - started
         return self.features[dataset]
 
-    @staticmethod
-    def _ranking_metric(dataset: str) -> str:
-        return find_card(dataset).ranking_metric
+    def _ranking_metric(self, dataset: str) -> str:
+        return self.cards[dataset].ranking_metric
 
     def _trial(self, unit: str, study_key: str, cell: Cell, slot: int, display) -> None:
         features = self._features(cell.dataset)
@@ -132,7 +131,8 @@ class Worker:
         started = time.perf_counter()
         splits = features.splits_on(self.config.device)
         fixed = default_trial_params(cell.strategy) if slot == 0 else None
-        study = load_study(study_key, self.storage, self.config.trials, slot, fixed)
+        study = load_study(study_key, self.storage, self.config.trials, slot, fixed,
+                           metric=self._ranking_metric(cell.dataset))
         try:
             run_trial_slot(study, slot, cell.strategy, cell.fixed_hparams, features, splits["train"],
                            splits["validation"], self.budget.train_config(cell, self._ranking_metric(cell.dataset)))
@@ -183,7 +183,8 @@ class Worker:
         try:
             time.sleep(FAULT_CELL_DELAY_S)  # fault injection for tests: widen the mid-cell window
             splits = features.splits_on(self.config.device)
-            study = load_study(study_key, self.storage, self.config.trials)
+            study = load_study(study_key, self.storage, self.config.trials,
+                               metric=self._ranking_metric(todo[0][1].dataset))
             results = run_cells([cell for _, cell, _ in todo], features, splits, study, self.budget,
                                 self._ranking_metric(todo[0][1].dataset), display.detail, self.log,
                                 stack=self.config.stack_seeds)

@@ -15,9 +15,9 @@ SUBSET_PREFIX, MISSING_PREFIX = "test_accuracy_subset.", "test_accuracy_missing.
 SUBSET_SEPARATOR = "-"
 
 
-def subset_metric(modalities: tuple[str, ...] | list[str]) -> str:
-    """("image", "text") -> "test_accuracy_subset.image-text"."""
-    return SUBSET_PREFIX + SUBSET_SEPARATOR.join(modalities)
+def subset_metric(modalities: tuple[str, ...] | list[str], metric: str = "accuracy") -> str:
+    """("image", "text") -> "test_accuracy_subset.image-text"; with metric "mae": "test_mae_subset.image-text"."""
+    return f"test_{metric}_subset." + SUBSET_SEPARATOR.join(modalities)
 
 
 def subset_modalities(suffix: str) -> list[str]:
@@ -28,6 +28,17 @@ def subset_modalities(suffix: str) -> list[str]:
 def subset_label(suffix: str) -> str:
     """A subset for people: "image-text" -> "image + text"."""
     return " + ".join(subset_modalities(suffix))
+
+
+# Rows per combination of modalities present in the data itself (naturally missing modalities),
+# logged on every cell run: "data_rows.train.image-text" = rows of train with both, and
+# "data_rows.train.text" = rows with text only. Combinations that occur in no row are not logged.
+DATA_ROWS_PREFIX = "data_rows."
+
+
+def data_rows_metric(split: str, modalities: tuple[str, ...] | list[str]) -> str:
+    """("train", ("image", "text")) -> "data_rows.train.image-text" (modalities in sorted order)."""
+    return f"{DATA_ROWS_PREFIX}{split}.{SUBSET_SEPARATOR.join(sorted(modalities))}"
 
 
 def missing_metric(rate: float, prefix: str = MISSING_PREFIX) -> str:
@@ -58,4 +69,64 @@ MAJORITY_ACCURACY, MAJORITY_MACRO_F1, CHANCE_ACCURACY = "majority_accuracy", "ma
 # Which test metric ranks the dataset's leaderboard (the card's `ranking_metric`), logged as a param:
 # "accuracy" -> metric "test_accuracy", "macro_f1" -> metric "test_macro_f1".
 RANKING_METRIC = "ranking_metric"
-RANKING_METRICS = {"accuracy": "test_accuracy", "macro_f1": "test_macro_f1"}
+
+# Task types (the card's `task`, logged as the param `task` on every cell run; a run without it
+# is multiclass) and the test metrics each task logs: "test_<metric>" on the full input,
+# "test_<metric>_subset.<mods>" per modality subset and "test_<metric>_missing.NN" per missing rate.
+TASK = "task"
+TASKS = ("multiclass", "binary", "multilabel", "regression")
+DEFAULT_TASK = "multiclass"
+SIGN_ACCURACY = "sign_accuracy"  # regression only, when the card asks (MOSI's acc-2)
+TASK_METRICS = {
+    "multiclass": ("accuracy", "macro_f1"),
+    "binary": ("auroc", "f1", "accuracy"),
+    "multilabel": ("micro_f1", "macro_f1", "mean_ap"),
+    "regression": ("mae", "rmse", "pearson_r"),
+}
+# The ranking metric of a card that names none.
+DEFAULT_RANKING_METRICS = {"multiclass": "accuracy", "binary": "auroc", "multilabel": "micro_f1", "regression": "mae"}
+# A ranking-metric name -> (its MLflow metric name, whether higher is better).
+RANKING_METRICS = {
+    "accuracy": ("test_accuracy", True), "macro_f1": ("test_macro_f1", True),
+    "auroc": ("test_auroc", True), "f1": ("test_f1", True),
+    "micro_f1": ("test_micro_f1", True), "mean_ap": ("test_mean_ap", True),
+    "mae": ("test_mae", False), "rmse": ("test_rmse", False), "pearson_r": ("test_pearson_r", True),
+    SIGN_ACCURACY: ("test_sign_accuracy", True),
+}
+
+
+def task_metrics(task: str, sign_accuracy: bool = False) -> tuple[str, ...]:
+    """The metrics a task logs, e.g. "binary" -> ("auroc", "f1", "accuracy")."""
+    return TASK_METRICS[task] + ((SIGN_ACCURACY,) if sign_accuracy and task == "regression" else ())
+
+
+def higher_is_better(metric: str) -> bool:
+    """Whether a larger ``metric`` is better (False for mae and rmse)."""
+    return RANKING_METRICS[metric][1]
+
+
+def metric_name(metric: str) -> str:
+    """"auroc" -> "test_auroc"."""
+    return f"test_{metric}"
+
+
+def subset_prefix(metric: str) -> str:
+    """"auroc" -> "test_auroc_subset." (SUBSET_PREFIX for accuracy)."""
+    return f"test_{metric}_subset."
+
+
+def missing_prefix(metric: str) -> str:
+    """"mae" -> "test_mae_missing." (MISSING_PREFIX for accuracy)."""
+    return f"test_{metric}_missing."
+
+
+# The reference predictor of the task (multiclass: majority class; binary: the training
+# prevalence as a constant score; multilabel: each label's training prevalence; regression: the
+# training mean) scored in each of the task's metrics on the test split: "reference_<metric>".
+# Multiclass runs also log MAJORITY_ACCURACY / MAJORITY_MACRO_F1 / CHANCE_ACCURACY as before.
+REFERENCE_PREFIX = "reference_"
+
+
+def reference_metric(metric: str) -> str:
+    """"mae" -> "reference_mae"."""
+    return REFERENCE_PREFIX + metric

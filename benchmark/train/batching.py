@@ -35,17 +35,37 @@ def model_inputs(split: SplitTensors, modalities: list[str], index: torch.Tensor
 
 
 def random_presence(batch: int, num_modalities: int, missing_rate: float, generator: torch.Generator,
-                    device: torch.device | str = "cpu") -> torch.Tensor:
+                    device: torch.device | str = "cpu", available: torch.Tensor | None = None) -> torch.Tensor:
     """Drop each modality of each row with probability ``missing_rate``, keeping at least one.
 
-    Rows that lost everything get one modality back, chosen uniformly. -> bool (B, M)
+    ``available`` (bool (B, M), the modalities present in the data itself; None: all) is ANDed
+    in: a modality absent from the data is never present. Rows that lost everything get one of
+    their available modalities back, chosen uniformly. -> bool (B, M)
     """
     present = torch.rand(batch, num_modalities, generator=generator) >= missing_rate  # (B, M)
+    available = None if available is None else available.to("cpu", torch.bool)  # (B, M)
+    if available is not None and bool(available.all()):
+        available = None  # nothing absent: the draws of a complete dataset, unchanged
+    if available is not None:
+        present &= available
     empty = ~present.any(dim=1)  # (B,)
     if empty.any():
-        keep = torch.randint(num_modalities, (int(empty.sum()),), generator=generator)
-        present[empty.nonzero(as_tuple=True)[0], keep] = True
+        rows = empty.nonzero(as_tuple=True)[0]  # (E,)
+        if available is None:
+            keep = torch.randint(num_modalities, (len(rows),), generator=generator)  # (E,)
+        else:
+            keep = torch.multinomial(available[rows].float(), 1, generator=generator).squeeze(1)  # (E,)
+        present[rows, keep] = True
     return present.to(device)
+
+
+def with_available(present: torch.Tensor, available: torch.Tensor) -> torch.Tensor:
+    """``present`` ANDed with the modalities present in the data; a row left with none gets its
+    available ones instead (so the strategy always sees one; a caller scoring a subset excludes
+    such rows, :func:`benchmark.train.evaluation.scored_rows`). (B, M), (B, M) -> bool (B, M)"""
+    available = available.to(present.device, torch.bool)
+    both = present & available  # (B, M)
+    return torch.where(both.any(dim=1, keepdim=True), both, available)
 
 
 def subset_presence(batch: int, modalities: list[str], subset: tuple[str, ...], device) -> torch.Tensor:

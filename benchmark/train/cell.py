@@ -10,12 +10,13 @@ from typing import Callable
 
 from benchmark.features.tensors import FeatureSet
 from benchmark.train.cost import PeakMemory, parameter_count, training_step_tensor_mb
-from benchmark.train.evaluation import References, evaluate, full_accuracy
+from benchmark.train.evaluation import References, evaluate, full_score
 from benchmark.train.loop import TrainConfig
 from benchmark.train.model import build_model
 from benchmark.train.results import Cell, RunResult
 from benchmark.train.stacked import train_together
-from benchmark.train.tuning import budget_trials, default_params, split_params
+from benchmark.train.tasks import Task
+from benchmark.train.tuning import best_trial, budget_trials, default_params, split_params
 
 
 @dataclass(frozen=True)
@@ -30,10 +31,12 @@ class CellBudget:
     patience: int = 5
     amp: str = "off"
 
-    def train_config(self, cell: Cell, metric: str, **training) -> TrainConfig:
+    def train_config(self, cell: Cell, metric: str, task: Task | None = None, **training) -> TrainConfig:
+        """The cell's training config; ``task`` (default multiclass) sets the loss."""
+        task = task or Task()
         return TrainConfig(epochs=self.epochs, batch_size=self.batch_size, modality_dropout=cell.dropout,
                            seed=cell.seed, device=self.device, patience=self.patience, metric=metric, amp=self.amp,
-                           **training)
+                           task=task.kind, regression_loss=task.regression_loss, **training)
 
 
 def run_cell(cell: Cell, features: FeatureSet, splits, study, config: CellBudget, metric: str = "accuracy",
@@ -58,7 +61,7 @@ def run_cells(cells: list[Cell], features: FeatureSet, splits, study, config: Ce
     if config.trials > 0 and not completed:
         raise RuntimeError(f"no tuning trial of study {study.study_name!r} completed; see its failed trials")
     if completed:
-        best = max(completed, key=lambda t: t.value)
+        best = best_trial(completed, metric)  # in the metric's direction (mae: the lowest)
         tuned_model, tuned_training = split_params(best.params)
     else:
         tuned_model, tuned_training = dict(default_model), dict(default_training)
@@ -66,7 +69,8 @@ def run_cells(cells: list[Cell], features: FeatureSet, splits, study, config: Ce
     default_hparams = {**default_model, **fixed}
     training = {**default_training, **tuned_training}
     defaults_won = tuned_model == default_model and tuned_training == default_training
-    references = References.of(splits["train"].labels, splits["test"].labels, features.num_classes)
+    task = Task.of(features)
+    references = References.of(splits["train"].labels, splits["test"].labels, features.num_classes, task)
     seeds = [c.seed for c in cells]
 
     # Every run to train: the tuned configuration per seed, then (unless tuning picked the
@@ -81,7 +85,7 @@ def run_cells(cells: list[Cell], features: FeatureSet, splits, study, config: Ce
 
     with PeakMemory(device) as memory:
         models = [build_model(strategy, features, model_hparams, c.seed) for model_hparams, c, _, _ in runs]
-        configs = [config.train_config(c, metric, **run_training) for _, c, run_training, _ in runs]
+        configs = [config.train_config(c, metric, task, **run_training) for _, c, run_training, _ in runs]
         stats: list = [None] * len(runs)
         for members in groups.values():
             def show(i, epoch, score, members=members):
@@ -94,11 +98,13 @@ def run_cells(cells: list[Cell], features: FeatureSet, splits, study, config: Ce
                 stats[k] = run_stats
         tests = [evaluate(models[k], splits["test"], features.modalities, references, seed=1000 + c.seed, metric=metric)
                  for k, c in enumerate(cells)]
-    if defaults_won:
-        default_accuracies = [t.accuracy for t in tests]  # the defaults won tuning: same seed, same model, same result
+    # The defaults' retrain scored on test in the ranking metric (and in accuracy for multiclass).
+    default_metrics = (metric, "accuracy") if task.kind == "multiclass" else (metric,)
+    if defaults_won:  # the defaults won tuning: same seed, same model, same result
+        default_scores = [{m: t.score(m) for m in default_metrics} for t in tests]
     else:
-        default_accuracies = [full_accuracy(models[len(cells) + k], splits["test"], features.modalities)
-                              for k in range(len(cells))]
+        default_scores = [{m: full_score(models[len(cells) + k], splits["test"], features.modalities, m, task)
+                           for m in default_metrics} for k in range(len(cells))]
     n_params = parameter_count(models[0])
     tensor_memory = training_step_tensor_mb(models[0], splits["train"], features.modalities, config.batch_size)
     wall = (time.perf_counter() - started) / len(cells)  # the group's wall time, shared evenly
@@ -106,11 +112,12 @@ def run_cells(cells: list[Cell], features: FeatureSet, splits, study, config: Ce
         log(f"{cells[0].dataset} · {cells[0].variant}: seeds {', '.join(map(str, seeds))} trained in "
             f"{wall * len(cells):.1f}s (stacked with {max(s.stacked_with for s in stats)})")
     results = []
-    for cell, test, run_stats, default_accuracy in zip(cells, tests, stats, default_accuracies):
+    for cell, test, run_stats, default in zip(cells, tests, stats, default_scores):
         results.append(RunResult(
             cell=cell, family=models[0].family, hparams=hparams, training=training,
             test_accuracy=test.accuracy, test_macro_f1=test.macro_f1, subset_accuracy=test.subset_accuracy,
-            missing_curve=test.missing_curve, robustness=test.robustness, default_test_accuracy=default_accuracy,
+            missing_curve=test.missing_curve, robustness=test.robustness,
+            default_test_accuracy=default.get("accuracy", float("nan")),
             best_val_score=run_stats.best_score, param_count=n_params, train_samples_per_s=run_stats.train_samples_per_s,
             inference_samples_per_s=test.inference_samples_per_s, latency_ms_per_batch=test.latency_ms_per_batch,
             seconds_per_epoch=run_stats.seconds_per_epoch, memory={**memory.metrics(), **tensor_memory},
@@ -120,5 +127,7 @@ def run_cells(cells: list[Cell], features: FeatureSet, splits, study, config: Ce
             largest_class_share=test.largest_class_share, references=references,
             curves={"train_loss": run_stats.train_loss, "val_metric": run_stats.val_score, "lr": run_stats.lr},
             missing_curve_macro_f1=test.missing_curve_macro_f1, stacked_with=run_stats.stacked_with,
+            data_rows=features.data_row_counts(), task=task.kind, scores=test.scores, subset_scores=test.subset_scores,
+            missing_scores=test.missing_scores, default_score=default[metric],
         ))
     return results

@@ -12,9 +12,11 @@ import numpy as np
 import torch
 from sklearn.metrics import f1_score
 
-from benchmark.train.batching import model_inputs, random_presence, subset_presence
+from benchmark.train.batching import model_inputs, random_presence, subset_presence, with_available
 from benchmark.features.tensors import SplitTensors
 from benchmark.train.device import synchronize
+from benchmark.train.tasks import MULTICLASS, Task
+from benchmark.scale.schema import higher_is_better
 
 MISSING_RATES = tuple(round(0.1 * i, 1) for i in range(10))  # 0.0 .. 0.9
 EVAL_BATCH = 256
@@ -26,34 +28,47 @@ MIN_ROBUSTNESS_LEAD = 0.01
 
 @dataclass(frozen=True)
 class References:
-    """Predictors every model must beat, on one test split: always the training split's most
-    frequent class (majority), and a uniform guess (chance)."""
+    """Predictors every model must beat, on one test split: the task's reference predictor fitted
+    on the training labels (:meth:`Task.reference_outputs`: the majority class, the prevalence, the
+    mean), scored in each of the task's metrics (``scores``); for multiclass also a uniform guess
+    (chance). The ``majority_*`` fields are the multiclass reference's (NaN for other tasks)."""
 
     majority_class: int
     majority_accuracy: float
     majority_macro_f1: float
     chance_accuracy: float
+    task: Task = MULTICLASS
+    scores: dict[str, float] = field(default_factory=dict)  # metric -> the reference predictor's test score
 
     @classmethod
-    def of(cls, train_labels: torch.Tensor, test_labels: torch.Tensor, num_classes: int) -> "References":
-        majority = int(torch.bincount(train_labels.cpu(), minlength=num_classes).argmax())
-        truth = test_labels.cpu().numpy()
-        constant = np.full_like(truth, majority)
-        return cls(majority, float((truth == majority).mean()),
-                   float(f1_score(truth, constant, average="macro", zero_division=0)), 1.0 / num_classes)
+    def of(cls, train_labels: torch.Tensor, test_labels: torch.Tensor, num_classes: int,
+           task: Task = MULTICLASS) -> "References":
+        outputs = task.reference_outputs(train_labels, num_classes, len(test_labels))  # (N, width)
+        scores = task.scores(outputs, test_labels)
+        if task.kind != "multiclass":
+            nan = float("nan")
+            return cls(-1, nan, nan, nan, task, scores)
+        majority = int(outputs[0].argmax())
+        return cls(majority, scores["accuracy"], scores["macro_f1"], 1.0 / num_classes, task, scores)
 
     def majority(self, metric: str) -> float:
-        """The majority-class predictor's ``metric`` ("accuracy" or "macro_f1")."""
-        return self.majority_macro_f1 if metric == "macro_f1" else self.majority_accuracy
+        """The reference predictor's test ``metric`` (for multiclass: the majority class's)."""
+        return self.all_scores()[metric]
+
+    def all_scores(self) -> dict[str, float]:
+        """metric -> the reference's test score (built from the majority fields when made without ``of``)."""
+        return self.scores or {"accuracy": self.majority_accuracy, "macro_f1": self.majority_macro_f1}
 
 
 @dataclass
 class Evaluation:
-    accuracy: float
-    macro_f1: float
-    subset_accuracy: dict[str, float] = field(default_factory=dict)  # "image+text" -> acc
-    missing_curve: dict[float, float] = field(default_factory=dict)  # rate -> acc
-    missing_curve_macro_f1: dict[float, float] = field(default_factory=dict)  # rate -> macro-F1
+    """Test scores in every metric of the task: on the full input (``scores``), per modality subset
+    (``subset_scores``: "image+text" -> metric -> score) and per missing rate (``missing_scores``:
+    rate -> metric -> score)."""
+
+    scores: dict[str, float]
+    subset_scores: dict[str, dict[str, float]] = field(default_factory=dict)
+    missing_scores: dict[float, dict[str, float]] = field(default_factory=dict)
     robustness: float = float("nan")
     largest_class_share: float = float("nan")  # share of full-input predictions in the most-predicted class
     collapsed: bool = False
@@ -61,12 +76,37 @@ class Evaluation:
     latency_ms_per_batch: float = float("nan")
 
     def score(self, metric: str) -> float:
-        """The full-input test ``metric`` ("accuracy" or "macro_f1")."""
-        return self.macro_f1 if metric == "macro_f1" else self.accuracy
+        """The full-input test ``metric``."""
+        return self.scores[metric]
 
     def missing_curve_in(self, metric: str) -> dict[float, float]:
         """The missing-rate curve in ``metric``: rate -> score."""
-        return self.missing_curve_macro_f1 if metric == "macro_f1" else self.missing_curve
+        return {rate: scores[metric] for rate, scores in self.missing_scores.items()}
+
+    def subset_in(self, metric: str) -> dict[str, float]:
+        """Scores per modality subset in ``metric``: "image+text" -> score."""
+        return {subset: scores[metric] for subset, scores in self.subset_scores.items()}
+
+    # The multiclass names, kept for their readers (NaN / empty where the task has no accuracy).
+    @property
+    def accuracy(self) -> float:
+        return self.scores.get("accuracy", float("nan"))
+
+    @property
+    def macro_f1(self) -> float:
+        return self.scores.get("macro_f1", float("nan"))
+
+    @property
+    def subset_accuracy(self) -> dict[str, float]:
+        return {s: v["accuracy"] for s, v in self.subset_scores.items() if "accuracy" in v}
+
+    @property
+    def missing_curve(self) -> dict[float, float]:
+        return {r: v["accuracy"] for r, v in self.missing_scores.items() if "accuracy" in v}
+
+    @property
+    def missing_curve_macro_f1(self) -> dict[float, float]:
+        return {r: v["macro_f1"] for r, v in self.missing_scores.items() if "macro_f1" in v}
 
 
 def model_device(model, split: SplitTensors) -> torch.device:
@@ -77,8 +117,11 @@ def model_device(model, split: SplitTensors) -> torch.device:
 @torch.no_grad()
 def logits_of(model, split: SplitTensors, modalities: list[str], present: torch.Tensor) -> torch.Tensor:
     """Model outputs for every row, in batches, on the model's device; each batch's features are
-    converted to float32 there (they are held in their cached dtype). present: bool (N, M) -> (N, C)"""
+    converted to float32 there (they are held in their cached dtype). ``present`` is ANDed with the
+    modalities the data holds (``split.available``; a row left with none keeps those: exclude it from
+    a subset's score with :func:`scored_rows`). present: bool (N, M) -> (N, C)"""
     model.eval()
+    present = with_available(present, split.available)  # (N, M)
     tokens = model.consumes_tokens
     device = model_device(model, split)
     logits = None  # (N, C), filled batch by batch: no list of per-batch tensors pinning heap fragments
@@ -116,19 +159,26 @@ def full_accuracy(model, split: SplitTensors, modalities: list[str]) -> float:
     return accuracy(predict(model, split, modalities, present), split.labels)
 
 
-def validation_scores(model, split: SplitTensors, modalities: list[str], metric: str = "accuracy") -> tuple[float, float]:
-    """(``metric`` ("accuracy" or "macro_f1"), mean cross-entropy) with every modality present: what
-    early stopping and tuning maximise on the validation split; epochs tied on the metric are
-    ranked by the loss (small validation splits tie often)."""
+def full_score(model, split: SplitTensors, modalities: list[str], metric: str, task: Task = MULTICLASS) -> float:
+    """The test ``metric`` with every modality present."""
     present = subset_presence(len(split), modalities, tuple(modalities), split.labels.device)
-    return score_and_loss(logits_of(model, split, modalities, present), split.labels, metric)
+    return task.score(metric, logits_of(model, split, modalities, present), split.labels)
 
 
-def score_and_loss(logits: torch.Tensor, labels: torch.Tensor, metric: str) -> tuple[float, float]:
-    """(``metric``, mean cross-entropy) of ``logits`` (N, C) against ``labels`` (N,)."""
+def validation_scores(model, split: SplitTensors, modalities: list[str], metric: str = "accuracy",
+                      task: Task = MULTICLASS) -> tuple[float, float]:
+    """(``metric`` (the card's ranking metric), mean training loss of the task) with every modality
+    present: what early stopping and tuning optimise on the validation split, in the metric's
+    direction; epochs tied on the metric are ranked by the loss (small validation splits tie often)."""
+    present = subset_presence(len(split), modalities, tuple(modalities), split.labels.device)
+    return score_and_loss(logits_of(model, split, modalities, present), split.labels, metric, task)
+
+
+def score_and_loss(logits: torch.Tensor, labels: torch.Tensor, metric: str,
+                   task: Task = MULTICLASS) -> tuple[float, float]:
+    """(``metric``, mean loss of the task) of the outputs ``logits`` (N, width) against ``labels``."""
     labels = labels.to(logits.device)
-    loss = float(torch.nn.functional.cross_entropy(logits.float(), labels))
-    return SCORES[metric](logits.argmax(dim=-1), labels), loss
+    return task.score(metric, logits, labels), float(task.loss(logits, labels))
 
 
 def largest_class_share(pred: torch.Tensor) -> float:
@@ -142,52 +192,64 @@ def is_collapsed(pred: torch.Tensor, labels: torch.Tensor, f1: float, references
     return one_class or f1 <= references.majority_macro_f1 + 1e-9
 
 
+def scored_rows(present: torch.Tensor, available: torch.Tensor) -> torch.Tensor:
+    """Rows that keep at least one modality of ``present`` once ANDed with the data's own
+    presence: a subset's score is measured on these only. (N, M), (N, M) -> bool (N,)"""
+    return (present & available.to(present.device, torch.bool)).any(dim=1)
+
+
 def subsets(modalities: list[str]) -> list[tuple[str, ...]]:
     """Every non-empty subset, largest first."""
     return [c for r in range(len(modalities), 0, -1) for c in itertools.combinations(modalities, r)]
 
 
-def robustness_score(curve: dict[float, float], majority: float) -> float:
-    """How much of its lead over the majority-class predictor a model keeps as modalities go
-    missing: the mean over missing rates r (trapezoid rule over [0, 0.9]) of
-    (score(r) - majority) / (score(0) - majority), in the dataset's ranking metric. 1 = keeps
-    its whole lead at every rate, 0 = falls to the majority baseline. Undefined (NaN) when
-    score(0) does not beat the majority by MIN_ROBUSTNESS_LEAD, so a constant predictor has no score."""
+def robustness_score(curve: dict[float, float], majority: float, higher_is_better: bool = True) -> float:
+    """How much of its lead over the reference predictor (``majority``: the majority class, the
+    prevalence or the mean) a model keeps as modalities go missing: the mean over missing rates r
+    (trapezoid rule over [0, 0.9]) of lead(r) / lead(0), lead(r) = score(r) - reference in the
+    dataset's ranking metric, sign flipped where lower is better (mae, rmse). 1 = keeps its whole
+    lead at every rate, 0 = falls to the reference. Undefined (NaN) when score(0) does not beat the
+    reference by MIN_ROBUSTNESS_LEAD, so a constant predictor has no score."""
     rates = np.array(sorted(curve))
     if len(rates) < 2:
         return float("nan")
-    lead = curve[rates[0]] - majority
+    sign = 1.0 if higher_is_better else -1.0
+    lead = sign * (curve[rates[0]] - majority)
     if not lead >= MIN_ROBUSTNESS_LEAD:
         return float("nan")
-    kept = np.array([(curve[r] - majority) / lead for r in rates])
+    kept = np.array([sign * (curve[r] - majority) / lead for r in rates])
     area = float(np.sum((kept[1:] + kept[:-1]) / 2 * np.diff(rates)))
     return area / float(rates[-1] - rates[0])
 
 
 def evaluate(model, split: SplitTensors, modalities: list[str], references: References, seed: int = 1234,
              curve: bool = True, metric: str = "accuracy") -> Evaluation:
-    """Everything measured on the test split. ``metric`` (the card's ranking metric) is the one
-    the robustness score is measured in."""
+    """Everything measured on the test split, in every metric of the task (``references.task``).
+    ``metric`` (the card's ranking metric) is the one the robustness score is measured in."""
+    task = references.task
     device = split.labels.device
     n = len(split)
     full = subset_presence(n, modalities, tuple(modalities), device)
-    pred = predict(model, split, modalities, full)
+    outputs = logits_of(model, split, modalities, full)  # (N, width)
     labels = split.labels
-    result = Evaluation(accuracy=accuracy(pred, labels), macro_f1=macro_f1(pred, labels),
-                        largest_class_share=largest_class_share(pred))
-    result.collapsed = is_collapsed(pred, labels, result.macro_f1, references)
+    result = Evaluation(scores=task.scores(outputs, labels), largest_class_share=task.largest_class_share(outputs))
+    result.collapsed = task.collapsed(outputs, labels, result.scores, references.all_scores())
     for subset in subsets(modalities):
         mask = subset_presence(n, modalities, subset, device)
-        result.subset_accuracy["+".join(subset)] = accuracy(predict(model, split, modalities, mask), labels)
+        scored = scored_rows(mask, split.available)  # (N,): rows holding some modality of the subset
+        if not bool(scored.any()):
+            continue  # no row of the data holds any of the subset's modalities: no score
+        subset_outputs = logits_of(model, split, modalities, mask)  # (N, width)
+        subset_outputs = subset_outputs[scored.to(subset_outputs.device)]  # (N_scored, width)
+        result.subset_scores["+".join(subset)] = task.scores(subset_outputs, labels[scored.to(labels.device)])
     if curve:
         generator = torch.Generator().manual_seed(seed)
         for rate in MISSING_RATES:
-            mask = random_presence(n, len(modalities), rate, generator, device)
-            missing_pred = predict(model, split, modalities, mask)  # (N,)
-            result.missing_curve[rate] = accuracy(missing_pred, labels)
-            result.missing_curve_macro_f1[rate] = macro_f1(missing_pred, labels)
+            mask = random_presence(n, len(modalities), rate, generator, device, split.available)
+            result.missing_scores[rate] = task.scores(logits_of(model, split, modalities, mask), labels)  # (N, width) scored
         if not result.collapsed:
-            result.robustness = robustness_score(result.missing_curve_in(metric), references.majority(metric))
+            result.robustness = robustness_score(result.missing_curve_in(metric), references.majority(metric),
+                                                 higher_is_better(metric))
     result.inference_samples_per_s, result.latency_ms_per_batch = inference_speed(model, split, modalities)
     return result
 
@@ -201,7 +263,8 @@ def inference_speed(model, split: SplitTensors, modalities: list[str], batch: in
     device = model_device(model, split)
     index = torch.arange(min(batch, len(split)))
     inputs, token_mask = model_inputs(split, modalities, index, tokens, device=device)  # float32 on device
-    present = subset_presence(len(index), modalities, tuple(modalities), device)
+    present = with_available(subset_presence(len(index), modalities, tuple(modalities), device),
+                             split.available[index.to(split.available.device)])  # (b, M)
     for _ in range(warmup):
         model(inputs, present, token_mask)
     synchronize(device)

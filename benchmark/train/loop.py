@@ -27,11 +27,12 @@ import torch
 from torch import nn
 
 from benchmark.features.tensors import SplitTensors
-from benchmark.scale.schema import STOP_CAP, STOP_PLATEAU
+from benchmark.scale.schema import STOP_CAP, STOP_PLATEAU, higher_is_better
 from benchmark.train.batching import model_inputs, random_presence
 from benchmark.train.device import is_cuda, synchronize
 from benchmark.train.evaluation import validation_scores
 from benchmark.train.precision import autocast
+from benchmark.train.tasks import MULTICLASS, Task
 
 
 class NonFiniteLoss(RuntimeError):
@@ -54,7 +55,9 @@ class TrainConfig:
     warmup_epochs: float = 1.0  # linear warm-up from lr / 10 over this many epochs of steps
     clip_norm: float = 1.0  # global gradient-norm clipping
     min_delta: float = 1e-4  # a validation score must beat the best by more than this (ties: the loss decides)
-    metric: str = "accuracy"  # the validation score: "accuracy" or "macro_f1" (the card's ranking metric)
+    metric: str = "accuracy"  # the validation score: the card's ranking metric (lower is better for mae, rmse)
+    task: str = "multiclass"  # the card's task: multiclass | binary | multilabel | regression (sets the loss)
+    regression_loss: str = "mse"  # regression: "mse" or "l1"
     amp: str = "off"  # "bf16" or "fp16" autocast on CUDA (fp16 with a gradient scaler); off CUDA always "off"
 
 
@@ -92,14 +95,21 @@ class TrainStats:
 EpochCallback = Callable[[int, float], None]  # (epoch index, validation score) -> None; may raise (pruning)
 
 
-def training_loss(model: nn.Module, inputs, present: torch.Tensor, token_mask, labels: torch.Tensor) -> torch.Tensor:
-    """Cross-entropy of the fused logits plus the weighted cross-entropy of any auxiliary
-    classifiers the strategy returns (e.g. CentralNet's per-modality heads), each over its rows."""
+def task_of(config: TrainConfig) -> Task:
+    """The task whose loss ``config`` trains with."""
+    return Task(config.task, config.regression_loss)
+
+
+def training_loss(model: nn.Module, inputs, present: torch.Tensor, token_mask, labels: torch.Tensor,
+                  task: Task = MULTICLASS) -> torch.Tensor:
+    """The task's loss (:meth:`Task.row_losses`: cross-entropy, BCE with logits, MSE or L1) of the
+    fused outputs plus the weighted loss of any auxiliary classifiers the strategy returns (e.g.
+    CentralNet's per-modality heads), each over its rows."""
     logits, auxiliary = model.forward_with_aux(inputs, present, token_mask)  # (b, C), [AuxiliaryLogits]
-    loss = nn.functional.cross_entropy(logits.float(), labels)
+    loss = task.loss(logits, labels)
     for aux in auxiliary:
         if aux.weight > 0 and bool(aux.rows.any()):
-            loss = loss + aux.weight * nn.functional.cross_entropy(aux.logits[aux.rows].float(), labels[aux.rows])
+            loss = loss + aux.weight * task.loss(aux.logits[aux.rows], labels[aux.rows])
     return loss
 
 
@@ -162,8 +172,9 @@ class RunBook:
         -> whether this epoch is the new best (the caller keeps its weights)."""
         stats, config = self.stats, self.config
         stats.val_score.append(score)
-        improved = stats.best_epoch == 0 or score > stats.best_score + config.min_delta or (
-            score >= stats.best_score - config.min_delta and loss < stats.best_loss - config.min_delta)
+        sign = 1.0 if higher_is_better(config.metric) else -1.0  # mae, rmse: lower is better
+        improved = stats.best_epoch == 0 or sign * score > sign * stats.best_score + config.min_delta or (
+            sign * score >= sign * stats.best_score - config.min_delta and loss < stats.best_loss - config.min_delta)
         if improved:
             stats.best_score, stats.best_loss, stats.best_epoch, self.since_best = score, loss, epoch + 1, 0
         else:
@@ -189,14 +200,17 @@ def train(model: nn.Module, train_split: SplitTensors, modalities: list[str], co
     n = len(train_split)
     book = RunBook(config, n, -(-n // config.batch_size))
     parameters = [p for p in model.parameters() if p.requires_grad]
+    task = task_of(config)
     best_state: dict[str, torch.Tensor] | None = None
     for epoch in range(config.epochs):
         model.train()
         synchronize(device)
         started = time.perf_counter()
         order = torch.randperm(n, generator=generator)  # (N,)
-        # Modality dropout for the whole epoch in one draw; batches take slices of it.
-        presence = random_presence(n, len(modalities), config.modality_dropout, generator, device)  # (N, M)
+        # Modality dropout for the whole epoch in one draw; batches take slices of it. Modalities
+        # absent from the data (train_split.available, in the epoch's row order) are never present.
+        available = train_split.available[order.to(train_split.available.device)]  # (N, M)
+        presence = random_presence(n, len(modalities), config.modality_dropout, generator, device, available)  # (N, M)
         loss_sum = torch.zeros((), device=device)  # a running sum: a list of per-step tensors grows the heap
         for start in range(0, n, config.batch_size):
             index = order[start : start + config.batch_size]  # (b,)
@@ -206,7 +220,7 @@ def train(model: nn.Module, train_split: SplitTensors, modalities: list[str], co
             for group in optimizer.param_groups:
                 group["lr"] = book.rate.value
             with autocast(config.amp, device):
-                loss = training_loss(model, inputs, present, token_mask, labels)
+                loss = training_loss(model, inputs, present, token_mask, labels, task)
             optimizer.zero_grad(set_to_none=True)
             if scaler is not None:
                 scaler.scale(loss).backward()
@@ -227,7 +241,7 @@ def train(model: nn.Module, train_split: SplitTensors, modalities: list[str], co
         if val_split is None:
             book.no_validation()
             continue
-        score, loss = validation_scores(model, val_split, modalities, config.metric)
+        score, loss = validation_scores(model, val_split, modalities, config.metric, task)
         if book.validated(epoch, score, loss):
             best_state = copy.deepcopy(model.state_dict())
         if on_epoch is not None:

@@ -66,6 +66,6 @@ def build_model(strategy: str, features: FeatureSet, hparams: dict[str, Any], se
     cls = get_strategy(strategy)
     widths = {m: output_width(f) for m, f in features.front_ends.items()}
     dims = {m: widths.get(m, d) for m, d in features.input_dims(tokens=cls.consumes_tokens).items()}
-    strategy_module = cls(dims, features.num_classes, **hparams)
+    strategy_module = cls(dims, features.output_dim, **hparams)  # output width of the task (FeatureSet.output_dim)
     encoders = {m: build_front_end(features.front_ends[m]) for m in sorted(features.front_ends)}
     return FusionModel(strategy_module, encoders)

@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from benchmark.scale import schema
-from benchmark.scale.schema import missing_metric, subset_metric
+from benchmark.scale.schema import metric_name, missing_metric, missing_prefix, reference_metric, subset_metric
 
 
 @dataclass
@@ -64,17 +64,34 @@ class RunResult:
     curves: dict[str, list[float]] = field(default_factory=dict)  # "train_loss", "val_metric", "lr": per epoch
     missing_curve_macro_f1: dict[float, float] = field(default_factory=dict)  # rate -> test macro-F1
     stacked_with: int = 1  # models trained in one stacked computation with this one (benchmark/train/stacked.py)
+    # rows per split and combination of modalities present in the data: metric name -> count
+    # ("data_rows.train.image-text", schema.data_rows_metric; FeatureSet.data_row_counts)
+    data_rows: dict[str, int] = field(default_factory=dict)
+    # The task (param `task`) and its test scores in every metric of the task (schema.task_metrics):
+    # full input, per modality subset ("image+text" -> metric -> score), per missing rate. The
+    # multiclass fields above (test_accuracy, subset_accuracy, ...) are their accuracy / macro-F1
+    # part (NaN / empty for tasks without them); a result made without ``scores`` logs those alone.
+    task: str = schema.DEFAULT_TASK
+    scores: dict[str, float] = field(default_factory=dict)
+    subset_scores: dict[str, dict[str, float]] = field(default_factory=dict)
+    missing_scores: dict[float, dict[str, float]] = field(default_factory=dict)
+    default_score: float = float("nan")  # the defaults' retrain's test score in the ranking metric
 
     @property
     def tuning_gain(self) -> float:
-        return self.test_accuracy - self.default_test_accuracy
+        """How much tuning improved the test ranking metric over the defaults (positive: tuning
+        helped; for mae and rmse, the decrease)."""
+        if not self.scores:
+            return self.test_accuracy - self.default_test_accuracy
+        sign = 1.0 if schema.higher_is_better(self.ranking_metric) else -1.0
+        return sign * (self.scores[self.ranking_metric] - self.default_score)
 
     def params(self) -> dict[str, str]:
         out = {
             "dataset": self.cell.dataset, "strategy": self.cell.strategy, "variant": self.cell.variant,
             "family": self.family, "seed": self.cell.seed, "modality_dropout": self.cell.dropout,
             "device": self.device, schema.RANKING_METRIC: self.ranking_metric, schema.STOP_REASON: self.stop_reason,
-            schema.STACKED_WITH: self.stacked_with,
+            schema.STACKED_WITH: self.stacked_with, schema.TASK: self.task,
         }
         out.update({f"hp.{k}": v for k, v in self.hparams.items()})
         out.update({f"train.{k}": v for k, v in self.training.items()})
@@ -82,10 +99,7 @@ class RunResult:
 
     def metrics(self) -> dict[str, float]:
         out = {
-            "test_accuracy": self.test_accuracy,
-            "test_macro_f1": self.test_macro_f1,
             "robustness": self.robustness,
-            "default_test_accuracy": self.default_test_accuracy,
             "tuning_gain": self.tuning_gain,
             "best_val_score": self.best_val_score,
             "param_count": float(self.param_count),
@@ -103,17 +117,44 @@ class RunResult:
         }
         if out["robustness"] != out["robustness"]:  # undefined (collapsed, or no lead over the majority)
             del out["robustness"]
-        if self.references is not None:
+        if out[schema.LARGEST_CLASS_SHARE] != out[schema.LARGEST_CLASS_SHARE]:  # no classes (multilabel, regression)
+            del out[schema.LARGEST_CLASS_SHARE]
+        if self.references is not None and self.task == "multiclass":
             out[schema.MAJORITY_ACCURACY] = self.references.majority_accuracy
             out[schema.MAJORITY_MACRO_F1] = self.references.majority_macro_f1
             out[schema.CHANCE_ACCURACY] = self.references.chance_accuracy
+        if self.references is not None:
+            out.update({reference_metric(m): v for m, v in self.references.all_scores().items()})
+        if self.scores:
+            self._task_metrics(out)
+        else:
+            self._multiclass_metrics(out)
+        out.update({name: float(count) for name, count in self.data_rows.items()})
+        return out
+
+    def _task_metrics(self, out: dict[str, float]) -> None:
+        """test_<metric>, test_<metric>_subset.<mods>, test_<metric>_missing.NN for every metric of
+        the task; default_test_<ranking metric> (and default_test_accuracy for multiclass)."""
+        for metric, value in self.scores.items():
+            out[metric_name(metric)] = value
+        for subset, scores in self.subset_scores.items():
+            out.update({subset_metric(subset.split("+"), metric): v for metric, v in scores.items()})
+        for rate, scores in self.missing_scores.items():
+            out.update({missing_metric(rate, missing_prefix(metric)): v for metric, v in scores.items()})
+        out["default_" + metric_name(self.ranking_metric)] = self.default_score
+        if self.task == "multiclass":
+            out["default_test_accuracy"] = self.default_test_accuracy
+
+    def _multiclass_metrics(self, out: dict[str, float]) -> None:
+        """The names of a result made without ``scores`` (accuracy and macro-F1 only)."""
+        out.update({"test_accuracy": self.test_accuracy, "test_macro_f1": self.test_macro_f1,
+                    "default_test_accuracy": self.default_test_accuracy})
         for subset, acc in self.subset_accuracy.items():
             out[subset_metric(subset.split("+"))] = acc
         for rate, acc in self.missing_curve.items():
             out[missing_metric(rate)] = acc
         for rate, f1 in self.missing_curve_macro_f1.items():
             out[missing_metric(rate, schema.MISSING_MACRO_F1_PREFIX)] = f1
-        return out
 
     def step_metrics(self) -> list[tuple[str, float, int]]:
         """The learning curves as MLflow step metrics: (name, value, epoch from 1)."""

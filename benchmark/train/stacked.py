@@ -29,11 +29,12 @@ from torch.func import functional_call, stack_module_state, vmap
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from benchmark.features.tensors import SplitTensors
-from benchmark.train.batching import model_inputs, random_presence, subset_presence
+from benchmark.train.batching import model_inputs, random_presence
 from benchmark.train.device import is_cuda, synchronize
 from benchmark.train.evaluation import EVAL_BATCH, score_and_loss
-from benchmark.train.loop import RunBook, TrainConfig, TrainStats, train
+from benchmark.train.loop import RunBook, TrainConfig, TrainStats, task_of, train
 from benchmark.train.precision import autocast
+from benchmark.train.tasks import Task
 
 BETAS = (0.9, 0.999)  # torch.optim.AdamW's defaults, as loop.train uses them
 EPS = 1e-8
@@ -59,7 +60,7 @@ class _WithAux(nn.Module):
 
 def _shared_settings(configs: Sequence[TrainConfig]) -> str | None:
     """Settings every stacked model must share (one batch layout, one epoch loop)."""
-    for name in ("batch_size", "epochs", "device", "amp"):
+    for name in ("batch_size", "epochs", "device", "amp", "metric", "task", "regression_loss"):
         if len({getattr(c, name) for c in configs}) > 1:
             return f"their {name} differs"
     if configs[0].amp == "fp16" and is_cuda(configs[0].device):
@@ -161,17 +162,17 @@ def _clip_per_model(params: dict[str, torch.Tensor], clip_norm: torch.Tensor) ->
         g.mul_(coef.view((-1,) + (1,) * (g.dim() - 1)))
 
 
-def _stacked_loss(logits, aux_logits, aux_rows, weights: list[float], labels: torch.Tensor) -> torch.Tensor:
-    """Per-model training loss, as ``loop.training_loss`` computes it for each model alone.
-    logits: (S, b, C); labels: (S, b) -> (S,)"""
+def _stacked_loss(logits, aux_logits, aux_rows, weights: list[float], labels: torch.Tensor, task: Task) -> torch.Tensor:
+    """Per-model training loss, as ``loop.training_loss`` computes it for each model alone, with the
+    same per-row loss of the task (:meth:`Task.row_losses`).
+    logits: (S, b, C); labels: (S, b) or (S, b, L) -> (S,)"""
     s, b, c = logits.shape
-    loss = nn.functional.cross_entropy(logits.float().reshape(s * b, c), labels.reshape(-1),
-                                       reduction="none").view(s, b).mean(1)  # (S,)
+    flat_labels = labels.reshape((s * b,) + tuple(labels.shape[2:]))  # (S*b,) or (S*b, L)
+    loss = task.row_losses(logits.reshape(s * b, c), flat_labels).view(s, b).mean(1)  # (S,)
     for head, rows, weight in zip(aux_logits, aux_rows, weights):
         if weight <= 0:
             continue
-        per_row = nn.functional.cross_entropy(head.float().reshape(s * b, c), labels.reshape(-1),
-                                              reduction="none").view(s, b)  # (S, b)
+        per_row = task.row_losses(head.reshape(s * b, c), flat_labels).view(s, b)  # (S, b)
         count = rows.sum(1)  # (S,)
         aux = (per_row * rows).sum(1) / count.clamp(min=1)  # (S,): mean over the head's rows
         loss = loss + weight * torch.where(count > 0, aux, torch.zeros_like(aux))
@@ -179,10 +180,10 @@ def _stacked_loss(logits, aux_logits, aux_rows, weights: list[float], labels: to
 
 
 def _validation_scores(call, params, buffers, split: SplitTensors, modalities: list[str], tokens: bool,
-                       metric: str, device) -> list[tuple[float, float]]:
+                       metric: str, device, task: Task) -> list[tuple[float, float]]:
     """Each stacked model's (score, loss) on ``split`` with every modality present, as
     ``evaluation.validation_scores`` gives it for a model alone."""
-    present_all = subset_presence(len(split), modalities, tuple(modalities), device)  # (N, M)
+    present_all = split.available.to(device)  # (N, M): every modality the data holds
     out = []
     with torch.no_grad():
         for start in range(0, len(split), EVAL_BATCH):
@@ -191,7 +192,7 @@ def _validation_scores(call, params, buffers, split: SplitTensors, modalities: l
             logits, _, _ = call(params, buffers, inputs, present_all[start : start + len(index)], mask)  # (S, b, C)
             out.append(logits.float())
     logits = torch.cat(out, dim=1)  # (S, N, C)
-    return [score_and_loss(model_logits, split.labels, metric) for model_logits in logits]
+    return [score_and_loss(model_logits, split.labels, metric, task) for model_logits in logits]
 
 
 def train_stacked(models: Sequence[nn.Module], train_split: SplitTensors, modalities: list[str],
@@ -217,6 +218,7 @@ def train_stacked(models: Sequence[nn.Module], train_split: SplitTensors, modali
     weight_decay = torch.tensor([c.weight_decay for c in configs], device=device)  # (S,)
     clip_norm = torch.tensor([c.clip_norm for c in configs], device=device)  # (S,)
     labels_all = train_split.labels
+    task = task_of(configs[0])  # shared (stacking_problem)
     train_call = _vectorised(wrapper, tokens, inputs_stacked=True)  # each model its own batch
     eval_call = _vectorised(wrapper, tokens, inputs_stacked=False)  # one batch for every model
     for epoch in range(cap):
@@ -226,7 +228,9 @@ def train_stacked(models: Sequence[nn.Module], train_split: SplitTensors, modali
         orders, presences = [], []
         for i in active:  # each model's draws, in the order loop.train makes them
             orders.append(torch.randperm(n, generator=generators[i]))  # (N,)
-            presences.append(random_presence(n, len(modalities), configs[i].modality_dropout, generators[i], device))
+            available = train_split.available[orders[-1].to(train_split.available.device)]  # (N, M), this order
+            presences.append(random_presence(n, len(modalities), configs[i].modality_dropout, generators[i], device,
+                                             available))
         presence = torch.stack(presences)  # (S, N, M)
         loss_sum = torch.zeros(len(active), device=device)  # (S,) running sums of row-weighted losses
         for start in range(0, n, batch_size):
@@ -236,11 +240,12 @@ def train_stacked(models: Sequence[nn.Module], train_split: SplitTensors, modali
             inputs = {m: x.view(index.shape + x.shape[1:]) for m, x in inputs.items()}  # m -> (S, b, ...)
             if mask is not None:
                 mask = {m: x.view(index.shape + x.shape[1:]) for m, x in mask.items()}  # m -> (S, b, T)
-            labels = labels_all[flat].to(device, non_blocking=True).view(index.shape)  # (S, b)
+            labels = labels_all[flat].to(device, non_blocking=True)  # (S*b,) or (S*b, L)
+            labels = labels.view(index.shape + labels.shape[1:])  # (S, b) or (S, b, L)
             with autocast(configs[0].amp, device):
                 logits, aux_logits, aux_rows = train_call(params, buffers, inputs,
                                                           presence[:, start : start + batch_size], mask)  # (S, b, C)
-                loss = _stacked_loss(logits, aux_logits, aux_rows, wrapper.weights, labels)  # (S,)
+                loss = _stacked_loss(logits, aux_logits, aux_rows, wrapper.weights, labels, task)  # (S,)
             for p in trainable.values():
                 p.grad = None
             loss.sum().backward()
@@ -260,7 +265,7 @@ def train_stacked(models: Sequence[nn.Module], train_split: SplitTensors, modali
             continue
         wrapper.eval()
         scores = _validation_scores(eval_call, params, buffers, val_split, modalities, tokens, configs[0].metric,
-                                    device)
+                                    device, task)
         for row, i in enumerate(active):
             score, val_loss = scores[row]
             if books[i].validated(epoch, score, val_loss):

@@ -19,6 +19,7 @@ import optuna
 
 from benchmark.features.tensors import FeatureSet, SplitTensors
 from benchmark.scale.retry import is_store_outage
+from benchmark.scale.schema import higher_is_better
 from benchmark.train.loop import TrainConfig, train
 from benchmark.train.model import build_model
 from benchmark.train.seeds import tuning_seed
@@ -71,10 +72,12 @@ def default_trial_params(strategy: str) -> dict[str, Any]:
 
 
 def load_study(study_name: str, storage, n_trials: int, slot: int = 0,
-               fixed: dict[str, Any] | None = None) -> optuna.Study:
+               fixed: dict[str, Any] | None = None, metric: str = "accuracy") -> optuna.Study:
     """Create or reload a study. The TPE seed depends on the slot, so parallel workers
     sample different points and a re-run of a slot samples the same one. ``fixed`` pins
-    parameters (slot 0 evaluates the strategy's defaults, so tuning never ranks below them)."""
+    parameters (slot 0 evaluates the strategy's defaults, so tuning never ranks below them).
+    ``metric`` (the card's ranking metric, scored on validation) sets the direction: minimise
+    for mae and rmse, else maximise."""
     seed = int(hashlib.sha256(f"{study_name}#{slot}".encode()).hexdigest()[:8], 16)
     sampler = optuna.samplers.TPESampler(seed=seed, n_startup_trials=max(1, min(5, n_trials // 2)))
     if fixed:
@@ -82,11 +85,21 @@ def load_study(study_name: str, storage, n_trials: int, slot: int = 0,
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             sampler = optuna.samplers.PartialFixedSampler(fixed, sampler)
     return optuna.create_study(
-        study_name=study_name, storage=storage, direction="maximize", load_if_exists=True,
+        study_name=study_name, storage=storage, direction=study_direction(metric), load_if_exists=True,
         sampler=sampler,
         pruner=optuna.pruners.SuccessiveHalvingPruner(min_resource=PRUNER_MIN_EPOCHS,
                                                       reduction_factor=PRUNER_REDUCTION),
     )
+
+
+def study_direction(metric: str) -> str:
+    return "maximize" if higher_is_better(metric) else "minimize"
+
+
+def best_trial(trials: list[optuna.trial.FrozenTrial], metric: str) -> optuna.trial.FrozenTrial:
+    """The trial with the best value in ``metric``'s direction (the first of equals)."""
+    sign = 1.0 if higher_is_better(metric) else -1.0
+    return max(trials, key=lambda t: sign * t.value)
 
 
 class TrialFailed(Exception):
@@ -127,7 +140,8 @@ def run_trial_slot(study: optuna.Study, slot: int, strategy: str, fixed_hparams:
         try:
             hparams = {**suggest(trial, cls.search_space, "hp."), **fixed_hparams}
             training = suggest(trial, TRAINING_SPACE, "train.")
-            config = TrainConfig(**{**base.__dict__, **training, "seed": tuning_seed(slot)})
+            config = TrainConfig(**{**base.__dict__, **training, "seed": tuning_seed(slot), "task": features.task,
+                                    "regression_loss": features.regression_loss})
             model = build_model(strategy, features, hparams, config.seed)
 
             def report(epoch: int, score: float) -> None:
