@@ -60,7 +60,7 @@ def _datasets(args) -> int:
 
     for name, card in load_all_cards().items():
         mods = ", ".join(f"{m.name}={m.encoder}" for m in sorted(card.modalities, key=lambda m: m.name))
-        print(f"{name:<20} {card.source_kind:<8} [{mods}] {card.description}")
+        print(f"{name:<20} {card.source_kind:<8} {card.task:<11} {card.ranking_metric:<9} [{mods}] {card.description}")
     return 0
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import torch
-from torch import nn
 
 from strategies import register_strategy
 from strategies.base import FusionStrategy, mlp, zero_absent

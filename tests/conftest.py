@@ -29,7 +29,6 @@ def _png(colour, shape, rng) -> bytes:
 
 def make_toy_dataset(folder: Path, rows: int = 60, seed: int = 0) -> Path:
     """Label = colour; the image shows the colour, the text names it in half the rows."""
-    import pandas as pd
 
     rng = np.random.default_rng(seed)
     names = list(COLOURS)

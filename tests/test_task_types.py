@@ -279,3 +279,10 @@ def test_budget_check_on_a_regression_card(tmp_path, fusebench_home):
     row = rows[0]
     assert 0 < row.score < 10 and 0 < row.score_large < 10 and row.epochs_large >= row.epochs
     assert row.regret == pytest.approx(row.score - row.score_large)  # lower MAE with more epochs = positive regret
+
+
+def test_datasets_command_lists_task_and_ranking_metric(capsys):
+    assert main(["datasets"]) == 0
+    lines = {line.split()[0]: line.split()[2:4] for line in capsys.readouterr().out.splitlines()}
+    assert lines["hateful_memes"] == ["binary", "auroc"] and lines["cmu_mosi"] == ["regression", "mae"]
+    assert lines["mm_imdb"] == ["multilabel", "micro_f1"] and lines["emoji"] == ["multiclass", "accuracy"]

@@ -149,7 +149,7 @@ class _AudioEncoder(MediaInput):
 
     @torch.no_grad()
     def encode(self, values, progress=None):
-        pooled, tokens, masks = [], [], []
+        pooled, tokens = [], []
         for row, value in enumerate(values):
             frames = self._frames(self._samples(value, row))  # (F, D)
             pooled.append(frames.mean(0))

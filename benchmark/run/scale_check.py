@@ -111,7 +111,6 @@ def run_size(folder: Path, rows: int, strategy: str, epochs: int, batch_size: in
              seed: int = 0) -> ScaleResult:
     """Generate ``rows`` rows and train ``strategy`` on them for exactly ``epochs`` epochs (the
     first is warm-up and untimed when there are several), in this process."""
-    import torch
 
     from benchmark.train.cost import peak_rss_mb
     from benchmark.train.device import is_cuda, peak_memory_mb, reset_peak_memory, synchronize
