@@ -17,14 +17,20 @@ from strategies import FusionStrategy, get_strategy
 
 
 class FusionModel(nn.Module):
-    """``encoders -> strategy``. ``forward(inputs, present, token_mask)`` keeps the strategy
-    contract: each modality with a trainable encoder is passed through it first; the others
-    reach the strategy as they are."""
+    """``encoders -> strategy -> output scale``. ``forward(inputs, present, token_mask)`` keeps the
+    strategy contract: each modality with a trainable encoder is passed through it first; the
+    others reach the strategy as they are. The strategy's outputs are mapped by a fixed affine
+    ``output * output_scale + output_shift``: the identity for classification; for regression the
+    training labels' standard deviation and mean, so that a freshly initialised strategy (outputs
+    near 0, of unit scale) starts at the mean label and learns z-scores, whatever the label's units."""
 
-    def __init__(self, strategy: FusionStrategy, encoders: Mapping[str, nn.Module] | None = None) -> None:
+    def __init__(self, strategy: FusionStrategy, encoders: Mapping[str, nn.Module] | None = None,
+                 output_scale: float = 1.0, output_shift: float = 0.0) -> None:
         super().__init__()
         self.strategy = strategy
         self.encoders = nn.ModuleDict(dict(encoders or {}))
+        self.register_buffer("output_scale", torch.tensor(float(output_scale)))  # () fixed, not trained
+        self.register_buffer("output_shift", torch.tensor(float(output_shift)))  # ()
 
     @property
     def family(self) -> str:
@@ -49,13 +55,17 @@ class FusionModel(nn.Module):
     def forward(self, inputs: Mapping[str, torch.Tensor], present: torch.Tensor,
                 token_mask: Mapping[str, torch.Tensor] | None = None) -> torch.Tensor:
         inputs, token_mask = self._encode(inputs, token_mask)
-        return self.strategy(inputs, present, token_mask)  # (B, C)
+        return self._scaled(self.strategy(inputs, present, token_mask))  # (B, C)
+
+    def _scaled(self, outputs: torch.Tensor) -> torch.Tensor:
+        return outputs * self.output_scale + self.output_shift  # (B, C)
 
     def forward_with_aux(self, inputs: Mapping[str, torch.Tensor], present: torch.Tensor,
                          token_mask: Mapping[str, torch.Tensor] | None = None):
         """Logits (B, C) and the strategy's auxiliary classifier outputs (training only)."""
         inputs, token_mask = self._encode(inputs, token_mask)
-        return self.strategy.forward_with_aux(inputs, present, token_mask)
+        logits, auxiliary = self.strategy.forward_with_aux(inputs, present, token_mask)
+        return self._scaled(logits), [aux._replace(logits=self._scaled(aux.logits)) for aux in auxiliary]
 
 
 def build_model(strategy: str, features: FeatureSet, hparams: dict[str, Any], seed: int) -> FusionModel:
@@ -68,4 +78,14 @@ def build_model(strategy: str, features: FeatureSet, hparams: dict[str, Any], se
     dims = {m: widths.get(m, d) for m, d in features.input_dims(tokens=cls.consumes_tokens).items()}
     strategy_module = cls(dims, features.output_dim, **hparams)  # output width of the task (FeatureSet.output_dim)
     encoders = {m: build_front_end(features.front_ends[m]) for m in sorted(features.front_ends)}
-    return FusionModel(strategy_module, encoders)
+    return FusionModel(strategy_module, encoders, *output_affine(features))
+
+
+def output_affine(features: FeatureSet) -> tuple[float, float]:
+    """(scale, shift) of the model's outputs: for regression the training labels' standard
+    deviation (1 when they are constant) and mean, else the identity (1, 0)."""
+    if features.task != "regression":
+        return 1.0, 0.0
+    labels = features.splits["train"].labels.detach().double().cpu()  # (N,)
+    sd = float(labels.std()) if len(labels) > 1 else 0.0
+    return (sd if sd > 1e-12 else 1.0), float(labels.mean())
