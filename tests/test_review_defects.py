@@ -237,3 +237,42 @@ def test_a_worker_whose_trial_lease_was_taken_over_does_not_crash(fusebench_home
     assert len(budget_trials(study)) == 1 and budget_trials(study)[0].state.name == "COMPLETE"
     assert len(stale_trials(study)) == 1
     assert any("taken over" in line for line in logs_a), logs_a
+
+
+def test_default_retrain_does_not_depend_on_what_tuning_picked(monkeypatch):
+    """The defaults' retrain of a cell (the tuning-gain baseline) draws its in-model dropout masks
+    from the global RNG after the tuned group has trained; each group is seeded on its own, so two
+    studies that picked different hyperparameters start the defaults' training from the same RNG
+    state and give the same default score for the same seed."""
+    import optuna
+    from optuna.distributions import FloatDistribution, IntDistribution
+
+    from benchmark.train import cell as cell_module
+    from benchmark.train.cell import CellBudget, run_cell
+    from benchmark.train.results import Cell
+
+    features = _trainable_features()
+    entry_states: list[list[torch.Tensor]] = []  # per study: the global RNG state as each group starts
+    real_train_together = cell_module.train_together
+
+    def recording(*args, **kwargs):
+        entry_states[-1].append(torch.random.get_rng_state())
+        return real_train_together(*args, **kwargs)
+
+    monkeypatch.setattr(cell_module, "train_together", recording)
+    default_scores = []
+    for hidden in (40, 200):  # the tuning picks: two different tuned models, both with dropout
+        entry_states.append([])
+        torch.manual_seed(hidden)  # whatever ran before in the worker process
+        study = optuna.create_study(direction="maximize")
+        study.add_trial(optuna.trial.create_trial(
+            params={"hp.hidden": hidden, "hp.dropout": 0.4},
+            distributions={"hp.hidden": IntDistribution(32, 256, log=True), "hp.dropout": FloatDistribution(0.0, 0.5)},
+            value=0.5, user_attrs={"slot": 0}))
+        result = run_cell(Cell("t", "concat", "concat", 0.0, 0), features, features.splits, study,
+                          CellBudget(3, 16, 1, "cpu"))
+        assert result.hparams["hidden"] == hidden
+        default_scores.append(result.default_test_accuracy)
+    assert [len(states) for states in entry_states] == [2, 2]  # the tuned group, then the defaults' group
+    assert torch.equal(entry_states[0][1], entry_states[1][1])
+    assert default_scores[0] == default_scores[1]

@@ -8,6 +8,8 @@ import time
 from dataclasses import dataclass
 from typing import Callable
 
+import torch
+
 from benchmark.features.tensors import FeatureSet
 from benchmark.train.cost import PeakMemory, parameter_count, training_step_tensor_mb
 from benchmark.train.evaluation import References, evaluate, full_score
@@ -88,6 +90,11 @@ def run_cells(cells: list[Cell], features: FeatureSet, splits, study, config: Ce
         configs = [config.train_config(c, metric, task, **run_training) for _, c, run_training, _ in runs]
         stats: list = [None] * len(runs)
         for members in groups.values():
+            # In-model dropout draws from the global RNG: seeded per group, the defaults' retrain
+            # draws the same masks whatever the tuned group before it trained (and so tuning_gain
+            # does not vary with what tuning picked).
+            torch.manual_seed(configs[members[0]].seed)
+
             def show(i, epoch, score, members=members):
                 _, c, _, what = runs[members[i]]
                 progress(f"{what}seed {c.seed} epoch {epoch + 1} (cap {config.epochs}), validation {metric} {score:.3f}")
