@@ -14,6 +14,7 @@ from benchmark.reporting.build import EmptyReport
 from benchmark.scale.schema import (COLLAPSED, RANKING_METRIC, TASK, data_rows_metric, missing_metric, missing_prefix,
                                     subset_metric)
 from benchmark.scale.tracking import MatrixTracker
+from tests.test_report_trust import _section, _summary  # the report's dataset section and summary block
 
 MATRIX = "tasks-matrix"
 RATES = [0, 30, 60, 90]
@@ -118,19 +119,6 @@ def report(tmp_path_factory) -> tuple[object, str]:
     _fill(uri)
     out, text = build_report(uri, out_root=folder / "reports")
     return out, text
-
-
-def _section(text: str, dataset: str) -> str:
-    start = text.index(f"## Dataset `{dataset}`")
-    end = text.find("\n## ", start + 1)
-    return text[start:end if end > 0 else None]
-
-
-def _summary(text: str, dataset: str) -> str:
-    summary = text[text.index("## Which strategy to use"):text.index("## Dataset `")]
-    start = summary.index(f"### `{dataset}`")
-    end = summary.find("\n### ", start + 1)
-    return summary[start:end if end > 0 else None]
 
 
 def _table(section: str, first_header: str) -> list[list[str]]:
