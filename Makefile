@@ -9,7 +9,7 @@ ARGS ?=
 UI_PORT ?= 5000
 TRACKING_URI ?= $(if $(MLFLOW_TRACKING_URI),$(MLFLOW_TRACKING_URI),sqlite:///$(CURDIR)/mlruns.db)
 
-.PHONY: install bench smoke test data report ui clean-cache help
+.PHONY: install bench smoke test data report ui ui-check clean-cache help
 
 help:
 	@echo "make bench    install if needed, then run the benchmark matrix (PROFILE=$(PROFILE), WORKERS=$(WORKERS))"
@@ -17,6 +17,7 @@ help:
 	@echo "make data     prepare the built-in offline datasets"
 	@echo "make report   rebuild the comparison report from the MLflow store"
 	@echo "make ui       start the MLflow UI on 127.0.0.1:$(UI_PORT)"
+	@echo "make ui-check screenshot the runs page in headless Chromium (reports/mlflow_ui.png)"
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -45,9 +46,13 @@ test: install
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: that is a failure for this project" >&2; exit 1; fi; \
 	exit $$rc
 
+# Prints the address of the fusebench runs page (experiment id looked up in the store), then serves the UI.
 ui: install
-	@echo "MLflow UI: http://127.0.0.1:$(UI_PORT)  (tracking store: $(TRACKING_URI))"
-	$(VENV)/bin/mlflow ui --backend-store-uri "$(TRACKING_URI)" --host 127.0.0.1 --port $(UI_PORT)
+	@$(VENV)/bin/fusebench ui --tracking-uri "$(TRACKING_URI)" --port $(UI_PORT)
+
+# Browser check: `mlflow ui` on a free port, the runs page in headless Chromium -> reports/mlflow_ui.png
+ui-check: install
+	$(VENV)/bin/fusebench ui --tracking-uri "$(TRACKING_URI)" --screenshot $(ARGS)
 
 clean-cache: install
 	$(VENV)/bin/fusebench cache clear

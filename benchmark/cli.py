@@ -4,6 +4,7 @@ build reports and manage the feature cache."""
 from __future__ import annotations
 
 import argparse
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -88,7 +89,8 @@ def _data(args) -> int:
 
 def _matrix_config(args):
     from benchmark.run.card_files import normalise_entries
-    from benchmark.run.config import load_profile
+    from benchmark.run.config import ProfileError, load_profile, profile_path
+    from benchmark.run.dropout import unknown_modalities
     from benchmark.train.device import resolve_device
 
     config = load_profile(args.profile)
@@ -98,7 +100,13 @@ def _matrix_config(args):
         trials=args.trials, epochs=args.epochs, batch_size=args.batch_size, device=resolve_device(args.device),
         plugins=tuple(args.plugin) if args.plugin else None, patience=getattr(args, "patience", None),
         amp=getattr(args, "amp", None), stack_seeds=False if getattr(args, "no_stack", False) else None,
+        missing_inputs=getattr(args, "missing_inputs", None),
+        folds=getattr(args, "folds", None),
     )
+    problem = unknown_modalities(config.dropout_rates, config.cards())  # per-modality rates name real modalities
+    if problem:
+        where = "--dropout" if args.dropout is not None else f"{profile_path(args.profile)}: field 'dropout_rates'"
+        raise ProfileError(f"{where}: {problem}")
     return config.pinned()  # the sha256 of each card file named by path, checked by every worker
 
 
@@ -112,12 +120,13 @@ def _bench(args) -> int:
     if args.dry_run:
         from benchmark.run.estimate import estimate_seconds
 
-        studies = sorted({(c.dataset, c.variant, c.dropout) for c in cells})
+        studies = {(c.dataset, c.variant, c.dropout) for c in cells}  # a dropout is a float or per-modality pairs
         for cell in cells:
             print(cell.label())
         seconds = estimate_seconds(config, cells, workers=max(1, args.workers))
         print(f"{len(cells)} cells, {len(studies)} Optuna studies x {config.trials} trials; estimated time on "
-              f"{config.device} with {args.workers} worker(s): {seconds / 60:.1f} min (rough; encoding not included)")
+              f"{config.device} with {args.workers} worker(s): {seconds / 60:.1f} min (rough: features not cached "
+              "yet, an otherwise idle machine; see benchmark/run/estimate.py)")
         return 0
     tracking_uri = args.tracking_uri or default_tracking_uri()
     storage = args.storage or default_optuna_storage()
@@ -214,6 +223,26 @@ def _report(args) -> int:
     return 0
 
 
+def _ui(args) -> int:
+    from benchmark.paths import default_tracking_uri, reports_dir
+    from benchmark.scale import ui
+
+    tracking_uri = args.tracking_uri or default_tracking_uri()
+    if args.screenshot is not None:
+        url, png = ui.check_ui(tracking_uri, Path(args.screenshot or reports_dir() / "mlflow_ui.png"))
+        print(f"runs page {url} (served by `mlflow ui` for the check, now stopped)\nscreenshot saved to {png}")
+        return 0
+    print(f"MLflow UI, fusebench runs: {ui.runs_page_url(tracking_uri, args.host, args.port)}\n"
+          f"  with fusebench's columns: {ui.runs_page_url(tracking_uri, args.host, args.port, columns=True)}\n"
+          f"  (tracking store: {tracking_uri})", flush=True)
+    if args.print_url:
+        return 0
+    try:
+        return subprocess.call(ui.mlflow_ui_command(tracking_uri, args.host, args.port))
+    except KeyboardInterrupt:  # Ctrl-C stops the UI: a normal end
+        return 0
+
+
 def _cache(args) -> int:
     from benchmark.features import cache as feature_cache
 
@@ -264,10 +293,16 @@ def _perf(args) -> int:
     return perf_main(args)
 
 
+VERBOSE_HELP = ("also show third-party output: Hugging Face progress bars (datasets, model loading), library logs "
+                "and warnings (default: only fusebench's own progress and results)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from benchmark.run.config import parse_names, parse_rates, parse_seeds
+    from benchmark.run.missing_axis import parse_missing_inputs
 
     names, rates, seeds = (_flag(parse_names, "names"), _flag(parse_rates, "rates"), _flag(parse_seeds, "seeds"))
+    missing = _flag(parse_missing_inputs, "missing-input techniques")
     parser = _Parser(prog="fusebench", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -280,6 +315,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("data", help="prepare the built-in offline datasets (no-op when ready)")
     p.add_argument("names", nargs="*", help="built-in dataset names (default: all)")
+    p.add_argument("--verbose", action="store_true", help=VERBOSE_HELP)
     p.set_defaults(func=_data)
 
     p = sub.add_parser("bench", help="run the benchmark matrix, log to MLflow, write the report")
@@ -288,7 +324,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="comma-separated dataset names, globs, card paths or card globs such as 'cards/*.yaml' "
                         "(overrides the profile; relative paths resolve against the current folder)")
     p.add_argument("--strategies", type=names, help="comma-separated strategy names or globs (overrides the profile)")
-    p.add_argument("--dropout", type=rates, help="comma-separated training modality-dropout rates in [0, 1)")
+    p.add_argument("--dropout", type=rates, help="comma-separated training modality-dropout rates in [0, 1); "
+                   "per-modality rates join modality=rate with colons, e.g. 0,0.3,image=0.5:text=0.1")
+    p.add_argument("--missing-inputs", type=missing, dest="missing_inputs",
+                   help="comma-separated ways to fill an absent modality: zero (zero-fill + presence mask, the "
+                        "default), learned (a trained vector per modality; adds <strategy>@learned variants)")
     p.add_argument("--seeds", type=seeds, help="comma-separated integer seeds, e.g. 0,1,2")
     p.add_argument("--trials", type=_count(0), help="Optuna trials per study (>= 0)")
     p.add_argument("--epochs", type=_count(1), help="the epoch cap (training stops earlier on a validation plateau)")
@@ -298,6 +338,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 ... (default: cuda when available)")
     p.add_argument("--amp", choices=["off", "bf16", "fp16"],
                    help="mixed precision on CUDA (overrides the profile's `amp`; ignored on CPU)")
+    p.add_argument("--folds", type=_count(2),
+                   help="k-fold cross-validation (K >= 2) on every dataset instead of its fixed split "
+                        "(overrides the profile's and the cards' `folds`)")
     p.add_argument("--no-stack", action="store_true", dest="no_stack",
                    help="train the seeds of a cell one by one instead of as one stacked computation")
     p.add_argument("--tracking-uri", help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI or sqlite:///mlruns.db)")
@@ -310,6 +353,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also write the run's summary (cells run, skipped, failed; seconds per phase) as JSON to PATH")
     p.add_argument("--retry-failed", action="store_true",
                    help="run the cells that failed in an earlier run of this matrix again (default: keep them as failed)")
+    p.add_argument("--verbose", action="store_true", help=VERBOSE_HELP)
     p.set_defaults(func=_bench)
 
     p = sub.add_parser("worker", help="join a registered matrix (shared Optuna storage + tracking store) and work on it")
@@ -324,6 +368,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--summary", metavar="PATH",
                    help="also write the worker's outcome (cells run, skipped, failed; seconds per phase; peak "
                         "resident memory) as JSON to PATH")
+    p.add_argument("--verbose", action="store_true", help=VERBOSE_HELP)
     p.set_defaults(func=_worker)
 
     p = sub.add_parser("status", help="progress of a registered matrix: units done, running (by which worker), failed")
@@ -357,6 +402,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="(budget) comma-separated strategies or globs (default: the profile's)")
     p.add_argument("--seeds", type=seeds, help="(budget) comma-separated integer seeds (default: the profile's)")
     p.add_argument("--dropout", type=float, default=0.3, help="(budget) training modality dropout (default 0.3)")
+    p.add_argument("--missing-inputs", type=missing, dest="missing_inputs",
+                   help="(budget) comma-separated missing-input techniques: zero, learned (default: the profile's)")
     p.add_argument("--factor", type=int, default=5, help="(budget) how many times larger the second budget is")
     p.add_argument("--batch-size", type=int, dest="batch_size", help="(loop) default 128; (scale) default 512")
     p.add_argument("--epochs", type=int,
@@ -370,6 +417,16 @@ def build_parser() -> argparse.ArgumentParser:
                    help='(phases, workers) extra `bench` flags, quoted: --bench-args "--datasets noisy_mnist --seeds 0"')
     p.set_defaults(func=_perf)
 
+    p = sub.add_parser("ui", help="print the address of the fusebench runs page and start the MLflow UI")
+    p.add_argument("--tracking-uri", help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI or sqlite:///mlruns.db)")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=_count(1), default=5000)
+    p.add_argument("--print-url", action="store_true", dest="print_url", help="print the runs-page address only")
+    p.add_argument("--screenshot", metavar="PNG", nargs="?", const="",
+                   help="check the UI in a browser: start `mlflow ui` on a free port, load the runs page in headless "
+                        "Chromium, save a screenshot (default <reports>/mlflow_ui.png), stop the server")
+    p.set_defaults(func=_ui)
+
     p = sub.add_parser("cache", help="list or clear the feature cache")
     p.add_argument("action", choices=("list", "clear"))
     p.set_defaults(func=_cache)
@@ -378,6 +435,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    from benchmark.quiet import configure
+
+    configure(verbose=getattr(args, "verbose", False))  # third-party bars, logs and warnings off unless --verbose
     from benchmark.data.cards import CardError
     from benchmark.data.loading import DataError
     from benchmark.run.config import ProfileError

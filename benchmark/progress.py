@@ -48,10 +48,10 @@ class MatrixDisplay:
             self._progress.stop()
 
     def cell(self, label: str) -> None:
-        self._label = label
+        repeated, self._label = label == self._label, label
         if self._progress is not None:
             self._progress.update(self._task, status=label)
-        else:
+        elif not repeated:  # one line per cell and phase, not one per tuning trial
             print(f"[{self.done + 1}/{self.total}] {label}", file=sys.stderr, flush=True)
 
     def detail(self, text: str) -> None:

@@ -245,3 +245,89 @@ def test_every_task_output_width_and_loss(strategy_name, task):
     assert torch.isfinite(loss)
     loss.backward()
     assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
+
+
+# The learned missing-modality embedding (benchmark/train/missing_inputs.py): every strategy can take it.
+def build_learned(name):
+    from benchmark.train.model import FusionModel
+
+    strategy, cls, dims = build(name)
+    return FusionModel(strategy, missing_input="learned"), cls, dims
+
+
+def absent_somewhere(dims):
+    """Presence with every modality absent in some row (and one row with all present)."""
+    names = sorted(dims)
+    present = torch.ones(BATCH, len(names), dtype=torch.bool)  # (B, M)
+    for row in range(1, BATCH):
+        present[row, row % len(names)] = False
+    return present
+
+
+def test_learned_missing_input_shape_loss_and_gradients(strategy_name):
+    from benchmark.train.loop import training_loss as loop_loss
+
+    model, cls, dims = build_learned(strategy_name)
+    model.train()
+    inputs, _, token_mask = make_batch(cls, dims)
+    present = absent_somewhere(dims)
+    logits = model(inputs, present, token_mask)
+    assert logits.shape == (BATCH, CLASSES) and torch.isfinite(logits).all()
+    loss = loop_loss(model, inputs, present, token_mask, torch.arange(BATCH) % CLASSES)
+    assert torch.isfinite(loss)
+    loss.backward()
+    assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
+    # the modalities the strategy reads (a unimodal baseline reads one): their vectors learn from absent rows
+    used = [model.strategy.modality] if cls.family == "unimodal" else sorted(dims)
+    for m in used:
+        grad = model.missing.embedding[m].grad
+        assert grad is not None and grad.abs().sum() > 0, f"{strategy_name}: no gradient for {m}'s learned vector"
+
+
+def test_learned_missing_input_ignores_absent_raw_values(strategy_name):
+    model, cls, dims = build_learned(strategy_name)
+    with torch.no_grad():  # vectors away from their zero start, so that a wrong substitution would show
+        for vector in model.missing.embedding.values():
+            vector.normal_()
+    model.eval()
+    inputs, present, token_mask = make_batch(cls, dims)
+    before = model(inputs, present, token_mask)
+    after = model(perturb_absent(inputs, present, dims), present, token_mask)
+    assert torch.allclose(before, after, atol=1e-5), (before - after).abs().max()
+    # ... and the learned vectors are what the strategy sees there: changing them changes those rows
+    with torch.no_grad():
+        for vector in model.missing.embedding.values():
+            vector.add_(1.0)
+    moved = model(inputs, present, token_mask)
+    rows = ~present.all(dim=1)  # (B,) rows with some modality absent
+    if cls.family != "unimodal":
+        assert not torch.allclose(before[rows], moved[rows])
+    assert torch.allclose(before[~rows], moved[~rows], atol=1e-5)  # rows with everything present are untouched
+
+
+def test_learned_missing_input_vmaps_over_stacked_seeds(strategy_name):
+    """The stacked training path (torch.func) runs a learned model: each slice equals the model alone."""
+    from benchmark.train.model import FusionModel
+
+    cls = REGISTRY.get(strategy_name)
+    dims = dims_for(cls)
+    hparams = {**defaults(cls.search_space), **({"dropout": 0.0} if "dropout" in cls.search_space else {})}
+    models = []
+    for seed in (0, 1):
+        torch.manual_seed(seed)
+        model = FusionModel(cls(dims, CLASSES, **hparams), missing_input="learned").eval()
+        with torch.no_grad():
+            for vector in model.missing.embedding.values():
+                vector.normal_()
+        models.append(model)
+    params, buffers = torch.func.stack_module_state(models)
+    base = copy.deepcopy(models[0]).to("meta")
+    inputs, present, token_mask = make_batch(cls, dims)
+
+    def run(p, b, x, pr, tm):
+        return torch.func.functional_call(base, (p, b), (x, pr, tm))
+
+    stacked = torch.func.vmap(run, in_dims=(0, 0, None, None, None), randomness="different")(
+        params, buffers, inputs, present, token_mask)  # (2, B, C)
+    for i, model in enumerate(models):
+        assert torch.allclose(stacked[i], model(inputs, present, token_mask), atol=1e-5)

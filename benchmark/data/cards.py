@@ -61,6 +61,7 @@ class DatasetCard:
     classes: tuple[str, ...] | None = None  # optional `classes:` list (names of a multilabel 0/1 vector)
     positive_class: str | None = None  # binary: the class that is 1 (default: the second in sorted order)
     regression_loss: str = "mse"  # regression: "mse" or "l1"
+    folds: int | None = None  # k-fold cross-validation over the pooled splits instead of one fixed split
 
     @property
     def source_kind(self) -> str:
@@ -180,10 +181,13 @@ def load_card(path: str | Path) -> DatasetCard:
     if "seed" in split and not isinstance(split["seed"], int):
         raise CardError(path, "split.seed", f"expected an integer seed, got {split['seed']!r}")
     task_fields = _task_fields(path, raw)
+    folds = raw.get("folds")
+    if folds is not None and (not isinstance(folds, int) or isinstance(folds, bool) or folds < 2):
+        raise CardError(path, "folds", f"expected an integer >= 2 (k-fold cross-validation), got {folds!r}")
     info = {k: raw[k] for k in DOCUMENTATION_FIELDS if k in raw}
     return DatasetCard(
         name=name, path=path, description=str(raw.get("description", "")), source=source, label=label,
-        modalities=tuple(modalities), split=split, info=info, **task_fields,
+        modalities=tuple(modalities), split=split, info=info, **task_fields, folds=folds,
     )
 
 

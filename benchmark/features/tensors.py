@@ -9,6 +9,7 @@ import torch
 
 from benchmark.data.cards import SPLITS, CardError, DatasetCard
 from benchmark.data.loading import DataError, LoadedDataset, load_splits
+from benchmark.data.splits import fold_indices
 from benchmark.features import cache as feature_cache
 from benchmark.features.base import Encoded, Encoder, EncodingError, FrontEnd
 from benchmark.features.catalog import get_encoder
@@ -114,13 +115,13 @@ class FeatureSet:
         """Width of the model's output: multiclass C, binary 1, multilabel L, regression 1."""
         return self.num_classes if self.task in ("multiclass", "multilabel") else 1
 
-    def data_row_counts(self) -> dict[str, int]:
+    def data_row_counts(self, splits: dict[str, SplitTensors] | None = None) -> dict[str, int]:
         """Rows per split and combination of modalities present in the data, as metric names
         (``data_rows.<split>.<mods joined by ->``, schema.data_rows_metric); combinations that
-        occur in no row are left out."""
+        occur in no row are left out. ``splits``: those a cell used (a k-fold fold's), else the card's."""
         counts = {}
         for split in SPLITS:
-            available = self.splits[split].available.cpu()  # (N, M)
+            available = (splits or self.splits)[split].available.cpu()  # (N, M)
             patterns, sizes = torch.unique(available, dim=0, return_counts=True)  # (K, M), (K,)
             for pattern, size in zip(patterns.tolist(), sizes.tolist()):
                 mods = [m for m, there in zip(self.modalities, pattern) if there]
@@ -324,3 +325,46 @@ def _column_values(loaded: LoadedDataset, dataset, spec, split: str, columns) ->
             f"dataset {loaded.card.name!r}, split {split!r}, column {spec.column!r} (modality {spec.name!r}): "
             f"cannot read the column: {exc.__class__.__name__}: {exc}"
         ) from exc
+
+
+def pooled_rows(features: FeatureSet) -> SplitTensors:
+    """The rows of every split in one SplitTensors, in the order train, validation, test (each
+    split's token sequences padded with masked zero tokens to the longest split's length)."""
+    parts = [features.splits[s] for s in SPLITS]
+
+    def cat_tokens(name: str, key: str) -> torch.Tensor:
+        tensors = [getattr(p, name)[key] for p in parts]  # each (N_s, T_s, ...) for tokens (N_s, T_s) for masks
+        length = max(t.shape[1] for t in tensors)
+        padded = [torch.nn.functional.pad(t, (0, 0, 0, length - t.shape[1]) if t.dim() == 3 else (0, length - t.shape[1]))
+                  for t in tensors]  # each (N_s, T, ...)
+        return torch.cat(padded)  # (N, T, D) or (N, T)
+
+    modalities = sorted(parts[0].pooled)
+    return SplitTensors(
+        pooled={m: torch.cat([p.pooled[m] for p in parts]) for m in modalities},  # m -> (N, D_m)
+        tokens={m: cat_tokens("tokens", m) for m in modalities},  # m -> (N, T_m, D_m)
+        token_mask={m: cat_tokens("token_mask", m) for m in modalities},  # m -> bool (N, T_m)
+        labels=torch.cat([p.labels for p in parts]),  # (N,) or (N, L)
+        available=torch.cat([p.available for p in parts]))  # (N, M)
+
+
+def fold_splits(features: FeatureSet, k: int, fold: int, seed: int, validation: float = 0.15
+                ) -> dict[str, SplitTensors]:
+    """Fold ``fold`` of a k-fold cross-validation over the rows of all the dataset's splits:
+    {"train", "validation", "test"} (benchmark/data/splits.py ``fold_indices``: test is the fold,
+    validation is carved from the other folds, ``validation`` of all rows). Stratified by class for
+    multiclass and binary, shuffled for multilabel and regression; ``seed`` fixes the folds, so
+    every strategy and seed of a matrix sees the same ones. The cached features are reused: the
+    encoders' fitted statistics (tabular and vector standardisation) stay those of the card's own
+    training split, which for all but one fold holds some of the fold's test rows."""
+    pooled = pooled_rows(features)
+    labels = pooled.labels.cpu().numpy() if features.task in ("multiclass", "binary") else None
+    index = fold_indices(labels, len(pooled), k, fold, seed, validation)
+
+    def take(rows) -> SplitTensors:
+        rows = torch.as_tensor(rows, dtype=torch.long)  # (n,)
+        pick = lambda d: {m: t[rows] for m, t in d.items()}  # noqa: E731
+        return SplitTensors(pick(pooled.pooled), pick(pooled.tokens), pick(pooled.token_mask), pooled.labels[rows],
+                            pooled.available[rows])
+
+    return {split: take(rows) for split, rows in index.items()}

@@ -6,6 +6,7 @@ from __future__ import annotations
 import torch
 
 from benchmark.features.base import ENCODERS, Encoded, Encoder, EncodingError, batches
+from benchmark.features.model_cache import cached_model
 
 
 @ENCODERS.register("minilm")
@@ -29,7 +30,9 @@ class MiniLMText(Encoder):
         from transformers import AutoModel, AutoTokenizer
 
         source = self.options.get("model_id") or self._model_dir()
-        return AutoTokenizer.from_pretrained(source), AutoModel.from_pretrained(source).eval()
+        revision = self.options.get("revision")
+        return cached_model(("text", source, revision), lambda: (  # once per process, not per split
+            AutoTokenizer.from_pretrained(source), AutoModel.from_pretrained(source).eval()))
 
     @torch.no_grad()
     def encode(self, values, progress=None):

@@ -10,7 +10,8 @@ from typing import NamedTuple
 
 import pandas as pd
 
-from benchmark.reporting.stats import PairedTest, mean_ci95, paired_ttest
+from benchmark.reporting.replicates import replicate_keys
+from benchmark.reporting.stats import PairedTest, holm_tests, mean_ci95, paired_ttest
 from benchmark.scale.schema import (BEST_EPOCH, COLLAPSED, DATA_ROWS_PREFIX, DEFAULT_RANKING_METRICS, DEFAULT_TASK, EPOCHS_RUN,
                                     LARGEST_CLASS_SHARE, NOT_CONVERGED, RANKING_METRIC, RANKING_METRICS,
                                     REFERENCE_PREFIX, SIGN_ACCURACY, STOP_REASON, TASK, TASKS, missing_metric, missing_prefix,
@@ -319,7 +320,7 @@ def analyse(name: str, runs: pd.DataFrame, problems: pd.DataFrame) -> DatasetAna
         for key, column in (("robustness", "robustness"), ("default_accuracy", "default_test_accuracy"),
                             ("infer_sps", "inference_samples_per_s"), ("train_sps", "train_samples_per_s"),
                             ("params", "param_count"), ("epochs_run", EPOCHS_RUN), ("best_epoch", BEST_EPOCH),
-                            ("largest_class_share", LARGEST_CLASS_SHARE)):
+                            ("largest_class_share", LARGEST_CLASS_SHARE), ("val_score", "best_val_score")):
             row[key] = _mean(group[column]) if column in group else float("nan")
         row["robustness_n"] = int(group["robustness"].notna().sum()) if "robustness" in group else 0
         if n_collapsed:  # a (partly) constant predictor has no robustness to speak of
@@ -348,7 +349,8 @@ def analyse(name: str, runs: pd.DataFrame, problems: pd.DataFrame) -> DatasetAna
     score = configs[analysis.score]
     configs["rank"] = score.where(~configs["marked"] & (configs["n"] > 0)).rank(method="min", ascending=not higher)
     _fusion_gain(configs, analysis.score, higher)
-    analysis.tests = _baseline_tests(configs, runs, metric_spec(ranking)[0])
+    _fusion_gain_any_dropout(configs, analysis.score, higher)
+    analysis.tests = holm_tests(_baseline_tests(configs, runs, metric_spec(ranking)[0]))  # Holm over the dataset
     return analysis
 
 
@@ -394,15 +396,36 @@ def _fusion_gain(configs: pd.DataFrame, score: str, higher: bool = True) -> None
         configs.loc[index, "fusion_gain"] = (group[score] - best[score]) * (1 if higher else -1)
 
 
+def _fusion_gain_any_dropout(configs: pd.DataFrame, score: str, higher: bool = True) -> None:
+    """Fusion gain against the best unimodal baseline at ANY training dropout: the unimodal configuration
+    (variant, dropout) with the best mean validation score (`best_val_score`, in the ranking metric's
+    direction; never a test score), unmarked first. Columns "best_unimodal_any" (its label, with its dropout)
+    and "fusion_gain_any" (positive = better, like "fusion_gain"); NaN where no unimodal run logged it."""
+    configs["best_unimodal_any"], configs["fusion_gain_any"] = None, float("nan")
+    if "val_score" not in configs:
+        return
+    uni = configs[(configs["family"] == UNIMODAL) & (configs["n"] > 0) & configs["val_score"].notna()
+                  & configs[score].notna()]
+    if uni.empty:
+        return
+    if (~uni["marked"]).any():
+        uni = uni[~uni["marked"]]
+    best = uni.loc[uni["val_score"].idxmax() if higher else uni["val_score"].idxmin()]
+    configs["best_unimodal_any"] = f"{config_label(best)} (train dropout {best['dropout']})"
+    configs["fusion_gain_any"] = (configs[score] - best[score]) * (1 if higher else -1)
+
+
 def _baseline_tests(configs: pd.DataFrame, runs: pd.DataFrame, metric: str = "test_accuracy"
                     ) -> dict[tuple[str, float], PairedTest]:
     """Paired t-test of each configuration's `metric` against BASELINE at the same training dropout, paired by seed."""
     tests = {}
-    # one value per (variant, dropout, seed), even if a cell was logged twice
-    by_seed = runs.groupby(["variant", "dropout", "seed"])[metric].mean()
+    # one value per (variant, dropout, replicate), even if a cell was logged twice; a replicate is a
+    # seed, or a (fold, seed) pair with k-fold cross-validation (reporting/replicates.py)
+    keys = replicate_keys(runs)
+    by_seed = runs.groupby(["variant", "dropout", *keys])[metric].mean()
     for _, row in configs[(configs["n"] > 0) & (configs["variant"] != BASELINE)].iterrows():
         key = (BASELINE, row["dropout"])
-        if key not in by_seed.index.droplevel("seed"):
+        if key not in by_seed.index.droplevel(keys):
             continue
         mine, base = by_seed.loc[(row["variant"], row["dropout"])], by_seed.loc[key]
         seeds = sorted(set(mine.index) & set(base.index))

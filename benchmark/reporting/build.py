@@ -17,8 +17,15 @@ from benchmark.reporting.analysis import (BASELINE, DEFAULT_TASK, MEMORY_METRICS
                                           DatasetAnalysis, analyse, best_overall, best_when_missing,
                                           best_within_budget, mark_text, marked_counts, metric_label,
                                           metric_spec)
+from benchmark.reporting.details import RunDetails
 from benchmark.reporting.document import Document
+from benchmark.reporting.crossdataset import write_section as write_cross_dataset
 from benchmark.reporting.fetch import MatrixRuns, fetch_matrix
+from benchmark.reporting.modality_figure import modality_missing_curves
+from benchmark.reporting.modality_missing import modality_missing
+from benchmark.reporting.replicates import folds_note, n_header, pairs_header, replicates_word, uses_folds
+from benchmark.reporting.perclass import write_per_class
+from benchmark.reporting.missing_technique import technique_table
 from benchmark.reporting.figures import accuracy_vs_cost, missing_curves, robustness_heatmap, tuning_gain
 from benchmark.scale.schema import RANKING_METRIC, subset_label, subset_modalities
 
@@ -66,9 +73,14 @@ def p_value(p: float) -> str:
     return "< 0.001" if p < 0.001 else f"{p:.3f}"
 
 
+def untested_p(test) -> str:
+    """The p cell of a test that could not be run: never a nan or inf shown as if it meant something."""
+    return "n/a (identical differences)" if "identical differences" in test.note else "n/a"
+
+
 def config_name(row) -> str:
     mark = mark_text(row)
-    return f"`{row['variant']}` (train dropout {row['dropout']:g})" + (f" [{mark}]" if mark else "")
+    return f"`{row['variant']}` (train dropout {row['dropout']})" + (f" [{mark}]" if mark else "")
 
 
 def marked_last(frame: pd.DataFrame, column: str, higher_is_better: bool = True) -> pd.DataFrame:
@@ -120,8 +132,9 @@ def seeds_cell(row) -> str:
 class DatasetSection:
     """Writes one dataset's section and remembers which table/figure holds what, for the summary."""
 
-    def __init__(self, doc: Document, a: DatasetAnalysis, folder: Path) -> None:
+    def __init__(self, doc: Document, a: DatasetAnalysis, folder: Path, details: RunDetails | None = None) -> None:
         self.doc, self.a, self.folder = doc, a, folder
+        self.details = details  # per-run artifacts and curves, fetched for the runs shown (None: no store)
         self.cite: dict[str, str] = {}
 
     def write(self) -> None:
@@ -135,10 +148,21 @@ class DatasetSection:
         self._leaderboard()
         self._gain_and_significance()
         self._robustness()
+        self._modality_missing()
+        self._missing_technique()
         self._cost()
         self._tuning()
         self._training()
+        if self.details is not None:  # confusion matrices and learning curves (reporting/perclass.py)
+            write_per_class(self.doc, self.a, self._png, self.cite, self.details)
         self._notes()
+
+    def _missing_technique(self) -> None:
+        """Zero-filling against the learned missing-modality embedding (only when the matrix trained both)."""
+        table = technique_table(self.a)
+        if table is not None:
+            self.doc.heading("Missing-input technique: zero-filling vs learned embedding", 3)
+            self.cite["missing_technique"] = self.doc.table(*table)
 
     def _data_rows(self) -> None:
         """How many rows of each split have each combination of modalities present in the data itself
@@ -190,7 +214,7 @@ class DatasetSection:
             return [ci_cell(r, m) if m in with_ci else num(r[m]) for m in others]
 
         rows = [[f"{int(r['rank'])}" if r["rank"] == r["rank"] else "—", r["variant"], r["family"],
-                 f"{r['dropout']:g}", ci_cell(r, lead), seeds_cell(r)] + metric_cells(r)
+                 f"{r['dropout']}", ci_cell(r, lead), seeds_cell(r)] + metric_cells(r)
                 + [robustness_cell(r), count(r["infer_sps"]), count(r["params"]), count(r["memory"])]
                 for _, r in ordered.iterrows()]
         references = []
@@ -226,7 +250,7 @@ class DatasetSection:
                    + (f"; {a.direction}, so the lowest comes first" if not a.higher_is_better else "") + ")."
                    + (f" Task: {a.task}." if a.task != DEFAULT_TASK else "")
                    + (f" Test {metric_label(lead)} is reported beside it." if lead != a.ranking else "")
-                   + " ± is the half-width of the 95% t-interval over seeds; n = seeds.")
+                   + f" ± is the half-width of the 95% t-interval over seeds; n = {replicates_word(a.runs)}.")
         if len(a.marked):
             caption += (" Configurations with a mark (last column: collapsed k/n, not converged k/n) are listed after "
                         "the ranked ones without a rank (—) and are never recommended.")
@@ -241,7 +265,7 @@ class DatasetSection:
             return f"test {metric_label(m)} (mean ± 95% CI)" if m in with_ci else metric_label(m)
 
         header, rows, align = self._marks(
-            ["rank", "strategy", "family", "train dropout", title(lead), "seeds (n)"] + [title(m) for m in others]
+            ["rank", "strategy", "family", "train dropout", title(lead), n_header(a.runs)] + [title(m) for m in others]
             + ["robustness", "inference samples/s", "params", memory], "rllrll" + "r" * (len(others) + 4), rows,
             ordered)
         self.cite["leaderboard"] = doc.table(caption, header, rows, align)
@@ -255,6 +279,7 @@ class DatasetSection:
         a, doc = self.a, self.doc
         ranked = a.ranked
         has_uni = ranked["best_unimodal"].notna().any()
+        any_uni = ranked["best_unimodal_any"].iloc[0] if "best_unimodal_any" in ranked and len(ranked) else None
         has_base = (ranked["variant"] == BASELINE).any()
         rows = []
         for _, r in ranked.iterrows():
@@ -264,13 +289,17 @@ class DatasetSection:
             elif test is None:
                 delta, t, p, n = "n/a", f"no `{BASELINE}` run at this dropout", "n/a", "0"
             elif test.note:
-                delta, t, p, n = signed(test.mean_diff), test.note, "n/a", str(test.n)
+                delta, t, p, n = signed(test.mean_diff), test.note, untested_p(test), str(test.n)
             else:
                 delta = f"{signed(test.mean_diff)} [{signed(test.mean_diff - test.ci_half)}, " \
                         f"{signed(test.mean_diff + test.ci_half)}]"
                 t, p, n = f"t({test.df}) = {test.t:.2f}", p_value(test.p), str(test.n)
-            rows.append([r["variant"], f"{r['dropout']:g}", num(r[a.score]), r["best_unimodal_label"] or "n/a",
-                         signed(r["fusion_gain"]) if r["family"] != UNIMODAL else "(unimodal)", delta, t, p, n])
+            rows.append([r["variant"], f"{r['dropout']}", num(r[a.score]), r["best_unimodal_label"] or "n/a",
+                         signed(r["fusion_gain"]) if r["family"] != UNIMODAL else "(unimodal)"]
+                        + ([signed(r["fusion_gain_any"]) if r["family"] != UNIMODAL else "(unimodal)"]
+                           if any_uni else [])
+                        + [delta, t, p, "—" if r["variant"] == BASELINE else
+                           p_value(test.p_holm) if test is not None else "n/a", n])
         doc.heading(f"Fusion gain and paired test against `{BASELINE}`", 3)
         notes = []
         if not has_uni:
@@ -286,12 +315,22 @@ class DatasetSection:
                 f"with the same dropout rate). Δ below is the raw difference: negative Δ means a lower {score}. ")
         doc.para(gain +
                  f"Δ vs `{BASELINE}` = mean over seeds of (strategy − `{BASELINE}`) {score}, paired "
-                 "by seed at the same training dropout, with its 95% CI; test: two-sided **paired t-test**, "
-                 f"df = n − 1, n = seed pairs. p-values are not corrected for the {len(rows)} comparisons "
-                 "(expect about 1 in 20 below 0.05 by chance). " + " ".join(notes))
+                 f"by {'(fold, seed)' if uses_folds(a.runs) else 'seed'} at the same training dropout, with its 95% CI; test: two-sided **paired t-test**, "
+                 f"df = n − 1, n = {'(fold, seed)' if uses_folds(a.runs) else 'seed'} pairs. p is the raw p-value (expect about 1 in 20 below 0.05 by chance); "
+                 f"p (Holm) is adjusted with Holm's step-down method over the dataset's "
+                 f"{sum(t.p == t.p for t in a.tests.values())} comparisons that have a p-value, which keeps the "
+                 "chance of any false positive at 0.05. " + " ".join(notes)
+                 + ((" " if notes else "") + "Fusion gain at any dropout = the same difference against one "
+                    f"baseline for every row, {any_uni}: the unimodal configuration with the best mean validation "
+                    f"{metric_label(a.ranking)} over every training dropout (chosen on the validation split, never "
+                    "on test), so a fused model trained with heavy dropout is not compared with a baseline handicapped "
+                    "by the same dropout."
+                    if any_uni else ""))
         header, rows, align = self._marks(
-            ["strategy", "train dropout", score, "best unimodal", "fusion gain",
-             f"Δ vs {BASELINE} [95% CI]", "paired t-test", "p", "n (seed pairs)"], "lrrlrllrr", rows, ranked)
+            ["strategy", "train dropout", score, "best unimodal", "fusion gain"]
+            + (["fusion gain vs best unimodal at any dropout"] if any_uni else [])
+            + [f"Δ vs {BASELINE} [95% CI]", "paired t-test", "p", "p (Holm)", pairs_header(a.runs)],
+            "lrrlr" + ("r" if any_uni else "") + "llrrr", rows, ranked)
         self.cite["significance"] = doc.table(
             f"`{a.name}`: fusion gain over the best unimodal baseline and paired t-test against `{BASELINE}`, "
             f"on {score}" + (" (the ranking metric)." if a.ranking != a.metrics[0] or a.task != DEFAULT_TASK
@@ -332,7 +371,7 @@ class DatasetSection:
         ranked = a.ranked
         key = f"missing:{rates[-1]}" if rates else "robustness"
         ordered = marked_last(ranked, key, a.curve_higher_is_better or not rates)
-        rows = [[r["variant"], f"{r['dropout']:g}"] + [num(r[f"missing:{x}"]) for x in shown] + [robustness_cell(r)]
+        rows = [[r["variant"], f"{r['dropout']}"] + [num(r[f"missing:{x}"]) for x in shown] + [robustness_cell(r)]
                 + [num(r[f"subset:{s}"]) for s in singles] for _, r in ordered.iterrows()]
         short = "acc." if a.curve_metric == "accuracy" else curve_name
         only = "" if a.subset_metric == a.curve_metric else f" ({subset_name})"
@@ -343,6 +382,35 @@ class DatasetSection:
             *self._marks(["strategy", "train dropout"] + [f"{short} {x}% missing" for x in shown] + ["robustness"]
                          + [f"{s} only{only}" for s in singles], "lr" + "r" * (len(shown) + 1 + len(singles)), rows,
                          ordered))
+
+    def _modality_missing(self) -> None:
+        """Imbalanced missingness: robustness and the score at the highest rate when only one modality goes
+        missing, per ranked configuration, and their curves (benchmark/reporting/modality_missing.py)."""
+        a, doc = self.a, self.doc
+        curves = modality_missing(a)
+        if curves is None:
+            return  # runs logged before the per-modality curves: nothing to show
+        doc.heading("Robustness when one modality goes missing", 3)
+        top, name = curves.rates[-1], metric_label(curves.metric)
+        fig = modality_missing_curves(a, curves, self._png("modality_missing_curves"))
+        if fig:
+            self.cite["modality_curves"] = doc.figure(
+                f"Test {name} as only one modality is removed at test time (each row loses it with that probability; "
+                "the others stay present), one panel per modality; the best fused configurations, the best "
+                f"`{BASELINE}` (black) and the best unimodal baseline (grey, dotted)"
+                + ("" if curves.higher_is_better else f"; {name}: lower is better") + ".", fig)
+        rows = [[r["variant"], f"{r['dropout']}", robustness_cell(r)]
+                + [num(r[f"robustness:{m}"]) for m in curves.modalities]
+                + [num(r[f"{m}:{top}"]) for m in curves.modalities] for _, r in curves.configs.iterrows()]
+        self.cite["modality_robustness"] = doc.table(
+            f"`{a.name}`: robustness per modality, in leaderboard order: the robustness score (same rule as above, in "
+            f"test {name}) when only that modality goes missing at rates 0 to {top}%, next to the score when every "
+            f"modality goes missing; then test {name} with only that modality missing from {top}% of the rows. A low "
+            "score for one modality means the configuration leans on it.",
+            *self._marks(["strategy", "train dropout", "robustness (all missing)"]
+                         + [f"robustness ({m} missing)" for m in curves.modalities]
+                         + [f"{name}, {m} {top}% missing" for m in curves.modalities],
+                         "lr" + "r" * (1 + 2 * len(curves.modalities)), rows, curves.configs))
 
     def _cost(self) -> None:
         a, doc = self.a, self.doc
@@ -390,7 +458,7 @@ class DatasetSection:
         ordered = marked_last(ranked, "tuning_gain")
         metric = a.tuning_metric
         name, higher = metric_label(metric), metric_spec(metric)[1]
-        rows = [[r["variant"], f"{r['dropout']:g}", num(r["default_score"]), num(r[metric]),
+        rows = [[r["variant"], f"{r['dropout']}", num(r["default_score"]), num(r[metric]),
                  (signed(r["tuning_gain"]) + ("" if r["n"] < 2 else f" ± {num(r['tuning_gain_ci'])}")), str(r["n"])]
                 for _, r in ordered.iterrows()]
         gain = "tuned − default" if higher else f"default − tuned ({name}: lower is better, so positive = tuning helped)"
@@ -410,7 +478,7 @@ class DatasetSection:
             return
         doc.heading("Training: epochs and stopping", 3)
         ranked = a.ranked
-        rows = [[r["variant"], f"{r['dropout']:g}", num(r["epochs_run"], 1), num(r["best_epoch"], 1),
+        rows = [[r["variant"], f"{r['dropout']}", num(r["epochs_run"], 1), num(r["best_epoch"], 1),
                  r["stop_reasons"] or "n/a", num(r["largest_class_share"]), str(r["n"])] for _, r in ranked.iterrows()]
         self.cite["training"] = doc.table(
             f"`{a.name}`: how long each configuration's tuned retrain ran, mean over seeds: epochs run, the epoch "
@@ -435,11 +503,11 @@ class DatasetSection:
             for _, r in dead.iterrows():
                 errors = a.problems[(a.problems["variant"] == r["variant"]) & (a.problems["dropout"] == r["dropout"])]
                 first = next((e for e in errors["error"] if e), "no error recorded")
-                notes.append(f"`{r['variant']}` (train dropout {r['dropout']:g}) has no finished run on this dataset "
+                notes.append(f"`{r['variant']}` (train dropout {r['dropout']}) has no finished run on this dataset "
                              f"({r['n_failed']} failed, {r['n_unfinished']} unfinished): {first}")
             partial = configs[(configs["n"] > 0) & ((configs["n_failed"] + configs["n_unfinished"]) > 0)]
             for _, r in partial.iterrows():
-                notes.append(f"`{r['variant']}` (train dropout {r['dropout']:g}): {r['n']} seed(s) finished, "
+                notes.append(f"`{r['variant']}` (train dropout {r['dropout']}): {r['n']} seed(s) finished, "
                              f"{r['n_failed']} failed, {r['n_unfinished']} unfinished; its mean uses the finished "
                              "seeds only.")
         if notes:
@@ -465,7 +533,7 @@ def summary_items(section: DatasetSection) -> list[str]:
                      f"({cite['leaderboard']}). The highest {label}, {num(top[score])}, belongs to a marked "
                      "configuration; train longer or check the data before trusting any result here.")
     else:
-        n_note = "" if best["n"] == 1 else f" (n = {best['n']} seeds)"
+        n_note = "" if best["n"] == 1 else f" (n = {best['n']} {replicates_word(a.runs)})"
         lead = a.metrics[0]
         text = (f"**Best overall:** {config_name(best)}, {label} {ci_cell(best, score)}{n_note}"
                 + (f" ({a.direction})" if not a.higher_is_better else "")
@@ -482,9 +550,11 @@ def summary_items(section: DatasetSection) -> list[str]:
         elif test.note:
             text += f" Against `{BASELINE}`: Δ {signed(test.mean_diff)}; {test.note} ({cite['significance']})."
         else:
-            verdict = "significant" if test.p < ALPHA else "not significant"
+            verdict = "significant" if test.p_holm < ALPHA else "not significant"
             text += (f" Against `{BASELINE}`: Δ {signed(test.mean_diff)}, paired t-test t({test.df}) = {test.t:.2f}, "
-                     f"p = {p_value(test.p)}, n = {test.n} seeds: {verdict} at {ALPHA} ({cite['significance']}).")
+                     f"p = {p_value(test.p)} (Holm-adjusted {p_value(test.p_holm)}), n = {test.n} "
+                     f"{replicates_word(a.runs)}: {verdict} at {ALPHA} after Holm's correction "
+                     f"({cite['significance']}).")
         higher = marked[a.better(marked[score]) > a.better(pd.Series([best[score]])).iloc[0]]
         if len(higher):
             if a.higher_is_better:
@@ -546,6 +616,13 @@ def summary_items(section: DatasetSection) -> list[str]:
                      + "; the largest gain is "
                      f"{signed(top['fusion_gain'])} for {config_name(top)} over `{top['best_unimodal']}` "
                      f"({cite['significance']}).")
+        any_ok = fused_ok[fused_ok["fusion_gain_any"].notna()] if "fusion_gain_any" in fused_ok else fused_ok.iloc[0:0]
+        if len(any_ok):  # against one baseline for all: the best unimodal at any dropout, chosen by validation score
+            top_any = any_ok.loc[any_ok["fusion_gain_any"].idxmax()]
+            items[-1] += (f" Against the best unimodal baseline at any training dropout "
+                          f"({top_any['best_unimodal_any']}, chosen by validation score), "
+                          f"{int((any_ok['fusion_gain_any'] > 0).sum())} of {len(any_ok)} beat it; the largest gain is "
+                          f"{signed(top_any['fusion_gain_any'])} for {config_name(top_any)}.")
     elif len(fused):
         items.append(f"**Fusion gain:** not named: every fused configuration with a unimodal baseline is marked "
                      f"({cite['significance']}).")
@@ -554,9 +631,14 @@ def summary_items(section: DatasetSection) -> list[str]:
 
     gains = ranked["tuning_gain"].dropna()
     tunable = trusted[trusted["tuning_gain"].notna()]
-    if len(gains) and "tuning" in cite:
+    if len(gains) and "tuning" in cite and bool((gains.abs() < 5e-4).all()):  # nothing to name at 3 decimals
+        items.append(f"**Tuning:** tuning changed nothing: the tuned and the default hyperparameters score the same "
+                     f"(to 3 decimals) in all {len(gains)} configurations ({cite['tuning']}).")
+    elif len(gains) and "tuning" in cite:
         text = f"**Tuning:** mean gain {signed(float(gains.mean()))} over {len(gains)} configurations; "
-        if len(tunable):
+        if len(tunable) and tunable["tuning_gain"].max() < 5e-4:
+            text += f"no configuration gained from tuning ({cite['tuning']})."
+        elif len(tunable):
             top = tunable.loc[tunable["tuning_gain"].idxmax()]
             text += f"largest {signed(top['tuning_gain'])} for {config_name(top)} ({cite['tuning']})."
         else:
@@ -591,7 +673,7 @@ def render(runs: MatrixRuns, folder: Path) -> Document:
     n_failed = int((problems["status"] == "failed").sum())
     n_unfinished = len(problems) - n_failed
     doc.para(f"{len(ok)} finished cell runs on {len(datasets)} dataset(s), {n_failed} failed, {n_unfinished} "
-             f"unfinished. Device: {', '.join(devices) or 'n/a'}; seeds: {', '.join(map(str, seeds)) or 'n/a'}. "
+             f"unfinished. Device: {', '.join(devices) or 'n/a'}; seeds: {', '.join(map(str, seeds)) or 'n/a'}{folds_note(ok)}. "
              "A configuration is one strategy trained with one modality-dropout rate. Scores are on the test "
              "split with every modality present unless stated; mean over seeds ± half-width of the 95% "
              "t-interval (t(0.975, n−1) · sd / √n), n = number of seeds. Each dataset is ranked by its "
@@ -602,7 +684,8 @@ def render(runs: MatrixRuns, folder: Path) -> Document:
     sections = []
     for dataset in datasets:
         section = DatasetSection(doc, analyse(dataset, ok[ok["dataset"] == dataset] if len(ok) else ok,
-                                              problems[problems["dataset"] == dataset]), folder)
+                                              problems[problems["dataset"] == dataset]), folder,
+                                 RunDetails(runs.tracking_uri) if runs.tracking_uri else None)
         section.write()
         sections.append(section)
     summary: list = []
@@ -618,11 +701,13 @@ def render(runs: MatrixRuns, folder: Path) -> Document:
                  "the runs logged them.", into=summary)
     if not sections:
         doc.para("No cell runs were found for this matrix.", into=summary)
+    if sections:  # the verdict over datasets (ranks, Friedman, CD diagram) before the per-dataset claims
+        write_cross_dataset(doc, [section.a for section in sections], folder, into=summary)
     for section in sections:
         if len(sections) > 1:
             doc.heading(f"`{section.a.name}`", 3, into=summary)
         doc.bullets(summary_items(section), into=summary)
-    if len(seeds) < 2 and len(ok):
+    if len(seeds) < 2 and len(ok) and not uses_folds(ok):
         doc.para("Only one seed was run: no confidence intervals or significance tests are possible; the ranking "
                  "may be noise. Run more seeds (`--seeds 0,1,2`) for claims that hold.", into=summary)
     doc.blocks[summary_at:summary_at] = summary
@@ -630,7 +715,7 @@ def render(runs: MatrixRuns, folder: Path) -> Document:
         doc.heading("Failed and unfinished cells", 2)
         doc.table("Cells without a finished result (failed: the error; unfinished: still running or interrupted).",
                   ["dataset", "strategy", "train dropout", "seed", "status", "error"],
-                  [[r["dataset"], r["variant"], f"{r['dropout']:g}" if r["dropout"] == r["dropout"] else "?",
+                  [[r["dataset"], r["variant"], r["dropout"],
                     str(r["seed"]) if r["seed"] >= 0 else "?", r["status"], r["error"] or "—"]
                    for _, r in problems.sort_values(["dataset", "variant", "dropout", "seed"]).iterrows()], "lllrll")
     return doc

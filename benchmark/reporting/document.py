@@ -42,19 +42,22 @@ class Document:
         if items:
             (self.blocks if into is None else into).append(Block("bullets", items=list(items)))
 
-    def table(self, caption: str, header: list[str], rows: list[list[str]], align: str = "") -> str:
-        """Add a numbered table; returns its label ("Table 3") for citing."""
-        self._tables += 1
-        label = f"Table {self._tables}"
-        self.blocks.append(Block("table", caption, header=header, rows=rows, align=align or "l" * len(header),
-                                 label=label))
+    def table(self, caption: str, header: list[str], rows: list[list[str]], align: str = "",
+              label: str | None = None, into: list | None = None) -> str:
+        """Add a numbered table (or one with the given label, unnumbered); returns its label ("Table 3")."""
+        if label is None:
+            self._tables += 1
+            label = f"Table {self._tables}"
+        (self.blocks if into is None else into).append(
+            Block("table", caption, header=header, rows=rows, align=align or "l" * len(header), label=label))
         return label
 
-    def figure(self, caption: str, path: Path) -> str:
-        """Add a numbered PNG figure; returns its label ("Figure 2") for citing."""
-        self._figures += 1
-        label = f"Figure {self._figures}"
-        self.blocks.append(Block("figure", caption, label=label, path=Path(path)))
+    def figure(self, caption: str, path: Path, label: str | None = None, into: list | None = None) -> str:
+        """Add a numbered PNG figure (or one with the given label, unnumbered); returns its label ("Figure 2")."""
+        if label is None:
+            self._figures += 1
+            label = f"Figure {self._figures}"
+        (self.blocks if into is None else into).append(Block("figure", caption, label=label, path=Path(path)))
         return label
 
     # ---------------------------------------------------------------- Markdown
@@ -129,4 +132,4 @@ def _inline(text: str) -> str:
     out = html.escape(str(text), quote=False)
     out = re.sub(r"`([^`]+)`", r"<code>\1</code>", out)
     out = re.sub(r"\*\*([^*]+)\*\*", r"<strong>\1</strong>", out)
-    return re.sub(r"\b(Table|Figure) (\d+)\b", lambda m: f'<a href="#{m[1].lower()}-{m[2]}">{m[0]}</a>', out)
+    return re.sub(r"\b(Table|Figure) (\d+|X)\b", lambda m: f'<a href="#{m[1].lower()}-{m[2].lower()}">{m[0]}</a>', out)

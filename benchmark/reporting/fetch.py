@@ -10,12 +10,13 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from benchmark.scale.schema import (CURVE_LR, CURVE_TRAIN_LOSS, CURVE_VAL_METRIC, DATA_ROWS_PREFIX, EXPERIMENT,
-                                    RANKING_METRIC, STOP_REASON, TAG_ERROR, TAG_KIND, TAG_MATRIX, TAG_STATUS, TASK)
+                                    FOLD, RANKING_METRIC, STOP_REASON, TAG_ERROR, TAG_KIND, TAG_MATRIX, TAG_STATUS, TASK,
+                                    dropout_label)
 
 ID_COLUMNS = ["dataset", "variant", "strategy", "family", "dropout", "seed"]
 # Step metrics (learning curves): run.data.metrics holds only their last value, which no table shows.
 CURVE_METRICS = (CURVE_TRAIN_LOSS, CURVE_VAL_METRIC, CURVE_LR)
-_LABEL = re.compile(r"dropout (?P<dropout>[0-9.eE+-]+) · seed (?P<seed>-?\d+)")
+_LABEL = re.compile(r"dropout (?P<dropout>\S+) · seed (?P<seed>-?\d+)")
 
 
 @dataclass
@@ -24,6 +25,7 @@ class MatrixRuns:
     ok: pd.DataFrame  # one row per finished cell: ID_COLUMNS + device + ranking_metric + stop_reason + every metric
     problems: pd.DataFrame  # failed or unfinished cells: ID_COLUMNS + status + error
     parent: dict = field(default_factory=dict)  # tags and config of the parent run
+    tracking_uri: str = ""  # where the runs were read (per-run artifacts and metric histories are fetched there)
 
 
 def _search_all(client, experiment_id: str, filter_string: str, **kwargs) -> list:
@@ -75,14 +77,17 @@ def fetch_matrix(tracking_uri: str, matrix_id: str | None = None) -> MatrixRuns:
                 "variant": params.get("variant", tags.get("strategy", "?")),
                 "strategy": params.get("strategy", tags.get("strategy", "?")),
                 "family": params.get("family", tags.get("family", "?")),
-                "dropout": _float(params.get("modality_dropout")),
+                "dropout": dropout_label(params.get("modality_dropout")),
                 "seed": int(_float(params.get("seed"), -1)),
                 "device": params.get("device", "?"),
+                "run_id": run.info.run_id,
                 # absent (None) on runs logged before the training protocol recorded them
                 RANKING_METRIC: params.get(RANKING_METRIC, tags.get(RANKING_METRIC)),
                 STOP_REASON: params.get(STOP_REASON, tags.get(STOP_REASON)),
                 TASK: params.get(TASK, tags.get(TASK)),  # None on runs logged before tasks: multiclass
             }
+            if FOLD in params:  # k-fold cross-validation: a replicate is a (fold, seed) pair
+                record[FOLD] = int(_float(params[FOLD], -1))
             record.update({k: v for k, v in run.data.metrics.items() if k not in CURVE_METRICS})
             ok.append(record)
         else:
@@ -92,8 +97,9 @@ def fetch_matrix(tracking_uri: str, matrix_id: str | None = None) -> MatrixRuns:
             problems.append({
                 "dataset": tags.get("dataset", "?"), "variant": tags.get("strategy", "?"),
                 "strategy": tags.get("strategy", "?"), "family": tags.get("family", "?"),
-                "dropout": _float(label["dropout"]) if label else float("nan"),
+                "dropout": dropout_label(label["dropout"]) if label else "?",
                 "seed": int(label["seed"]) if label else -1,
+                **({FOLD: int(_float(tags[FOLD], -1))} if FOLD in tags else {}),
                 "status": "failed" if status == "failed" else "unfinished",
                 "error": error.splitlines()[0] if error else "",
                 # rows per combination of modalities present, where the run got as far as logging them
@@ -105,7 +111,7 @@ def fetch_matrix(tracking_uri: str, matrix_id: str | None = None) -> MatrixRuns:
         families = ok_frame.drop_duplicates("variant").set_index("variant")["family"]
         unknown = problem_frame["family"] == "?"
         problem_frame.loc[unknown, "family"] = problem_frame.loc[unknown, "variant"].map(families).fillna("?")
-    return MatrixRuns(matrix_id, ok_frame, problem_frame, parent)
+    return MatrixRuns(matrix_id, ok_frame, problem_frame, parent, tracking_uri=tracking_uri)
 
 
 def _json(value: str):

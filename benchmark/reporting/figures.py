@@ -18,6 +18,7 @@ from benchmark.reporting.stats import pareto_front  # noqa: E402
 from benchmark.scale.schema import subset_label  # noqa: E402
 
 DPI = 110
+LABEL_ALL_UP_TO = 12  # cost scatter plots name every point up to this many, else the Pareto front's
 
 
 def _axis(metric: str) -> str:
@@ -68,7 +69,7 @@ def robustness_heatmap(a: DatasetAnalysis, path: Path, k: int = 6) -> Path | Non
     if not rows:
         return None
     values = np.array([[r[f"subset:{s}"] for s in a.subsets] for r in rows], dtype=float)
-    labels = [f"{config_label(r)}  (train dropout {r['dropout']:g})" for r in rows]
+    labels = [f"{config_label(r)}  (train dropout {r['dropout']})" for r in rows]
     columns = [subset_label(s) for s in a.subsets]
     fig, ax = plt.subplots(figsize=(2.2 + 1.25 * len(columns) + 1.6, 1.2 + 0.38 * len(rows)))
     finite = values[np.isfinite(values)]
@@ -128,7 +129,7 @@ def missing_curves(a: DatasetAnalysis, path: Path, k: int = 5) -> Path | None:
                               label=config_label(r) + (" (best unimodal)" if is_uni else ""))
         if a.curve_reference == a.curve_reference:
             ax.axhline(a.curve_reference, color="#555", linestyle="--", linewidth=1, label=_reference_name(a))
-        ax.set_title(f"trained with modality dropout {dropout:g}")
+        ax.set_title(f"trained with modality dropout {dropout}")
         ax.set_xlabel("test-time missing rate (% of modality inputs removed)")
         if index % ncols == 0:
             ax.set_ylabel(_axis(a.curve_metric))
@@ -181,7 +182,8 @@ def accuracy_vs_cost(a: DatasetAnalysis, path: Path, cost: str) -> Path | None:
     else:
         ax.set_xlabel(MEMORY_METRICS[a.memory_key].label + "; lower is better")
         title = f"{metric_label(score)} vs " + MEMORY_METRICS[a.memory_key].title
-    _label_points(ax, on, column, score, log=cost == "throughput")
+    # every point named when there are few (labels are spread so none overlap), else the front only
+    _label_points(ax, data if len(data) <= LABEL_ALL_UP_TO else on, column, score, log=cost == "throughput")
     ax.set_ylabel(f"{_axis(score)}, mean over seeds" + ("" if score == "accuracy" else "; the ranking metric"))
     ax.set_title(f"{a.name}: {title}\n(one point per strategy x training dropout)")
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8.5, title="family", title_fontsize=9)
@@ -189,17 +191,31 @@ def accuracy_vs_cost(a: DatasetAnalysis, path: Path, cost: str) -> Path | None:
 
 
 def _label_points(ax, points, column: str, score: str, log: bool) -> None:
-    """Name the Pareto-front points; labels near the right edge go to the left of their point and
-    neighbours alternate above/below so that close points stay legible."""
+    """Name the Pareto-front points; labels near the right edge go to the left of their point. Labels are
+    measured, then spread upwards so that no two boxes overlap (reporting/labels.py); a moved label gets a thin
+    leader line to its point."""
+    from benchmark.reporting.labels import spread
+
     x0, x1 = ax.get_xlim()
     scale = (lambda v: math.log10(v)) if log else (lambda v: v)
-    for i, (_, r) in enumerate(points.iterrows()):
+    specs = []
+    for _, r in points.iterrows():
         fraction = (scale(r[column]) - scale(x0)) / ((scale(x1) - scale(x0)) or 1.0)
         right = fraction > 0.75
-        ax.annotate(f"{r['variant']} (d={r['dropout']:g})", (r[column], r[score]), textcoords="offset points",
-                    xytext=(-8 if right else 8, 5 if i % 2 == 0 else -12), ha="right" if right else "left",
-                    fontsize=8.5, zorder=5,
-                    bbox={"boxstyle": "round,pad=0.15", "facecolor": "white", "edgecolor": "none", "alpha": 0.8})
+        specs.append((f"{r['variant']} (d={r['dropout']})", (r[column], r[score]), (-8 if right else 8, 4),
+                      "right" if right else "left"))
+    style = {"textcoords": "offset points", "fontsize": 8.5, "zorder": 5,
+             "bbox": {"boxstyle": "round,pad=0.15", "facecolor": "white", "edgecolor": "none", "alpha": 0.8}}
+    figure = ax.figure
+    renderer = figure.canvas.get_renderer()
+    trial = [ax.annotate(text, xy, xytext=offset, ha=ha, **style) for text, xy, offset, ha in specs]
+    boxes = [tuple(t.get_window_extent(renderer).extents) for t in trial]  # display pixels
+    for t in trial:
+        t.remove()
+    for (text, xy, (dx, dy), ha), shift in zip(specs, spread(boxes, pad=3.0)):
+        lift = shift * 72.0 / figure.dpi  # pixels -> points
+        leader = {"arrowstyle": "-", "color": "#777", "linewidth": 0.6, "shrinkA": 0, "shrinkB": 3} if lift else None
+        ax.annotate(text, xy, xytext=(dx, dy + lift), ha=ha, arrowprops=leader, **style)
 
 
 def tuning_gain(a: DatasetAnalysis, path: Path) -> Path | None:
@@ -226,5 +242,7 @@ def tuning_gain(a: DatasetAnalysis, path: Path) -> Path | None:
     ax.set_xlabel(f"tuning gain: {gain} (bars: 95% CI where n >= 2)")
     ax.set_title(f"{a.name}: gain from tuning (mean over seeds and training dropout rates)")
     handles = [plt.Rectangle((0, 0), 1, 1, color=_colour(f)) for f in sorted({s[1] for s in stats})]
-    ax.legend(handles, sorted({s[1] for s in stats}), title="family", loc="lower right", fontsize=8.5)
+    # outside the axes, right of them: a legend inside would cover bars and error bars
+    ax.legend(handles, sorted({s[1] for s in stats}), title="family", loc="upper left", bbox_to_anchor=(1.01, 1.0),
+              fontsize=8.5, title_fontsize=9)
     return _save(fig, path)

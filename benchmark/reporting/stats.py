@@ -40,6 +40,7 @@ class PairedTest:
     df: int
     p: float  # two-sided
     note: str = ""  # why no test was possible, when it was not
+    p_holm: float = float("nan")  # p adjusted by Holm over all of the dataset's comparisons (set by holm_tests)
 
     @property
     def name(self) -> str:
@@ -79,3 +80,111 @@ def pareto_front(cost: Sequence[float], accuracy: Sequence[float], lower_cost_is
             for j, (oc, oa) in enumerate(points))
         on_front.append(not dominated)
     return on_front
+
+
+# ------------------------------------------------------------------ multiple comparisons and ranks
+def holm(pvalues: Sequence[float]) -> list[float]:
+    """Holm's step-down adjusted p-values, in the input order (Holm 1979). NaN p-values (no test
+    possible) stay NaN and do not count towards the number of comparisons m."""
+    valid = sorted((p, i) for i, p in enumerate(pvalues) if p is not None and p == p)
+    adjusted = [float("nan")] * len(pvalues)
+    running, m = 0.0, len(valid)
+    for step, (p, i) in enumerate(valid):
+        running = max(running, min(1.0, (m - step) * float(p)))  # monotone: never below an earlier step
+        adjusted[i] = running
+    return adjusted
+
+
+def average_ranks(table: Sequence[Sequence[float]], higher_is_better: Sequence[bool] | bool = True
+                  ) -> list[list[float]]:
+    """Ranks within each row (one row per dataset, one column per strategy): 1 = best in the row's
+    direction, ties get the average of the ranks they span."""
+    from scipy.stats import rankdata
+
+    rows = []
+    for index, row in enumerate(table):
+        higher = higher_is_better if isinstance(higher_is_better, bool) else higher_is_better[index]
+        rows.append([float(r) for r in rankdata([-v if higher else v for v in row], method="average")])
+    return rows
+
+
+@dataclass
+class Friedman:
+    """Friedman test over N datasets x k strategies (Demsar 2006, section 3.2.2)."""
+
+    n: int  # datasets
+    k: int  # strategies
+    mean_ranks: list[float]
+    chi2: float  # Friedman's chi-square (scipy's, with the tie correction)
+    p: float
+    iman_davenport: float  # F_F = (N - 1) chi2 / (N (k - 1) - chi2), with (k - 1, (k - 1)(N - 1)) df
+    p_iman_davenport: float
+    note: str = ""  # why no test was possible, when it was not
+
+
+def friedman_from_ranks(mean_ranks: Sequence[float], n: int) -> tuple[float, float]:
+    """(chi2_F, F_F) from the average ranks, without tie correction (Demsar 2006, eq. for chi2_F and F_F)."""
+    k = len(mean_ranks)
+    chi2 = 12 * n / (k * (k + 1)) * (sum(r * r for r in mean_ranks) - k * (k + 1) ** 2 / 4)
+    denominator = n * (k - 1) - chi2
+    return chi2, ((n - 1) * chi2 / denominator if denominator > 0 else float("inf"))
+
+
+def friedman(table: Sequence[Sequence[float]], higher_is_better: Sequence[bool] | bool = True) -> Friedman:
+    """Friedman test of k strategies (columns) over N datasets (rows), on within-dataset ranks."""
+    ranks = average_ranks(table, higher_is_better)
+    n, k = len(ranks), len(ranks[0]) if ranks else 0
+    mean_ranks = [sum(row[j] for row in ranks) / n for j in range(k)] if n else []
+    nan = float("nan")
+    if n < 2 or k < 3:
+        why = f"{n} dataset(s)" if n < 2 else f"{k} strategies (the Friedman test needs at least 3)"
+        return Friedman(n, k, mean_ranks, nan, nan, nan, nan, f"no test possible with {why}")
+    if all(row == ranks[0] for row in ranks) and len(set(ranks[0])) == 1:
+        return Friedman(n, k, mean_ranks, 0.0, 1.0, 0.0, 1.0, "every strategy tied on every dataset")
+    from scipy import stats
+
+    chi2, p = stats.friedmanchisquare(*[[row[j] for row in ranks] for j in range(k)])
+    chi2 = float(chi2)
+    denominator = n * (k - 1) - chi2
+    if denominator <= 0:  # the same order on every dataset: F_F is unbounded
+        f, pf = float("inf"), 0.0
+    else:
+        f = (n - 1) * chi2 / denominator
+        pf = float(stats.f.sf(f, k - 1, (k - 1) * (n - 1)))
+    return Friedman(n, k, mean_ranks, chi2, float(p), f, pf)
+
+
+def nemenyi_cd(k: int, n: int, alpha: float = 0.05) -> float:
+    """Nemenyi critical difference of average ranks: q_alpha sqrt(k (k + 1) / (6 N)), with q_alpha the
+    studentized range quantile / sqrt 2 (Demsar 2006: k = 4 -> q_0.05 = 2.569)."""
+    if k < 2 or n < 1:
+        return float("nan")
+    from scipy.stats import studentized_range
+
+    q = float(studentized_range.ppf(1 - alpha, k, math.inf)) / math.sqrt(2)
+    return q * math.sqrt(k * (k + 1) / (6 * n))
+
+
+def wilcoxon_p(a: Sequence[float], b: Sequence[float]) -> float:
+    """Two-sided Wilcoxon signed-rank p-value of paired a - b (exact for small N); nan when every
+    difference is zero (nothing to rank) or fewer than 2 pairs."""
+    diffs = [float(x) - float(y) for x, y in zip(a, b) if x == x and y == y]
+    if len(diffs) < 2 or all(abs(d) <= 1e-12 for d in diffs):
+        return float("nan")
+    from scipy import stats
+
+    return float(stats.wilcoxon(diffs).pvalue)
+
+
+def smallest_wilcoxon_p(n: int) -> float:
+    """The smallest two-sided exact Wilcoxon signed-rank p-value N pairs can give (all differences one
+    sign): 2 / 2^N. With N = 3 it is 0.25, so nothing can reach 0.05."""
+    return min(1.0, 2.0 / 2 ** n) if n >= 1 else float("nan")
+
+
+def holm_tests(tests: dict) -> dict:
+    """Set `p_holm` on every PairedTest of one family of comparisons (Holm over those with a p-value)."""
+    items = list(tests.values())
+    for test, adjusted in zip(items, holm([t.p for t in items])):
+        test.p_holm = adjusted
+    return tests

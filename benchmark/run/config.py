@@ -12,6 +12,7 @@ from typing import Any
 
 import yaml
 
+from benchmark.run.dropout import CLI_SYNTAX, Dropout, dropout_value, parse_dropout
 from benchmark.train.precision import AMP_MODES
 from benchmark.train.seeds import TUNING_SEED_BASE
 from strategies.registry import Registry
@@ -28,7 +29,7 @@ class MatrixConfig:
     name: str
     datasets: tuple[str, ...] = ("emoji",)
     strategies: tuple[str, ...] = ("*",)
-    dropout_rates: tuple[float, ...] = (0.3,)
+    dropout_rates: tuple[Dropout, ...] = (0.3,)  # a rate for every modality, or sorted ((modality, rate), ...)
     seeds: tuple[int, ...] = (0,)
     trials: int = 4
     epochs: int = 15  # the epoch cap; early stopping (patience) usually ends training first
@@ -38,9 +39,13 @@ class MatrixConfig:
     patience: int = 5
     stack_seeds: bool = True  # train the seeds of a cell as one stacked computation (benchmark/train/stacked.py)
     amp: str = "off"  # mixed precision on CUDA: "off", "bf16" or "fp16" (ignored on CPU)
+    missing_inputs: tuple[str, ...] = ("zero",)  # how absent modalities are filled: "zero", "learned" (missing_axis.py)
     # (absolute path, sha256 of the file) of each card given by path in `datasets`: pinned when the
     # matrix is registered, checked by every worker (benchmark/run/card_files.py). Not in the id.
     card_files: tuple[tuple[str, str], ...] = field(default=())
+    # k-fold cross-validation for every dataset instead of its fixed split (None: each card's own
+    # `folds`, or its fixed split); overrides the cards' `folds` (benchmark/run/folds.py)
+    folds: int | None = None
 
     def matrix_id(self) -> str:
         """Stable id of this matrix (everything that changes its results): the configuration but
@@ -52,6 +57,10 @@ class MatrixConfig:
         payload = {k: v for k, v in asdict(self).items() if k not in ("device", "stack_seeds", "card_files")}
         if self.amp == "off":
             del payload["amp"]  # the same id as before the field existed
+        if tuple(self.missing_inputs) == ("zero",):
+            del payload["missing_inputs"]  # likewise
+        if self.folds is None:
+            del payload["folds"]  # likewise
         payload["datasets"] = dataset_names(self.datasets, self.card_files)  # a card's name, never its path
         registry = load_strategies(self.plugins)
         payload["inputs"] = matrix_inputs_fingerprint(list(self.cards().values()),
@@ -94,7 +103,8 @@ _FIELDS = {
     "name": (str, "a profile name"),
     "datasets": (list, "a list of dataset names, globs or card paths (relative to the profile's folder)"),
     "strategies": (list, "a list of strategy names or globs"),
-    "dropout_rates": (list, "a list of training modality-dropout rates in [0, 1)"),
+    "dropout_rates": (list, "a list of training modality-dropout rates in [0, 1): numbers (every modality) or "
+                            "mappings of modality names to rates such as {image: 0.5, text: 0.1}"),
     "seeds": (list, "a list of integer seeds"),
     "trials": (int, "the Optuna trial budget per study (integer >= 0)"),
     "epochs": (int, "the epoch cap (integer >= 1); training stops earlier on a validation plateau"),
@@ -102,6 +112,8 @@ _FIELDS = {
     "batch_size": (int, "batch size (integer >= 1)"),
     "stack_seeds": (bool, "true or false: train the seeds of a cell as one stacked computation"),
     "amp": (str, "mixed precision on CUDA: 'off', 'bf16' or 'fp16'"),
+    "missing_inputs": (list, "a list of missing-input techniques: zero (zero-fill + presence mask), learned"),
+    "folds": (int, "an integer >= 2: k-fold cross-validation on every dataset instead of its fixed split"),
 }
 
 
@@ -140,11 +152,12 @@ def load_profile(name_or_path: str) -> MatrixConfig:
         bad = [v for v in raw.get(key, []) if not isinstance(v, str) or not v.strip()]
         if bad:
             raise ProfileError(f"{path}: field '{key}': expected {_FIELDS[key][1]}, got {bad[0]!r}")
-    for rate in raw.get("dropout_rates", []):
-        try:
-            check_rate(rate)
-        except ValueError as exc:
-            raise ProfileError(f"{path}: field 'dropout_rates': {exc}") from None
+    try:  # a mapping becomes sorted (modality, rate) pairs; numbers stay as written (the matrix id)
+        values = [dropout_value(r) for r in raw.get("dropout_rates", [])]  # validates every entry
+        if values:
+            raw["dropout_rates"] = [v if isinstance(r, dict) else r for r, v in zip(raw["dropout_rates"], values)]
+    except ValueError as exc:
+        raise ProfileError(f"{path}: field 'dropout_rates': {exc}") from None
     for seed in raw.get("seeds", []):
         try:
             check_seed(seed)
@@ -154,9 +167,16 @@ def load_profile(name_or_path: str) -> MatrixConfig:
         from benchmark.run.card_files import normalise_entries
 
         raw["datasets"] = list(normalise_entries(raw["datasets"], path.resolve().parent, f"{path}: field 'datasets'"))
+    if "missing_inputs" in raw:
+        from benchmark.run.missing_axis import check_missing_inputs
+
+        try:
+            check_missing_inputs(raw["missing_inputs"])
+        except ValueError as exc:
+            raise ProfileError(f"{path}: field 'missing_inputs': {exc}") from None
     if raw.get("amp", "off") not in AMP_MODES:
         raise ProfileError(f"{path}: field 'amp': expected one of {list(AMP_MODES)}, got {raw['amp']!r}")
-    for key, low in (("trials", 0), ("epochs", 1), ("batch_size", 1), ("patience", 1)):
+    for key, low in (("trials", 0), ("epochs", 1), ("batch_size", 1), ("patience", 1), ("folds", 2)):
         if key in raw and raw[key] < low:
             raise ProfileError(f"{path}: field '{key}': expected an integer >= {low}, got {raw[key]!r}")
     return MatrixConfig.from_dict({"name": path.stem, **raw})
@@ -170,13 +190,6 @@ def check_seed(value: Any) -> int:
     return value
 
 
-def check_rate(value: Any) -> float:
-    """A modality-dropout rate: a number in [0, 1)."""
-    if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0 <= value < 1:
-        raise ValueError(f"expected rates in [0, 1), got {value!r}")
-    return float(value)
-
-
 def parse_seeds(text: str) -> tuple[int, ...]:
     """``--seeds``: comma-separated integers, e.g. ``0,1,2``."""
     parts = _parts(text, "comma-separated integer seeds, e.g. 0,1,2")
@@ -186,16 +199,10 @@ def parse_seeds(text: str) -> tuple[int, ...]:
     return tuple(check_seed(int(p)) for p in parts)
 
 
-def parse_rates(text: str) -> tuple[float, ...]:
-    """``--dropout``: comma-separated rates in [0, 1), e.g. ``0,0.3``."""
-    rates = []
-    for part in _parts(text, "comma-separated rates in [0, 1), e.g. 0,0.3"):
-        try:
-            rate = float(part)
-        except ValueError:
-            raise ValueError(f"expected comma-separated rates in [0, 1), e.g. 0,0.3; got {part!r}") from None
-        rates.append(check_rate(rate))
-    return tuple(rates)
+def parse_rates(text: str) -> tuple[Dropout, ...]:
+    """``--dropout``: comma-separated rates in [0, 1), e.g. ``0,0.3``; per-modality rates join
+    ``modality=rate`` with colons, e.g. ``0,image=0.5:text=0.1`` (benchmark/run/dropout.py)."""
+    return tuple(parse_dropout(part) for part in _parts(text, CLI_SYNTAX + ", e.g. 0,0.3"))
 
 
 def parse_names(text: str) -> tuple[str, ...]:

@@ -71,6 +71,8 @@ def card_content(card: DatasetCard) -> dict[str, Any]:
     modalities in name order."""
     data = {k: v for k, v in asdict(card).items() if k not in CARD_FIELDS_NOT_HASHED}
     data["modalities"] = sorted(data["modalities"], key=lambda m: m["name"])
+    if data.get("folds") is None:
+        data.pop("folds", None)  # a card without k-fold keeps the fingerprint it had before the field
     return data
 
 

@@ -191,7 +191,7 @@ def budget_main(args, device: str) -> int:
 
     config = load_profile(args.profile).with_overrides(
         datasets=parse_list(args.datasets), strategies=parse_list(args.strategies), seeds=parse_list(args.seeds, int),
-        device=device)
+        device=device, missing_inputs=getattr(args, "missing_inputs", None))
     print(f"budget check, profile {config.name!r}: epoch cap {config.epochs}, patience {config.patience} vs "
           f"{args.factor}x both; default hyperparameters, training dropout {args.dropout:g}, seeds "
           f"{', '.join(map(str, config.seeds))}; mean test score in each dataset's ranking metric ({device})")

@@ -12,16 +12,23 @@ import hashlib
 import json
 from dataclasses import asdict
 
-from benchmark.run.config import MatrixConfig, expand
+from benchmark.run.config import MatrixConfig, ProfileError, expand
+from benchmark.run.dropout import unknown_modalities
+from benchmark.run.folds import fold_count, folded_fingerprint, with_folds
 from benchmark.run.identity import cell_fingerprint, load_strategies
+from benchmark.run.missing_axis import technique_variants
 from benchmark.train.results import Cell
 
 
 def plan_cells(config: MatrixConfig) -> list[Cell]:
     """Every cell of the matrix, in run order. Unimodal baselines expand to one per modality."""
     registry = load_strategies(config.plugins)
+    cards = config.cards()  # names, globs and card paths (benchmark/run/card_files.py)
+    problem = unknown_modalities(config.dropout_rates, cards)
+    if problem:
+        raise ProfileError(f"profile {config.name!r}: field 'dropout_rates': {problem}")
     cells = []
-    for dataset, card in config.cards().items():  # names, globs and card paths (benchmark/run/card_files.py)
+    for dataset, card in cards.items():
         modalities = card.modality_names
         for strategy in expand(config.strategies, registry.names(), "strategy"):
             cls = registry.get(strategy)
@@ -29,13 +36,16 @@ def plan_cells(config: MatrixConfig) -> list[Cell]:
                 variants = [(f"{strategy}[{m}]", {"modality": m}) for m in modalities]
             elif len(modalities) < cls.min_modalities or (cls.max_modalities and len(modalities) > cls.max_modalities):
                 continue  # the strategy states it cannot take this many modalities
-            else:
-                variants = [(strategy, {})]
+            else:  # one variant per missing-input technique: "concat", "concat@learned" (missing_axis.py)
+                variants = technique_variants(strategy, {}, config.missing_inputs)
+            # Unimodal baselines stay "zero" only: they read one modality, so a learned stand-in for it
+            # would be a constant input (their learned prior logits already cover its absence).
             for variant, fixed in variants:
                 for dropout in config.dropout_rates:
                     for seed in config.seeds:
-                        cells.append(Cell(dataset, strategy, variant, float(dropout), int(seed), fixed))
-    return cells
+                        rate = dropout if isinstance(dropout, tuple) else float(dropout)  # per modality, or one
+                        cells.append(Cell(dataset, strategy, variant, rate, int(seed), fixed))
+    return with_folds(config, cells)  # k-fold datasets: a cell per fold and seed (benchmark/run/folds.py)
 
 
 def budget_tag(config: MatrixConfig) -> str:
@@ -50,7 +60,7 @@ def input_fingerprints(config: MatrixConfig, cells: list[Cell]) -> dict[tuple[st
     load_strategies(config.plugins)
     cards = config.cards()
     pairs = sorted({(c.dataset, c.strategy) for c in cells})
-    return {(d, s): cell_fingerprint(cards[d], s) for d, s in pairs}
+    return {(d, s): folded_fingerprint(cell_fingerprint(cards[d], s), fold_count(config, cards[d])) for d, s in pairs}
 
 
 def input_fingerprint(cell: Cell, config: MatrixConfig) -> str:
@@ -63,6 +73,8 @@ def cell_hash(cell: Cell, config: MatrixConfig, fingerprint: str | None = None) 
     and the fingerprint of its inputs (computed unless given)."""
     fingerprint = fingerprint or input_fingerprint(cell, config)
     payload = {**asdict(cell), "budget": budget_tag(config), "inputs": fingerprint}
+    if cell.fold is None:
+        del payload["fold"]  # a cell without k-fold keeps the hash it had before the field
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
 

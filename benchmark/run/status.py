@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 from benchmark.run.config import MatrixConfig
 from benchmark.run.planning import matrix_units, plan_cells, study_units
+from benchmark.scale.schema import dropout_label
 from benchmark.scale.tracking import MatrixTracker
 from benchmark.scale.workqueue import open_queue, worker_process_gone
 
@@ -52,7 +53,7 @@ def matrix_status(storage_url: str, matrix_id: str | None = None, read_failed: b
     for unit, kind, (_, cell, slot) in matrix_units(config, study_units(config, plan_cells(config))):
         if kind == "trial":
             trials.add(unit)
-            labels[unit] = (f"tuning {cell.dataset} · {cell.variant} · dropout {cell.dropout:g} · "
+            labels[unit] = (f"tuning {cell.dataset} · {cell.variant} · dropout {dropout_label(cell.dropout)} · "
                             f"trial {slot + 1}/{config.trials}")
         else:
             cells.add(unit)

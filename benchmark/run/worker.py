@@ -20,14 +20,16 @@ import torch
 from benchmark.features.tensors import FeatureSet, build_features
 from benchmark.progress import MatrixDisplay
 from benchmark.run.config import MatrixConfig
+from benchmark.run.folds import FoldSplits
 from benchmark.run.planning import cell_hash, cell_unit, matrix_units, plan_cells, study_units
 from benchmark.scale.database import open_storage
 from benchmark.scale.retry import is_store_outage, retry
-from benchmark.scale.schema import STOP_REASON
+from benchmark.scale.schema import FOLD, STOP_REASON, dropout_label
 from benchmark.scale.tracking import MatrixTracker
 from benchmark.train.cell import CellBudget, run_cells
 from benchmark.train.cost import peak_rss_mb
 from benchmark.train.results import Cell, RunResult
+from benchmark.train.study_tags import study_tags
 from benchmark.train.tuning import default_trial_params, load_study, run_trial_slot
 from strategies import discover
 
@@ -63,6 +65,7 @@ class Worker:
         self.tracker = retry(lambda: MatrixTracker(tracking_uri, self.matrix_id, asdict(config), config.device,
                                                    create=False), f"open tracking store {tracking_uri}")
         self.features: dict[str, FeatureSet] = dict(features or {})
+        self.fold_splits = FoldSplits(config, self.cards)  # k-fold: each fold's splits (benchmark/run/folds.py)
         self.budget = CellBudget(config.epochs, config.batch_size, config.trials, config.device, config.patience, config.amp)
         self.unit_list = list(matrix_units(config, self.studies))  # fixed for the matrix; hashed once, not per poll
         self.phases = {"data_and_encoding": 0.0, "tuning": 0.0, "final_runs": 0.0}
@@ -126,10 +129,10 @@ class Worker:
 
     def _trial(self, unit: str, study_key: str, cell: Cell, slot: int, display) -> None:
         features = self._features(cell.dataset)
-        display.cell(f"tuning {cell.dataset} · {cell.variant} · dropout {cell.dropout:g}")
+        display.cell(f"tuning {cell.dataset} · {cell.variant} · dropout {dropout_label(cell.dropout)}")
         display.detail(f"trial {slot + 1}/{self.config.trials}")
         started = time.perf_counter()
-        splits = features.splits_on(self.config.device)
+        splits = self.fold_splits.of(cell, features, self.config.device)
         fixed = default_trial_params(cell.strategy) if slot == 0 else None
         study = load_study(study_key, self.storage, self.config.trials, slot, fixed,
                            metric=self._ranking_metric(cell.dataset))
@@ -160,7 +163,7 @@ class Worker:
         Each unit is marked done as its cell reaches an end (recorded, found finished, or failed)
         while this worker holds it; one a store outage interrupts stays open for the retry."""
         display.cell(members[0][1].label() if len(members) == 1 else
-                     f"{members[0][1].dataset} · {members[0][1].variant} · dropout {members[0][1].dropout:g} · "
+                     f"{members[0][1].dataset} · {members[0][1].variant} · dropout {dropout_label(members[0][1].dropout)} · "
                      f"seeds {', '.join(str(c.seed) for _, c in members)}")
         todo = []  # (unit, cell, run id)
         for unit, cell in members:
@@ -172,8 +175,8 @@ class Worker:
             self.tracker.discard_unfinished(key)
             run_id = self.tracker.start_cell(key, cell.label(), {
                 "strategy": cell.variant, "dataset": cell.dataset, "worker": self.worker_id,
-                "family": discover().get(cell.strategy).family, "modality_dropout": f"{cell.dropout:g}",
-                "seed": str(cell.seed)})
+                "family": discover().get(cell.strategy).family, "modality_dropout": f"{dropout_label(cell.dropout)}",
+                "seed": str(cell.seed), **({FOLD: str(cell.fold)} if cell.fold is not None else {})})
             todo.append((unit, cell, run_id))
         if not todo:
             return
@@ -182,7 +185,7 @@ class Worker:
         started = time.perf_counter()
         try:
             time.sleep(FAULT_CELL_DELAY_S)  # fault injection for tests: widen the mid-cell window
-            splits = features.splits_on(self.config.device)
+            splits = self.fold_splits.of(todo[0][1], features, self.config.device)
             study = load_study(study_key, self.storage, self.config.trials,
                                metric=self._ranking_metric(todo[0][1].dataset))
             results = run_cells([cell for _, cell, _ in todo], features, splits, study, self.budget,
@@ -192,8 +195,9 @@ class Worker:
                 if not self._still_holds(unit, cell.label()):
                     continue
                 self.tracker.finish_cell(run_id, result.params(), result.metrics(),
-                                         {"family": result.family, STOP_REASON: result.stop_reason},
-                                         result.to_dict(), steps=result.step_metrics())
+                                         {"family": result.family, STOP_REASON: result.stop_reason,
+                                          **study_tags(study, cell.strategy, self._ranking_metric(cell.dataset))},
+                                         result.to_dict(), steps=result.step_metrics(), artifacts=result.artifacts())
                 recorded.add(unit)
                 self.queue.mark_done(self.matrix_id, unit)  # each cell as it is recorded, not the group at its end
                 self.outcome.completed.append(result)

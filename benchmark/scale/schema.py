@@ -56,8 +56,12 @@ MISSING_MACRO_F1_PREFIX = "test_macro_f1_missing."
 EPOCHS_RUN, BEST_EPOCH = "epochs_run", "best_epoch"
 STOP_REASON = "stop_reason"  # param and tag: "plateau" (early stopping) or "cap" (the profile's epoch cap)
 STACKED_WITH = "stacked_with"  # param: how many models were trained in one stacked computation with this run (1: alone)
+FOLD = "fold"  # param and tag: the test fold of a k-fold cross-validation run (absent: the card's fixed split)
 STOP_PLATEAU, STOP_CAP = "plateau", "cap"
 CURVE_TRAIN_LOSS, CURVE_VAL_METRIC, CURVE_LR = "curve.train_loss", "curve.val_metric", "curve.lr"
+# Artifact of each multiclass/binary cell run: the full-input test predictions' confusion matrix,
+# {"labels": [class names], "matrix": [[counts]]}, rows the true class, columns the predicted one.
+CONFUSION_ARTIFACT = "confusion_matrix.json"
 
 # Trust marks (0.0 / 1.0 metrics, decided by the writer so that every reader applies one rule):
 # collapsed: the test predictions are (nearly) one class, or macro-F1 does not beat the
@@ -69,6 +73,15 @@ MAJORITY_ACCURACY, MAJORITY_MACRO_F1, CHANCE_ACCURACY = "majority_accuracy", "ma
 # Which test metric ranks the dataset's leaderboard (the card's `ranking_metric`), logged as a param:
 # "accuracy" -> metric "test_accuracy", "macro_f1" -> metric "test_macro_f1".
 RANKING_METRIC = "ranking_metric"
+
+# How a model fills an absent modality (the profile's `missing_inputs`, a cell's fixed hyperparameter
+# `missing_input`, logged as the param `hp.missing_input`): "zero" zero-fills it and tells the strategy
+# it is absent (the default; runs without the param), "learned" puts a trainable vector per modality in
+# its place and tells the strategy it is present (variant "<strategy>@learned").
+MISSING_INPUT = "missing_input"
+MISSING_ZERO, MISSING_LEARNED = "zero", "learned"
+MISSING_INPUTS = (MISSING_ZERO, MISSING_LEARNED)
+LEARNED_SUFFIX = "@learned"
 
 # Task types (the card's `task`, logged as the param `task` on every cell run; a run without it
 # is multiclass) and the test metrics each task logs: "test_<metric>" on the full input,
@@ -130,3 +143,53 @@ REFERENCE_PREFIX = "reference_"
 def reference_metric(metric: str) -> str:
     """"mae" -> "reference_mae"."""
     return REFERENCE_PREFIX + metric
+
+
+# Training modality dropout (the param `modality_dropout`, a cell's study name and run label): one
+# rate for every modality ("0.3"), or a rate per modality ("image=0.5,text=0.1", modalities in sorted
+# order; a modality not named is never dropped). The report's "dropout" column holds this label.
+def dropout_label(dropout) -> str:
+    """0.3 -> "0.3"; "0.30" -> "0.3"; {"text": 0.1, "image": 0.5} or (("image", 0.5), ("text", 0.1))
+    -> "image=0.5,text=0.1"; None / NaN -> "?"."""
+    if dropout is None:
+        return "?"
+    if isinstance(dropout, dict):
+        dropout = tuple(dropout.items())
+    if isinstance(dropout, (tuple, list)):
+        return ",".join(f"{m}={float(r):g}" for m, r in sorted(dropout))
+    try:
+        value = float(dropout)
+    except (TypeError, ValueError):
+        return str(dropout)  # already a per-modality label
+    return "?" if value != value else f"{value:g}"
+
+
+# Imbalanced missingness at test time: for each modality a curve where only that modality is removed
+# (at rate NN%) while the others stay present, "test_<metric>_missing_<modality>.NN", and its robustness
+# score in the ranking metric, "robustness_missing_<modality>" (benchmark/train/modality_curves.py).
+MODALITY_ROBUSTNESS_PREFIX = "robustness_missing_"
+
+
+def modality_missing_prefix(modality: str, metric: str = "accuracy") -> str:
+    """("image", "accuracy") -> "test_accuracy_missing_image."."""
+    return f"test_{metric}_missing_{modality}."
+
+
+def modality_missing_metric(modality: str, rate: float, metric: str = "accuracy") -> str:
+    """("image", 0.3) -> "test_accuracy_missing_image.30" (only image removed, from 30% of the rows)."""
+    return missing_metric(rate, modality_missing_prefix(modality, metric))
+
+
+def modality_robustness_metric(modality: str) -> str:
+    """"image" -> "robustness_missing_image"."""
+    return MODALITY_ROBUSTNESS_PREFIX + modality
+
+
+# MLflow-native view (benchmark/scale/tracking.py): the experiment's kind in MLflow 3 (the UI's
+# "Machine learning" type, not "GenAI apps & agents"). The UI's global GenAI / Model-training switch
+# is chosen by the page address (benchmark/scale/ui.py), not by this tag.
+EXPERIMENT_KIND_TAG, EXPERIMENT_KIND = "mlflow.experimentKind", "custom_model_development"
+# Each cell run records its Optuna study: the study name and the number of the trial whose
+# hyperparameters it retrained (tags), and the study's search space as one tag per parameter,
+# "<param>_distribution" = the Optuna distribution (as optuna-integration's MLflowCallback logs it).
+TAG_STUDY, TAG_BEST_TRIAL, DISTRIBUTION_SUFFIX = "optuna.study_name", "optuna.best_trial", "_distribution"

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import re
 import subprocess
 import time
 from importlib.metadata import PackageNotFoundError, version
@@ -14,6 +15,7 @@ from typing import Any
 
 from benchmark.paths import REPO_ROOT
 from benchmark.scale.schema import EXPERIMENT, TAG_CELL, TAG_ERROR, TAG_KIND, TAG_MATRIX, TAG_STATUS
+from benchmark.scale.schema import EXPERIMENT_KIND, EXPERIMENT_KIND_TAG
 PACKAGES = ("torch", "torchvision", "transformers", "datasets", "mlflow", "optuna", "scikit-learn", "numpy")
 
 
@@ -36,12 +38,16 @@ def experiment_id(tracking_uri: str, name: str = EXPERIMENT) -> str:
     client = _client(tracking_uri)
     experiment = client.get_experiment_by_name(name)
     if experiment is not None:
+        if experiment.tags.get(EXPERIMENT_KIND_TAG) is None:  # made by an older fusebench: record its kind too
+            client.set_experiment_tag(experiment.experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND)
         return experiment.experiment_id
     artifact_location = None
     if tracking_uri.startswith("sqlite:///"):
         db = Path(tracking_uri[len("sqlite:///"):])
         artifact_location = (db.parent / "mlartifacts").resolve().as_uri()
-    return client.create_experiment(name, artifact_location=artifact_location)
+    # MLflow 3's experiment kind: "Machine learning", not GenAI (the UI's view switch: scale/ui.py).
+    return client.create_experiment(name, artifact_location=artifact_location,
+                                    tags={EXPERIMENT_KIND_TAG: EXPERIMENT_KIND})
 
 
 def environment() -> dict[str, str]:
@@ -123,7 +129,7 @@ class MatrixTracker:
 
     def finish_cell(self, run_id: str, params: dict[str, str], metrics: dict[str, float],
                     tags: dict[str, str], record: dict[str, Any],
-                    steps: list[tuple[str, float, int]] = ()) -> None:
+                    steps: list[tuple[str, float, int]] = (), artifacts: dict[str, Any] | None = None) -> None:
         """Log a finished cell: its params, metrics (step 0), step metrics such as learning
         curves as (name, value, step) so the MLflow UI draws them, the full record as JSON."""
         from mlflow.entities import Metric, Param, RunTag
@@ -139,6 +145,8 @@ class MatrixTracker:
         for start in range(0, len(history), 1000):  # MLflow takes at most 1000 metrics per batch
             self.client.log_batch(run_id, metrics=history[start:start + 1000])
         self.client.log_dict(run_id, record, "run_result.json")
+        for name, content in (artifacts or {}).items():  # e.g. schema.CONFUSION_ARTIFACT
+            self.client.log_dict(run_id, content, name)
         self.client.set_tag(run_id, TAG_STATUS, "ok")  # last write: marks the cell complete
         self.client.set_terminated(run_id, "FINISHED")
 
@@ -164,4 +172,12 @@ class MatrixTracker:
         self.client.set_terminated(self.parent_id, "FINISHED")
 
     def log_artifacts(self, folder: Path, artifact_path: str = "report") -> None:
+        """Log the report folder under ``artifact_path``, and each PNG figure as an image of the
+        parent run (key = file name without .png), which the UI shows in the run's image charts."""
+        from PIL import Image
+
         self.client.log_artifacts(self.parent_id, str(folder), artifact_path)
+        for png in sorted(Path(folder).glob("*.png")):
+            with Image.open(png) as image:
+                key = re.sub(r"[^A-Za-z0-9_\-. /]", "_", png.stem)  # the characters MLflow allows in a key
+                self.client.log_image(self.parent_id, image.convert("RGB"), key=key, step=0, synchronous=True)

@@ -34,14 +34,33 @@ def model_inputs(split: SplitTensors, modalities: list[str], index: torch.Tensor
     return {m: rows(split.pooled[m]).to(torch.float32) for m in modalities}, None  # m -> (b, D)
 
 
-def random_presence(batch: int, num_modalities: int, missing_rate: float, generator: torch.Generator,
+def presence_rates(dropout, modalities: list[str]) -> float | torch.Tensor:
+    """A training dropout as :func:`random_presence` takes it: a float (every modality) unchanged; a rate
+    per modality (("image", 0.5), ("text", 0.1)) as a float32 (M,) vector in ``modalities`` order, 0 for a
+    modality it does not name. Raises ValueError naming a modality the data does not have."""
+    if isinstance(dropout, (int, float)):
+        return float(dropout)
+    rates = dict(dropout)
+    unknown = sorted(set(rates) - set(modalities))
+    if unknown:
+        raise ValueError(f"modality dropout names {unknown}, not among the data's modalities {list(modalities)}")
+    return torch.tensor([float(rates.get(m, 0.0)) for m in modalities], dtype=torch.float32)  # (M,)
+
+
+def random_presence(batch: int, num_modalities: int, missing_rate: float | torch.Tensor, generator: torch.Generator,
                     device: torch.device | str = "cpu", available: torch.Tensor | None = None) -> torch.Tensor:
     """Drop each modality of each row with probability ``missing_rate``, keeping at least one.
+
+    ``missing_rate``: a float for every modality, or a (M,) vector with a rate per modality (sorted
+    modality order; :func:`presence_rates`). Both draw the same uniform numbers, so a vector of equal
+    rates gives the float's masks.
 
     ``available`` (bool (B, M), the modalities present in the data itself; None: all) is ANDed
     in: a modality absent from the data is never present. Rows that lost everything get one of
     their available modalities back, chosen uniformly. -> bool (B, M)
     """
+    if isinstance(missing_rate, torch.Tensor):
+        missing_rate = missing_rate.to("cpu", torch.float32).view(1, num_modalities)  # (1, M)
     present = torch.rand(batch, num_modalities, generator=generator) >= missing_rate  # (B, M)
     available = None if available is None else available.to("cpu", torch.bool)  # (B, M)
     if available is not None and bool(available.all()):

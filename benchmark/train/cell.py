@@ -103,8 +103,8 @@ def run_cells(cells: list[Cell], features: FeatureSet, splits, study, config: Ce
                                      [configs[k] for k in members], splits["validation"], show, stack, log)
             for k, run_stats in zip(members, trained):
                 stats[k] = run_stats
-        tests = [evaluate(models[k], splits["test"], features.modalities, references, seed=1000 + c.seed, metric=metric)
-                 for k, c in enumerate(cells)]
+        tests = [evaluate(models[k], splits["test"], features.modalities, references, seed=1000 + c.seed, metric=metric,
+                          class_names=features.class_names) for k, c in enumerate(cells)]
     # The defaults' retrain scored on test in the ranking metric (and in accuracy for multiclass).
     default_metrics = (metric, "accuracy") if task.kind == "multiclass" else (metric,)
     if defaults_won:  # the defaults won tuning: same seed, same model, same result
@@ -134,7 +134,8 @@ def run_cells(cells: list[Cell], features: FeatureSet, splits, study, config: Ce
             largest_class_share=test.largest_class_share, references=references,
             curves={"train_loss": run_stats.train_loss, "val_metric": run_stats.val_score, "lr": run_stats.lr},
             missing_curve_macro_f1=test.missing_curve_macro_f1, stacked_with=run_stats.stacked_with,
-            data_rows=features.data_row_counts(), task=task.kind, scores=test.scores, subset_scores=test.subset_scores,
-            missing_scores=test.missing_scores, default_score=default[metric],
+            data_rows=features.data_row_counts(splits), task=task.kind, scores=test.scores, subset_scores=test.subset_scores,
+            missing_scores=test.missing_scores, default_score=default[metric], confusion=test.confusion,
+            modality_missing_scores=test.modality_missing_scores, modality_robustness=test.modality_robustness,
         ))
     return results

@@ -15,6 +15,7 @@ from sklearn.metrics import f1_score
 from benchmark.train.batching import model_inputs, random_presence, subset_presence, with_available
 from benchmark.features.tensors import SplitTensors
 from benchmark.train.device import synchronize
+from benchmark.train.modality_curves import modality_missing_scores
 from benchmark.train.tasks import MULTICLASS, Task
 from benchmark.scale.schema import higher_is_better
 
@@ -70,10 +71,16 @@ class Evaluation:
     subset_scores: dict[str, dict[str, float]] = field(default_factory=dict)
     missing_scores: dict[float, dict[str, float]] = field(default_factory=dict)
     robustness: float = float("nan")
+    # only one modality missing (the others present): modality -> rate -> metric -> score, and its robustness
+    modality_missing_scores: dict[str, dict[float, dict[str, float]]] = field(default_factory=dict)
+    modality_robustness: dict[str, float] = field(default_factory=dict)
     largest_class_share: float = float("nan")  # share of full-input predictions in the most-predicted class
     collapsed: bool = False
     inference_samples_per_s: float = float("nan")
     latency_ms_per_batch: float = float("nan")
+    # Full-input confusion matrix of a classifying task (schema.CONFUSION_ARTIFACT): {"labels": class
+    # names, "matrix": counts, rows the true class, columns the predicted one}; None for other tasks.
+    confusion: dict | None = None
 
     def score(self, metric: str) -> float:
         """The full-input test ``metric``."""
@@ -222,10 +229,27 @@ def robustness_score(curve: dict[float, float], majority: float, higher_is_bette
     return area / float(rates[-1] - rates[0])
 
 
+def confusion_matrix(task: Task, outputs: torch.Tensor, labels: torch.Tensor,
+                     class_names: list[str] | None = None) -> dict | None:
+    """{"labels": class names, "matrix": counts} of a classifying task's outputs (N, width) against
+    ``labels`` (N,): row i, column j = rows of true class i predicted as class j (binary: at the task's
+    0.5 threshold). Class names default to the ids as strings. None unless the task classifies."""
+    if not task.classifies:
+        return None
+    predicted = task.class_decisions(outputs)  # (N,) class ids
+    truth = labels.detach().cpu().numpy().astype(np.int64)  # (N,)
+    count = len(class_names) if class_names else (outputs.shape[-1] if task.kind == "multiclass" else 2)
+    count = max(count, int(truth.max(initial=-1)) + 1, int(predicted.max(initial=-1)) + 1)
+    names = [str(c) for c in class_names] if class_names and len(class_names) == count else [str(i) for i in range(count)]
+    matrix = np.bincount(truth * count + predicted, minlength=count * count).reshape(count, count)  # (C, C)
+    return {"labels": names, "matrix": matrix.tolist()}
+
+
 def evaluate(model, split: SplitTensors, modalities: list[str], references: References, seed: int = 1234,
-             curve: bool = True, metric: str = "accuracy") -> Evaluation:
+             curve: bool = True, metric: str = "accuracy", class_names: list[str] | None = None) -> Evaluation:
     """Everything measured on the test split, in every metric of the task (``references.task``).
-    ``metric`` (the card's ranking metric) is the one the robustness score is measured in."""
+    ``metric`` (the card's ranking metric) is the one the robustness score is measured in;
+    ``class_names`` (the FeatureSet's) name the rows and columns of the confusion matrix."""
     task = references.task
     device = split.labels.device
     n = len(split)
@@ -234,6 +258,7 @@ def evaluate(model, split: SplitTensors, modalities: list[str], references: Refe
     labels = split.labels
     result = Evaluation(scores=task.scores(outputs, labels), largest_class_share=task.largest_class_share(outputs))
     result.collapsed = task.collapsed(outputs, labels, result.scores, references.all_scores())
+    result.confusion = confusion_matrix(task, outputs, labels, class_names)
     for subset in subsets(modalities):
         mask = subset_presence(n, modalities, subset, device)
         scored = scored_rows(mask, split.available)  # (N,): rows holding some modality of the subset
@@ -250,6 +275,13 @@ def evaluate(model, split: SplitTensors, modalities: list[str], references: Refe
         if not result.collapsed:
             result.robustness = robustness_score(result.missing_curve_in(metric), references.majority(metric),
                                                  higher_is_better(metric))
+        result.modality_missing_scores = modality_missing_scores(
+            n, modalities, MISSING_RATES, result.scores,
+            lambda mask: task.scores(logits_of(model, split, modalities, mask), labels), split.available, seed, device)
+        for modality, by_rate in result.modality_missing_scores.items():
+            result.modality_robustness[modality] = float("nan") if result.collapsed else robustness_score(
+                {rate: scores[metric] for rate, scores in by_rate.items()}, references.majority(metric),
+                higher_is_better(metric))
     result.inference_samples_per_s, result.latency_ms_per_batch = inference_speed(model, split, modalities)
     return result
 

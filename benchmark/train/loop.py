@@ -28,7 +28,7 @@ from torch import nn
 
 from benchmark.features.tensors import SplitTensors
 from benchmark.scale.schema import STOP_CAP, STOP_PLATEAU, higher_is_better
-from benchmark.train.batching import model_inputs, random_presence
+from benchmark.train.batching import model_inputs, presence_rates, random_presence
 from benchmark.train.device import is_cuda, synchronize
 from benchmark.train.evaluation import validation_scores
 from benchmark.train.precision import autocast
@@ -45,7 +45,7 @@ class TrainConfig:
     batch_size: int = 64
     lr: float = 1e-3
     weight_decay: float = 1e-4
-    modality_dropout: float = 0.3
+    modality_dropout: float | tuple[tuple[str, float], ...] = 0.3  # one rate, or a rate per modality (sorted)
     seed: int = 0
     device: str = "cpu"
     patience: int = 5  # epochs without a better validation score before stopping
@@ -210,7 +210,8 @@ def train(model: nn.Module, train_split: SplitTensors, modalities: list[str], co
         # Modality dropout for the whole epoch in one draw; batches take slices of it. Modalities
         # absent from the data (train_split.available, in the epoch's row order) are never present.
         available = train_split.available[order.to(train_split.available.device)]  # (N, M)
-        presence = random_presence(n, len(modalities), config.modality_dropout, generator, device, available)  # (N, M)
+        rates = presence_rates(config.modality_dropout, modalities)  # a float, or (M,) per modality
+        presence = random_presence(n, len(modalities), rates, generator, device, available)  # (N, M)
         loss_sum = torch.zeros((), device=device)  # a running sum: a list of per-step tensors grows the heap
         for start in range(0, n, config.batch_size):
             index = order[start : start + config.batch_size]  # (b,)

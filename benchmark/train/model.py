@@ -12,6 +12,8 @@ import torch
 from torch import nn
 
 from benchmark.features.tensors import FeatureSet
+from benchmark.scale.schema import MISSING_INPUT, MISSING_ZERO
+from benchmark.train.missing_inputs import missing_input_module
 from benchmark.train.trainable_encoders import build_front_end, output_width
 from strategies import FusionStrategy, get_strategy
 
@@ -22,13 +24,19 @@ class FusionModel(nn.Module):
     others reach the strategy as they are. The strategy's outputs are mapped by a fixed affine
     ``output * output_scale + output_shift``: the identity for classification; for regression the
     training labels' standard deviation and mean, so that a freshly initialised strategy (outputs
-    near 0, of unit scale) starts at the mean label and learns z-scores, whatever the label's units."""
+    near 0, of unit scale) starts at the mean label and learns z-scores, whatever the label's units.
+
+    ``missing_input`` fills absent modalities (benchmark/train/missing_inputs.py): "zero" (the
+    default, the strategy masks them) or "learned" (a trainable vector per modality, after the
+    encoders, stands in for them and the strategy sees them present)."""
 
     def __init__(self, strategy: FusionStrategy, encoders: Mapping[str, nn.Module] | None = None,
-                 output_scale: float = 1.0, output_shift: float = 0.0) -> None:
+                 output_scale: float = 1.0, output_shift: float = 0.0, missing_input: str = MISSING_ZERO) -> None:
         super().__init__()
         self.strategy = strategy
         self.encoders = nn.ModuleDict(dict(encoders or {}))
+        self.missing_input = missing_input
+        self.missing = missing_input_module(missing_input, strategy.input_dims)  # None for "zero": no parameters
         self.register_buffer("output_scale", torch.tensor(float(output_scale)))  # () fixed, not trained
         self.register_buffer("output_shift", torch.tensor(float(output_shift)))  # ()
 
@@ -54,8 +62,16 @@ class FusionModel(nn.Module):
 
     def forward(self, inputs: Mapping[str, torch.Tensor], present: torch.Tensor,
                 token_mask: Mapping[str, torch.Tensor] | None = None) -> torch.Tensor:
-        inputs, token_mask = self._encode(inputs, token_mask)
+        inputs, present, token_mask = self._prepare(inputs, present, token_mask)
         return self._scaled(self.strategy(inputs, present, token_mask))  # (B, C)
+
+    def _prepare(self, inputs, present: torch.Tensor, token_mask):
+        """Encoders first, then the learned vectors in place of absent modalities (with "learned").
+        -> (inputs, present (B, M), token_mask)"""
+        inputs, token_mask = self._encode(inputs, token_mask)
+        if self.missing is not None:
+            inputs, present, token_mask = self.missing(inputs, present, token_mask)
+        return inputs, present, token_mask
 
     def _scaled(self, outputs: torch.Tensor) -> torch.Tensor:
         return outputs * self.output_scale + self.output_shift  # (B, C)
@@ -63,7 +79,7 @@ class FusionModel(nn.Module):
     def forward_with_aux(self, inputs: Mapping[str, torch.Tensor], present: torch.Tensor,
                          token_mask: Mapping[str, torch.Tensor] | None = None):
         """Logits (B, C) and the strategy's auxiliary classifier outputs (training only)."""
-        inputs, token_mask = self._encode(inputs, token_mask)
+        inputs, present, token_mask = self._prepare(inputs, present, token_mask)
         logits, auxiliary = self.strategy.forward_with_aux(inputs, present, token_mask)
         return self._scaled(logits), [aux._replace(logits=self._scaled(aux.logits)) for aux in auxiliary]
 
@@ -71,14 +87,17 @@ class FusionModel(nn.Module):
 def build_model(strategy: str, features: FeatureSet, hparams: dict[str, Any], seed: int) -> FusionModel:
     """The strategy on the feature widths, with a trainable encoder in front of each modality
     whose features are that encoder's raw input (e.g. ``small_cnn``). Seeded: the strategy's
-    weights are drawn first, then the encoders', in sorted modality order."""
+    weights are drawn first, then the encoders', in sorted modality order. ``hparams["missing_input"]``
+    ("zero" or "learned") goes to the FusionModel, not to the strategy."""
     torch.manual_seed(seed)
+    hparams = dict(hparams)
+    missing_input = hparams.pop(MISSING_INPUT, MISSING_ZERO)
     cls = get_strategy(strategy)
     widths = {m: output_width(f) for m, f in features.front_ends.items()}
     dims = {m: widths.get(m, d) for m, d in features.input_dims(tokens=cls.consumes_tokens).items()}
     strategy_module = cls(dims, features.output_dim, **hparams)  # output width of the task (FeatureSet.output_dim)
     encoders = {m: build_front_end(features.front_ends[m]) for m in sorted(features.front_ends)}
-    return FusionModel(strategy_module, encoders, *output_affine(features))
+    return FusionModel(strategy_module, encoders, *output_affine(features), missing_input=missing_input)
 
 
 def output_affine(features: FeatureSet) -> tuple[float, float]:

@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from benchmark.scale import schema
-from benchmark.scale.schema import metric_name, missing_metric, missing_prefix, reference_metric, subset_metric
+from benchmark.scale.schema import dropout_label, metric_name, missing_metric, missing_prefix, reference_metric, subset_metric
 
 
 @dataclass
@@ -15,19 +15,24 @@ class Cell:
     dataset: str
     strategy: str
     variant: str  # strategy name, or e.g. "unimodal[text]" for one-modality baselines
-    dropout: float
+    # training modality dropout: one rate for every modality, or a rate per modality (("image", 0.5), ("text", 0.1)),
+    # sorted by modality (schema.dropout_label writes both; a float's hash payload is what it always was)
+    dropout: float | tuple[tuple[str, float], ...]
     seed: int
     fixed_hparams: dict[str, Any] = field(default_factory=dict)
+    fold: int | None = None  # k-fold cross-validation: the test fold (None: the card's fixed split)
 
     def study_name(self, matrix_budget: str, fingerprint: str = "") -> str:
         """The Optuna study shared by this cell's seeds, e.g. "emoji/concat/drop0.3/t4-e15-b64-p5/1a2b3c4d":
         the last part is the start of the fingerprint of the cell's inputs (benchmark/run/identity.py),
         so a study is never continued once the card, an encoder, the strategy or the protocol changed."""
-        name = f"{self.dataset}/{self.variant}/drop{self.dropout:g}/{matrix_budget}"
+        name = f"{self.dataset}/{self.variant}/drop{dropout_label(self.dropout)}/{matrix_budget}"
+        name += "" if self.fold is None else f"/fold{self.fold}"  # each fold tuned on its own rows only
         return f"{name}/{fingerprint[:8]}" if fingerprint else name
 
     def label(self) -> str:
-        return f"{self.dataset} · {self.variant} · dropout {self.dropout:g} · seed {self.seed}"
+        label = f"{self.dataset} · {self.variant} · dropout {dropout_label(self.dropout)} · seed {self.seed}"
+        return label if self.fold is None else f"{label} · fold {self.fold}"
 
 
 @dataclass
@@ -76,6 +81,12 @@ class RunResult:
     subset_scores: dict[str, dict[str, float]] = field(default_factory=dict)
     missing_scores: dict[float, dict[str, float]] = field(default_factory=dict)
     default_score: float = float("nan")  # the defaults' retrain's test score in the ranking metric
+    # The full-input test confusion matrix of a classifying task ({"labels", "matrix"}; None otherwise),
+    # logged as the artifact schema.CONFUSION_ARTIFACT.
+    confusion: dict | None = None
+    # only one modality missing at test time: modality -> rate -> metric -> score; robustness per modality
+    modality_missing_scores: dict[str, dict[float, dict[str, float]]] = field(default_factory=dict)
+    modality_robustness: dict[str, float] = field(default_factory=dict)
 
     @property
     def tuning_gain(self) -> float:
@@ -89,10 +100,12 @@ class RunResult:
     def params(self) -> dict[str, str]:
         out = {
             "dataset": self.cell.dataset, "strategy": self.cell.strategy, "variant": self.cell.variant,
-            "family": self.family, "seed": self.cell.seed, "modality_dropout": self.cell.dropout,
+            "family": self.family, "seed": self.cell.seed, "modality_dropout": dropout_label(self.cell.dropout),
             "device": self.device, schema.RANKING_METRIC: self.ranking_metric, schema.STOP_REASON: self.stop_reason,
             schema.STACKED_WITH: self.stacked_with, schema.TASK: self.task,
         }
+        if self.cell.fold is not None:
+            out[schema.FOLD] = self.cell.fold
         out.update({f"hp.{k}": v for k, v in self.hparams.items()})
         out.update({f"train.{k}": v for k, v in self.training.items()})
         return {k: str(v) for k, v in out.items()}
@@ -130,6 +143,10 @@ class RunResult:
         else:
             self._multiclass_metrics(out)
         out.update({name: float(count) for name, count in self.data_rows.items()})
+        for modality, by_rate in self.modality_missing_scores.items():
+            out.update({schema.modality_missing_metric(modality, rate, metric): v
+                        for rate, scores in by_rate.items() for metric, v in scores.items()})
+        out.update({schema.modality_robustness_metric(m): v for m, v in self.modality_robustness.items() if v == v})
         return out
 
     def _task_metrics(self, out: dict[str, float]) -> None:
@@ -161,6 +178,10 @@ class RunResult:
         names = {"train_loss": schema.CURVE_TRAIN_LOSS, "val_metric": schema.CURVE_VAL_METRIC, "lr": schema.CURVE_LR}
         return [(names[key], float(value), epoch + 1) for key, values in self.curves.items() if key in names
                 for epoch, value in enumerate(values)]
+
+    def artifacts(self) -> dict[str, dict]:
+        """JSON artifacts of the run beside its record: artifact file name -> content."""
+        return {schema.CONFUSION_ARTIFACT: self.confusion} if self.confusion else {}
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)

@@ -29,7 +29,7 @@ from torch.func import functional_call, stack_module_state, vmap
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from benchmark.features.tensors import SplitTensors
-from benchmark.train.batching import model_inputs, random_presence
+from benchmark.train.batching import model_inputs, presence_rates, random_presence
 from benchmark.train.device import is_cuda, synchronize
 from benchmark.train.evaluation import EVAL_BATCH, score_and_loss
 from benchmark.train.loop import RunBook, TrainConfig, TrainStats, task_of, train
@@ -229,7 +229,8 @@ def train_stacked(models: Sequence[nn.Module], train_split: SplitTensors, modali
         for i in active:  # each model's draws, in the order loop.train makes them
             orders.append(torch.randperm(n, generator=generators[i]))  # (N,)
             available = train_split.available[orders[-1].to(train_split.available.device)]  # (N, M), this order
-            presences.append(random_presence(n, len(modalities), configs[i].modality_dropout, generators[i], device,
+            presences.append(random_presence(n, len(modalities), presence_rates(configs[i].modality_dropout,
+                                             modalities), generators[i], device,
                                              available))
         presence = torch.stack(presences)  # (S, N, M)
         loss_sum = torch.zeros(len(active), device=device)  # (S,) running sums of row-weighted losses

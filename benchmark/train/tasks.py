@@ -117,6 +117,10 @@ class Task:
         key = "auroc" if self.kind == "binary" else "mean_ap"
         return constant or (math.isfinite(scores[key]) and scores[key] <= reference[key] + 1e-9)
 
+    def class_decisions(self, outputs: torch.Tensor) -> np.ndarray:
+        """The predicted class id of each row (multiclass, binary at THRESHOLD). outputs -> (N,)"""
+        return _classes(self.kind, self.predictions(outputs)).astype(np.int64)
+
     def largest_class_share(self, outputs: torch.Tensor) -> float:
         """Share of the rows predicted as the most-predicted class (NaN unless the task classifies)."""
         if not self.classifies:

@@ -1,0 +1,129 @@
+"""fusebench from Python (a notebook, a script): run a matrix, read its results as a pandas
+DataFrame, build its report. The same machinery as the `fusebench` command (benchmark/run/
+coordinator.py, benchmark/reporting/): the same matrix ids, stores, resumption and report.
+
+    from benchmark import api
+
+    matrix_id = api.run("smoke", datasets=["emoji"], strategies=["concat", "late_weighted"], seeds=[0, 1])
+    df = api.results(matrix_id)          # one row per finished cell, decoded columns
+    path = api.report(matrix_id)         # reports/<matrix id>/report.md
+
+Bad arguments raise before anything is written, with the messages the CLI prints: ProfileError (a
+ValueError) for an override, CardError / DataError / RegistryError for datasets and strategies."""
+
+from __future__ import annotations
+
+import dataclasses
+import tempfile
+from pathlib import Path
+from typing import Any, Callable
+
+import pandas as pd
+import yaml
+
+from benchmark.run.config import ProfileError
+
+# api.run keywords that say where and how to run rather than what (not MatrixConfig fields).
+RUN_OPTIONS = ("tracking_uri", "storage", "workers", "retry_failed", "report", "verbose", "log")
+# MatrixConfig fields an override may not set: the profile's name and what registering a matrix records.
+NOT_OVERRIDABLE = ("name", "card_files")
+
+
+def _tracking(tracking_uri: str | None) -> str:
+    from benchmark.paths import default_tracking_uri
+
+    return tracking_uri or default_tracking_uri()
+
+
+def matrix_config(profile: str = "default", **overrides: Any):
+    """The MatrixConfig ``run`` would run: the profile (a name under benchmark/run/profiles/ or a YAML
+    path) with ``overrides`` (MatrixConfig fields). Profile fields among the overrides are checked by the
+    rules of a profile file (a bad value raises ProfileError naming the override); dataset card paths
+    are relative to the current folder, as with ``--datasets``."""
+    from benchmark.run.card_files import normalise_entries
+    from benchmark.run.config import MatrixConfig, load_profile
+    from benchmark.train.device import resolve_device
+
+    fields = {f.name for f in dataclasses.fields(MatrixConfig)} - set(NOT_OVERRIDABLE)
+    unknown = sorted(set(overrides) - fields)
+    if unknown:
+        raise ProfileError(f"api.run(): unknown override(s) {unknown}; expected MatrixConfig fields "
+                           f"{sorted(fields)} or {list(RUN_OPTIONS)}")
+    config = load_profile(profile)
+    values = {k: list(v) if isinstance(v, (tuple, list)) else v for k, v in overrides.items() if v is not None}
+    if "datasets" in values:
+        if isinstance(overrides["datasets"], str):
+            values["datasets"] = [overrides["datasets"]]
+        values["datasets"] = list(normalise_entries(tuple(values["datasets"]), Path.cwd(), "datasets"))
+    values["device"] = resolve_device(values.get("device", "auto"))
+    checked = _as_profile({k: v for k, v in values.items() if k not in ("device", "plugins")})
+    changes = {k: getattr(checked, k) for k in values if k not in ("device", "plugins")}
+    changes["device"] = values["device"]
+    if "plugins" in values:
+        changes["plugins"] = tuple(values["plugins"])
+    return config.with_overrides(**changes).pinned()
+
+
+def _as_profile(values: dict[str, Any]):
+    """``values`` loaded as a profile file would be (the same checks and conversions); errors name the
+    override instead of the temporary file."""
+    from benchmark.run.config import load_profile
+
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "overrides.yaml"
+        path.write_text(yaml.safe_dump(values, sort_keys=False), encoding="utf-8")
+        try:
+            return load_profile(str(path))
+        except ProfileError as exc:
+            raise ProfileError(str(exc).replace(f"{path}: field ", "api.run(): override ")
+                               .replace(str(path), "api.run() overrides")) from None
+
+
+def run(profile: str = "default", *, tracking_uri: str | None = None, storage: str | None = None, workers: int = 1,
+        retry_failed: bool = False, report: bool = True, verbose: bool = False,
+        log: Callable[[str], None] = print, **overrides: Any) -> str:
+    """Run (or resume) a matrix like `fusebench bench --profile PROFILE ...` and return its matrix id.
+
+    ``overrides`` are MatrixConfig fields, e.g. ``datasets=["emoji"], strategies=["concat"], seeds=[0],
+    dropout_rates=[0.3], trials=1, epochs=12, patience=2, device="cpu"``. ``tracking_uri`` (MLflow) and
+    ``storage`` (Optuna) default as for the CLI; ``workers`` processes (0: register and prepare only).
+    With ``report`` (default) the report is built and logged to the matrix's parent run, as `bench` does."""
+    from benchmark.paths import default_optuna_storage
+    from benchmark.quiet import configure
+    from benchmark.run.coordinator import finish_bench, run_bench
+
+    if not isinstance(workers, int) or isinstance(workers, bool) or workers < 0:
+        raise ProfileError(f"api.run(): workers: expected an integer >= 0, got {workers!r}")
+    configure(verbose=verbose)
+    config = matrix_config(profile, **overrides)
+    tracking_uri = _tracking(tracking_uri)
+    summary = run_bench(config, tracking_uri, storage or default_optuna_storage(), workers=workers, log=log,
+                        retry_failed=retry_failed)
+    if workers > 0:
+        # the report's full text is for the terminal; here only the one-line messages are shown
+        finish_bench(summary, tracking_uri, config.device, report=report,
+                     log=lambda text: None if "\n" in text else log(text))
+    return summary.matrix_id
+
+
+def results(matrix_id: str | None = None, tracking_uri: str | None = None) -> pd.DataFrame:
+    """One row per finished cell of the matrix (the newest when ``matrix_id`` is None), with decoded
+    columns (benchmark/reporting/table.py): dataset, strategy, variant, dropout, seed, task,
+    ranking_metric, score, the task's metrics, robustness, ``subset:image+text``, ``missing:30``, costs."""
+    from benchmark.reporting.fetch import fetch_matrix
+    from benchmark.reporting.table import cell_table
+
+    return cell_table(fetch_matrix(_tracking(tracking_uri), matrix_id))
+
+
+def report(matrix_id: str | None = None, tracking_uri: str | None = None, log_to_mlflow: bool = True) -> Path:
+    """Build the comparison report of the matrix (the newest when None) like `fusebench report`, log it
+    as artifacts of its parent run (unless ``log_to_mlflow`` is false), and return report.md's path."""
+    from benchmark.reporting import build_report
+    from benchmark.scale.tracking import MatrixTracker
+
+    tracking_uri = _tracking(tracking_uri)
+    folder, _ = build_report(tracking_uri, matrix_id)
+    if log_to_mlflow:
+        MatrixTracker(tracking_uri, folder.name, {}, "", create=False).log_artifacts(folder)
+    return folder / "report.md"
