@@ -164,9 +164,9 @@ def test_report_opens_with_the_cross_dataset_verdict(store):
     assert "`extra`: no finished run on `beta`, `gamma`" in section and "`unimodal[image]`: unimodal" in section
     assert "Marked configurations stay in the ranks:** `slow` on beta (dropout 0" in section
     assert (out / "cross_dataset_cd.png").stat().st_size > 10_000
-    assert "](cross_dataset_cd.png)" in section and "**Figure X.** Critical-difference diagram" in section
+    assert "](cross_dataset_cd.png)" in section and "**Figure A.** Critical-difference diagram" in section
     html = (out / "report.html").read_text(encoding="utf-8")
-    assert '<figure id="figure-x">' in html and '<table id="table-x">' in html
+    assert '<figure id="figure-a">' in html and '<table id="table-a">' in html
     assert "Friedman χ²(3) = 8.20" in html
     assert html.count('src="data:image/png;base64,') == len(list(out.glob("*.png")))
 

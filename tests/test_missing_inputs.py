@@ -153,8 +153,10 @@ def test_report_pairs_zero_and_learned_by_seed(tmp_path):
     assert cells[2:4] == ["0.720", "0.747"]
     assert cells[4] == (f"{score.mean_diff:+.3f} [{score.mean_diff - score.ci_half:+.3f}, "
                         f"{score.mean_diff + score.ci_half:+.3f}]")
-    assert cells[5] == f"{score.p:.3f}" and cells[6:8] == ["0.550", "0.640"]
-    assert cells[8].startswith(f"{robust.mean_diff:+.3f} [") and cells[9] == f"{robust.p:.3f}" and cells[10] == "3"
+    # one comparison per family: Holm's adjustment leaves each p as it is
+    assert cells[5] == cells[6] == f"{score.p:.3f}" and cells[7:9] == ["0.550", "0.640"]
+    assert cells[9].startswith(f"{robust.mean_diff:+.3f} [") and cells[10] == cells[11] == f"{robust.p:.3f}"
+    assert cells[12] == "3"
     assert sum(line.startswith("| `") and "@learned" in line.split("|")[1] for line in text.splitlines()) == 0
 
 

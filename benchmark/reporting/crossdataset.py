@@ -192,14 +192,14 @@ def write_section(doc, analyses: list[DatasetAnalysis], folder: Path, into: list
             "Average rank of each fused strategy over the datasets (1 = best): per dataset, the mean of its ranking "
             "metric over every seed and training dropout rate (no per-strategy choice of dropout, so no selection on "
             "test data), ranked within the dataset in the metric's direction; ties share the average rank.",
-            header, rows, "lr" + "r" * len(x.datasets), label="Table X", into=into)
+            header, rows, "lr" + "r" * len(x.datasets), label="Table A", into=into)
         png = cd_diagram(x.variants, [float(ranks[v]) for v in x.variants], x.cd, x.n,
                          folder / "cross_dataset_cd.png",
                          title=f"Critical-difference diagram over {x.n} datasets (Friedman / Nemenyi)")
         figure = doc.figure(
             f"Critical-difference diagram (Demsar 2006): average rank over the {x.n} datasets (1 = best, left); "
             f"thick bars join strategies whose average ranks differ by less than the Nemenyi critical difference "
-            f"(CD = {x.cd:.2f}, alpha 0.05), i.e. not significantly different.", png, label="Figure X", into=into)
+            f"(CD = {x.cd:.2f}, alpha 0.05), i.e. not significantly different.", png, label="Figure A", into=into)
     doc.bullets(verdict_items(x, figure, table), into=into)
     notes = [f"`{v}`: {why}" for v, why in x.left_out.items()]
     notes += [f"`{v}`: finished at only some training dropout rates on {', '.join(f'`{d}`' for d in where)}; its "

@@ -208,11 +208,20 @@ def _label_points(ax, points, column: str, score: str, log: bool) -> None:
              "bbox": {"boxstyle": "round,pad=0.15", "facecolor": "white", "edgecolor": "none", "alpha": 0.8}}
     figure = ax.figure
     renderer = figure.canvas.get_renderer()
-    trial = [ax.annotate(text, xy, xytext=offset, ha=ha, **style) for text, xy, offset, ha in specs]
-    boxes = [tuple(t.get_window_extent(renderer).extents) for t in trial]  # display pixels
-    for t in trial:
-        t.remove()
-    for (text, xy, (dx, dy), ha), shift in zip(specs, spread(boxes, pad=3.0)):
+    for _ in range(4):  # labels spread above the axes (into the title): raise the y-limit and place them again
+        trial = [ax.annotate(text, xy, xytext=offset, ha=ha, **style) for text, xy, offset, ha in specs]
+        boxes = [tuple(t.get_window_extent(renderer).extents) for t in trial]  # display pixels
+        for t in trial:
+            t.remove()
+        shifts = spread(boxes, pad=3.0)
+        top = max((box[3] + shift for box, shift in zip(boxes, shifts)), default=0.0)  # display pixels
+        frame = ax.get_window_extent(renderer)
+        overflow = top - frame.y1 + 4.0
+        if overflow <= 0 or ax.get_yscale() != "linear":
+            break
+        low, high = ax.get_ylim()
+        ax.set_ylim(low, high + overflow * (high - low) / max(frame.height - overflow, frame.height / 2))
+    for (text, xy, (dx, dy), ha), shift in zip(specs, shifts):
         lift = shift * 72.0 / figure.dpi  # pixels -> points
         leader = {"arrowstyle": "-", "color": "#777", "linewidth": 0.6, "shrinkA": 0, "shrinkB": 3} if lift else None
         ax.annotate(text, xy, xytext=(dx, dy + lift), ha=ha, arrowprops=leader, **style)

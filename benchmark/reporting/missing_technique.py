@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from benchmark.reporting.analysis import DatasetAnalysis, mark_text, metric_spec
-from benchmark.reporting.stats import PairedTest, paired_ttest
+from benchmark.reporting.stats import PairedTest, holm_tests, paired_ttest
 from benchmark.scale.schema import LEARNED_SUFFIX
 
 
@@ -66,6 +66,9 @@ def technique_pairs(a: DatasetAnalysis) -> list[TechniquePair]:
             zero_variant, dropout, zero, learned,
             _paired(a.runs, zero_variant, variant, dropout, score_column),
             _paired(a.runs, zero_variant, variant, dropout, "robustness")))
+    # Holm over the dataset's comparisons, one family per measure (score, robustness)
+    holm_tests({k: pair.score for k, pair in enumerate(pairs)})
+    holm_tests({k: pair.robustness for k, pair in enumerate(pairs)})
     return pairs
 
 
@@ -87,6 +90,11 @@ def _p(test: PairedTest) -> str:
     return "n/a" if test.p != test.p else ("< 0.001" if test.p < 0.001 else f"{test.p:.3f}")
 
 
+def _p_holm(test: PairedTest) -> str:
+    p = test.p_holm
+    return "n/a" if test.note or p != p else ("< 0.001" if p < 0.001 else f"{p:.3f}")
+
+
 def technique_table(a: DatasetAnalysis) -> tuple[str, list[str], list[list[str]], str] | None:
     """(caption, header, rows, align) of the dataset's missing-input technique table, or None when
     the matrix trained no ``@learned`` variant that has a zero-filling partner."""
@@ -98,8 +106,9 @@ def technique_table(a: DatasetAnalysis) -> tuple[str, list[str], list[list[str]]
         marks = "; ".join(f"{which}: {text}" for which, row in (("zero", pair.zero), ("learned", pair.learned))
                           if (text := mark_text(row)))
         rows.append([f"`{pair.strategy}`", f"{pair.dropout}", _num(pair.zero[a.score]), _num(pair.learned[a.score]),
-                     _delta(pair.score), _p(pair.score), _num(pair.zero["robustness"]),
+                     _delta(pair.score), _p(pair.score), _p_holm(pair.score), _num(pair.zero["robustness"]),
                      _num(pair.learned["robustness"]), _delta(pair.robustness), _p(pair.robustness),
+                     _p_holm(pair.robustness),
                      str(pair.score.n), marks])
     replicates = "(fold, seed) pairs" if replicate_keys(a.runs) != ["seed"] else "seeds"
     caption = (f"`{a.name}`: missing-input technique. Each fusion strategy trained with zero-filling and a presence "
@@ -108,8 +117,9 @@ def technique_table(a: DatasetAnalysis) -> tuple[str, list[str], list[list[str]]
                f"training dropout. Mean {a.score_label} with all modalities present, robustness, and Δ = learned − "
                f"zero with its 95% CI and a two-sided paired t-test over matched {replicates} (n)"
                + (f"; {a.direction}, so a negative Δ score is an improvement" if not a.higher_is_better else "")
-               + ". p-values are not corrected for multiple comparisons.")
+               + ". p (Holm): Holm's step-down adjustment over the table's comparisons, separately for score and "
+               "robustness.")
     header = ["strategy", "train dropout", f"zero {a.score_label}", f"learned {a.score_label}", "Δ score [95% CI]",
-              "p (score)", "zero robustness", "learned robustness", "Δ robustness [95% CI]", "p (robustness)", "n",
-              "mark"]
-    return caption, header, rows, "llrrlrrrlrrl"
+              "p (score)", "p (score, Holm)", "zero robustness", "learned robustness", "Δ robustness [95% CI]",
+              "p (robustness)", "p (robustness, Holm)", "n", "mark"]
+    return caption, header, rows, "llrrlrrrrlrrrl"
