@@ -19,10 +19,12 @@ help:
 	@echo "make ui       start the MLflow UI on 127.0.0.1:$(UI_PORT)"
 	@echo "make ui-check screenshot the runs page in headless Chromium (reports/mlflow_ui.png)"
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade "pip>=24"
 	$(PY) -m pip install --quiet -e .
+# the aisfx audio encoder's weights ship in its wheel; its pinned numpy/librosa are not needed (own front end)
+	$(PY) -m pip install --quiet --no-deps "aisfx==0.1.2"
 	$(PY) -c "import torchvision, transformers, datasets, mlflow, optuna"
 	touch $(STAMP)
 

@@ -389,8 +389,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_report)
 
     p = sub.add_parser("perf", help="benchmarks that print figures: loop overhead, phase times, worker speed-up, "
-                                    "budget regret, scaling with dataset size")
-    p.add_argument("what", choices=("loop", "phases", "workers", "budget", "scale"))
+                                    "budget regret, scaling with dataset size, audio encoders on real speech")
+    p.add_argument("what", choices=("loop", "phases", "workers", "budget", "scale", "audio"))
+    p.add_argument("--encoders", type=names, default=("mfcc", "log_mel", "aisfx"),
+                   help="(audio) comma-separated audio encoders to probe (default: mfcc,log_mel,aisfx)")
     p.add_argument("--strategy", action="append",
                    help="(loop) strategy to time; repeatable (default: concat, cross_attention); "
                         "(scale) the one pooled strategy to train (default: concat)")

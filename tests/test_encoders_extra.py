@@ -116,14 +116,14 @@ def test_log_mel_and_mfcc_front_end():
     rate = 16000
     t = np.arange(rate // 2) / rate
     low, high = np.sin(2 * math.pi * 300 * t), np.sin(2 * math.pi * 3000 * t)
-    encoder = get_encoder("log_mel", sample_rate=rate, n_mels=32, max_tokens=8)
+    encoder = get_encoder("log_mel", sample_rate=rate, n_mels=32, max_tokens=8, standardize=False)
     out = encoder.encode([{"array": low, "sampling_rate": rate}, {"bytes": _wav_bytes(high, 8000), "path": None},
                           low[:1000].tolist()])
-    assert out.pooled.shape == (3, 32) and out.tokens.shape[0] == 3 and out.tokens.shape[2] == 32
+    assert out.pooled.shape == (3, 3 * 32) and out.tokens.shape[0] == 3  # mean, sd, mean |delta| and out.tokens.shape[2] == 32
     assert out.mask[0].all() and not out.mask[2].all()  # the short clip has fewer tokens (padding masked)
-    assert out.pooled[0].argmax() < out.pooled[1].argmax()  # 300 Hz peaks in a lower band than 3 kHz
-    mfcc = get_encoder("mfcc", sample_rate=rate, n_mfcc=13).encode([low])
-    assert mfcc.pooled.shape == (1, 13) and torch.isfinite(mfcc.tokens).all()
+    assert out.pooled[0, :32].argmax() < out.pooled[1, :32].argmax()  # 300 Hz peaks in a lower band than 3 kHz
+    mfcc = get_encoder("mfcc", sample_rate=rate, n_mfcc=13, standardize=False).encode([low])
+    assert mfcc.pooled.shape == (1, 3 * 13) and torch.isfinite(mfcc.tokens).all()
 
 
 def test_audio_errors_name_the_row():
@@ -132,4 +132,4 @@ def test_audio_errors_name_the_row():
     from benchmark.features.base import EncodingError
 
     with pytest.raises(EncodingError, match="row 1: unreadable or corrupted audio"):
-        get_encoder("log_mel").encode([[0.0] * 500, {"bytes": b"RIFF garbage", "path": None}])
+        get_encoder("log_mel", standardize=False).encode([[0.0] * 500, {"bytes": b"RIFF garbage", "path": None}])

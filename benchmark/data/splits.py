@@ -77,3 +77,20 @@ def fold_indices(labels: np.ndarray | None, n: int, k: int, fold: int, seed: int
         val += idx[:take].tolist()
     val_idx = np.sort(np.array(val, dtype=np.int64))
     return {"train": np.setdiff1d(rest, val_idx), "validation": val_idx, "test": test}
+
+
+def grouped_stratified_split(labels: np.ndarray, groups: list[str] | np.ndarray, seed: int, validation: float,
+                             test: float) -> dict[str, np.ndarray]:
+    """Deterministic stratified train/validation/test indices that keep every group whole.
+
+    Rows sharing a group id (e.g. colour variants of one picture) land in the same split. The
+    groups are split with :func:`stratified_split`, each stratified by its first row's label
+    (groups are expected to hold one label), in the order of their first rows."""
+    groups = np.asarray(groups)
+    names, first, inverse = np.unique(groups, return_index=True, return_inverse=True)
+    order = np.argsort(first)  # groups in order of first appearance (independent of the names' sort)
+    rank = np.empty(len(names), dtype=np.int64)
+    rank[order] = np.arange(len(names))
+    group_of_row = rank[inverse]  # (N,) group index in appearance order
+    parts = stratified_split(np.asarray(labels)[first[order]], seed=seed, validation=validation, test=test)
+    return {k: np.flatnonzero(np.isin(group_of_row, v)) for k, v in parts.items()}

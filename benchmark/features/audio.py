@@ -8,11 +8,17 @@ through ``soundfile``; PCM WAV also with the standard-library ``wave`` module) a
 as a path (relative paths resolve against the card's folder) or as an undecoded ``Audio``
 struct ``{"bytes", "path"}``, or a plain list/array of samples at the card's ``sample_rate``.
 Audio at any other rate is resampled to ``sample_rate`` (polyphase, ``scipy.signal.resample_poly``).
-Pooled = mean over frames; tokens = frames averaged into at most ``max_tokens`` equal segments
-(padding masked)."""
+Pooled = per-utterance statistics of the frames, ``3 * D`` wide (D = ``n_mels`` or ``n_mfcc``):
+the mean over frames, the standard deviation over frames, and the mean absolute frame-to-frame
+delta (the signed mean of deltas telescopes to (last - first) / frames and says little). Tokens
+= frames averaged into at most ``max_tokens`` equal segments in time order (padding masked); token
+strategies add time positions to them (strategies/positions.py). With ``standardize: true`` (the
+default) pooled vectors and tokens are z-scored per dimension with statistics fitted on the
+training split only (benchmark/features/standardize.py; part of the cache key)."""
 
 from __future__ import annotations
 
+import hashlib
 import io
 import math
 import wave
@@ -22,8 +28,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from benchmark.features import cache as feature_cache
 from benchmark.features.base import ENCODERS, Encoded, EncodingError
 from benchmark.features.media import MediaInput
+from benchmark.features.standardize import TrainStatistics, fit_cached
 
 
 def hz_to_mel(hz):
@@ -121,6 +129,10 @@ class _AudioEncoder(MediaInput):
         self.n_fft = int(options.get("n_fft", 400))
         self.hop = int(options.get("hop", 160))
         self.max_tokens = int(options.get("max_tokens", 32))
+        self.standardize = options.get("standardize", True)
+        if not isinstance(self.standardize, bool):
+            raise ValueError(f"option 'standardize': expected true or false, got {self.standardize!r}")
+        self.statistics: TrainStatistics | None = None  # fitted on the training split (fit)
 
     def _samples(self, value: Any, row: int) -> np.ndarray:
         source = None
@@ -144,19 +156,72 @@ class _AudioEncoder(MediaInput):
             raise EncodingError(row, "audio is empty or contains NaN/inf samples")
         return resample(samples, rate, self.sample_rate)
 
+    def _pooling(self) -> str:
+        """The pooled layout and scaling, in the version (cached features and result identities change with it)."""
+        return "mean+sd+absdelta" + (":z-train" if self.standardize else ":raw")
+
     def _frames(self, samples: np.ndarray) -> torch.Tensor:
         return log_mel_spectrogram(torch.from_numpy(samples), self.sample_rate, self.n_mels, self.n_fft, self.hop)
 
+    def _clip(self, samples: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        """One clip -> (pooled (3D,): mean, sd and mean |delta| over frames; tokens (T_i, D))."""
+        frames = self._frames(samples)  # (F, D)
+        deltas = (frames[1:] - frames[:-1]).abs() if frames.shape[0] > 1 else torch.zeros_like(frames)  # (F-1, D)
+        pooled = torch.cat([frames.mean(0), frames.std(0, unbiased=False), deltas.mean(0)])  # (3D,)
+        segments = torch.tensor_split(frames, min(self.max_tokens, frames.shape[0]))
+        return pooled, torch.stack([s.mean(0) for s in segments])  # (3D,), (T_i, D)
+
+    def fit(self, train_values) -> None:
+        """Standardisation statistics from the training split's clips (no-op without ``standardize``)."""
+        self.statistics = None
+        if self.standardize:
+            key = feature_cache.cache_key(kind="audio train statistics", version=self.version,
+                                          options=self.options, rows=self._content_digest(train_values))
+            self.statistics = fit_cached(key, lambda: self._encode_raw(train_values), self.version)
+
+    def _content_digest(self, values) -> str:
+        """A hash of the clips' content: the bytes or samples a cell holds, or for a file its
+        resolved path, size and modification time (cheaper than decoding every clip)."""
+        hasher = hashlib.sha256()
+        for value in values:
+            if isinstance(value, dict):  # decoded samples first: a decoded Audio dict's "path" is only a name
+                value = ((value["array"], value.get("sampling_rate")) if value.get("array") is not None
+                         else value.get("bytes") or value.get("path"))
+            if isinstance(value, tuple):  # (samples, rate) of an Audio dict
+                hasher.update(np.asarray(value[0], dtype=np.float32).tobytes() + repr(value[1]).encode())
+            elif isinstance(value, (bytes, bytearray, memoryview)):
+                hasher.update(hashlib.sha256(bytes(value)).digest())
+            elif isinstance(value, (str, Path)):
+                path = self.referenced_file(value)
+                stat = path.stat() if path is not None and path.is_file() else None
+                hasher.update(f"{path}|{stat.st_size if stat else -1}|{stat.st_mtime_ns if stat else -1}".encode())
+            else:
+                hasher.update(np.asarray(value, dtype=np.float32).tobytes())
+            hasher.update(b"\0")
+        return hasher.hexdigest()
+
+    def state(self) -> dict[str, Any]:
+        return {"standardize": self.statistics.digest() if self.statistics is not None else ""}
+
     @torch.no_grad()
     def encode(self, values, progress=None):
+        if self.standardize and self.statistics is None:
+            raise RuntimeError(f"{self.name} encoder: fit(train_values) must run before encode when standardize "
+                               f"is on (or give the option standardize: false)")
+        encoded = self._encode_raw(values, progress)
+        return self.statistics.apply(encoded) if self.statistics is not None else encoded
+
+    @torch.no_grad()
+    def _encode_raw(self, values, progress=None) -> Encoded:
         pooled, tokens = [], []
         for row, value in enumerate(values):
-            frames = self._frames(self._samples(value, row))  # (F, D)
-            pooled.append(frames.mean(0))
-            segments = torch.tensor_split(frames, min(self.max_tokens, frames.shape[0]))
-            tokens.append(torch.stack([s.mean(0) for s in segments]))  # (T_i, D)
+            vector, segments = self._clip(self._samples(value, row))  # (P,), (T_i, D)
+            pooled.append(vector)
+            tokens.append(segments)
             if progress:
                 progress(1)
+        if not tokens:
+            raise ValueError("no audio clip to encode")
         width = max(t.shape[0] for t in tokens)
         padded = torch.zeros(len(tokens), width, tokens[0].shape[1])
         mask = torch.zeros(len(tokens), width, dtype=torch.bool)
@@ -168,13 +233,13 @@ class _AudioEncoder(MediaInput):
 
 @ENCODERS.register("log_mel")
 class LogMel(_AudioEncoder):
-    """Log-mel spectrogram (torch.stft + own mel filterbank; options sample_rate, n_mels, n_fft, hop, max_tokens)."""
+    """Log-mel spectrogram (torch.stft + own mel filterbank; options sample_rate, n_mels, n_fft, hop, max_tokens, standardize)."""
 
     name = "log_mel"
 
     @property
     def version(self) -> str:  # type: ignore[override]
-        return f"log_mel:v2:{self.sample_rate}:{self.n_mels}:{self.n_fft}:{self.hop}:{self.max_tokens}"
+        return f"log_mel:v3:{self._pooling()}:{self.sample_rate}:{self.n_mels}:{self.n_fft}:{self.hop}:{self.max_tokens}"
 
 
 @ENCODERS.register("mfcc")
@@ -189,7 +254,7 @@ class MFCC(_AudioEncoder):
 
     @property
     def version(self) -> str:  # type: ignore[override]
-        return f"mfcc:v2:{self.sample_rate}:{self.n_mfcc}:{self.n_mels}:{self.n_fft}:{self.hop}:{self.max_tokens}"
+        return f"mfcc:v3:{self._pooling()}:{self.sample_rate}:{self.n_mfcc}:{self.n_mels}:{self.n_fft}:{self.hop}:{self.max_tokens}"
 
     def _frames(self, samples):
         return super()._frames(samples) @ dct_matrix(self.n_mfcc, self.n_mels).T

@@ -180,6 +180,11 @@ def save_entry_streamed(key: str, layout: dict[str, tuple[torch.dtype, tuple[int
     return path
 
 
+def stats_dir(root: Path | None = None) -> Path:
+    """Where encoders keep statistics fitted on a training split (benchmark/features/standardize.py)."""
+    return (root or cache_dir()) / "train-stats"
+
+
 def list_entries(root: Path | None = None) -> list[dict[str, object]]:
     from safetensors import safe_open
 
@@ -196,7 +201,7 @@ def clear(root: Path | None = None) -> tuple[int, int]:
     folder = root or cache_dir()
     count = size = 0
     if folder.is_dir():
-        for path in list(folder.glob("*.safetensors")) + list(folder.glob(".*.tmp")):
+        for path in list(folder.glob("*.safetensors")) + list(folder.glob(".*.tmp")) + list(stats_dir(folder).glob("*")):
             size += path.stat().st_size
             path.unlink()
             count += 1

@@ -13,6 +13,7 @@ from benchmark.data.splits import fold_indices
 from benchmark.features import cache as feature_cache
 from benchmark.features.base import Encoded, Encoder, EncodingError, FrontEnd
 from benchmark.features.catalog import get_encoder
+from benchmark.features.clip import ZeroShotPrompts, zero_shot_prompts
 from benchmark.progress import progress_bar
 from benchmark.scale.schema import data_rows_metric
 
@@ -103,6 +104,9 @@ class FeatureSet:
     task: str = "multiclass"  # the card's task: multiclass | binary | multilabel | regression
     regression_loss: str = "mse"  # the card's regression_loss: "mse" or "l1"
     sign_accuracy: bool = False  # regression: the card asks for the accuracy of the sign (MOSI acc-2)
+    # multiclass cards whose image modality uses hf-clip: the class-name prompt embeddings of the
+    # zero-shot baseline (benchmark/features/clip.py; scored by benchmark/train/zero_shot.py)
+    zero_shot: ZeroShotPrompts | None = None
     # device -> the splits placed for it (splits_on): each dataset is held once per device
     _placed: dict[str, dict[str, SplitTensors]] = field(default_factory=dict, init=False, repr=False, compare=False)
 
@@ -199,7 +203,8 @@ def build_features(card: DatasetCard, log=print) -> FeatureSet:
     seconds = time.perf_counter() - started
     log(f"[{card.name}] features ready in {seconds:.1f}s ({hits} cached, {misses} encoded, {size / 2**20:.1f} MiB on disk)")
     return FeatureSet(card.name, card.modality_names, loaded.class_names, splits, seconds, hits, misses, size, encoders,
-                      front_ends, task=card.task, regression_loss=card.regression_loss, sign_accuracy=card.sign_accuracy)
+                      front_ends, task=card.task, regression_loss=card.regression_loss, sign_accuracy=card.sign_accuracy,
+                      zero_shot=zero_shot_prompts(card, loaded.class_names))
 
 
 def _available(card: DatasetCard, split: str, present: dict[str, torch.Tensor]) -> torch.Tensor:

@@ -16,6 +16,7 @@ from benchmark.scale.schema import (BEST_EPOCH, COLLAPSED, DATA_ROWS_PREFIX, DEF
                                     LARGEST_CLASS_SHARE, NOT_CONVERGED, RANKING_METRIC, RANKING_METRICS,
                                     REFERENCE_PREFIX, SIGN_ACCURACY, STOP_REASON, TASK, TASKS, missing_metric, missing_prefix,
                                     subset_modalities, subset_prefix, task_metrics)
+from benchmark.scale.schema import ZERO_SHOT_PREFIX
 
 BASELINE = "concat"  # the paired test compares every strategy with this variant
 UNIMODAL = "unimodal"
@@ -105,6 +106,7 @@ class DatasetAnalysis:
     curve_metric: str = "accuracy"  # the metric of the missing-rate columns ("missing:<rate>")
     majority: dict[str, float] = field(default_factory=dict)  # metric -> the majority-class (constant) predictor's
     chance: dict[str, float] = field(default_factory=dict)  # metric -> chance (e.g. accuracy 1 / classes)
+    zero_shot: dict[str, float] = field(default_factory=dict)  # metric -> zero-shot CLIP ("zero_shot_<metric>")
     judged: bool = False  # the runs carry the collapsed / not_converged marks
     trained: bool = False  # the runs carry epochs_run / best_epoch / stop_reason
     data_rows: dict[str, dict[str, int]] = field(default_factory=dict)  # split -> "a-b" -> rows with those present
@@ -335,12 +337,13 @@ def analyse(name: str, runs: pd.DataFrame, problems: pd.DataFrame) -> DatasetAna
     # reference predictors, logged with every cell of the dataset: "reference_<metric>" (the task's constant
     # predictor), or before tasks existed "majority_<metric>"; "chance_<metric>"
     references = {kind: {m: v for m in ALL_METRICS if (v := _constant(runs, f"{kind}_{m}")) == v}
-                  for kind in (REFERENCE_PREFIX.rstrip("_"), "majority", "chance")}
+                  for kind in (REFERENCE_PREFIX.rstrip("_"), "majority", "chance", ZERO_SHOT_PREFIX.rstrip("_"))}
     majority = {**references["majority"], **references[REFERENCE_PREFIX.rstrip("_")]}
     analysis = DatasetAnalysis(
         name, configs, runs, problems, subsets, rates, memory_key, ranking=ranking, ranking_declared=declared,
         ranking_note=note, task=task, metrics=tuple(shown), higher_is_better=higher, subset_metric=subset_key,
         curve_metric=curve_key, tuning_metric=tuning, majority=majority, chance=references["chance"],
+        zero_shot=references[ZERO_SHOT_PREFIX.rstrip("_")],
         judged=any(c in runs and runs[c].notna().any() for c in (COLLAPSED, NOT_CONVERGED)),
         trained=any(c in runs and runs[c].notna().any() for c in (EPOCHS_RUN, BEST_EPOCH, STOP_REASON)),
         data_rows=_data_rows(pd.concat([runs, problems], ignore_index=True) if len(problems) else runs))

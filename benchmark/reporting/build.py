@@ -23,6 +23,7 @@ from benchmark.reporting.crossdataset import write_section as write_cross_datase
 from benchmark.reporting.fetch import MatrixRuns, fetch_matrix
 from benchmark.reporting.modality_figure import modality_missing_curves
 from benchmark.reporting.modality_missing import modality_missing
+from benchmark.reporting.more_modalities import not_applicable_text, pair_gain_table
 from benchmark.reporting.replicates import folds_note, n_header, pairs_header, replicates_word, uses_folds
 from benchmark.reporting.perclass import write_per_class
 from benchmark.reporting.missing_technique import technique_table
@@ -132,8 +133,10 @@ def seeds_cell(row) -> str:
 class DatasetSection:
     """Writes one dataset's section and remembers which table/figure holds what, for the summary."""
 
-    def __init__(self, doc: Document, a: DatasetAnalysis, folder: Path, details: RunDetails | None = None) -> None:
+    def __init__(self, doc: Document, a: DatasetAnalysis, folder: Path, details: RunDetails | None = None,
+                 parent: dict | None = None) -> None:
         self.doc, self.a, self.folder = doc, a, folder
+        self.parent = parent or {}  # the matrix's parent run (tags, config): strategies not applicable here
         self.details = details  # per-run artifacts and curves, fetched for the runs shown (None: no store)
         self.cite: dict[str, str] = {}
 
@@ -147,6 +150,7 @@ class DatasetSection:
             return
         self._leaderboard()
         self._gain_and_significance()
+        self._pair_gain()
         self._robustness()
         self._modality_missing()
         self._missing_technique()
@@ -156,6 +160,14 @@ class DatasetSection:
         if self.details is not None:  # confusion matrices and learning curves (reporting/perclass.py)
             write_per_class(self.doc, self.a, self._png, self.cite, self.details)
         self._notes()
+
+    def _pair_gain(self) -> None:
+        """Three or more modalities: the full input against the best pair and the best single modality of the
+        same model (reporting/more_modalities.py)."""
+        table = pair_gain_table(self.a)
+        if table is not None:
+            self.doc.heading("Gain over the best pair of modalities", 3)
+            self.cite["pair_gain"] = self.doc.table(*table)
 
     def _missing_technique(self) -> None:
         """Zero-filling against the learned missing-modality embedding (only when the matrix trained both)."""
@@ -236,6 +248,10 @@ class DatasetSection:
             references.append("chance (uniform random guessing: accuracy 1 / number of classes; its macro-F1 "
                               "depends on the class frequencies, not logged, so it is left blank)")
             rows.append(reference_row("chance", a.chance))
+        if a.zero_shot:
+            references.append("zero-shot CLIP (no training: each test image gets the class whose prompt "
+                              "\"a photo of a {class name}\" is most cosine-similar to it)")
+            rows.append(reference_row("zero-shot CLIP", a.zero_shot))
         doc = self.doc
         doc.heading("Leaderboard", 3)
         metric = f"`{RANKING_METRIC}: {a.ranking}`"
@@ -269,6 +285,9 @@ class DatasetSection:
             + ["robustness", "inference samples/s", "params", memory], "rllrll" + "r" * (len(others) + 4), rows,
             ordered)
         self.cite["leaderboard"] = doc.table(caption, header, rows, align)
+        skipped = not_applicable_text(self.parent, a.name)  # strategies whose stated modality limit rules them out
+        if skipped:
+            doc.para(skipped)
         marked = a.marked
         if len(marked):
             names = ", ".join(config_name(r) for _, r in marked.iterrows())
@@ -685,7 +704,7 @@ def render(runs: MatrixRuns, folder: Path) -> Document:
     for dataset in datasets:
         section = DatasetSection(doc, analyse(dataset, ok[ok["dataset"] == dataset] if len(ok) else ok,
                                               problems[problems["dataset"] == dataset]), folder,
-                                 RunDetails(runs.tracking_uri) if runs.tracking_uri else None)
+                                 RunDetails(runs.tracking_uri) if runs.tracking_uri else None, runs.parent)
         section.write()
         sections.append(section)
     summary: list = []

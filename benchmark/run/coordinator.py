@@ -18,11 +18,11 @@ from benchmark.data.builtin import ensure_prepared
 from benchmark.features.tensors import build_features
 from benchmark.reporting import EmptyReport, build_report
 from benchmark.run.config import MatrixConfig
-from benchmark.run.planning import cell_unit, cell_unit_of, plan_cells
+from benchmark.run.planning import cell_unit, cell_unit_of, not_applicable, plan_cells
 from benchmark.run.worker import MatrixOutcome, Worker
 from benchmark.scale.database import open_storage
 from benchmark.scale.retry import retry
-from benchmark.scale.schema import TAG_ERROR
+from benchmark.scale.schema import TAG_ERROR, TAG_NOT_APPLICABLE
 from benchmark.scale.tracking import MatrixTracker
 from benchmark.scale.workqueue import new_worker_id, open_queue
 from benchmark.train.device import resolve_device
@@ -84,6 +84,12 @@ def _run_bench(config: MatrixConfig, tracking_uri: str, storage_url: str, worker
     matrix_id = tracker.matrix_id
     cells = plan_cells(config)
     summary = BenchSummary(matrix_id, len(cells))
+    skipped = not_applicable(config)
+    if skipped:  # strategies whose stated modality limit a dataset falls outside of: the report lists them
+        for dataset, strategies in skipped.items():
+            log(f"[{dataset}] not applicable: " + "; ".join(f"{s} ({why})" for s, why in strategies.items()))
+        retry(lambda: tracker.client.set_tag(tracker.parent_id, TAG_NOT_APPLICABLE, json.dumps(skipped)[:7900]),
+              "record the strategies that do not apply")
     if retry_failed:
         failed_units = [cell_unit_of(h) for h in tracker.failed_cells()]
         log(f"retrying {queue.reopen(matrix_id, failed_units)} failed cells")

@@ -166,6 +166,10 @@ def main(args) -> int:
         return 0
     if args.what == "budget":
         return budget_main(args, device)
+    if args.what == "audio":
+        from benchmark.run.audio_probe import main as audio_main
+
+        return audio_main(list(args.encoders))
     if args.what == "scale":
         from benchmark.run.scale_check import main as scale_main
 

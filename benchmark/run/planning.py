@@ -48,6 +48,24 @@ def plan_cells(config: MatrixConfig) -> list[Cell]:
     return with_folds(config, cells)  # k-fold datasets: a cell per fold and seed (benchmark/run/folds.py)
 
 
+def not_applicable(config: MatrixConfig) -> dict[str, dict[str, str]]:
+    """Dataset -> {strategy: why}: the strategies the matrix asks for that state a limit on how many
+    modalities they take which the dataset's card falls outside of (``plan_cells`` skips them). The
+    report lists them as not applicable instead of leaving them silently missing."""
+    registry = load_strategies(config.plugins)
+    skipped: dict[str, dict[str, str]] = {}
+    for dataset, card in config.cards().items():
+        count = len(card.modality_names)
+        for strategy in expand(config.strategies, registry.names(), "strategy"):
+            cls = registry.get(strategy)
+            if cls.family == "unimodal":
+                continue
+            if count < cls.min_modalities or (cls.max_modalities and count > cls.max_modalities):
+                limit = f"{cls.min_modalities} to {cls.max_modalities or 'any number of'}"
+                skipped.setdefault(dataset, {})[strategy] = f"takes {limit} modalities; `{dataset}` has {count}"
+    return skipped
+
+
 def budget_tag(config: MatrixConfig) -> str:
     """The training budget in study names and cell hashes: trials, epoch cap, batch size, patience
     (a study tuned under another budget is never continued)."""

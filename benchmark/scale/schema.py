@@ -7,6 +7,9 @@ from __future__ import annotations
 EXPERIMENT = "fusebench"
 TAG_KIND, TAG_MATRIX, TAG_CELL, TAG_STATUS, TAG_ERROR = (
     "fusebench.kind", "fusebench.matrix_id", "fusebench.cell_hash", "fusebench.status", "fusebench.error")
+# On a matrix's parent run: JSON {dataset: {strategy: reason}} of the strategies the matrix asked for
+# that state a limit on how many modalities they take and so were not planned on that dataset.
+TAG_NOT_APPLICABLE = "fusebench.not_applicable"
 
 # Per-subset and per-missing-rate test accuracies: "test_accuracy_subset.image-text",
 # "test_accuracy_missing.30". MLflow metric names cannot hold "+", so a subset's modalities
@@ -143,6 +146,17 @@ REFERENCE_PREFIX = "reference_"
 def reference_metric(metric: str) -> str:
     """"mae" -> "reference_mae"."""
     return REFERENCE_PREFIX + metric
+
+
+# The zero-shot CLIP baseline (multiclass cards whose image modality uses an hf-clip encoder): class
+# names as prompts, each test row predicted as the most cosine-similar prompt, no training, scored in
+# each of the task's metrics on the cell's test split: "zero_shot_<metric>", logged with every cell run.
+ZERO_SHOT_PREFIX = "zero_shot_"
+
+
+def zero_shot_metric(metric: str) -> str:
+    """"accuracy" -> "zero_shot_accuracy"."""
+    return ZERO_SHOT_PREFIX + metric
 
 
 # Training modality dropout (the param `modality_dropout`, a cell's study name and run label): one

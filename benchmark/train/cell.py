@@ -19,6 +19,7 @@ from benchmark.train.results import Cell, RunResult
 from benchmark.train.stacked import train_together
 from benchmark.train.tasks import Task
 from benchmark.train.tuning import best_trial, budget_trials, default_params, split_params
+from benchmark.train.zero_shot import zero_shot_scores
 
 
 @dataclass(frozen=True)
@@ -73,6 +74,7 @@ def run_cells(cells: list[Cell], features: FeatureSet, splits, study, config: Ce
     defaults_won = tuned_model == default_model and tuned_training == default_training
     task = Task.of(features)
     references = References.of(splits["train"].labels, splits["test"].labels, features.num_classes, task)
+    zero_shot = zero_shot_scores(features, splits, task)  # {} unless the card's image modality uses hf-clip
     seeds = [c.seed for c in cells]
 
     # Every run to train: the tuned configuration per seed, then (unless tuning picked the
@@ -137,5 +139,6 @@ def run_cells(cells: list[Cell], features: FeatureSet, splits, study, config: Ce
             data_rows=features.data_row_counts(splits), task=task.kind, scores=test.scores, subset_scores=test.subset_scores,
             missing_scores=test.missing_scores, default_score=default[metric], confusion=test.confusion,
             modality_missing_scores=test.modality_missing_scores, modality_robustness=test.modality_robustness,
+            zero_shot=zero_shot,
         ))
     return results

@@ -87,6 +87,7 @@ class RunResult:
     # only one modality missing at test time: modality -> rate -> metric -> score; robustness per modality
     modality_missing_scores: dict[str, dict[float, dict[str, float]]] = field(default_factory=dict)
     modality_robustness: dict[str, float] = field(default_factory=dict)
+    zero_shot: dict[str, float] = field(default_factory=dict)  # zero-shot CLIP baseline: metric -> test score
 
     @property
     def tuning_gain(self) -> float:
@@ -138,6 +139,7 @@ class RunResult:
             out[schema.CHANCE_ACCURACY] = self.references.chance_accuracy
         if self.references is not None:
             out.update({reference_metric(m): v for m, v in self.references.all_scores().items()})
+        out.update({schema.zero_shot_metric(m): v for m, v in self.zero_shot.items() if v == v})
         if self.scores:
             self._task_metrics(out)
         else:

@@ -1,0 +1,150 @@
+"""CLIP (Radford et al. 2021, "Learning Transferable Visual Models From Natural Language
+Supervision") for online users: ``hf-clip:<model id>`` embeds an image or a text modality
+with ``transformers`` ``CLIPModel`` / ``CLIPProcessor`` (the option ``input: image`` or
+``input: text`` says which), and :func:`zero_shot_prompts` embeds the class names as prompts
+for the zero-shot baseline (benchmark/train/zero_shot.py). No CLIP weights ship in any package
+reachable offline: the model id is a hub id (online) or a local folder written by
+``save_pretrained``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from benchmark.data.loading import DataError
+from benchmark.features import cache as feature_cache
+from benchmark.features.base import ENCODERS, Encoded, Encoder, EncodingError, batches
+from benchmark.features.image import decode_image
+from benchmark.features.media import MediaInput
+from benchmark.features.model_cache import cached_model
+
+INPUTS = ("image", "text")
+PROMPT = "a photo of a {}"  # the zero-shot prompt of each class name (CLIP's ImageNet template)
+
+
+def load_clip(model_id: str, revision: str | None = None):
+    """(processor, model) for ``model_id``, loaded once per process."""
+    from transformers import CLIPModel, CLIPProcessor
+
+    def load():
+        try:
+            return (CLIPProcessor.from_pretrained(model_id, revision=revision),
+                    CLIPModel.from_pretrained(model_id, revision=revision).eval())
+        except (OSError, ValueError) as exc:  # hub unreachable (HF_HUB_OFFLINE), bad or unknown id, folder without a model
+            raise DataError(f"hf-clip:{model_id}: cannot load a CLIP model and processor from {model_id!r} "
+                          f"(a hub id needs the network; offline, name a folder written by save_pretrained): "
+                          f"{str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__}") from None
+
+    return cached_model(("hf-clip", model_id, revision), load)
+
+
+def text_embeddings(model_id: str, texts: list[str], revision: str | None = None, batch_size: int = 32,
+                    progress=None) -> Encoded:
+    """CLIP text embeddings: pooled = the projected embedding, L2-normalised (N, P); tokens = the
+    last hidden states (N, T, D) padded to the longest text, with its attention mask (N, T)."""
+    processor, model = load_clip(model_id, revision)
+    tokenizer = processor.tokenizer
+    limit = min(int(tokenizer.model_max_length), int(model.config.text_config.max_position_embeddings))
+    lengths = [len(ids) for ids in tokenizer(texts, truncation=True, max_length=limit)["input_ids"]]
+    width = max(lengths) if lengths else 1
+    pooled, tokens, masks = [], [], []
+    with torch.no_grad():
+        for start, stop in batches(len(texts), batch_size):
+            batch = tokenizer(texts[start:stop], padding="max_length", truncation=True, max_length=width,
+                              return_tensors="pt")
+            out = model.text_model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
+            projected = model.text_projection(out.pooler_output)  # (b, P)
+            pooled.append(torch.nn.functional.normalize(projected, dim=-1))
+            tokens.append(out.last_hidden_state)  # (b, T, D)
+            masks.append(batch["attention_mask"].bool())  # (b, T)
+            if progress:
+                progress(stop - start)
+    return Encoded(torch.cat(pooled), torch.cat(tokens), torch.cat(masks))
+
+
+@ENCODERS.register("hf-clip:")
+class HFClip(MediaInput):
+    """CLIP image or text embeddings of any ``transformers`` CLIPModel (hub id online, or a local
+    folder); option ``input: image`` or ``input: text``. Pooled = projected embedding (L2-normalised)."""
+
+    name = "hf-clip"
+    input_kind = "image|text"
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        self.input = options.get("input")
+        if self.input not in INPUTS:
+            raise ValueError(f"hf-clip needs the option 'input: image' or 'input: text' (which CLIP tower "
+                             f"embeds this column), got {self.input!r}")
+
+    @property
+    def version(self) -> str:  # type: ignore[override]
+        return f"hf-clip:{self.options['model_id']}:{self.options.get('revision', 'main')}:{self.input}:v1"
+
+    def is_absent(self, value: Any) -> bool:
+        return Encoder.is_absent(self, value) if self.input == "text" else super().is_absent(value)
+
+    def referenced_file(self, value: Any):
+        return None if self.input == "text" else super().referenced_file(value)
+
+    def encode(self, values, progress=None):
+        model_id, revision = self.options["model_id"], self.options.get("revision")
+        if self.input == "text":
+            for row, value in enumerate(values):
+                if not isinstance(value, str):
+                    raise EncodingError(row, f"expected a string, got {type(value).__name__} {value!r}")
+            return text_embeddings(model_id, list(values), revision, self.batch_size, progress)
+        processor, model = load_clip(model_id, revision)
+        pooled, tokens = [], []
+        with torch.no_grad():
+            for start, stop in batches(len(values), self.batch_size):
+                images = [decode_image(v, start + i, self.base_dir) for i, v in enumerate(values[start:stop])]
+                pixels = processor.image_processor(images=images, return_tensors="pt")["pixel_values"]  # (b, 3, S, S)
+                out = model.vision_model(pixel_values=pixels)
+                projected = model.visual_projection(out.pooler_output)  # (b, P)
+                pooled.append(torch.nn.functional.normalize(projected, dim=-1))
+                tokens.append(out.last_hidden_state)  # (b, 1 + patches, D): class token, then patches in raster order
+                if progress:
+                    progress(stop - start)
+        tokens_t = torch.cat(tokens)
+        return Encoded(torch.cat(pooled), tokens_t, torch.ones(tokens_t.shape[:2], dtype=torch.bool))
+
+
+@dataclass(frozen=True)
+class ZeroShotPrompts:
+    """The zero-shot classifier of a dataset: the image modality whose pooled CLIP embeddings it
+    reads, and one prompt embedding per class (C, P), L2-normalised, in class-id order."""
+
+    modality: str
+    prompts: torch.Tensor  # (C, P)
+    template: str = PROMPT
+
+
+def prompt_text(class_name: str, template: str = PROMPT) -> str:
+    """"hot_dog" -> "a photo of a hot dog"."""
+    return template.format(str(class_name).replace("_", " "))
+
+
+def zero_shot_prompts(card, class_names: list[str]) -> ZeroShotPrompts | None:
+    """The class-name prompts embedded by the CLIP text tower of the card's first (sorted) image
+    modality that uses ``hf-clip:``; None when none does or the task is not multiclass. Cached
+    like features (keyed by the model, its revision and the class names)."""
+    if card.task != "multiclass":
+        return None
+    spec = next((m for m in sorted(card.modalities, key=lambda m: m.name)
+                 if m.encoder.startswith("hf-clip:") and m.options.get("input") == "image"), None)
+    if spec is None:
+        return None
+    model_id, model_revision = spec.encoder.split(":", 1)[1], spec.options.get("revision")
+    texts = [prompt_text(name) for name in class_names]
+    key = feature_cache.cache_key(kind="zero-shot-prompts", encoder=spec.encoder,
+                                  model_revision=model_revision, prompts=texts, format=1)
+    entry = feature_cache.load_entry(key)
+    if entry is None:  # stored as a feature entry: the prompts' pooled (C, P), tokens and mask
+        encoded = text_embeddings(model_id, texts, model_revision)
+        entry = {"pooled": encoded.pooled, "tokens": encoded.tokens, "mask": encoded.mask.to(torch.uint8)}
+        feature_cache.save_entry(key, entry, {"dataset": card.name, "encoder": spec.encoder, "kind": "zero-shot prompts"})
+    prompts = entry["pooled"]  # (C, P)
+    return ZeroShotPrompts(spec.name, prompts.float().clone())

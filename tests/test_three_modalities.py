@@ -1,0 +1,96 @@
+"""Datasets with three modalities in the report: the gain over the best pair of modalities next to the
+best single one, and strategies that state a two-modality limit listed as not applicable (planning
+skips them) rather than silently missing."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+
+from benchmark.run.config import MatrixConfig
+from benchmark.run.planning import not_applicable, plan_cells
+from benchmark.scale.schema import TAG_NOT_APPLICABLE, subset_metric
+
+LIMITED_PLUGIN = textwrap.dedent(
+    '''
+    import torch
+    from torch import nn
+
+    from strategies import register_strategy
+    from strategies.base import FusionStrategy, zero_absent
+
+
+    @register_strategy("two_only_test")
+    class TwoOnly(FusionStrategy):
+        """Concatenate two modalities and classify (Baltrusaitis et al. 2019); states a limit of two."""
+
+        family = "early"
+        description = "test plugin limited to two modalities"
+        paper = "Baltrusaitis et al. 2019 (TPAMI)"
+        max_modalities = 2
+
+        def __init__(self, input_dims, num_classes, **hparams):
+            super().__init__(input_dims, num_classes, **hparams)
+            self.head = nn.Linear(sum(self.input_dims.values()), num_classes)
+
+        def forward(self, inputs, present, token_mask=None):
+            parts = [zero_absent(inputs[m], present[:, i]) for i, m in enumerate(self.modalities)]
+            return self.head(torch.cat(parts, dim=-1))
+    '''
+)
+
+
+def test_a_strategy_limited_to_two_modalities_is_not_applicable_to_three(toy_card, tmp_path):
+    text = toy_card.read_text().replace("name: toy", "name: toy3")
+    text += "  pixels: {column: image, encoder: raw_pixels}\n"
+    three = toy_card.with_name("toy3.yaml")
+    three.write_text(text)
+    plugin = tmp_path / "two_only_plugin.py"
+    plugin.write_text(LIMITED_PLUGIN)
+    config = MatrixConfig(name="t", datasets=("toy", "toy3"), strategies=("concat", "two_only_test"),
+                          plugins=(str(plugin),))
+    planned = {(c.dataset, c.strategy) for c in plan_cells(config)}
+    assert ("toy", "two_only_test") in planned and ("toy3", "two_only_test") not in planned
+    assert ("toy3", "concat") in planned
+    skipped = not_applicable(config)
+    assert list(skipped) == ["toy3"] and list(skipped["toy3"]) == ["two_only_test"]
+    assert skipped["toy3"]["two_only_test"] == "takes 2 to 2 modalities; `toy3` has 3"
+
+
+def test_report_shows_gain_over_best_pair_and_not_applicable(tmp_path):
+    from mlflow.tracking import MlflowClient
+
+    from benchmark.reporting import build_report
+    from benchmark.scale.tracking import MatrixTracker
+
+    uri = f"sqlite:///{tmp_path}/mlruns.db"
+    tracker = MatrixTracker(uri, "three-matrix", {"profile": "test"}, "cpu")
+    MlflowClient(uri).set_tag(tracker.parent_id, TAG_NOT_APPLICABLE, json.dumps(
+        {"d": {"two_only": "takes 2 to 2 modalities; `d` has 3"}}))
+    # variant -> (family, full-input accuracy per seed, {subset: accuracy})
+    subsets = {("a",): 0.50, ("b",): 0.60, ("c",): 0.40, ("a", "b"): 0.70, ("a", "c"): 0.65, ("b", "c"): 0.66}
+    runs = {
+        "concat": ("early", [0.80, 0.82, 0.81]),
+        "unimodal[b]": ("unimodal", [0.60, 0.61, 0.59]),
+    }
+    for variant, (family, accuracies) in runs.items():
+        for seed, acc in enumerate(accuracies):
+            run_id = tracker.start_cell(f"{variant}-{seed}", f"d · {variant} · dropout 0.3 · seed {seed}",
+                                        {"strategy": variant, "dataset": "d"})
+            params = {"dataset": "d", "strategy": variant.split("[")[0], "variant": variant, "family": family,
+                      "seed": str(seed), "modality_dropout": "0.3", "device": "cpu"}
+            metrics = {"test_accuracy": acc, "test_macro_f1": acc, "default_test_accuracy": acc,
+                       subset_metric(("a", "b", "c")): acc}
+            metrics.update({subset_metric(s): v for s, v in subsets.items()})
+            tracker.finish_cell(run_id, params, metrics, {"family": family}, {})
+    tracker.finish_matrix({})
+    _, text = build_report(uri, out_root=tmp_path / "reports")
+    assert "### Gain over the best pair of modalities" in text
+    pair_section = text.split("### Gain over the best pair of modalities", 1)[1]
+    row = next(line for line in pair_section.splitlines() if line.startswith("| concat | 0.3 |"))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    # full 0.810; best pair a + b 0.700 -> +0.110; best single b 0.600 -> +0.210
+    assert cells[2:] == ["0.810", "a + b: 0.700", "+0.110", "b: 0.600", "+0.210"]
+    table = pair_section.split("\n\n")[2]  # heading's text, caption, table
+    assert "| concat | 0.3 |" in table and "unimodal[b]" not in table  # fused configurations only
+    assert "**Not applicable here:** `two_only` (takes 2 to 2 modalities; `d` has 3)." in text
