@@ -5,39 +5,16 @@ skips them) rather than silently missing."""
 from __future__ import annotations
 
 import json
-import textwrap
 
 from benchmark.run.config import MatrixConfig
 from benchmark.run.planning import not_applicable, plan_cells
 from benchmark.scale.schema import TAG_NOT_APPLICABLE, subset_metric
+from tests.test_plugins import PLUGIN_SOURCE
 
-LIMITED_PLUGIN = textwrap.dedent(
-    '''
-    import torch
-    from torch import nn
-
-    from strategies import register_strategy
-    from strategies.base import FusionStrategy, zero_absent
-
-
-    @register_strategy("two_only_test")
-    class TwoOnly(FusionStrategy):
-        """Concatenate two modalities and classify (Baltrusaitis et al. 2019); states a limit of two."""
-
-        family = "early"
-        description = "test plugin limited to two modalities"
-        paper = "Baltrusaitis et al. 2019 (TPAMI)"
-        max_modalities = 2
-
-        def __init__(self, input_dims, num_classes, **hparams):
-            super().__init__(input_dims, num_classes, **hparams)
-            self.head = nn.Linear(sum(self.input_dims.values()), num_classes)
-
-        def forward(self, inputs, present, token_mask=None):
-            parts = [zero_absent(inputs[m], present[:, i]) for i, m in enumerate(self.modalities)]
-            return self.head(torch.cat(parts, dim=-1))
-    '''
-)
+# test_plugins' plugin, stating a limit of two modalities
+LIMITED_PLUGIN = PLUGIN_SOURCE.format(name="two_only_test").replace(
+    '    family = "early"\n', '    family = "early"\n    max_modalities = 2\n')
+assert "max_modalities = 2" in LIMITED_PLUGIN
 
 
 def test_a_strategy_limited_to_two_modalities_is_not_applicable_to_three(toy_card, tmp_path):

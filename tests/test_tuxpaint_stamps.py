@@ -224,11 +224,10 @@ def test_card_is_builtin_with_three_modalities_and_gpl():
 def test_bench_on_the_fake_package_logs_all_seven_subsets(fake_package, fusebench_home, monkeypatch, capsys):
     """The real preparer (cached .deb checked by digest, pure-Python unpacking) and the real card
     end to end: every subset of image, text and audio gets a test metric."""
-    from mlflow.tracking import MlflowClient
-
     from benchmark.cli import main
     from benchmark.paths import downloads_dir
-    from benchmark.scale.schema import EXPERIMENT, subset_metric
+    from benchmark.scale.schema import subset_metric
+    from tests.helpers_runs import cell_runs
 
     deb = fake_package[1]
     downloads_dir().mkdir(parents=True)
@@ -238,9 +237,7 @@ def test_bench_on_the_fake_package_logs_all_seven_subsets(fake_package, fusebenc
     args = ["bench", "--profile", "smoke", "--datasets", "tuxpaint_stamps", "--strategies", "concat",
             "--trials", "1", "--epochs", "4", "--patience", "2", "--seeds", "0", "--dropout", "0.3", "--device", "cpu"]
     assert main(args) == 0, capsys.readouterr()
-    client = MlflowClient(tracking_uri=os.environ["MLFLOW_TRACKING_URI"])
-    experiment = client.get_experiment_by_name(EXPERIMENT)
-    runs = client.search_runs([experiment.experiment_id], "tags.`fusebench.kind` = 'cell'")
+    runs = cell_runs(os.environ["MLFLOW_TRACKING_URI"])
     assert len(runs) == 1 and runs[0].data.tags["fusebench.status"] == "ok"
     metrics = runs[0].data.metrics
     subsets = [("audio",), ("image",), ("text",), ("audio", "image"), ("audio", "text"), ("image", "text"),
