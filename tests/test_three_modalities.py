@@ -71,3 +71,33 @@ def test_report_shows_gain_over_best_pair_and_not_applicable(tmp_path):
     table = pair_section.split("\n\n")[2]  # heading's text, caption, table
     assert "| concat | 0.3 |" in table and "unimodal[b]" not in table  # fused configurations only
     assert "**Not applicable here:** `two_only` (takes 2 to 2 modalities; `d` has 3)." in text
+
+
+def test_summary_names_a_marked_unimodal_stronger_than_the_fusion_gain_baseline(tmp_path):
+    """Marked configurations are never a baseline; when one scores above the baseline the fusion gain was
+    measured against, the summary says the gains would be smaller against it."""
+    from benchmark.reporting import build_report
+    from benchmark.scale.tracking import MatrixTracker
+
+    uri = f"sqlite:///{tmp_path}/mlruns.db"
+    tracker = MatrixTracker(uri, "shadow-matrix", {"profile": "test"}, "cpu")
+    runs = {  # variant -> (family, accuracies per seed, not_converged per seed)
+        "concat": ("early", [0.80, 0.82, 0.81], [0, 0, 0]),
+        "unimodal[a]": ("unimodal", [0.60, 0.61, 0.59], [0, 0, 0]),
+        "unimodal[b]": ("unimodal", [0.75, 0.76, 0.74], [1, 0, 0]),  # marked: not converged 1/3
+    }
+    for variant, (family, accuracies, capped) in runs.items():
+        for seed, (acc, flag) in enumerate(zip(accuracies, capped)):
+            run_id = tracker.start_cell(f"{variant}-{seed}", f"d · {variant} · dropout 0.3 · seed {seed}",
+                                        {"strategy": variant, "dataset": "d"})
+            params = {"dataset": "d", "strategy": variant.split("[")[0], "variant": variant, "family": family,
+                      "seed": str(seed), "modality_dropout": "0.3", "device": "cpu"}
+            metrics = {"test_accuracy": acc, "test_macro_f1": acc, "default_test_accuracy": acc,
+                       "not_converged": float(flag), "collapsed": 0.0}
+            tracker.finish_cell(run_id, params, metrics, {"family": family}, {})
+    tracker.finish_matrix({})
+    _, text = build_report(uri, out_root=tmp_path / "reports")
+    gain = next(line for line in text.splitlines() if line.startswith("- **Fusion gain:**"))
+    assert "over `unimodal[a]`" in gain
+    assert ("A marked unimodal configuration scores higher than `unimodal[a]` (0.600) and so is never the "
+            "baseline: `unimodal[b]` (train dropout 0.3) [not converged 1/3] at 0.750") in gain

@@ -535,6 +535,24 @@ class DatasetSection:
 
 
 # ------------------------------------------------------------------ summary
+def _stronger_marked_baseline(a: DatasetAnalysis, top) -> str:
+    """A sentence when a marked unimodal configuration (never a baseline) beats the baseline the fusion gain
+    of ``top`` is measured against at its dropout: the gain would be smaller against it. Else ""."""
+    ranked, score = a.ranked, a.score
+    base = ranked[(ranked["variant"] == top["best_unimodal"]) & (ranked["dropout"] == top["dropout"])]
+    if base.empty:
+        return ""
+    others = ranked[(ranked["family"] == UNIMODAL) & ranked["marked"] & (ranked["dropout"] == top["dropout"])
+                    & ranked[score].notna()]
+    stronger = others[a.better(others[score]) > a.better(pd.Series([base[score].iloc[0]])).iloc[0]]
+    if stronger.empty:
+        return ""
+    names = ", ".join(f"{config_name(r)} at {num(r[score])}" for _, r in stronger.iterrows())
+    return (f" A marked unimodal configuration scores higher than `{top['best_unimodal']}` "
+            f"({num(base[score].iloc[0])}) and so is never the baseline: {names}; against it the gains would be "
+            "smaller.")
+
+
 def summary_items(section: DatasetSection) -> list[str]:
     """The "which strategy to use" claims for one dataset, each citing the table or figure it rests on.
     Only unmarked configurations are ever named best; when every candidate is marked, it says so."""
@@ -642,6 +660,7 @@ def summary_items(section: DatasetSection) -> list[str]:
                           f"({top_any['best_unimodal_any']}, chosen by validation score), "
                           f"{int((any_ok['fusion_gain_any'] > 0).sum())} of {len(any_ok)} beat it; the largest gain is "
                           f"{signed(top_any['fusion_gain_any'])} for {config_name(top_any)}.")
+        items[-1] += _stronger_marked_baseline(a, top)
     elif len(fused):
         items.append(f"**Fusion gain:** not named: every fused configuration with a unimodal baseline is marked "
                      f"({cite['significance']}).")
