@@ -192,6 +192,11 @@ def config_label(row) -> str:
     return row["variant"] + (f" [{mark}]" if mark else "")
 
 
+def same_config(a, b) -> bool:
+    """Whether two configs rows (or picks, possibly None) are the same configuration: variant and dropout."""
+    return a is not None and b is not None and a["variant"] == b["variant"] and a["dropout"] == b["dropout"]
+
+
 def _mean(series: pd.Series) -> float:
     values = series.dropna()
     return float(values.mean()) if len(values) else float("nan")

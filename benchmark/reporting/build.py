@@ -16,9 +16,10 @@ from benchmark.paths import reports_dir
 from benchmark.reporting.analysis import (BASELINE, DEFAULT_TASK, MEMORY_METRICS, REFERENCE_NAMES, UNIMODAL,
                                           DatasetAnalysis, analyse, best_overall, best_when_missing,
                                           best_within_budget, mark_text, marked_counts, metric_label,
-                                          metric_spec)
+                                          metric_spec, same_config)
 from benchmark.reporting.details import RunDetails
 from benchmark.reporting.document import Document
+from benchmark.reporting.numbers import count, num, p_value, signed
 from benchmark.reporting.crossdataset import write_section as write_cross_dataset
 from benchmark.reporting.fetch import MatrixRuns, fetch_matrix
 from benchmark.reporting.modality_figure import modality_missing_curves
@@ -34,18 +35,6 @@ ALPHA = 0.05
 
 
 # ------------------------------------------------------------------ formatting
-def num(value, digits: int = 3) -> str:
-    return "n/a" if value is None or value != value else f"{value:.{digits}f}"
-
-
-def signed(value, digits: int = 3) -> str:
-    return "n/a" if value is None or value != value else f"{value:+.{digits}f}"
-
-
-def count(value) -> str:
-    return "n/a" if value is None or value != value else f"{value:,.0f}"
-
-
 def ci_cell(row, key: str = "accuracy") -> str:
     """Mean ± 95% half-width of a configs column ("accuracy", "macro_f1") that has a "<key>_ci"."""
     if row["n"] == 0:
@@ -66,12 +55,6 @@ def robustness_cell(row) -> str:
     if value != "n/a" and 0 < seeds < row["n"]:
         value += f" ({seeds} of {row['n']} seeds)"
     return value
-
-
-def p_value(p: float) -> str:
-    if p != p:
-        return "n/a"
-    return "< 0.001" if p < 0.001 else f"{p:.3f}"
 
 
 def untested_p(test) -> str:
@@ -605,7 +588,7 @@ def summary_items(section: DatasetSection) -> list[str]:
     pick, criterion = best_when_missing(a)
     if pick.row is not None:
         r = pick.row
-        same = best is not None and _same(r, best)
+        same = same_config(r, best)
         where = " and ".join(c for c in (cite.get("curves"), cite.get("robustness")) if c) or cite["leaderboard"]
         if criterion.endswith("% missing"):
             column = f"missing:{a.missing_rates[-1]}"
@@ -634,7 +617,7 @@ def summary_items(section: DatasetSection) -> list[str]:
                 f"{count(median)} samples/s): {config_name(r)}, {label} {num(r[score])} at "
                 f"{count(r['infer_sps'])} samples/s")
         if best is not None:
-            text += " (it is also the best overall)" if _same(r, best) else \
+            text += " (it is also the best overall)" if same_config(r, best) else \
                 f" (best overall: {num(best[score])} at {count(best['infer_sps'])} samples/s)"
         text += f" ({cite.get('throughput', cite['leaderboard'])})."
         items.append(text)
@@ -695,10 +678,6 @@ def summary_items(section: DatasetSection) -> list[str]:
             text = "**Trust:** no configuration collapsed or stopped at the epoch cap while still improving"
         items.append(text + (f"; references: {', '.join(refs)}" if refs else "") + f" ({where}).")
     return items
-
-
-def _same(a, b) -> bool:
-    return a["variant"] == b["variant"] and a["dropout"] == b["dropout"]
 
 
 # ------------------------------------------------------------------ entry point

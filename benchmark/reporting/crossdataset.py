@@ -14,6 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 from benchmark.reporting.analysis import UNIMODAL, DatasetAnalysis, mark_text, metric_label
+from benchmark.reporting.numbers import p_value
 from benchmark.reporting.stats import (Friedman, friedman, holm, nemenyi_cd, smallest_wilcoxon_p,
                                        wilcoxon_p)
 
@@ -110,12 +111,6 @@ def cross_dataset(analyses: list[DatasetAnalysis]) -> CrossDataset:
 
 
 # ------------------------------------------------------------------ report section
-def _p(p: float) -> str:
-    if p != p:
-        return "n/a"
-    return "< 0.001" if p < 0.001 else f"{p:.3f}"
-
-
 def verdict_items(x: CrossDataset, figure: str | None, table: str | None) -> list[str]:
     """The cross-dataset claims, in words, for the report's opening section."""
     cite = ", ".join(c for c in (table, figure) if c)
@@ -137,8 +132,8 @@ def verdict_items(x: CrossDataset, figure: str | None, table: str | None) -> lis
         text += f" Friedman test: {f.note if f else 'not run'}."
     else:
         rejected = f.p < ALPHA
-        text += (f" Friedman χ²({f.k - 1}) = {f.chi2:.2f}, p = {_p(f.p)}; Iman-Davenport F({f.k - 1}, "
-                 f"{(f.k - 1) * (f.n - 1)}) = {f.iman_davenport:.2f}, p = {_p(f.p_iman_davenport)}: the strategies' "
+        text += (f" Friedman χ²({f.k - 1}) = {f.chi2:.2f}, p = {p_value(f.p)}; Iman-Davenport F({f.k - 1}, "
+                 f"{(f.k - 1) * (f.n - 1)}) = {f.iman_davenport:.2f}, p = {p_value(f.p_iman_davenport)}: the strategies' "
                  + ("ranks differ significantly" if rejected else "ranks do not differ significantly")
                  + f" at {ALPHA} (Friedman).")
         within = [v for v in x.variants if ranks[v] - ranks[best] < x.cd]
@@ -152,8 +147,8 @@ def verdict_items(x: CrossDataset, figure: str | None, table: str | None) -> lis
     if valid:
         low = min(valid, key=lambda p: p.p_holm)
         text += (f" Pairwise Wilcoxon signed-rank tests over datasets, Holm-corrected for {len(valid)} comparisons: "
-                 f"{len(significant)} significant at {ALPHA}; the smallest adjusted p is {_p(low.p_holm)} "
-                 f"(`{low.a}` vs `{low.b}`, raw p {_p(low.p)}).")
+                 f"{len(significant)} significant at {ALPHA}; the smallest adjusted p is {p_value(low.p_holm)} "
+                 f"(`{low.a}` vs `{low.b}`, raw p {p_value(low.p)}).")
     items = [text]
     if x.n < 6:
         items.append(f"**Power:** with only N = {x.n} datasets these tests have very little power: the smallest "

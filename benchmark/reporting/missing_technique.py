@@ -11,6 +11,8 @@ from dataclasses import dataclass
 import pandas as pd
 
 from benchmark.reporting.analysis import DatasetAnalysis, mark_text, metric_spec
+from benchmark.reporting.numbers import num, p_value
+from benchmark.reporting.replicates import replicate_keys
 from benchmark.reporting.stats import PairedTest, holm_tests, paired_ttest
 from benchmark.scale.schema import LEARNED_SUFFIX
 
@@ -23,11 +25,6 @@ class TechniquePair:
     learned: pd.Series  # the "@learned" configs row
     score: PairedTest  # learned − zero on the ranking metric, paired by replicate
     robustness: PairedTest  # learned − zero on robustness
-
-
-def replicate_keys(runs: pd.DataFrame) -> list[str]:
-    """The columns that identify a replicate: the seed, and the fold where runs carry one (k-fold)."""
-    return ["fold", "seed"] if "fold" in runs.columns and runs["fold"].notna().any() else ["seed"]
 
 
 def _paired(runs: pd.DataFrame, zero: str, learned: str, dropout: str, column: str) -> PairedTest:
@@ -72,10 +69,6 @@ def technique_pairs(a: DatasetAnalysis) -> list[TechniquePair]:
     return pairs
 
 
-def _num(value) -> str:
-    return "n/a" if value is None or value != value else f"{value:.3f}"
-
-
 def _delta(test: PairedTest) -> str:
     if test.n == 0:
         return "n/a"
@@ -85,14 +78,11 @@ def _delta(test: PairedTest) -> str:
 
 
 def _p(test: PairedTest) -> str:
-    if test.note:
-        return test.note
-    return "n/a" if test.p != test.p else ("< 0.001" if test.p < 0.001 else f"{test.p:.3f}")
+    return test.note or p_value(test.p)
 
 
 def _p_holm(test: PairedTest) -> str:
-    p = test.p_holm
-    return "n/a" if test.note or p != p else ("< 0.001" if p < 0.001 else f"{p:.3f}")
+    return "n/a" if test.note else p_value(test.p_holm)
 
 
 def technique_table(a: DatasetAnalysis) -> tuple[str, list[str], list[list[str]], str] | None:
@@ -105,9 +95,9 @@ def technique_table(a: DatasetAnalysis) -> tuple[str, list[str], list[list[str]]
     for pair in pairs:
         marks = "; ".join(f"{which}: {text}" for which, row in (("zero", pair.zero), ("learned", pair.learned))
                           if (text := mark_text(row)))
-        rows.append([f"`{pair.strategy}`", f"{pair.dropout}", _num(pair.zero[a.score]), _num(pair.learned[a.score]),
-                     _delta(pair.score), _p(pair.score), _p_holm(pair.score), _num(pair.zero["robustness"]),
-                     _num(pair.learned["robustness"]), _delta(pair.robustness), _p(pair.robustness),
+        rows.append([f"`{pair.strategy}`", f"{pair.dropout}", num(pair.zero[a.score]), num(pair.learned[a.score]),
+                     _delta(pair.score), _p(pair.score), _p_holm(pair.score), num(pair.zero["robustness"]),
+                     num(pair.learned["robustness"]), _delta(pair.robustness), _p(pair.robustness),
                      _p_holm(pair.robustness),
                      str(pair.score.n), marks])
     replicates = "(fold, seed) pairs" if replicate_keys(a.runs) != ["seed"] else "seeds"

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 
 from benchmark.reporting.analysis import UNIMODAL, DatasetAnalysis, metric_label, metric_spec
+from benchmark.reporting.numbers import num, signed
 from benchmark.scale.schema import TAG_NOT_APPLICABLE, subset_label, subset_modalities
 
 
@@ -49,9 +50,9 @@ def pair_gain_table(a: DatasetAnalysis) -> tuple[str, list[str], list[list[str]]
 
         pair, pair_score = best(pairs)
         single, single_score = best(singles)
-        rows.append([r["variant"], f"{r['dropout']}", _num(whole), f"{subset_label(pair)}: {_num(pair_score)}",
-                     _signed(sign * (whole - pair_score)), f"{subset_label(single)}: {_num(single_score)}",
-                     _signed(sign * (whole - single_score))])
+        rows.append([r["variant"], f"{r['dropout']}", num(whole), f"{subset_label(pair)}: {num(pair_score)}",
+                     signed(sign * (whole - pair_score)), f"{subset_label(single)}: {num(single_score)}",
+                     signed(sign * (whole - single_score))])
     if not rows:
         return None
     name = metric_label(a.subset_metric)
@@ -88,10 +89,3 @@ def not_applicable_text(parent: dict, dataset: str) -> str | None:
     return (f"**Not applicable here:** {listed}. These strategies state a limit on how many modalities they take, "
             "so the matrix did not train them on this dataset; they are not failures and not missing results.")
 
-
-def _num(value) -> str:
-    return "n/a" if value is None or value != value else f"{value:.3f}"
-
-
-def _signed(value) -> str:
-    return "n/a" if value is None or value != value else f"{value:+.3f}"

@@ -11,7 +11,8 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
-from benchmark.reporting.analysis import BASELINE, DatasetAnalysis, best_overall, config_label, metric_label, metric_spec
+from benchmark.reporting.analysis import (BASELINE, DatasetAnalysis, best_overall, config_label, metric_label,
+                                          metric_spec, same_config)
 from benchmark.reporting.class_figures import ANNOTATE_MAX, confusion_figure, learning_curves_figure
 from benchmark.reporting.details import RunDetails
 from benchmark.reporting.document import Document
@@ -45,10 +46,6 @@ def _baseline_row(a: DatasetAnalysis, dropout) -> pd.Series | None:
 
 def _name(row) -> str:
     return f"`{config_label(row)}` (train dropout {row['dropout']})"
-
-
-def _same(a, b) -> bool:
-    return a is not None and b is not None and a["variant"] == b["variant"] and a["dropout"] == b["dropout"]
 
 
 def summed_confusion(details: RunDetails, run_ids: list[str]) -> tuple[list[str], np.ndarray | None, int]:
@@ -99,7 +96,7 @@ def write_per_class(doc: Document, a: DatasetAnalysis, png: Callable[[str], Path
 def _confusion(doc, a, png, cite, details, winner, baseline) -> None:
     doc.heading("Per-class errors", 3)
     shown = [("winner", winner)] if winner is not None else []
-    if baseline is not None and not _same(winner, baseline):
+    if baseline is not None and not same_config(winner, baseline):
         shown.append(("baseline", baseline))
     if not shown:
         doc.para("No winner is named and no `concat` run finished on this dataset: no confusion matrix to show.")
@@ -153,7 +150,7 @@ def _confusion(doc, a, png, cite, details, winner, baseline) -> None:
 def _curves(doc, a, png, cite, details, winner, baseline) -> None:
     pool = a.trusted if len(a.trusted) else a.ranked
     chosen = [row for _, row in pool.head(TOP_CURVES).iterrows()]
-    if baseline is not None and not any(_same(baseline, row) for row in chosen):
+    if baseline is not None and not any(same_config(baseline, row) for row in chosen):
         chosen.append(baseline)
     series = []
     for row in chosen:
