@@ -34,8 +34,8 @@ def plan_cells(config: MatrixConfig) -> list[Cell]:
             cls = registry.get(strategy)
             if cls.family == "unimodal":
                 variants = [(f"{strategy}[{m}]", {"modality": m}) for m in modalities]
-            elif len(modalities) < cls.min_modalities or (cls.max_modalities and len(modalities) > cls.max_modalities):
-                continue  # the strategy states it cannot take this many modalities
+            elif outside_modality_limit(cls, len(modalities)):
+                continue  # the strategy states it cannot take this many modalities (not_applicable lists it)
             else:  # one variant per missing-input technique: "concat", "concat@learned" (missing_axis.py)
                 variants = technique_variants(strategy, {}, config.missing_inputs)
             # Unimodal baselines stay "zero" only: they read one modality, so a learned stand-in for it
@@ -46,6 +46,12 @@ def plan_cells(config: MatrixConfig) -> list[Cell]:
                         rate = dropout if isinstance(dropout, tuple) else float(dropout)  # per modality, or one
                         cells.append(Cell(dataset, strategy, variant, rate, int(seed), fixed))
     return with_folds(config, cells)  # k-fold datasets: a cell per fold and seed (benchmark/run/folds.py)
+
+
+def outside_modality_limit(cls, count: int) -> bool:
+    """Whether a strategy class states it cannot take ``count`` modalities (``min_modalities`` /
+    ``max_modalities``)."""
+    return count < cls.min_modalities or bool(cls.max_modalities and count > cls.max_modalities)
 
 
 def not_applicable(config: MatrixConfig) -> dict[str, dict[str, str]]:
@@ -60,7 +66,7 @@ def not_applicable(config: MatrixConfig) -> dict[str, dict[str, str]]:
             cls = registry.get(strategy)
             if cls.family == "unimodal":
                 continue
-            if count < cls.min_modalities or (cls.max_modalities and count > cls.max_modalities):
+            if outside_modality_limit(cls, count):
                 limit = f"{cls.min_modalities} to {cls.max_modalities or 'any number of'}"
                 skipped.setdefault(dataset, {})[strategy] = f"takes {limit} modalities; `{dataset}` has {count}"
     return skipped

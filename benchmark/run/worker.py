@@ -175,7 +175,7 @@ class Worker:
             self.tracker.discard_unfinished(key)
             run_id = self.tracker.start_cell(key, cell.label(), {
                 "strategy": cell.variant, "dataset": cell.dataset, "worker": self.worker_id,
-                "family": discover().get(cell.strategy).family, "modality_dropout": f"{dropout_label(cell.dropout)}",
+                "family": discover().get(cell.strategy).family, "modality_dropout": dropout_label(cell.dropout),
                 "seed": str(cell.seed), **({FOLD: str(cell.fold)} if cell.fold is not None else {})})
             todo.append((unit, cell, run_id))
         if not todo:
