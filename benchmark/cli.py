@@ -99,7 +99,7 @@ def _matrix_config(args):
         datasets=datasets, strategies=args.strategies, dropout_rates=args.dropout, seeds=args.seeds,
         trials=args.trials, epochs=args.epochs, batch_size=args.batch_size, device=resolve_device(args.device),
         plugins=tuple(args.plugin) if args.plugin else None, patience=getattr(args, "patience", None),
-        amp=getattr(args, "amp", None), stack_seeds=False if getattr(args, "no_stack", False) else None,
+        amp=getattr(args, "amp", None), stack_seeds=getattr(args, "stack_seeds", None),
         missing_inputs=getattr(args, "missing_inputs", None),
         folds=getattr(args, "folds", None),
     )
@@ -120,7 +120,9 @@ def _bench(args) -> int:
     if args.dry_run:
         from benchmark.run.estimate import estimate_seconds
 
-        studies = {(c.dataset, c.variant, c.dropout) for c in cells}  # a dropout is a float or per-modality pairs
+        from benchmark.run.planning import study_units
+
+        studies = study_units(config, cells)  # the studies the run will have (shared tuning, folds)
         for cell in cells:
             print(cell.label())
         seconds = estimate_seconds(config, cells, workers=max(1, args.workers))
@@ -143,7 +145,9 @@ def _bench(args) -> int:
     phases = ", ".join(f"{k} {v:.1f}s" for k, v in summary.phase_seconds.items())
     print(f"matrix {summary.matrix_id}: {summary.cells} cells: {summary.completed} run now, {summary.skipped} "
           f"already done, {len(summary.failed)} failed; wall time {summary.wall_seconds:.1f}s ({phases})")
-    print(f"peak RSS per worker: {format_worker_rss(summary.worker_peak_rss_mb)}")
+    print(f"peak RSS per worker: {format_worker_rss(summary.worker_peak_rss_mb)}"
+          + ("" if summary.coordinator_rss_mb is None else
+             f"; coordinating process while the workers trained: {summary.coordinator_rss_mb:.0f} MiB"))
     for label, error in summary.failed:
         print(f"  failed: {label}: {error}")
     if summary.failed:
@@ -341,8 +345,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--folds", type=_count(2),
                    help="k-fold cross-validation (K >= 2) on every dataset instead of its fixed split "
                         "(overrides the profile's and the cards' `folds`)")
-    p.add_argument("--no-stack", action="store_true", dest="no_stack",
-                   help="train the seeds of a cell one by one instead of as one stacked computation")
+    p.add_argument("--stack", action=argparse.BooleanOptionalAction, dest="stack_seeds", default=None,
+                   help="train the seeds of a cell as one stacked computation (pays on a GPU; on a CPU it is "
+                        "slower per model, so the CPU profiles leave it off), or --no-stack: one by one "
+                        "(default: the profile's `stack_seeds`)")
     p.add_argument("--tracking-uri", help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI or sqlite:///mlruns.db)")
     p.add_argument("--storage", help="Optuna storage URL (default: sqlite:///.fusebench/optuna.db)")
     p.add_argument("--plugin", action="append", help="load extra strategies from this Python file")
@@ -390,7 +396,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("perf", help="benchmarks that print figures: loop overhead, phase times, worker speed-up, "
                                     "budget regret, scaling with dataset size, audio encoders on real speech")
-    p.add_argument("what", choices=("loop", "phases", "workers", "budget", "scale", "audio"))
+    p.add_argument("what", choices=("loop", "phases", "workers", "budget", "scale", "audio", "fidelity"))
     p.add_argument("--encoders", type=names, default=("mfcc", "log_mel", "aisfx"),
                    help="(audio) comma-separated audio encoders to probe (default: mfcc,log_mel,aisfx)")
     p.add_argument("--strategy", action="append",
@@ -399,10 +405,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rows", default="10000,100000,1000000",
                    help="(scale) comma-separated training-set sizes (default: 10000,100000,1000000)")
     p.add_argument("--dataset", default="noisy_mnist", help="(loop) dataset whose features are used")
-    p.add_argument("--datasets", type=names, help="(budget) comma-separated datasets (default: the profile's)")
+    p.add_argument("--datasets", type=names,
+                   help="(budget, fidelity) comma-separated datasets (default: the profile's)")
     p.add_argument("--strategies", type=names,
-                   help="(budget) comma-separated strategies or globs (default: the profile's)")
-    p.add_argument("--seeds", type=seeds, help="(budget) comma-separated integer seeds (default: the profile's)")
+                   help="(budget, fidelity) comma-separated strategies or globs (default: the profile's)")
+    p.add_argument("--seeds", type=seeds,
+                   help="(budget, fidelity) comma-separated integer seeds (default: the profile's)")
+    p.add_argument("--tracking-uri", help="(fidelity) MLflow tracking URI (default: $MLFLOW_TRACKING_URI or "
+                                          "sqlite:///mlruns.db)")
+    p.add_argument("--storage", help="(fidelity) Optuna storage URL (default: sqlite:///.fusebench/optuna.db)")
     p.add_argument("--dropout", type=float, default=0.3, help="(budget) training modality dropout (default 0.3)")
     p.add_argument("--missing-inputs", type=missing, dest="missing_inputs",
                    help="(budget) comma-separated missing-input techniques: zero, learned (default: the profile's)")
@@ -411,8 +422,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=int,
                    help="(loop) epochs per timed run, default 3; (scale) epochs per size, the first untimed, default 2")
     p.add_argument("--repeats", type=_count(1), default=5, help="(loop) timed repetitions (median reported)")
-    p.add_argument("--profile", default="default", help="(phases, workers, budget) profile to run")
-    p.add_argument("--workers", type=_count(1), default=2, help="(workers) worker count compared with 1")
+    p.add_argument("--profile", default="default", help="(phases, workers, budget, fidelity) profile to run")
+    p.add_argument("--workers", type=_count(1), default=2,
+                   help="(workers) worker count compared with 1; (fidelity) workers of each run")
     p.add_argument("--cold", action="store_true", help="(phases) also prepare data and encode features from scratch")
     p.add_argument("--device", default="auto")
     p.add_argument("--bench-args", dest="bench_args", default="",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import sys
+import time
 from typing import Callable, Iterator
 
 from rich.console import Console
@@ -24,13 +25,33 @@ def progress_bar(description: str, total: int) -> Iterator[Callable[[int], None]
         yield lambda n: progress.advance(task, n)
 
 
-class MatrixDisplay:
-    """Live matrix progress: cells done / total with ETA, the current cell and its trial/epoch.
-    On a terminal it is a rich live display; otherwise one line per cell."""
+def format_eta(seconds: float | None) -> str:
+    """An ETA for a progress line: "ETA 12 min", "ETA 40 s", or "ETA ?" before anything finished."""
+    if seconds is None:
+        return "ETA ?"
+    return f"ETA {seconds:.0f} s" if seconds < 90 else f"ETA {seconds / 60:.0f} min"
 
-    def __init__(self, total: int, done: int = 0) -> None:
-        self.total, self.done = total, done
-        self.live = sys.stderr.isatty()
+
+class MatrixDisplay:
+    """Live matrix progress, matrix-wide: cells done of all of them, whoever ran them, with an ETA
+    from the measured pace. ``sync`` reads the work queue's done units (every worker's); the count
+    only grows. On a terminal a rich live display also shows the current unit; otherwise one line
+    per finished cell, ``[k/N] label · ETA``. ``quiet``: nothing at all (a worker whose coordinator
+    shows the progress of the whole matrix).
+
+    The ETA: units (trial slots and cells) still to do, divided by the units finished per second
+    since this display started (by any worker)."""
+
+    def __init__(self, cell_labels: dict[str, str], total_units: int, quiet: bool = False) -> None:
+        self.cell_labels = cell_labels  # cell unit -> label, every cell of the matrix
+        self.total, self.total_units = len(cell_labels), total_units
+        self.quiet = quiet
+        self.live = sys.stderr.isatty() and not quiet
+        self.done = 0
+        self._seen: set[str] | None = None  # cell units known done
+        self._units_at_start: int | None = None
+        self._started = time.monotonic()
+        self._units_done = 0
         self._progress: Progress | None = None
         self._label = ""
 
@@ -38,27 +59,48 @@ class MatrixDisplay:
         if self.live:
             self._progress = Progress(
                 TextColumn("[bold]matrix[/bold]"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                TextColumn("ETA"), TimeRemainingColumn(), TextColumn("{task.fields[status]}"), console=console)
+                TextColumn("{task.fields[eta]}"), TextColumn("{task.fields[status]}"), console=console)
             self._progress.start()
-            self._task = self._progress.add_task("matrix", total=self.total, completed=self.done, status="")
+            self._task = self._progress.add_task("matrix", total=self.total, completed=self.done, status="",
+                                                 eta=format_eta(None))
         return self
 
     def __exit__(self, *exc) -> None:
         if self._progress is not None:
             self._progress.stop()
 
+    def eta_seconds(self) -> float | None:
+        """Seconds left at the pace measured since the display started; None before any unit finished."""
+        finished = self._units_done - (self._units_at_start or 0)
+        if finished <= 0:
+            return None
+        pace = (time.monotonic() - self._started) / finished
+        return pace * max(0, self.total_units - self._units_done)
+
+    def sync(self, done_units: set[str]) -> None:
+        """Take the queue's done units (trial slots and cells of every worker); print each cell that
+        finished since the last call (off a terminal) and move the counter and the ETA."""
+        cells = {u for u in done_units if u in self.cell_labels}
+        self._units_done = len(done_units)
+        if self._units_at_start is None:
+            self._units_at_start, self._seen = self._units_done, cells
+            self.done = len(cells)
+        new = sorted(cells - (self._seen or set()), key=list(self.cell_labels).index)
+        self._seen = (self._seen or set()) | cells
+        for unit in new:
+            self.done += 1
+            if not self.live and not self.quiet:
+                print(f"[{self.done}/{self.total}] {self.cell_labels[unit]} · {format_eta(self.eta_seconds())}",
+                      file=sys.stderr, flush=True)
+        if self._progress is not None:
+            self._progress.update(self._task, completed=self.done, eta=format_eta(self.eta_seconds()))
+
     def cell(self, label: str) -> None:
-        repeated, self._label = label == self._label, label
+        """The unit being worked on (shown on a terminal only)."""
+        self._label = label
         if self._progress is not None:
             self._progress.update(self._task, status=label)
-        elif not repeated:  # one line per cell and phase, not one per tuning trial
-            print(f"[{self.done + 1}/{self.total}] {label}", file=sys.stderr, flush=True)
 
     def detail(self, text: str) -> None:
         if self._progress is not None:
             self._progress.update(self._task, status=f"{self._label} | {text}")
-
-    def advance(self) -> None:
-        self.done += 1
-        if self._progress is not None:
-            self._progress.advance(self._task)

@@ -119,9 +119,10 @@ def test_every_strategy_and_seed_sees_the_same_folds(fusebench_home):
         assert len(tests) == 1 and len({c.strategy for c in mine}) == 2
 
 
-OLD_HASHES = {  # computed before Cell had a `fold` field (fixed fingerprint, so independent of code versions)
-    ("concat", 0.3, 0): ("d97a03760a30b7d1", "emoji/concat/drop0.3/t2-e3-b16-p2/01234567"),
-    ("unimodal[text]", 0.0, 1): ("67138489bbf910af", "emoji/unimodal[text]/drop0/t2-e3-b16-p2/01234567"),
+OLD_HASHES = {  # the hashes of protocol 3's payload with no `fold` key (fixed fingerprint, so independent of
+    # code versions); before protocol 3 they were d97a03760a30b7d1 and 67138489bbf910af
+    ("concat", 0.3, 0): ("3711b49cd91a01f8", "emoji/concat/drop0.3/t2-e3-b16-p2r0.5m5-k16/01234567"),
+    ("unimodal[text]", 0.0, 1): ("1c9a063e968458f2", "emoji/unimodal[text]/drop0/t2-e3-b16-p2r0.5m5-k16/01234567"),
 }
 
 

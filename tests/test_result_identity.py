@@ -82,7 +82,10 @@ def test_study_names_stay_readable(card):
     config = _config()
     cell = plan_cells(config)[0]
     fingerprint = input_fingerprint(cell, config)
-    assert _ids()["studies"][0] == f"idt/concat/drop0/t2-e1-b16-p{config.patience}/{fingerprint[:8]}"
+    # shared tuning: the study of every rate is the one tuned at the middle rate of (0, 0.3)
+    budget = f"t2-e1-b16-p{config.patience}r{config.patience_ratio:g}m{config.min_epochs}-k{config.max_tokens}"
+    assert _ids()["studies"][0] == f"idt/concat/drop0.3/{budget}/{fingerprint[:8]}"
+    assert _ids(_config(tuning="per_rate"))["studies"][0] == f"idt/concat/drop0/{budget}/{fingerprint[:8]}"
 
 
 @pytest.mark.parametrize("change", [{"trials": 3}, {"epochs": 2}, {"batch_size": 32}, {"patience": 9}])

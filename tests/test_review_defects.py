@@ -217,7 +217,7 @@ def test_a_worker_whose_trial_lease_was_taken_over_does_not_crash(fusebench_home
     from benchmark.train.tuning import budget_trials, load_study, stale_trials
 
     config, queue, worker_a, logs_a, worker_b, units = _two_workers_on_one_matrix(fusebench_home, trials=1)
-    unit, kind, (study_key, cell, slot) = units[0]
+    unit, kind, (study_key, cell, slot, _after) = units[0]
     assert kind == "trial"
     real_train = tuning.train
 
@@ -226,13 +226,13 @@ def test_a_worker_whose_trial_lease_was_taken_over_does_not_crash(fusebench_home
         monkeypatch.setattr(tuning, "train", real_train)
         time.sleep(0.6)  # worker A stalls past its lease, inside its running trial
         assert queue.claim(config.matrix_id(), unit, "worker-b")
-        worker_b._trial(unit, study_key, cell, slot, _Display())
+        worker_b._trial(unit, study_key, cell, slot, [], _Display())
         queue.mark_done(config.matrix_id(), unit)
         return stats
 
     assert queue.claim(config.matrix_id(), unit, "worker-a")
     monkeypatch.setattr(tuning, "train", stalled_then_taken_over)
-    worker_a._trial(unit, study_key, cell, slot, _Display())  # must not raise
+    worker_a._trial(unit, study_key, cell, slot, [], _Display())  # must not raise
     study = load_study(study_key, worker_a.storage, config.trials)
     assert len(budget_trials(study)) == 1 and budget_trials(study)[0].state.name == "COMPLETE"
     assert len(stale_trials(study)) == 1
@@ -241,25 +241,31 @@ def test_a_worker_whose_trial_lease_was_taken_over_does_not_crash(fusebench_home
 
 def test_default_retrain_does_not_depend_on_what_tuning_picked(monkeypatch):
     """The defaults' retrain of a cell (the tuning-gain baseline) draws its in-model dropout masks
-    from the global RNG after the tuned group has trained; each group is seeded on its own, so two
-    studies that picked different hyperparameters start the defaults' training from the same RNG
-    state and give the same default score for the same seed."""
+    from the global RNG after the tuned run has trained; each run seeds it from its own seed
+    (loop.train), so two studies that picked different hyperparameters start the defaults' first
+    training step from the same RNG state and give the same default score for the same seed."""
     import optuna
     from optuna.distributions import FloatDistribution, IntDistribution
 
-    from benchmark.train import cell as cell_module
+    from benchmark.train import loop, stacked
     from benchmark.train.cell import CellBudget, run_cell
     from benchmark.train.results import Cell
 
     features = _trainable_features()
-    entry_states: list[list[torch.Tensor]] = []  # per study: the global RNG state as each group starts
-    real_train_together = cell_module.train_together
+    entry_states: list[list[torch.Tensor | None]] = []  # per study: the global RNG state at each run's first step
+    real_train, real_loss = stacked.train, loop.training_loss
 
-    def recording(*args, **kwargs):
-        entry_states[-1].append(torch.random.get_rng_state())
-        return real_train_together(*args, **kwargs)
+    def train_recording(*args, **kwargs):
+        entry_states[-1].append(None)
+        return real_train(*args, **kwargs)
 
-    monkeypatch.setattr(cell_module, "train_together", recording)
+    def loss_recording(*args, **kwargs):
+        if entry_states[-1][-1] is None:
+            entry_states[-1][-1] = torch.random.get_rng_state()
+        return real_loss(*args, **kwargs)
+
+    monkeypatch.setattr(stacked, "train", train_recording)
+    monkeypatch.setattr(loop, "training_loss", loss_recording)
     default_scores = []
     for hidden in (40, 200):  # the tuning picks: two different tuned models, both with dropout
         entry_states.append([])
@@ -273,6 +279,6 @@ def test_default_retrain_does_not_depend_on_what_tuning_picked(monkeypatch):
                           CellBudget(3, 16, 1, "cpu"))
         assert result.hparams["hidden"] == hidden
         default_scores.append(result.default_test_accuracy)
-    assert [len(states) for states in entry_states] == [2, 2]  # the tuned group, then the defaults' group
+    assert [len(states) for states in entry_states] == [2, 2]  # the tuned run, then the defaults' run
     assert torch.equal(entry_states[0][1], entry_states[1][1])
     assert default_scores[0] == default_scores[1]

@@ -113,7 +113,7 @@ def test_a_bench_trains_the_seeds_of_a_cell_stacked_and_records_each_seed(toy_ca
     from tests.helpers_runs import assert_each_cell_once, cell_runs, finished
 
     args = ["bench", "--profile", "smoke", "--datasets", "toy", "--strategies", "concat,late_weighted", "--trials", "1",
-            "--epochs", "2", "--seeds", "0,1,2", "--dropout", "0.3", "--device", "cpu", "--no-report"]
+            "--epochs", "2", "--seeds", "0,1,2", "--dropout", "0.3", "--device", "cpu", "--no-report", "--stack"]
     assert main(args) == 0
     uri = os.environ["MLFLOW_TRACKING_URI"]
     runs = finished(cell_runs(uri))

@@ -13,6 +13,7 @@ from benchmark.data.splits import fold_indices
 from benchmark.features import cache as feature_cache
 from benchmark.features.base import Encoded, Encoder, EncodingError, FrontEnd
 from benchmark.features.catalog import get_encoder
+from benchmark.features.token_budget import apply_token_budget
 from benchmark.features.clip import ZeroShotPrompts, zero_shot_prompts
 from benchmark.progress import progress_bar
 from benchmark.scale.schema import data_rows_metric
@@ -107,6 +108,8 @@ class FeatureSet:
     # multiclass cards whose image modality uses hf-clip: the class-name prompt embeddings of the
     # zero-shot baseline (benchmark/features/clip.py; scored by benchmark/train/zero_shot.py)
     zero_shot: ZeroShotPrompts | None = None
+    # modality -> how the token budget pooled its tokens (benchmark/features/token_budget.py); {} when none was
+    token_budget: dict[str, str] = field(default_factory=dict)
     # device -> the splits placed for it (splits_on): each dataset is held once per device
     _placed: dict[str, dict[str, SplitTensors]] = field(default_factory=dict, init=False, repr=False, compare=False)
 
@@ -147,8 +150,9 @@ class FeatureSet:
         return self._placed[key]
 
 
-def build_features(card: DatasetCard, log=print) -> FeatureSet:
-    """Load the card's splits and encode each (split, modality), using the cache."""
+def build_features(card: DatasetCard, log=print, max_tokens: int | None = None) -> FeatureSet:
+    """Load the card's splits and encode each (split, modality), using the cache. ``max_tokens``:
+    the token budget of token strategies (benchmark/features/token_budget.py; None: every token)."""
     started = time.perf_counter()
     loaded = load_splits(card)
     per_split = {s: {"pooled": {}, "tokens": {}, "token_mask": {}, "present": {}} for s in SPLITS}
@@ -195,6 +199,9 @@ def build_features(card: DatasetCard, log=print) -> FeatureSet:
     for split in SPLITS:
         present = per_split[split].pop("present")
         per_split[split]["available"] = _available(card, split, present)
+    budget = apply_token_budget(per_split, [m for m in card.modality_names if m not in front_ends], max_tokens)
+    for modality, what in budget.items():
+        log(f"[{card.name}] token budget {max_tokens}: {modality} {what}")
     label_dtype = torch.long if card.task == "multiclass" else torch.float32
     splits = {
         s: SplitTensors(**per_split[s], labels=torch.tensor(loaded.splits[s][card.label], dtype=label_dtype))
@@ -204,7 +211,7 @@ def build_features(card: DatasetCard, log=print) -> FeatureSet:
     log(f"[{card.name}] features ready in {seconds:.1f}s ({hits} cached, {misses} encoded, {size / 2**20:.1f} MiB on disk)")
     return FeatureSet(card.name, card.modality_names, loaded.class_names, splits, seconds, hits, misses, size, encoders,
                       front_ends, task=card.task, regression_loss=card.regression_loss, sign_accuracy=card.sign_accuracy,
-                      zero_shot=zero_shot_prompts(card, loaded.class_names))
+                      zero_shot=zero_shot_prompts(card, loaded.class_names), token_budget=budget)
 
 
 def _available(card: DatasetCard, split: str, present: dict[str, torch.Tensor]) -> torch.Tensor:

@@ -6,6 +6,7 @@ A small regret for every strategy means the verdict is not "whoever learns faste
 
 from __future__ import annotations
 
+import dataclasses
 import statistics
 import time
 from dataclasses import dataclass
@@ -48,10 +49,12 @@ def budget_regret(config: MatrixConfig, dropout: float, factor: int,
     from benchmark.train.tasks import Task
     from benchmark.train.tuning import default_params
 
-    budgets = {
-        "profile": CellBudget(config.epochs, config.batch_size, 0, config.device, config.patience),
-        "large": CellBudget(config.epochs * factor, config.batch_size, 0, config.device, config.patience * factor),
-    }
+    profile = dataclasses.replace(CellBudget.of(config), trials=0)
+    # The larger budget waits a fixed factor x patience after the best epoch, from epoch 10 on
+    # (the fixed rule of protocol 2), whatever rule the profile uses.
+    large = dataclasses.replace(profile, epochs=config.epochs * factor, patience=config.patience * factor,
+                                patience_ratio=0.0, min_epochs=max(10, config.min_epochs))
+    budgets = {"profile": profile, "large": large}
     cells = [c for c in plan_cells(config) if c.dropout == dropout]
     rows: list[BudgetRow] = []
     groups: dict[tuple[str, str], list] = {}
@@ -61,7 +64,7 @@ def budget_regret(config: MatrixConfig, dropout: float, factor: int,
     cards = config.cards()  # names, globs and card paths alike
     for (dataset, variant), group in groups.items():
         if dataset not in features_by_dataset:
-            features = build_features(cards[dataset], log=lambda *_: None)
+            features = build_features(cards[dataset], log=lambda *_: None, max_tokens=config.max_tokens)
             splits = features.splits_on(config.device)
             features_by_dataset[dataset] = (features, splits)
         features, splits = features_by_dataset[dataset]

@@ -37,7 +37,10 @@ class MatrixConfig:
     device: str = "cpu"
     plugins: tuple[str, ...] = field(default=())
     patience: int = 5
-    stack_seeds: bool = True  # train the seeds of a cell as one stacked computation (benchmark/train/stacked.py)
+    # Train the seeds of a cell as one stacked computation (benchmark/train/stacked.py). Off by default:
+    # on a CPU the stacked step cost 1.28x (concat) and 1.15x (cross_attention) of a lone model's step
+    # per model (`fusebench perf loop`, 2026-12), so it pays on a GPU only (the full profile turns it on).
+    stack_seeds: bool = False
     amp: str = "off"  # mixed precision on CUDA: "off", "bf16" or "fp16" (ignored on CPU)
     missing_inputs: tuple[str, ...] = ("zero",)  # how absent modalities are filled: "zero", "learned" (missing_axis.py)
     # (absolute path, sha256 of the file) of each card given by path in `datasets`: pinned when the
@@ -46,6 +49,18 @@ class MatrixConfig:
     # k-fold cross-validation for every dataset instead of its fixed split (None: each card's own
     # `folds`, or its fixed split); overrides the cards' `folds` (benchmark/run/folds.py)
     folds: int | None = None
+    # Neither early stopping nor the rate's decay fires before this epoch; the wait after the best
+    # epoch grows with it (ceil(patience_ratio x best epoch), between 4 and `patience`; 0: always
+    # `patience`). benchmark/train/loop.py, wait_epochs.
+    min_epochs: int = 5
+    patience_ratio: float = 0.5
+    # "shared": one Optuna study per dataset and strategy variant, tuned at the middle training
+    # dropout rate, its hyperparameters retrained at every rate; "per_rate": one study per rate.
+    tuning: str = "shared"
+    # The token budget of token strategies: a modality with more tokens is pooled to at most this
+    # many (an image grid by 2-D average pooling, a sequence by masked means over windows);
+    # None: every token (benchmark/features/token_budget.py).
+    max_tokens: int | None = 16
 
     def matrix_id(self) -> str:
         """Stable id of this matrix (everything that changes its results): the configuration but
@@ -66,6 +81,15 @@ class MatrixConfig:
         payload["inputs"] = matrix_inputs_fingerprint(list(self.cards().values()),
                                                       expand(self.strategies, registry.names(), "strategy"))
         return f"{self.name}-{hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:10]}"
+
+    def tuning_dropout(self, dropout: Dropout) -> Dropout:
+        """The training dropout rate at which the study of a cell trained at ``dropout`` tunes: the
+        cell's own under ``tuning: per_rate``; under ``shared``, the middle of the matrix's rates as
+        listed (0.3 of 0, 0.3, 0.6), so one study serves every rate."""
+        if self.tuning == "per_rate":
+            return dropout
+        middle = self.dropout_rates[len(self.dropout_rates) // 2]
+        return middle if isinstance(middle, tuple) else float(middle)
 
     def cards(self):
         """Dataset name -> card of this matrix's datasets (names, globs, card paths), in order."""
@@ -114,7 +138,16 @@ _FIELDS = {
     "amp": (str, "mixed precision on CUDA: 'off', 'bf16' or 'fp16'"),
     "missing_inputs": (list, "a list of missing-input techniques: zero (zero-fill + presence mask), learned"),
     "folds": (int, "an integer >= 2: k-fold cross-validation on every dataset instead of its fixed split"),
+    "min_epochs": (int, "the first epoch at which early stopping or the rate's decay may fire (integer >= 1)"),
+    "patience_ratio": ((int, float), "the wait after the best epoch as a share of it (a number >= 0; 0: always "
+                                     "`patience`)"),
+    "tuning": (str, "'shared' (one study per dataset and strategy, tuned at the middle dropout rate) or "
+                    "'per_rate' (one study per training dropout rate)"),
+    "max_tokens": (int, "the most tokens a token strategy sees per modality (integer >= 1, or null for every "
+                        "token); more are pooled"),
 }
+TUNING_SCOPES = ("shared", "per_rate")
+NULLABLE_FIELDS = ("max_tokens",)  # null: no token budget
 
 
 def profile_path(name_or_path: str) -> Path:
@@ -143,7 +176,9 @@ def load_profile(name_or_path: str) -> MatrixConfig:
         raise ProfileError(f"{path}: unknown field(s) {unknown}; expected some of {sorted(_FIELDS)}")
     for key, value in raw.items():
         kind, expected = _FIELDS[key]
-        if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
+        if value is None and key in NULLABLE_FIELDS:
+            continue
+        if not isinstance(value, kind) or (isinstance(value, bool) and bool not in (kind if isinstance(kind, tuple) else (kind,))):
             raise ProfileError(f"{path}: field '{key}': expected {expected}, got {value!r}")
     for key in ("datasets", "strategies", "dropout_rates", "seeds"):
         if key in raw and not raw[key]:
@@ -176,9 +211,13 @@ def load_profile(name_or_path: str) -> MatrixConfig:
             raise ProfileError(f"{path}: field 'missing_inputs': {exc}") from None
     if raw.get("amp", "off") not in AMP_MODES:
         raise ProfileError(f"{path}: field 'amp': expected one of {list(AMP_MODES)}, got {raw['amp']!r}")
-    for key, low in (("trials", 0), ("epochs", 1), ("batch_size", 1), ("patience", 1), ("folds", 2)):
-        if key in raw and raw[key] < low:
-            raise ProfileError(f"{path}: field '{key}': expected an integer >= {low}, got {raw[key]!r}")
+    for key, low in (("trials", 0), ("epochs", 1), ("batch_size", 1), ("patience", 1), ("folds", 2),
+                     ("min_epochs", 1), ("max_tokens", 1), ("patience_ratio", 0)):
+        if raw.get(key) is not None and raw[key] < low:
+            kind = "a number" if key == "patience_ratio" else "an integer"
+            raise ProfileError(f"{path}: field '{key}': expected {kind} >= {low}, got {raw[key]!r}")
+    if raw.get("tuning", "shared") not in TUNING_SCOPES:
+        raise ProfileError(f"{path}: field 'tuning': expected one of {list(TUNING_SCOPES)}, got {raw['tuning']!r}")
     return MatrixConfig.from_dict({"name": path.stem, **raw})
 
 

@@ -18,13 +18,14 @@ from benchmark.data.builtin import ensure_prepared
 from benchmark.features.tensors import build_features
 from benchmark.reporting import EmptyReport, build_report
 from benchmark.run.config import MatrixConfig
-from benchmark.run.planning import cell_unit, cell_unit_of, not_applicable, plan_cells
-from benchmark.run.worker import MatrixOutcome, Worker
+from benchmark.run.planning import cell_unit, cell_unit_of, matrix_units, not_applicable, plan_cells, study_units
+from benchmark.run.worker import QUIET_PROGRESS_ENV, MatrixOutcome, Worker, matrix_display
 from benchmark.scale.database import open_storage
 from benchmark.scale.retry import retry
 from benchmark.scale.schema import TAG_ERROR, TAG_NOT_APPLICABLE
 from benchmark.scale.tracking import MatrixTracker
 from benchmark.scale.workqueue import new_worker_id, open_queue
+from benchmark.train.cost import current_rss_mb
 from benchmark.train.device import resolve_device
 
 
@@ -39,17 +40,20 @@ class BenchSummary:
     wall_seconds: float = 0.0
     # Peak resident memory (ru_maxrss, MiB) of each worker process; None where it could not be had.
     worker_peak_rss_mb: list[float | None] = field(default_factory=list)
+    # The coordinating process's largest resident memory (MiB) while its workers trained; None with
+    # one worker (it trains in-process) or none.
+    coordinator_rss_mb: float | None = None
 
 
-def prepare_data(cards: dict, log: Callable[[str], None]) -> tuple[dict, dict[str, float]]:
-    """Prepare the matrix's datasets (dataset name -> card) and fill the feature cache.
-    -> (dataset -> FeatureSet, phase seconds)."""
+def prepare_data(cards: dict, log: Callable[[str], None], max_tokens: int | None = None) -> tuple[dict, dict[str, float]]:
+    """Prepare the matrix's datasets (dataset name -> card) and fill the feature cache; ``max_tokens``:
+    the matrix's token budget. -> (dataset -> FeatureSet, phase seconds)."""
     started = time.perf_counter()
     for card in cards.values():
         if card.source_kind == "builtin":
             ensure_prepared(card.source["builtin"], progress=log)
     data_s = time.perf_counter() - started
-    features = {name: build_features(card, log=log) for name, card in cards.items()}
+    features = {name: build_features(card, log=log, max_tokens=max_tokens) for name, card in cards.items()}
     return features, {"data": data_s, "encoding": time.perf_counter() - started - data_s}
 
 
@@ -94,7 +98,8 @@ def _run_bench(config: MatrixConfig, tracking_uri: str, storage_url: str, worker
         failed_units = [cell_unit_of(h) for h in tracker.failed_cells()]
         log(f"retrying {queue.reopen(matrix_id, failed_units)} failed cells")
     cards = config.cards()
-    features, phases = prepare_data({name: cards[name] for name in sorted({c.dataset for c in cells})}, log)
+    features, phases = prepare_data({name: cards[name] for name in sorted({c.dataset for c in cells})}, log,
+                                    config.max_tokens)
     summary.phase_seconds.update(phases)
     if workers == 0:  # register only: workers on this or other machines join with `fusebench worker`
         summary.wall_seconds = time.perf_counter() - started
@@ -110,7 +115,14 @@ def _run_bench(config: MatrixConfig, tracking_uri: str, storage_url: str, worker
         units = [cell_unit(c, config) for c in cells]
         done_before = queue.done_units(matrix_id)
         t0 = time.perf_counter()
-        exits = spawn_workers(workers, matrix_id, tracking_uri, storage_url, config.device)
+        features.clear()  # the workers encode nothing (the cache is full) and this process trains nothing
+        release_memory()
+        with matrix_display(list(matrix_units(config, study_units(config, cells)))) as display:
+            def poll() -> None:
+                display.sync(queue.done_units(matrix_id))
+                summary.coordinator_rss_mb = max(summary.coordinator_rss_mb or 0.0, current_rss_mb())
+
+            exits = spawn_workers(workers, matrix_id, tracking_uri, storage_url, config.device, on_poll=poll)
         summary.phase_seconds["workers"] = time.perf_counter() - t0
         summary.worker_peak_rss_mb = [e.peak_rss_mb for e in exits]
         codes = [e.code for e in exits]
@@ -128,6 +140,24 @@ def _run_bench(config: MatrixConfig, tracking_uri: str, storage_url: str, worker
     return summary
 
 
+def release_memory() -> None:
+    """Give back what encoding held before the workers start: the loaded encoder networks
+    (model_cache), then the freed heap to the system. CPython and PyTorch free into glibc's heap,
+    which keeps the pages; ``malloc_trim`` (glibc only; elsewhere skipped) returns them, so the
+    coordinator holds its imports and stores while the workers train, not the encoders."""
+    import ctypes
+    import gc
+
+    from benchmark.features import model_cache
+
+    model_cache.clear()
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
 @dataclass(frozen=True)
 class WorkerExit:
     """How a worker process ended: its exit code and its peak resident memory in MiB, from the
@@ -137,16 +167,22 @@ class WorkerExit:
     peak_rss_mb: float | None
 
 
-def spawn_workers(count: int, matrix_id: str, tracking_uri: str, storage_url: str, device: str) -> list[WorkerExit]:
-    """Start ``count`` `fusebench worker` processes on this machine and wait for them."""
+def spawn_workers(count: int, matrix_id: str, tracking_uri: str, storage_url: str, device: str,
+                  on_poll: Callable[[], None] = lambda: None, poll_s: float = 2.0) -> list[WorkerExit]:
+    """Start ``count`` `fusebench worker` processes on this machine and wait for them, calling
+    ``on_poll`` every ``poll_s`` seconds meanwhile (the matrix-wide progress display)."""
     threads = max(1, (os.cpu_count() or 1) // count)
-    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads), QUIET_PROGRESS_ENV: "1"}
     command = [sys.executable, "-m", "benchmark.cli", "worker", "--matrix-id", matrix_id,
                "--storage", storage_url, "--tracking-uri", tracking_uri, "--device", device]
     with tempfile.TemporaryDirectory(prefix="fusebench-workers-") as folder:
         summaries = [Path(folder) / f"worker-{i}.json" for i in range(count)]
         processes = [subprocess.Popen(command + ["--summary", str(path)], env=env) for path in summaries]
         try:
+            while any(p.poll() is None for p in processes):
+                on_poll()
+                time.sleep(poll_s)
+            on_poll()
             codes = [p.wait() for p in processes]
         except KeyboardInterrupt:
             for p in processes:

@@ -10,7 +10,9 @@
 * ``fusebench perf budget``: test scores under the profile's training budget and a larger one,
   and their difference (benchmark/run/budget_check.py);
 * ``fusebench perf scale``: seconds per epoch, samples/s and peak memory of the real loop on
-  generated datasets of growing size (benchmark/run/scale_check.py)."""
+  generated datasets of growing size (benchmark/run/scale_check.py);
+* ``fusebench perf fidelity``: the profile's protocol against the reference protocol on the same
+  slice: rank agreement, largest score difference, winners (benchmark/run/fidelity.py)."""
 
 from __future__ import annotations
 
@@ -166,6 +168,10 @@ def main(args) -> int:
         return 0
     if args.what == "budget":
         return budget_main(args, device)
+    if args.what == "fidelity":
+        from benchmark.run.fidelity import main as fidelity_main
+
+        return fidelity_main(args, device)
     if args.what == "audio":
         from benchmark.run.audio_probe import main as audio_main
 

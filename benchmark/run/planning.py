@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict
+from dataclasses import asdict, replace
 
 from benchmark.run.config import MatrixConfig, ProfileError, expand
 from benchmark.run.dropout import unknown_modalities
 from benchmark.run.folds import fold_count, folded_fingerprint, with_folds
 from benchmark.run.identity import cell_fingerprint, load_strategies
 from benchmark.run.missing_axis import technique_variants
+from benchmark.scale.schema import dropout_label
 from benchmark.train.results import Cell
 
 
@@ -73,9 +74,12 @@ def not_applicable(config: MatrixConfig) -> dict[str, dict[str, str]]:
 
 
 def budget_tag(config: MatrixConfig) -> str:
-    """The training budget in study names and cell hashes: trials, epoch cap, batch size, patience
-    (a study tuned under another budget is never continued)."""
-    return f"t{config.trials}-e{config.epochs}-b{config.batch_size}-p{config.patience}"
+    """The training budget in study names and cell hashes: trials, epoch cap, batch size, the
+    early-stopping rule (longest wait, its ratio to the best epoch, first epoch it may fire) and
+    the token budget (a study tuned under another budget is never continued)."""
+    tokens = "all" if config.max_tokens is None else config.max_tokens
+    return (f"t{config.trials}-e{config.epochs}-b{config.batch_size}-p{config.patience}"
+            f"r{config.patience_ratio:g}m{config.min_epochs}-k{tokens}")
 
 
 def input_fingerprints(config: MatrixConfig, cells: list[Cell]) -> dict[tuple[str, str], str]:
@@ -96,19 +100,23 @@ def cell_hash(cell: Cell, config: MatrixConfig, fingerprint: str | None = None) 
     """The cell's configuration hash (its MLflow tag and work-queue unit): the cell, the budget
     and the fingerprint of its inputs (computed unless given)."""
     fingerprint = fingerprint or input_fingerprint(cell, config)
-    payload = {**asdict(cell), "budget": budget_tag(config), "inputs": fingerprint}
+    # "tuned_at": the rate whose study chose the hyperparameters (config.tuning_dropout): a cell
+    # retrained from another rate's study is another result than one tuned at its own rate.
+    payload = {**asdict(cell), "budget": budget_tag(config), "inputs": fingerprint,
+               "tuned_at": dropout_label(config.tuning_dropout(cell.dropout))}
     if cell.fold is None:
         del payload["fold"]  # a cell without k-fold keeps the hash it had before the field
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def study_units(config: MatrixConfig, cells: list[Cell]) -> dict[str, list[Cell]]:
-    """Study key -> its cells, in plan order (one study per dataset, variant, dropout rate and
-    inputs fingerprint)."""
+    """Study key -> its cells, in plan order (one study per dataset, variant, tuning dropout rate
+    and inputs fingerprint: under shared tuning the cells of every training rate share one)."""
     fingerprints = input_fingerprints(config, cells)
     studies: dict[str, list[Cell]] = {}
     for cell in cells:
-        key = cell.study_name(budget_tag(config), fingerprints[cell.dataset, cell.strategy])
+        key = cell.study_name(budget_tag(config), fingerprints[cell.dataset, cell.strategy],
+                              config.tuning_dropout(cell.dropout))
         studies.setdefault(key, []).append(cell)
     return studies
 
@@ -128,12 +136,15 @@ def cell_unit_of(hash_: str) -> str:
 
 def matrix_units(config: MatrixConfig, studies: dict[str, list[Cell]]):
     """(unit id, kind, payload) in run order: each study's trial slots, then its cells.
-    kind "trial": payload (study key, the study's first cell, slot); kind "cell": payload
-    (study key, cell, the study's trial-slot units it waits for)."""
+    kind "trial": payload (study key, the study's first cell at the rate the study tunes at, slot,
+    the earlier slots' units it waits for: a study's trials run in slot order, so each samples and
+    is pruned against the same earlier trials however many workers run the matrix); kind "cell":
+    payload (study key, cell, the study's trial-slot units it waits for)."""
     fingerprints = input_fingerprints(config, [c for cells in studies.values() for c in cells])
     for study_key, cells in studies.items():
         slots = [trial_unit(study_key, k) for k in range(config.trials)]
+        tuning_cell = replace(cells[0], dropout=config.tuning_dropout(cells[0].dropout))
         for k, unit in enumerate(slots):
-            yield unit, "trial", (study_key, cells[0], k)
+            yield unit, "trial", (study_key, tuning_cell, k, slots[:k])
         for cell in cells:
             yield cell_unit(cell, config, fingerprints[cell.dataset, cell.strategy]), "cell", (study_key, cell, slots)

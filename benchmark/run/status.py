@@ -50,7 +50,8 @@ def matrix_status(storage_url: str, matrix_id: str | None = None, read_failed: b
     registered = queue.matrix(matrix_id)
     config = MatrixConfig.from_dict(registered["config"]).localised(search)
     labels, trials, cells = {}, set(), set()
-    for unit, kind, (_, cell, slot) in matrix_units(config, study_units(config, plan_cells(config))):
+    for unit, kind, payload in matrix_units(config, study_units(config, plan_cells(config))):
+        cell, slot = payload[1], payload[2]
         if kind == "trial":
             trials.add(unit)
             labels[unit] = (f"tuning {cell.dataset} · {cell.variant} · dropout {dropout_label(cell.dropout)} · "

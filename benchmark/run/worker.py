@@ -35,6 +35,9 @@ from strategies import discover
 
 
 FAULT_CELL_DELAY_S = float(os.environ.get("FUSEBENCH_FAULT_CELL_DELAY_S", "0"))
+# Set to "1" by `fusebench bench` for the workers it spawns: the bench shows the matrix's progress
+# itself, so the workers print no counters of their own (two interleaved counters jump backwards).
+QUIET_PROGRESS_ENV = "FUSEBENCH_QUIET_PROGRESS"
 
 
 @dataclass
@@ -46,6 +49,12 @@ class MatrixOutcome:
     failed: list[tuple[str, str]] = field(default_factory=list)
     phase_seconds: dict[str, float] = field(default_factory=dict)
     peak_rss_mb: float | None = None  # this process's peak resident memory, MiB (cost.peak_rss_mb)
+
+
+def matrix_display(units: list, quiet: bool = False) -> MatrixDisplay:
+    """The matrix-wide progress display over a matrix's units (planning.matrix_units)."""
+    cell_labels = {unit: payload[1].label() for unit, kind, payload in units if kind == "cell"}
+    return MatrixDisplay(cell_labels, len(units), quiet=quiet)
 
 
 class Worker:
@@ -66,7 +75,7 @@ class Worker:
                                                    create=False), f"open tracking store {tracking_uri}")
         self.features: dict[str, FeatureSet] = dict(features or {})
         self.fold_splits = FoldSplits(config, self.cards)  # k-fold: each fold's splits (benchmark/run/folds.py)
-        self.budget = CellBudget(config.epochs, config.batch_size, config.trials, config.device, config.patience, config.amp)
+        self.budget = CellBudget.of(config)
         self.unit_list = list(matrix_units(config, self.studies))  # fixed for the matrix; hashed once, not per poll
         self.phases = {"data_and_encoding": 0.0, "tuning": 0.0, "final_runs": 0.0}
         self.outcome = MatrixOutcome(self.matrix_id, self.tracker.parent_id)
@@ -78,9 +87,10 @@ class Worker:
         self.log(f"matrix {self.matrix_id}: {total} cells in {len(self.studies)} studies x {self.config.trials} trials; "
                  f"{already} cells already finished")
         self.outcome.skipped = already
-        with MatrixDisplay(total=total, done=already) as display:
+        with matrix_display(self.unit_list, quiet=os.environ.get(QUIET_PROGRESS_ENV) == "1") as display:
             while True:
                 done = self.queue.done_units(self.matrix_id)
+                display.sync(done)  # matrix-wide: every worker's finished cells
                 pending = [u for u in self.unit_list if u[0] not in done]
                 if not pending:
                     break
@@ -106,8 +116,6 @@ class Worker:
                     for member, _ in members:
                         leases.enter_context(self.queue.holding(self.matrix_id, member, self.worker_id))
                     retry(lambda: self._cells(members, payload[0], display), f"cell unit {unit}")
-                for _ in members:
-                    display.advance()
         self.outcome.phase_seconds = self.phases
         self.outcome.peak_rss_mb = peak_rss_mb()
         return self.outcome
@@ -115,19 +123,20 @@ class Worker:
     @staticmethod
     def _ready(unit, done: set[str]) -> bool:
         _, kind, payload = unit
-        return kind == "trial" or all(slot in done for slot in payload[2])
+        waits_for = payload[3] if kind == "trial" else payload[2]  # earlier trial slots of the study
+        return all(slot in done for slot in waits_for)
 
     def _features(self, dataset: str) -> FeatureSet:
         if dataset not in self.features:
             started = time.perf_counter()
-            self.features[dataset] = build_features(self.cards[dataset], log=self.log)
+            self.features[dataset] = build_features(self.cards[dataset], log=self.log, max_tokens=self.config.max_tokens)
             self.phases["data_and_encoding"] += time.perf_counter() - started
         return self.features[dataset]
 
     def _ranking_metric(self, dataset: str) -> str:
         return self.cards[dataset].ranking_metric
 
-    def _trial(self, unit: str, study_key: str, cell: Cell, slot: int, display) -> None:
+    def _trial(self, unit: str, study_key: str, cell: Cell, slot: int, _after: list[str], display) -> None:
         features = self._features(cell.dataset)
         display.cell(f"tuning {cell.dataset} · {cell.variant} · dropout {dropout_label(cell.dropout)}")
         display.detail(f"trial {slot + 1}/{self.config.trials}")
@@ -152,8 +161,10 @@ class Worker:
         if not self.config.stack_seeds:
             return []
         study_key = claimed[2][0]
+        rate = claimed[2][1].dropout  # under shared tuning a study holds the cells of every rate: one rate a stack
         return [u for u in pending if u[1] == "cell" and u[0] != claimed[0] and u[2][0] == study_key
-                and self._ready(u, done) and self.queue.claim(self.matrix_id, u[0], self.worker_id)]
+                and u[2][1].dropout == rate and self._ready(u, done)
+                and self.queue.claim(self.matrix_id, u[0], self.worker_id)]
 
     def _cell(self, unit: str, study_key: str, cell: Cell, display) -> None:
         self._cells([(unit, cell)], study_key, display)

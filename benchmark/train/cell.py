@@ -8,8 +8,6 @@ import time
 from dataclasses import dataclass
 from typing import Callable
 
-import torch
-
 from benchmark.features.tensors import FeatureSet
 from benchmark.train.cost import PeakMemory, parameter_count, training_step_tensor_mb
 from benchmark.train.evaluation import References, evaluate, full_score
@@ -33,13 +31,22 @@ class CellBudget:
     device: str
     patience: int = 5
     amp: str = "off"
+    min_epochs: int = 10
+    patience_ratio: float = 0.0
+
+    @classmethod
+    def of(cls, config) -> "CellBudget":
+        """The budget of a matrix configuration (benchmark/run/config.py, MatrixConfig)."""
+        return cls(config.epochs, config.batch_size, config.trials, config.device, config.patience, config.amp,
+                   config.min_epochs, config.patience_ratio)
 
     def train_config(self, cell: Cell, metric: str, task: Task | None = None, **training) -> TrainConfig:
         """The cell's training config; ``task`` (default multiclass) sets the loss."""
         task = task or Task()
         return TrainConfig(epochs=self.epochs, batch_size=self.batch_size, modality_dropout=cell.dropout,
                            seed=cell.seed, device=self.device, patience=self.patience, metric=metric, amp=self.amp,
-                           task=task.kind, regression_loss=task.regression_loss, **training)
+                           task=task.kind, regression_loss=task.regression_loss, min_epochs=self.min_epochs,
+                           patience_ratio=self.patience_ratio, **training)
 
 
 def run_cell(cell: Cell, features: FeatureSet, splits, study, config: CellBudget, metric: str = "accuracy",
@@ -92,11 +99,9 @@ def run_cells(cells: list[Cell], features: FeatureSet, splits, study, config: Ce
         configs = [config.train_config(c, metric, task, **run_training) for _, c, run_training, _ in runs]
         stats: list = [None] * len(runs)
         for members in groups.values():
-            # In-model dropout draws from the global RNG: seeded per group, the defaults' retrain
-            # draws the same masks whatever the tuned group before it trained (and so tuning_gain
-            # does not vary with what tuning picked).
-            torch.manual_seed(configs[members[0]].seed)
-
+            # In-model dropout masks come from the global generator, seeded by each run (loop.train)
+            # or each stack (stacked.train_stacked) from its own seed: the defaults' retrain draws the
+            # same masks whatever trained before it (and so tuning_gain does not vary with what tuning picked).
             def show(i, epoch, score, members=members):
                 _, c, _, what = runs[members[i]]
                 progress(f"{what}seed {c.seed} epoch {epoch + 1} (cap {config.epochs}), validation {metric} {score:.3f}")

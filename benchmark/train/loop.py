@@ -8,8 +8,12 @@ The protocol (README, "Training protocol"): AdamW with a linear learning-rate wa
 the first epoch, then the rate is halved whenever the validation score has not improved for
 ``lr_patience`` epochs (an epoch improves when its score beats the best, or ties it with a
 lower validation loss); gradients are clipped to a global norm of ``clip_norm``; training stops
-when the validation score has not improved for ``patience`` epochs, but never before
-``min_epochs`` (``plateau``), or at the epoch cap (``cap``), and the weights of the best validation epoch are restored.
+when the validation score has not improved for ``wait_epochs(best epoch)`` epochs, but never
+before ``min_epochs`` (``plateau``), or at the epoch cap (``cap``), and the weights of the best
+validation epoch are restored. The wait grows with the best epoch (``patience_ratio``), between
+``lr_patience + 2`` (the rate is halved once and the lower rate gets two epochs) and
+``patience``: a model whose best epoch was 4 stops at epoch 8, not at 10 + patience, and
+a model still finding better epochs at 20 gets the whole patience.
 
 ``train`` runs one model. ``benchmark/train/stacked.py`` runs several models of one shape (the
 seeds of a cell) as one stacked computation with the same protocol; both keep their per-run
@@ -48,8 +52,11 @@ class TrainConfig:
     modality_dropout: float | tuple[tuple[str, float], ...] = 0.3  # one rate, or a rate per modality (sorted)
     seed: int = 0
     device: str = "cpu"
-    patience: int = 5  # epochs without a better validation score before stopping
+    patience: int = 5  # the longest wait: epochs without a better validation score before stopping
     min_epochs: int = 10  # neither early stopping nor the rate's decay fires before this epoch
+    # The wait after the best epoch b: ceil(patience_ratio * b), at least lr_patience + 2, at most
+    # patience (0: always patience, the fixed rule of protocol 2).
+    patience_ratio: float = 0.0
     lr_patience: int = 2  # epochs without a better validation score before the rate is halved
     lr_decay: float = 0.5
     warmup_epochs: float = 1.0  # linear warm-up from lr / 10 over this many epochs of steps
@@ -93,6 +100,17 @@ class TrainStats:
 
 
 EpochCallback = Callable[[int, float], None]  # (epoch index, validation score) -> None; may raise (pruning)
+
+
+def wait_epochs(config: TrainConfig, best_epoch: int) -> int:
+    """Epochs without a better validation score after 1-based ``best_epoch`` before training stops:
+    ``config.patience`` under the fixed rule (``patience_ratio`` 0); otherwise a wait that grows with
+    the best epoch, ceil(ratio x best epoch), never below ``lr_patience + 2`` (a plateau is called only
+    after the rate was halved and the lower rate had two epochs) nor above ``patience``."""
+    if config.patience_ratio <= 0:
+        return config.patience
+    floor = min(config.patience, config.lr_patience + 2)
+    return min(config.patience, max(floor, math.ceil(config.patience_ratio * best_epoch)))
 
 
 def task_of(config: TrainConfig) -> Task:
@@ -181,7 +199,7 @@ class RunBook:
             self.since_best += 1
         self.rate.after_epoch(epoch + 1, improved)
         stats.lr.append(self.rate.value)
-        if self.since_best >= config.patience and epoch + 1 >= config.min_epochs:
+        if self.since_best >= wait_epochs(config, stats.best_epoch) and epoch + 1 >= config.min_epochs:
             stats.stop_reason = STOP_PLATEAU
             self.stopped = True
         return improved
@@ -192,6 +210,10 @@ def train(model: nn.Module, train_split: SplitTensors, modalities: list[str], co
     """Train ``model`` in place. With ``val_split``: early stopping on the validation score and
     the best epoch's weights restored; without: ``config.epochs`` epochs and the last weights."""
     device = torch.device(config.device)
+    # Dropout layers inside the model draw their masks from the global generator: seeded from this
+    # run's own seed, they do not depend on what trained before it in the process (which worker ran
+    # it, in what order, beside which other runs).
+    torch.manual_seed(config.seed)
     model.to(device).train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     scaler = torch.amp.GradScaler("cuda") if config.amp == "fp16" and is_cuda(device) else None

@@ -22,11 +22,14 @@ class Cell:
     fixed_hparams: dict[str, Any] = field(default_factory=dict)
     fold: int | None = None  # k-fold cross-validation: the test fold (None: the card's fixed split)
 
-    def study_name(self, matrix_budget: str, fingerprint: str = "") -> str:
+    def study_name(self, matrix_budget: str, fingerprint: str = "", tuning_dropout=None) -> str:
         """The Optuna study shared by this cell's seeds, e.g. "emoji/concat/drop0.3/t4-e15-b64-p5/1a2b3c4d":
+        ``drop`` is the training dropout rate its trials train at (``tuning_dropout``, by default the
+        cell's own: under shared tuning the cells of every rate share the study of the middle rate);
         the last part is the start of the fingerprint of the cell's inputs (benchmark/run/identity.py),
         so a study is never continued once the card, an encoder, the strategy or the protocol changed."""
-        name = f"{self.dataset}/{self.variant}/drop{dropout_label(self.dropout)}/{matrix_budget}"
+        rate = self.dropout if tuning_dropout is None else tuning_dropout
+        name = f"{self.dataset}/{self.variant}/drop{dropout_label(rate)}/{matrix_budget}"
         name += "" if self.fold is None else f"/fold{self.fold}"  # each fold tuned on its own rows only
         return f"{name}/{fingerprint[:8]}" if fingerprint else name
 

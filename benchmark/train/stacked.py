@@ -202,6 +202,10 @@ def train_stacked(models: Sequence[nn.Module], train_split: SplitTensors, modali
     stacked; each gets the protocol of ``loop.train`` with its own config. -> stats per model."""
     device = torch.device(configs[0].device)
     count = len(models)
+    # Dropout layers inside the models draw from the global generator, for the whole stack at once
+    # (vmap's randomness="different"): seeded by the first model's seed, they are the same for the
+    # same stack, but not the masks a lone run of each model draws.
+    torch.manual_seed(configs[0].seed)
     for model in models:
         model.to(device).train()
     wrapper = _WithAux(copy.deepcopy(models[0]))  # its own weights are never used: functional_call swaps them
