@@ -143,7 +143,8 @@ def _bench(args) -> int:
     if args.summary:
         write_summary(summary, args.summary)
     phases = ", ".join(f"{k} {v:.1f}s" for k, v in summary.phase_seconds.items())
-    print(f"matrix {summary.matrix_id}: {summary.cells} cells: {summary.completed} run now, {summary.skipped} "
+    reused = f" ({summary.reused} of them copied from earlier matrices)" if summary.reused else ""
+    print(f"matrix {summary.matrix_id}: {summary.cells} cells: {summary.completed} run now{reused}, {summary.skipped} "
           f"already done, {len(summary.failed)} failed; wall time {summary.wall_seconds:.1f}s ({phases})")
     print(f"peak RSS per worker: {format_worker_rss(summary.worker_peak_rss_mb)}"
           + ("" if summary.coordinator_rss_mb is None else

@@ -13,11 +13,24 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 console = Console(stderr=True)
 
 
+QUIET_PROGRESS_EVERY_S = 30.0  # off a terminal, long work prints its count this often
+
+
 @contextlib.contextmanager
 def progress_bar(description: str, total: int) -> Iterator[Callable[[int], None]]:
-    """Yield ``advance(n)``; draws a bar on a terminal, prints nothing otherwise."""
+    """Yield ``advance(n)``; draws a bar on a terminal; otherwise prints "description: k/N" at most
+    every QUIET_PROGRESS_EVERY_S seconds (a long encoding is never silent in a log file)."""
     if not sys.stderr.isatty():
-        yield lambda n: None
+        done, last = 0, time.monotonic()
+
+        def advance(n: int) -> None:
+            nonlocal done, last
+            done += n
+            if time.monotonic() - last >= QUIET_PROGRESS_EVERY_S and done < total:
+                last = time.monotonic()
+                print(f"{description}: {done}/{total}", file=sys.stderr, flush=True)
+
+        yield advance
         return
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   TimeRemainingColumn(), console=console, transient=True) as progress:

@@ -18,11 +18,12 @@ from benchmark.data.builtin import ensure_prepared
 from benchmark.features.tensors import build_features
 from benchmark.reporting import EmptyReport, build_report
 from benchmark.run.config import MatrixConfig
-from benchmark.run.planning import cell_unit, cell_unit_of, matrix_units, not_applicable, plan_cells, study_units
+from benchmark.run.planning import (cell_hash, cell_unit, cell_unit_of, input_fingerprints, matrix_units,
+                                    not_applicable, plan_cells, study_units)
 from benchmark.run.worker import QUIET_PROGRESS_ENV, MatrixOutcome, Worker, matrix_display
 from benchmark.scale.database import open_storage
 from benchmark.scale.retry import retry
-from benchmark.scale.schema import TAG_ERROR, TAG_NOT_APPLICABLE
+from benchmark.scale.schema import TAG_CELL, TAG_ERROR, TAG_NOT_APPLICABLE, TAG_STATUS
 from benchmark.scale.tracking import MatrixTracker
 from benchmark.scale.workqueue import new_worker_id, open_queue
 from benchmark.train.cost import current_rss_mb
@@ -33,8 +34,9 @@ from benchmark.train.device import resolve_device
 class BenchSummary:
     matrix_id: str
     cells: int
-    completed: int = 0
+    completed: int = 0  # cells run now (trained, or copied from another matrix's run of the same cell)
     skipped: int = 0
+    reused: int = 0  # of the completed: copied from a finished run of the same cell in another matrix
     failed: list[tuple[str, str]] = field(default_factory=list)
     phase_seconds: dict[str, float] = field(default_factory=dict)
     wall_seconds: float = 0.0
@@ -97,6 +99,10 @@ def _run_bench(config: MatrixConfig, tracking_uri: str, storage_url: str, worker
     if retry_failed:
         failed_units = [cell_unit_of(h) for h in tracker.failed_cells()]
         log(f"retrying {queue.reopen(matrix_id, failed_units)} failed cells")
+    unrecorded = unrecorded_done_cells(config, cells, queue, tracker)
+    if unrecorded:  # done means recorded: the queue's mark alone never stands for a result
+        log(f"{queue.reopen(matrix_id, unrecorded)} cells marked done in the work queue have no run in the tracking "
+            f"store this bench writes to: running them again")
     cards = config.cards()
     features, phases = prepare_data({name: cards[name] for name in sorted({c.dataset for c in cells})}, log,
                                     config.max_tokens)
@@ -106,7 +112,8 @@ def _run_bench(config: MatrixConfig, tracking_uri: str, storage_url: str, worker
         return summary
     if workers == 1:
         outcome = Worker(config, tracking_uri, storage_url, queue, new_worker_id(), log, features=features).run()
-        summary.completed, summary.skipped = len(outcome.completed), outcome.skipped
+        summary.completed, summary.skipped = len(outcome.completed) + outcome.reused, outcome.skipped
+        summary.reused = outcome.reused
         summary.worker_peak_rss_mb = [outcome.peak_rss_mb]
         failed = tracker.failed_cells()
         summary.phase_seconds.update({"tuning": outcome.phase_seconds["tuning"],
@@ -134,6 +141,7 @@ def _run_bench(config: MatrixConfig, tracking_uri: str, storage_url: str, worker
         summary.skipped = sum(u in done_before for u in units)
         failed_now = sum(cell_unit_of(h) not in done_before for h in failed)
         summary.completed = len(units) - summary.skipped - failed_now
+        summary.reused = sum(e.reused for e in exits)
     # Every failed cell of the matrix, this run's and earlier ones', as MLflow records them.
     summary.failed = list(failed.values())
     summary.wall_seconds = time.perf_counter() - started
@@ -158,6 +166,19 @@ def release_memory() -> None:
         pass
 
 
+def unrecorded_done_cells(config: MatrixConfig, cells: list, queue, tracker: MatrixTracker) -> list[str]:
+    """Cell units the work queue (in the Optuna storage) marks done whose result this matrix's
+    tracking store does not hold, finished or failed: e.g. the same matrix run before against
+    another tracking store. They must run again (or be copied from another matrix of this store)."""
+    done = queue.done_units(tracker.matrix_id)
+    recorded = {run.data.tags.get(TAG_CELL) for run in tracker.cell_runs()
+                if run.data.tags.get(TAG_STATUS) in ("ok", "failed") and run.info.status in ("FINISHED", "FAILED")}
+    fingerprints = input_fingerprints(config, cells)
+    hashes = [cell_hash(c, config, fingerprints[c.dataset, c.strategy]) for c in cells]
+    units = {cell_unit_of(h): h for h in hashes}
+    return [unit for unit, hash_ in units.items() if unit in done and hash_ not in recorded]
+
+
 @dataclass(frozen=True)
 class WorkerExit:
     """How a worker process ended: its exit code and its peak resident memory in MiB, from the
@@ -165,6 +186,7 @@ class WorkerExit:
 
     code: int
     peak_rss_mb: float | None
+    reused: int = 0  # cells it copied from another matrix's run of the same cell
 
 
 def spawn_workers(count: int, matrix_id: str, tracking_uri: str, storage_url: str, device: str,
@@ -188,15 +210,18 @@ def spawn_workers(count: int, matrix_id: str, tracking_uri: str, storage_url: st
             for p in processes:
                 p.terminate()
             raise
-        return [WorkerExit(code, _peak_rss_of(path)) for code, path in zip(codes, summaries)]
+        return [_exit_of(code, path) for code, path in zip(codes, summaries)]
 
 
-def _peak_rss_of(summary_path: Path) -> float | None:
+def _exit_of(code: int, summary_path: Path) -> WorkerExit:
+    """A worker's exit from its code and the summary it wrote (none when it crashed)."""
     try:
-        value = json.loads(summary_path.read_text()).get("peak_rss_mb")
+        data = json.loads(summary_path.read_text())
+        value, reused = data.get("peak_rss_mb"), data.get("reused", 0)
     except (OSError, ValueError, AttributeError):
-        return None
-    return float(value) if isinstance(value, (int, float)) else None
+        return WorkerExit(code, None)
+    return WorkerExit(code, float(value) if isinstance(value, (int, float)) else None,
+                      reused if isinstance(reused, int) else 0)
 
 
 def write_worker_summary(outcome: MatrixOutcome, path: str | Path) -> None:
@@ -204,6 +229,7 @@ def write_worker_summary(outcome: MatrixOutcome, path: str | Path) -> None:
     memory in MiB), for the coordinator that spawned it and for scripts."""
     Path(path).write_text(json.dumps({
         "matrix_id": outcome.matrix_id, "completed": len(outcome.completed), "skipped": outcome.skipped,
+        "reused": outcome.reused,
         "failed": [list(f) for f in outcome.failed], "phase_seconds": outcome.phase_seconds,
         "peak_rss_mb": outcome.peak_rss_mb}, indent=2, sort_keys=True))
 

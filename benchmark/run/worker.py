@@ -46,6 +46,7 @@ class MatrixOutcome:
     parent_run_id: str
     completed: list[RunResult] = field(default_factory=list)
     skipped: int = 0
+    reused: int = 0  # cells whose result another matrix of the store had recorded (copied, not retrained)
     failed: list[tuple[str, str]] = field(default_factory=list)
     phase_seconds: dict[str, float] = field(default_factory=dict)
     peak_rss_mb: float | None = None  # this process's peak resident memory, MiB (cost.peak_rss_mb)
@@ -184,10 +185,16 @@ class Worker:
                 self.queue.mark_done(self.matrix_id, unit)
                 continue
             self.tracker.discard_unfinished(key)
+            source = self.tracker.finished_elsewhere(key)  # the same cell, finished for another matrix
             run_id = self.tracker.start_cell(key, cell.label(), {
                 "strategy": cell.variant, "dataset": cell.dataset, "worker": self.worker_id,
                 "family": discover().get(cell.strategy).family, "modality_dropout": dropout_label(cell.dropout),
                 "seed": str(cell.seed), **({FOLD: str(cell.fold)} if cell.fold is not None else {})})
+            if source is not None:
+                self.tracker.adopt_cell(run_id, source)
+                self.outcome.reused += 1
+                self.queue.mark_done(self.matrix_id, unit)
+                continue
             todo.append((unit, cell, run_id))
         if not todo:
             return

@@ -62,6 +62,8 @@ STACKED_WITH = "stacked_with"  # param: how many models were trained in one stac
 FOLD = "fold"  # param and tag: the test fold of a k-fold cross-validation run (absent: the card's fixed split)
 STOP_PLATEAU, STOP_CAP = "plateau", "cap"
 CURVE_TRAIN_LOSS, CURVE_VAL_METRIC, CURVE_LR = "curve.train_loss", "curve.val_metric", "curve.lr"
+# On a cell run copied from another matrix's finished run of the same cell (same hash): that run's id.
+TAG_REUSED_FROM = "fusebench.reused_from"
 # Artifact of each multiclass/binary cell run: the full-input test predictions' confusion matrix,
 # {"labels": [class names], "matrix": [[counts]]}, rows the true class, columns the predicted one.
 CONFUSION_ARTIFACT = "confusion_matrix.json"

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmark.paths import REPO_ROOT
+from benchmark.scale.schema import CURVE_LR, CURVE_TRAIN_LOSS, CURVE_VAL_METRIC, TAG_REUSED_FROM
 from benchmark.scale.schema import EXPERIMENT, TAG_CELL, TAG_ERROR, TAG_KIND, TAG_MATRIX, TAG_STATUS
 from benchmark.scale.schema import EXPERIMENT_KIND, EXPERIMENT_KIND_TAG
 PACKAGES = ("torch", "torchvision", "transformers", "datasets", "mlflow", "optuna", "scikit-learn", "numpy")
@@ -147,6 +148,45 @@ class MatrixTracker:
         self.client.log_dict(run_id, record, "run_result.json")
         for name, content in (artifacts or {}).items():  # e.g. schema.CONFUSION_ARTIFACT
             self.client.log_dict(run_id, content, name)
+        self.client.set_tag(run_id, TAG_STATUS, "ok")  # last write: marks the cell complete
+        self.client.set_terminated(run_id, "FINISHED")
+
+    def finished_elsewhere(self, cell_hash: str):
+        """A finished run of this cell recorded under another matrix of the store, or None. The
+        hash holds everything that makes the result (the cell, the budget, the tuning rule, the
+        fingerprint of its inputs; benchmark/run/planning.py, cell_hash), so such a run is the
+        result this matrix would compute: adding a seed or a strategy reruns nothing else."""
+        query = (f"tags.`{TAG_KIND}` = 'cell' and tags.`{TAG_CELL}` = '{cell_hash}' and "
+                 f"tags.`{TAG_STATUS}` = 'ok' and attributes.status = 'FINISHED'")
+        runs = self.client.search_runs([self.experiment_id], query, max_results=10,
+                                       order_by=["attributes.start_time ASC"])
+        return next((r for r in runs if r.data.tags.get("mlflow.parentRunId") != self.parent_id), None)
+
+    def adopt_cell(self, run_id: str, source) -> None:
+        """Record ``source`` (a finished run of the same cell under another matrix) as this matrix's
+        run ``run_id``: its params, metrics with their learning curves, tags and artifacts, with a
+        tag naming the run it came from."""
+        import tempfile
+
+        from mlflow.entities import Metric, Param, RunTag
+
+        now = int(time.time() * 1000)
+        curves = [key for key in (CURVE_TRAIN_LOSS, CURVE_VAL_METRIC, CURVE_LR) if key in source.data.metrics]
+        own = {"mlflow.parentRunId", TAG_MATRIX, TAG_STATUS, TAG_KIND}
+        tags = {k: v for k, v in source.data.tags.items() if k not in own and not k.startswith("mlflow.")}
+        self.client.log_batch(
+            run_id, metrics=[Metric(k, float(v), now, 0) for k, v in source.data.metrics.items() if k not in curves],
+            params=[Param(k, v) for k, v in source.data.params.items()],
+            tags=[RunTag(k, v) for k, v in {**tags, TAG_REUSED_FROM: source.info.run_id}.items()])
+        history = [Metric(key, m.value, now, m.step) for key in curves
+                   for m in self.client.get_metric_history(source.info.run_id, key)]
+        for start in range(0, len(history), 1000):
+            self.client.log_batch(run_id, metrics=history[start:start + 1000])
+        with tempfile.TemporaryDirectory(prefix="fusebench-adopt-") as folder:
+            for artifact in self.client.list_artifacts(source.info.run_id):
+                if not artifact.is_dir:
+                    self.client.log_artifact(run_id, self.client.download_artifacts(
+                        source.info.run_id, artifact.path, folder))
         self.client.set_tag(run_id, TAG_STATUS, "ok")  # last write: marks the cell complete
         self.client.set_terminated(run_id, "FINISHED")
 

@@ -15,7 +15,7 @@ from sklearn.metrics import f1_score
 from benchmark.train.batching import model_inputs, random_presence, subset_presence, with_available
 from benchmark.features.tensors import SplitTensors
 from benchmark.train.device import synchronize
-from benchmark.train.modality_curves import modality_missing_scores
+from benchmark.train.modality_curves import modality_missing_masks
 from benchmark.train.tasks import MULTICLASS, Task
 from benchmark.scale.schema import higher_is_better
 
@@ -121,27 +121,54 @@ def model_device(model, split: SplitTensors) -> torch.device:
     return next((p.device for p in model.parameters()), split.labels.device)
 
 
+# Input elements (floats) per forward pass of evaluation: 256 rows of 49 tokens x 1280 (an
+# EfficientNet grid), the largest batch evaluation used before it ran several conditions per pass;
+# pooled features of a few thousand values fit thousands of rows (fewer, larger calls).
+EVAL_ELEMENTS = EVAL_BATCH * 49 * 1280
+
+
+def rows_per_pass(split: SplitTensors, modalities: list[str], tokens: bool) -> int:
+    """Rows of input that fit in one evaluation forward pass (EVAL_ELEMENTS input values)."""
+    source = split.tokens if tokens else split.pooled
+    per_row = sum(int(source[m][0].numel()) for m in modalities) if len(split) else 1
+    return max(1, EVAL_ELEMENTS // max(1, per_row))
+
+
 @torch.no_grad()
-def logits_of(model, split: SplitTensors, modalities: list[str], present: torch.Tensor) -> torch.Tensor:
-    """Model outputs for every row, in batches, on the model's device; each batch's features are
-    converted to float32 there (they are held in their cached dtype). ``present`` is ANDed with the
-    modalities the data holds (``split.available``; a row left with none keeps those: exclude it from
-    a subset's score with :func:`scored_rows`). present: bool (N, M) -> (N, C)"""
+def logits_under(model, split: SplitTensors, modalities: list[str], masks: list[torch.Tensor]) -> list[torch.Tensor]:
+    """Model outputs for every row under each of ``masks`` (the test conditions: full input, each
+    subset, each missing rate ...), in one pass over the rows: each chunk of rows is gathered and
+    converted to float32 once, repeated once per mask, and run under all the masks in one forward
+    call. Each mask is ANDed with the modalities the data holds (``split.available``; a row left
+    with none keeps those: exclude it from a subset's score with :func:`scored_rows`).
+    masks: K x bool (N, M) -> K x (N, C)"""
     model.eval()
-    present = with_available(present, split.available)  # (N, M)
+    count = len(masks)
+    masks = [with_available(mask, split.available) for mask in masks]  # K x (N, M)
     tokens = model.consumes_tokens
     device = model_device(model, split)
-    logits = None  # (N, C), filled batch by batch: no list of per-batch tensors pinning heap fragments
-    for start in range(0, len(split), EVAL_BATCH):
-        stop = min(len(split), start + EVAL_BATCH)
-        inputs, token_mask = model_inputs(split, modalities, torch.arange(start, stop), tokens, device=device)
-        batch = model(inputs, present[start:stop].to(device), token_mask)  # (b, C)
-        if logits is None:
-            logits = batch.new_empty((len(split),) + tuple(batch.shape[1:]))
-        logits[start:stop] = batch
-    if logits is None:
+    n = len(split)
+    if n == 0:
         raise ValueError("no rows to evaluate: the split is empty")
-    return logits
+    chunk = max(1, rows_per_pass(split, modalities, tokens) // count)
+    outputs = None  # (K, N, C), filled chunk by chunk: no list of per-batch tensors pinning heap fragments
+    for start in range(0, n, chunk):
+        stop = min(n, start + chunk)
+        inputs, token_mask = model_inputs(split, modalities, torch.arange(start, stop), tokens, device=device)
+        repeat = {m: x.repeat(count, *([1] * (x.dim() - 1))) for m, x in inputs.items()}  # m -> (K*b, ...)
+        repeat_mask = None if token_mask is None else {m: t.repeat(count, 1) for m, t in token_mask.items()}  # (K*b, T)
+        present = torch.cat([mask[start:stop] for mask in masks]).to(device)  # (K*b, M)
+        batch = model(repeat, present, repeat_mask)  # (K*b, C)
+        batch = batch.view(count, stop - start, *batch.shape[1:])  # (K, b, C)
+        if outputs is None:
+            outputs = batch.new_empty((count, n) + tuple(batch.shape[2:]))
+        outputs[:, start:stop] = batch
+    return list(outputs)
+
+
+def logits_of(model, split: SplitTensors, modalities: list[str], present: torch.Tensor) -> torch.Tensor:
+    """Model outputs for every row under one presence mask (:func:`logits_under`). present: bool (N, M) -> (N, C)"""
+    return logits_under(model, split, modalities, [present])[0]
 
 
 def predict(model, split: SplitTensors, modalities: list[str], present: torch.Tensor) -> torch.Tensor:
@@ -253,31 +280,45 @@ def evaluate(model, split: SplitTensors, modalities: list[str], references: Refe
     task = references.task
     device = split.labels.device
     n = len(split)
-    full = subset_presence(n, modalities, tuple(modalities), device)
-    outputs = logits_of(model, split, modalities, full)  # (N, width)
     labels = split.labels
-    result = Evaluation(scores=task.scores(outputs, labels), largest_class_share=task.largest_class_share(outputs))
-    result.collapsed = task.collapsed(outputs, labels, result.scores, references.all_scores())
-    result.confusion = confusion_matrix(task, outputs, labels, class_names)
+    # Every test condition's presence mask, then one batched pass over the rows for all of them.
+    masks = {"full": subset_presence(n, modalities, tuple(modalities), device)}  # condition -> (N, M)
+    scored_subsets = {}
     for subset in subsets(modalities):
         mask = subset_presence(n, modalities, subset, device)
         scored = scored_rows(mask, split.available)  # (N,): rows holding some modality of the subset
-        if not bool(scored.any()):
-            continue  # no row of the data holds any of the subset's modalities: no score
-        subset_outputs = logits_of(model, split, modalities, mask)  # (N, width)
-        subset_outputs = subset_outputs[scored.to(subset_outputs.device)]  # (N_scored, width)
-        result.subset_scores["+".join(subset)] = task.scores(subset_outputs, labels[scored.to(labels.device)])
+        if bool(scored.any()):  # else no row of the data holds any of the subset's modalities: no score
+            masks[("subset", subset)] = mask
+            scored_subsets[subset] = scored
+    modality_masks = {}
     if curve:
         generator = torch.Generator().manual_seed(seed)
         for rate in MISSING_RATES:
-            mask = random_presence(n, len(modalities), rate, generator, device, split.available)
-            result.missing_scores[rate] = task.scores(logits_of(model, split, modalities, mask), labels)  # (N, width) scored
+            masks[("missing", rate)] = random_presence(n, len(modalities), rate, generator, device, split.available)
+        modality_masks = modality_missing_masks(n, modalities, MISSING_RATES, split.available, seed, device)
+        for modality, by_rate in modality_masks.items():
+            for rate, mask in by_rate.items():
+                if mask is not None:
+                    masks[("modality", modality, rate)] = mask
+    outputs = dict(zip(masks, logits_under(model, split, modalities, list(masks.values()))))  # condition -> (N, width)
+    full = outputs["full"]
+    result = Evaluation(scores=task.scores(full, labels), largest_class_share=task.largest_class_share(full))
+    result.collapsed = task.collapsed(full, labels, result.scores, references.all_scores())
+    result.confusion = confusion_matrix(task, full, labels, class_names)
+    for subset, scored in scored_subsets.items():
+        subset_outputs = outputs[("subset", subset)][scored.to(full.device)]  # (N_scored, width)
+        result.subset_scores["+".join(subset)] = task.scores(subset_outputs, labels[scored.to(labels.device)])
+    if curve:
+        for rate in MISSING_RATES:
+            result.missing_scores[rate] = task.scores(outputs[("missing", rate)], labels)
         if not result.collapsed:
             result.robustness = robustness_score(result.missing_curve_in(metric), references.majority(metric),
                                                  higher_is_better(metric))
-        result.modality_missing_scores = modality_missing_scores(
-            n, modalities, MISSING_RATES, result.scores,
-            lambda mask: task.scores(logits_of(model, split, modalities, mask), labels), split.available, seed, device)
+        result.modality_missing_scores = {
+            modality: {rate: dict(result.scores) if mask is None else task.scores(outputs[("modality", modality, rate)],
+                                                                                  labels)
+                       for rate, mask in by_rate.items()}
+            for modality, by_rate in modality_masks.items()}
         for modality, by_rate in result.modality_missing_scores.items():
             result.modality_robustness[modality] = float("nan") if result.collapsed else robustness_score(
                 {rate: scores[metric] for rate, scores in by_rate.items()}, references.majority(metric),

@@ -9,34 +9,31 @@ scores, reused rather than recomputed."""
 
 from __future__ import annotations
 
-from typing import Callable
 
 import torch
 
 from benchmark.train.batching import random_presence
 
-Scores = dict[str, float]  # metric -> test score
 
 
-def modality_missing_scores(n: int, modalities: list[str], rates: tuple[float, ...], full: Scores,
-                            scores_of: Callable[[torch.Tensor], Scores], available: torch.Tensor, seed: int,
-                            device: torch.device | str = "cpu") -> dict[str, dict[float, Scores]]:
-    """modality -> rate -> metric -> score. ``scores_of`` scores a presence mask (bool (N, M)) on the
-    test split; ``full`` are the full-input scores (rate 0). Each modality's curve draws from its own
-    generator seeded with ``seed``, so a curve does not depend on which modalities come before it."""
-    out: dict[str, dict[float, Scores]] = {}
+def modality_missing_masks(n: int, modalities: list[str], rates: tuple[float, ...], available: torch.Tensor, seed: int,
+                           device: torch.device | str = "cpu") -> dict[str, dict[float, torch.Tensor | None]]:
+    """modality -> rate -> presence mask (bool (N, M)) where only that modality goes missing; None
+    at rate 0 (nothing removed: the full-input scores stand for it). Each modality's curve draws
+    from its own generator seeded with ``seed``, so a curve does not depend on which modalities come
+    before it. {} with one modality: removing it leaves nothing (the row keeps it), no curve."""
+    out: dict[str, dict[float, torch.Tensor | None]] = {}
     if len(modalities) < 2:
-        return out  # one modality: removing it leaves nothing (the row keeps it), no curve to speak of
+        return out
     for column, modality in enumerate(modalities):
         generator = torch.Generator().manual_seed(seed)
-        curve: dict[float, Scores] = {}
+        curve: dict[float, torch.Tensor | None] = {}
         for rate in rates:
             if rate == 0:
-                curve[rate] = dict(full)
+                curve[rate] = None
                 continue
             per_modality = torch.zeros(len(modalities))  # (M,): only this modality is dropped
             per_modality[column] = rate
-            mask = random_presence(n, len(modalities), per_modality, generator, device, available)  # (N, M)
-            curve[rate] = scores_of(mask)
+            curve[rate] = random_presence(n, len(modalities), per_modality, generator, device, available)  # (N, M)
         out[modality] = curve
     return out
