@@ -191,3 +191,21 @@ def test_aisfx_without_its_package_says_how_to_install_it(monkeypatch, tmp_path)
     monkeypatch.setattr(pretrained.importlib.util, "find_spec", lambda name: None)
     with pytest.raises(ValueError, match=r'aisfx package .*pip install --no-deps "aisfx==0\.1\.2"'):
         get_encoder("aisfx", standardize=False).encode(write_clips(tmp_path, "c", TRAIN[:1]))
+
+
+def test_fitting_and_encoding_the_training_split_reads_each_clip_once(tmp_path, fusebench_home, monkeypatch):
+    """fit computes the statistics from the training clips' raw encoding and keeps it; encoding the
+    same clips then reuses it (the training split is decoded and encoded once, not twice)."""
+    train = write_clips(tmp_path, "train", TRAIN[:4])
+    encoder = get_encoder("log_mel", sample_rate=16000, n_mels=32)
+    calls: list[int] = []
+    real = type(encoder)._encode_raw
+    monkeypatch.setattr(type(encoder), "_encode_raw",
+                        lambda self, values, progress=None: calls.append(len(values)) or real(self, values, progress))
+    encoder.fit(train)
+    once = encoder.encode(train)
+    assert calls == [4]
+    again = encoder.encode(train)  # a second call encodes again (nothing is held after the first)
+    assert calls == [4, 4] and torch.equal(once.pooled, again.pooled)
+    encoder.encode(train[:2])
+    assert calls == [4, 4, 2]

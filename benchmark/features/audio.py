@@ -172,12 +172,23 @@ class _AudioEncoder(MediaInput):
         return pooled, torch.stack([s.mean(0) for s in segments])  # (3D,), (T_i, D)
 
     def fit(self, train_values) -> None:
-        """Standardisation statistics from the training split's clips (no-op without ``standardize``)."""
+        """Standardisation statistics from the training split's clips (no-op without ``standardize``).
+        When they must be computed, the raw encoding of the training clips is kept until ``encode``
+        is given the same clips (the training split), so no clip is decoded and encoded twice."""
         self.statistics = None
+        self._fitted_raw = None
         if self.standardize:
+            digest = self._content_digest(train_values)
             key = feature_cache.cache_key(kind="audio train statistics", version=self.version,
-                                          options=self.options, rows=self._content_digest(train_values))
-            self.statistics = fit_cached(key, lambda: self._encode_raw(train_values), self.version)
+                                          options=self.options, rows=digest)
+            raw: list[Encoded] = []
+
+            def encode_train() -> Encoded:
+                raw.append(self._encode_raw(train_values))
+                return raw[0]
+
+            self.statistics = fit_cached(key, encode_train, self.version)
+            self._fitted_raw = (digest, raw[0]) if raw else None
 
     def _content_digest(self, values) -> str:
         """A hash of the clips' content: the bytes or samples a cell holds, or for a file its
@@ -208,7 +219,11 @@ class _AudioEncoder(MediaInput):
         if self.standardize and self.statistics is None:
             raise RuntimeError(f"{self.name} encoder: fit(train_values) must run before encode when standardize "
                                f"is on (or give the option standardize: false)")
-        encoded = self._encode_raw(values, progress)
+        fitted = getattr(self, "_fitted_raw", None)
+        if fitted is not None and self._content_digest(values) == fitted[0]:
+            encoded, self._fitted_raw = fitted[1], None  # the training clips, encoded once by fit
+        else:
+            encoded = self._encode_raw(values, progress)
         return self.statistics.apply(encoded) if self.statistics is not None else encoded
 
     @torch.no_grad()

@@ -22,7 +22,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
 from benchmark import paths
-from benchmark.scale.database import engine_options
+from benchmark.scale.database import engine_options, fast_sqlite_commits
 from benchmark.scale.retry import StoreUnavailable, retry, retry_budget
 
 METADATA = sa.MetaData()
@@ -74,6 +74,7 @@ class WorkQueue:
 
     def __post_init__(self) -> None:
         self.engine = sa.create_engine(self.url, **engine_options(self.url))
+        fast_sqlite_commits(self.engine)
         retry(lambda: METADATA.create_all(self.engine), f"create work tables in {self._safe_url()}", self.retry_budget_s)
 
     def _safe_url(self) -> str:

@@ -113,6 +113,14 @@ def wait_epochs(config: TrainConfig, best_epoch: int) -> int:
     return min(config.patience, max(floor, math.ceil(config.patience_ratio * best_epoch)))
 
 
+def adamw(parameters, config: TrainConfig) -> torch.optim.AdamW:
+    """The protocol's optimizer: AdamW with the run's rate and weight decay, in PyTorch's fused
+    implementation (one kernel for every parameter instead of a Python loop over them: 3.4 against
+    4.4 ms per step for a 1664-256-9 MLP on one CPU thread, 2026-12; the same arithmetic up to
+    rounding)."""
+    return torch.optim.AdamW(parameters, lr=config.lr, weight_decay=config.weight_decay, fused=True)
+
+
 def task_of(config: TrainConfig) -> Task:
     """The task whose loss ``config`` trains with."""
     return Task(config.task, config.regression_loss)
@@ -215,7 +223,7 @@ def train(model: nn.Module, train_split: SplitTensors, modalities: list[str], co
     # it, in what order, beside which other runs).
     torch.manual_seed(config.seed)
     model.to(device).train()
-    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    optimizer = adamw(model.parameters(), config)
     scaler = torch.amp.GradScaler("cuda") if config.amp == "fp16" and is_cuda(device) else None
     generator = torch.Generator().manual_seed(config.seed)
     tokens = model.consumes_tokens
