@@ -681,6 +681,34 @@ def summary_items(section: DatasetSection) -> list[str]:
 
 
 # ------------------------------------------------------------------ entry point
+def run_description(parent: dict) -> str:
+    """"**Run.** commit ..., machine ..., phase times ..." from the matrix's parent run (tags
+    env.git_commit, env.machine; metrics phase_seconds.* and wall_seconds, logged when the bench
+    finished: a report rebuilt afterwards shows them). Empty when none is known."""
+    tags, metrics, config = parent.get("tags", {}), parent.get("metrics", {}), parent.get("config", {})
+    parts = []
+    commit = tags.get("env.git_commit")
+    if commit:
+        parts.append(f"commit `{commit[:12]}`" + (" (with uncommitted changes)" if tags.get("env.git_dirty") == "True"
+                                                   else ""))
+    if tags.get("env.machine"):
+        parts.append(f"machine: {tags['env.machine']}")
+    phases = {k[len("phase_seconds."):]: v for k, v in metrics.items() if k.startswith("phase_seconds.")}
+    if "wall_seconds" in metrics:
+        detail = ", ".join(f"{name} {seconds / 60:.1f} min" for name, seconds in phases.items())
+        parts.append(f"wall time {metrics['wall_seconds'] / 60:.1f} min" + (f" ({detail})" if detail else ""))
+    budget = []
+    if config.get("max_tokens") is not None or "max_tokens" in config:
+        tokens = config.get("max_tokens")
+        budget.append(f"token strategies see {'every token' if tokens is None else f'at most {tokens} tokens'} "
+                      f"per modality")
+    if config.get("tuning"):
+        budget.append(f"tuning {config['tuning'].replace('_', ' ')}")
+    if budget:
+        parts.append("; ".join(budget))
+    return ("**Run.** " + "; ".join(parts) + ".") if parts else ""
+
+
 def render(runs: MatrixRuns, folder: Path) -> Document:
     doc = Document(f"fusebench report: matrix `{runs.matrix_id}`")
     ok, problems = runs.ok, runs.problems
@@ -697,6 +725,9 @@ def render(runs: MatrixRuns, folder: Path) -> Document:
              "ranking metric (by default: accuracy for multiclass, AUROC for binary, micro-F1 for multilabel, MAE "
              "for regression, where lower is better and the lowest ranks first; a card may name another); the "
              "leaderboard caption says which.")
+    run_line = run_description(runs.parent)
+    if run_line:
+        doc.para(run_line)
     summary_at = len(doc.blocks)
     sections = []
     for dataset in datasets:

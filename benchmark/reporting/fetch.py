@@ -64,6 +64,7 @@ def fetch_matrix(tracking_uri: str, matrix_id: str | None = None) -> MatrixRuns:
     parent_run = parents[0]
     matrix_id = parent_run.data.tags[TAG_MATRIX]
     parent = {"run_id": parent_run.info.run_id, "tags": dict(parent_run.data.tags),
+              "metrics": dict(parent_run.data.metrics),  # phase_seconds.*, wall_seconds once the bench finished
               "config": {k[len("config."):]: _json(v) for k, v in parent_run.data.params.items()
                          if k.startswith("config.")}}
     runs = _search_all(client, eid, f"tags.`{TAG_KIND}` = 'cell' and tags.`{TAG_MATRIX}` = '{matrix_id}'")

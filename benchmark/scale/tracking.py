@@ -51,8 +51,29 @@ def experiment_id(tracking_uri: str, name: str = EXPERIMENT) -> str:
                                     tags={EXPERIMENT_KIND_TAG: EXPERIMENT_KIND})
 
 
+def machine() -> str:
+    """This machine in words, for the report's header: cores, CPU model, memory, GPU (without
+    importing torch: from /proc and nvidia-smi where they exist)."""
+    cores = os.cpu_count() or 0
+    model, memory = platform.processor() or platform.machine(), ""
+    try:
+        with open("/proc/cpuinfo") as handle:
+            model = next((line.split(":", 1)[1].strip() for line in handle if line.startswith("model name")), model)
+        with open("/proc/meminfo") as handle:
+            kib = next(int(line.split()[1]) for line in handle if line.startswith("MemTotal:"))
+            memory = f", {kib / 2**20:.0f} GiB memory"
+    except (OSError, StopIteration, ValueError):
+        pass
+    try:
+        gpus = subprocess.run(["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"], capture_output=True,
+                              text=True, timeout=10).stdout.strip().splitlines()
+    except (OSError, subprocess.SubprocessError):
+        gpus = []
+    return f"{cores} cores ({model}){memory}; GPU: {', '.join(gpus) if gpus else 'none'}"
+
+
 def environment() -> dict[str, str]:
-    info = {"python": platform.python_version(), "platform": platform.platform()}
+    info = {"python": platform.python_version(), "platform": platform.platform(), "machine": machine()}
     for package in PACKAGES:
         try:
             info[f"pkg.{package}"] = version(package)
