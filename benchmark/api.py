@@ -42,7 +42,7 @@ def matrix_config(profile: str = "default", **overrides: Any):
     are relative to the current folder, as with ``--datasets``."""
     from benchmark.run.card_files import normalise_entries
     from benchmark.run.config import MatrixConfig, load_profile
-    from benchmark.train.device import resolve_device
+    from benchmark.train.device import parse_device, resolve_device
 
     fields = {f.name for f in dataclasses.fields(MatrixConfig)} - set(NOT_OVERRIDABLE)
     unknown = sorted(set(overrides) - fields)
@@ -55,7 +55,10 @@ def matrix_config(profile: str = "default", **overrides: Any):
         if isinstance(overrides["datasets"], str):
             values["datasets"] = [overrides["datasets"]]
         values["datasets"] = list(normalise_entries(tuple(values["datasets"]), Path.cwd(), "datasets"))
-    values["device"] = resolve_device(values.get("device", "auto"))
+    try:
+        values["device"] = resolve_device(parse_device(str(values.get("device", "auto"))))
+    except ValueError as exc:
+        raise ProfileError(f"api.run(): override 'device': {exc}") from None
     checked = _as_profile({k: v for k, v in values.items() if k not in ("device", "plugins")})
     changes = {k: getattr(checked, k) for k in values if k not in ("device", "plugins")}
     changes["device"] = values["device"]

@@ -45,6 +45,13 @@ def _count(low: int):
     return _flag(lambda text: parse_count(text, low), f"integer >= {low}")
 
 
+def _device(text: str) -> str:
+    """``--device`` (bench, worker, perf): checked when parsed, on this machine (train/device.py)."""
+    from benchmark.train.device import parse_device
+
+    return _flag(parse_device, "device")(text)
+
+
 def _strategies(args) -> int:
     from strategies import discover, load_plugin
 
@@ -148,6 +155,10 @@ def _bench(args) -> int:
         print(f"  failed: {label}: {error}")
     if summary.failed:
         print("  failed cells are kept as failed runs in MLflow; re-run with --retry-failed to try them again")
+    if summary.cells and len(summary.failed) >= summary.cells:  # nothing to compare: the run did not succeed
+        print(f"fusebench: error: every cell of matrix {summary.matrix_id} failed ({len(summary.failed)} of "
+              f"{summary.cells}; errors above)", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -335,7 +346,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--patience", type=_count(1),
                    help="epochs without a better validation score before training stops")
     p.add_argument("--batch-size", type=_count(1), dest="batch_size")
-    p.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 ... (default: cuda when available)")
+    p.add_argument("--device", type=_device, default="auto",
+                   help="auto, cpu, cuda, cuda:1 ... (default auto: cuda when available)")
     p.add_argument("--amp", choices=["off", "bf16", "fp16"],
                    help="mixed precision on CUDA (overrides the profile's `amp`; ignored on CPU)")
     p.add_argument("--folds", type=_count(2),
@@ -363,7 +375,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--datasets", type=names, nargs="+", action=_Entries,
                    help="where else to look for the matrix's card files when their registered paths do not exist "
                         "here: card paths, globs or folders (a card with the same content is used)")
-    p.add_argument("--device", default="auto",
+    p.add_argument("--device", type=_device, default="auto",
                    help="cpu, cuda, cuda:1 ... (default auto: cuda when this worker's machine has one)")
     p.add_argument("--summary", metavar="PATH",
                    help="also write the worker's outcome (cells run, skipped, failed; seconds per phase; peak "
@@ -414,7 +426,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--profile", default="default", help="(phases, workers, budget) profile to run")
     p.add_argument("--workers", type=_count(1), default=2, help="(workers) worker count compared with 1")
     p.add_argument("--cold", action="store_true", help="(phases) also prepare data and encode features from scratch")
-    p.add_argument("--device", default="auto")
+    p.add_argument("--device", type=_device, default="auto", help="auto, cpu, cuda, cuda:1 ... (default auto)")
     p.add_argument("--bench-args", dest="bench_args", default="",
                    help='(phases, workers) extra `bench` flags, quoted: --bench-args "--datasets noisy_mnist --seeds 0"')
     p.set_defaults(func=_perf)
