@@ -121,6 +121,7 @@ def _bench(args) -> int:
     from benchmark.run.coordinator import finish_bench, format_worker_rss, run_bench, write_summary
     from benchmark.run.planning import plan_cells
     from benchmark.paths import default_optuna_storage, default_tracking_uri
+    from benchmark.scale.database import mask_secrets
 
     config = _matrix_config(args)
     cells = plan_cells(config)
@@ -137,12 +138,15 @@ def _bench(args) -> int:
         return 0
     tracking_uri = args.tracking_uri or default_tracking_uri()
     storage = args.storage or default_optuna_storage()
-    print(f"fusebench bench: profile {config.name}, matrix {config.matrix_id()}, {len(cells)} cells, device "
-          f"{config.device}, workers {args.workers}, tracking {tracking_uri}, optuna {storage}")
+    print(mask_secrets(f"fusebench bench: profile {config.name}, matrix {config.matrix_id()}, {len(cells)} cells, "
+                       f"device {config.device}, workers {args.workers}, tracking {tracking_uri}, optuna {storage}"))
     summary = run_bench(config, tracking_uri, storage, workers=args.workers, retry_failed=args.retry_failed)
     if args.workers == 0:
-        print(f"matrix {summary.matrix_id} registered and its data prepared; start workers with:\n"
-              f"  fusebench worker --storage '{storage}' --tracking-uri '{tracking_uri}' --matrix-id {summary.matrix_id}")
+        command = f"fusebench worker --storage '{storage}' --tracking-uri '{tracking_uri}' --matrix-id {summary.matrix_id}"
+        print(f"matrix {summary.matrix_id} registered and its data prepared; start workers with:\n  {mask_secrets(command)}")
+        if mask_secrets(command) != command:
+            print("  (passwords shown as ***: write them in, or leave --storage out and give the URL in "
+                  "$FUSEBENCH_OPTUNA_STORAGE, which keeps it off the command line)")
         return 0
     finish_bench(summary, tracking_uri, config.device, report=not args.no_report)
     if args.summary:
@@ -230,13 +234,17 @@ def _report(args) -> int:
         from benchmark.scale.tracking import MatrixTracker
 
         MatrixTracker(tracking_uri, folder.name, {}, "", create=False).log_artifacts(folder)
-        print(f"and logged as artifacts 'report/' of the parent run of matrix {folder.name} in {tracking_uri}")
+        from benchmark.scale.database import mask_secrets
+
+        print(f"and logged as artifacts 'report/' of the parent run of matrix {folder.name} in "
+              f"{mask_secrets(tracking_uri)}")
     return 0
 
 
 def _ui(args) -> int:
     from benchmark.paths import default_tracking_uri, reports_dir
     from benchmark.scale import ui
+    from benchmark.scale.database import mask_secrets
 
     tracking_uri = args.tracking_uri or default_tracking_uri()
     if args.screenshot is not None:
@@ -245,7 +253,7 @@ def _ui(args) -> int:
         return 0
     print(f"MLflow UI, fusebench runs: {ui.runs_page_url(tracking_uri, args.host, args.port)}\n"
           f"  with fusebench's columns: {ui.runs_page_url(tracking_uri, args.host, args.port, columns=True)}\n"
-          f"  (tracking store: {tracking_uri})", flush=True)
+          f"  (tracking store: {mask_secrets(tracking_uri)})", flush=True)
     if args.print_url:
         return 0
     try:
@@ -455,13 +463,14 @@ def main(argv: list[str] | None = None) -> int:
     from benchmark.data.cards import CardError
     from benchmark.data.loading import DataError
     from benchmark.run.config import ProfileError
+    from benchmark.scale.database import mask_secrets
     from benchmark.scale.retry import StoreUnavailable
     from strategies.registry import RegistryError
 
     try:
         return args.func(args)
     except (CardError, ProfileError, DataError, RegistryError, FileNotFoundError, LookupError, StoreUnavailable) as exc:
-        print(f"fusebench: error: {exc}", file=sys.stderr)
+        print(f"fusebench: error: {mask_secrets(str(exc))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("fusebench: interrupted; finished cells are saved, re-run the same command to resume", file=sys.stderr)

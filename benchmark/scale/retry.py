@@ -11,6 +11,8 @@ from typing import Callable, TypeVar
 
 from sqlalchemy.exc import OperationalError
 
+from benchmark.scale.database import mask_secrets
+
 T = TypeVar("T")
 LOG = logging.getLogger("fusebench.store")
 
@@ -55,6 +57,7 @@ def retry(action: Callable[[], T], what: str, budget_s: float | None = None, fir
     """Run ``action``; on connection errors wait with exponential backoff and jitter, up to
     ``budget_s`` seconds in total, then raise StoreUnavailable naming what failed."""
     budget_s = retry_budget() if budget_s is None else budget_s
+    what = mask_secrets(what)  # a store's URL in ``what`` or in the error: its password never printed
     deadline = time.monotonic() + budget_s
     wait = first_wait
     warned = False
@@ -74,7 +77,7 @@ def retry(action: Callable[[], T], what: str, budget_s: float | None = None, fir
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 reason = getattr(exc, "orig", None) or exc
-                raise StoreUnavailable(f"{what}: unreachable for {budget_s:.0f}s, giving up: {reason!r}") from exc
+                raise StoreUnavailable(mask_secrets(f"{what}: unreachable for {budget_s:.0f}s, giving up: {reason!r}")) from exc
             # Jittered backoff, but never past the deadline: the last try lands at the deadline,
             # so "unreachable for N s" is true whatever the jitter drew.
             time.sleep(min(wait * (0.5 + random.random()), remaining))
