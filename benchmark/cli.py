@@ -52,6 +52,21 @@ def _device(text: str) -> str:
     return _flag(parse_device, "device")(text)
 
 
+def _storage(args) -> str:
+    """The Optuna storage URL: ``--storage`` or the default, normalised and checked before anything
+    is opened (scale/database.py)."""
+    from benchmark.scale.database import checked_storage_url
+
+    return checked_storage_url(args.storage, "--storage")
+
+
+def _tracking_uri(args) -> str:
+    """The MLflow tracking URI: ``--tracking-uri`` or the default, normalised and checked."""
+    from benchmark.scale.database import checked_tracking_uri
+
+    return checked_tracking_uri(args.tracking_uri, "--tracking-uri")
+
+
 def _strategies(args) -> int:
     from strategies import discover, load_plugin
 
@@ -120,7 +135,6 @@ def _matrix_config(args):
 def _bench(args) -> int:
     from benchmark.run.coordinator import finish_bench, format_worker_rss, run_bench, write_summary
     from benchmark.run.planning import plan_cells
-    from benchmark.paths import default_optuna_storage, default_tracking_uri
     from benchmark.scale.database import mask_secrets
 
     config = _matrix_config(args)
@@ -136,8 +150,7 @@ def _bench(args) -> int:
               f"{config.device} with {args.workers} worker(s): {seconds / 60:.1f} min (rough: features not cached "
               "yet, an otherwise idle machine; see benchmark/run/estimate.py)")
         return 0
-    tracking_uri = args.tracking_uri or default_tracking_uri()
-    storage = args.storage or default_optuna_storage()
+    tracking_uri, storage = _tracking_uri(args), _storage(args)
     print(mask_secrets(f"fusebench bench: profile {config.name}, matrix {config.matrix_id()}, {len(cells)} cells, "
                        f"device {config.device}, workers {args.workers}, tracking {tracking_uri}, optuna {storage}"))
     summary = run_bench(config, tracking_uri, storage, workers=args.workers, retry_failed=args.retry_failed)
@@ -167,11 +180,10 @@ def _bench(args) -> int:
 
 
 def _worker(args) -> int:
-    from benchmark.paths import default_optuna_storage
     from benchmark.run.coordinator import run_worker, write_worker_summary
 
-    outcome = run_worker(args.storage or default_optuna_storage(), args.tracking_uri, args.matrix_id, args.device,
-                         search=args.datasets or ())
+    tracking_uri = _tracking_uri(args) if args.tracking_uri else None  # None: the matrix's own
+    outcome = run_worker(_storage(args), tracking_uri, args.matrix_id, args.device, search=args.datasets or ())
     if args.summary:
         write_worker_summary(outcome, args.summary)
     rss = "n/a" if outcome.peak_rss_mb is None else f"{outcome.peak_rss_mb:.0f} MiB"
@@ -180,10 +192,9 @@ def _worker(args) -> int:
 
 
 def _status(args) -> int:
-    from benchmark.paths import default_optuna_storage
     from benchmark.run.status import format_status, matrix_status, matrix_with_datasets
 
-    storage, matrix_id, search = args.storage or default_optuna_storage(), args.matrix_id, args.datasets or ()
+    storage, matrix_id, search = _storage(args), args.matrix_id, args.datasets or ()
     if args.datasets:
         matrix_id = matrix_with_datasets(storage, _dataset_names(args.datasets), matrix_id, search)
     print(format_status(matrix_status(storage, matrix_id, search=search)))
@@ -220,10 +231,9 @@ def _matrix_with_runs_of(tracking_uri: str, names: list[str], matrix_id: str | N
 
 
 def _report(args) -> int:
-    from benchmark.paths import default_tracking_uri
     from benchmark.reporting import build_report
 
-    tracking_uri = args.tracking_uri or default_tracking_uri()
+    tracking_uri = _tracking_uri(args)
     matrix_id = args.matrix_id
     if args.datasets:
         matrix_id = _matrix_with_runs_of(tracking_uri, _dataset_names(args.datasets), matrix_id)
@@ -242,11 +252,11 @@ def _report(args) -> int:
 
 
 def _ui(args) -> int:
-    from benchmark.paths import default_tracking_uri, reports_dir
+    from benchmark.paths import reports_dir
     from benchmark.scale import ui
     from benchmark.scale.database import mask_secrets
 
-    tracking_uri = args.tracking_uri or default_tracking_uri()
+    tracking_uri = _tracking_uri(args)
     if args.screenshot is not None:
         url, png = ui.check_ui(tracking_uri, Path(args.screenshot or reports_dir() / "mlflow_ui.png"))
         print(f"runs page {url} (served by `mlflow ui` for the check, now stopped)\nscreenshot saved to {png}")
@@ -463,13 +473,14 @@ def main(argv: list[str] | None = None) -> int:
     from benchmark.data.cards import CardError
     from benchmark.data.loading import DataError
     from benchmark.run.config import ProfileError
-    from benchmark.scale.database import mask_secrets
+    from benchmark.scale.database import StoreURLError, mask_secrets
     from benchmark.scale.retry import StoreUnavailable
     from strategies.registry import RegistryError
 
     try:
         return args.func(args)
-    except (CardError, ProfileError, DataError, RegistryError, FileNotFoundError, LookupError, StoreUnavailable) as exc:
+    except (CardError, ProfileError, DataError, RegistryError, FileNotFoundError, LookupError, StoreUnavailable,
+            StoreURLError) as exc:
         print(f"fusebench: error: {mask_secrets(str(exc))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -22,7 +22,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
 from benchmark import paths
-from benchmark.scale.database import engine_options, mask_secrets
+from benchmark.scale.database import engine_options, mask_secrets, normalise_url
 from benchmark.scale.retry import StoreUnavailable, retry, retry_budget
 
 METADATA = sa.MetaData()
@@ -49,7 +49,7 @@ def queue_url(optuna_storage: str, state_dir: str) -> str:
     """The database for leases: the Optuna RDB itself, or a SQLite file for journal storage."""
     if optuna_storage.startswith("journal:"):
         return f"sqlite:///{os.path.join(state_dir, 'queue.db')}"
-    return optuna_storage
+    return normalise_url(optuna_storage)
 
 
 def open_queue(storage_url: str, state_dir: str | None = None, lease_s: float | None = None) -> WorkQueue:
