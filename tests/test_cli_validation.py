@@ -35,6 +35,7 @@ BAD_FLAGS = [
     (["worker", "--datasets", ""], "--datasets", "comma-separated names"),
     (["perf", "budget", "--seeds", "x,1"], "--seeds", "integer seeds"),
     (["perf", "loop", "--repeats", "0"], "--repeats", "integer >= 1"),
+    (["bench", "--seeds", "0,1,0"], "--seeds", "expected each seed once; 0 given more than once"),
     (["bench", "--device", "tpu"], "--device", "expected one of auto, cpu, cuda, cuda:N"),
     (["bench", "--device", "cuda:x"], "--device", "expected one of auto, cpu, cuda, cuda:N"),
     (["worker", "--device", "gpu"], "--device", "expected one of auto, cpu, cuda, cuda:N"),
@@ -84,7 +85,12 @@ BAD_PROFILES = [
     ("missing_inputs: []\n", "missing_inputs", "missing-input techniques"),
     ("datasets: []\n", "datasets", "at least one"),
     ("strategies: [concat, 3]\n", "strategies", "names or globs"),
-    ("dropuot_rates: [0.1]\n", "dropuot_rates", "unknown field"),
+    ("dropuot_rates: [0.1]\n", "dropuot_rates", "unknown field(s) ['dropuot_rates'] (did you mean 'dropout_rates'?)"),
+    ("seeds: [0, 0]\n", "seeds", "expected each seed once; 0 given more than once"),
+    ("seeds: [0]\nseeds: [1]\n", "seeds", "key 'seeds' appears twice"),
+    ("a: &a [x, x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a]\n"
+     "c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b, *b]\nd: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c, *c]\n"
+     "e: [*d, *d, *d, *d, *d, *d, *d, *d, *d, *d]\n", "aliases", "expand it by more than 10000"),
 ]
 
 
