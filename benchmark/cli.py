@@ -327,10 +327,11 @@ VERBOSE_HELP = ("also show third-party output: Hugging Face progress bars (datas
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from benchmark.run.config import parse_names, parse_rates, parse_seeds
+    from benchmark.run.config import parse_names, parse_output_path, parse_rates, parse_seeds
     from benchmark.run.missing_axis import parse_missing_inputs
 
     names, rates, seeds = (_flag(parse_names, "names"), _flag(parse_rates, "rates"), _flag(parse_seeds, "seeds"))
+    output = _flag(parse_output_path, "output path")
     missing = _flag(parse_missing_inputs, "missing-input techniques")
     parser = _Parser(prog="fusebench", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -379,7 +380,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=_count(0), default=1, help="worker processes on this machine (default 1; 0 = register the matrix and prepare data only)")
     p.add_argument("--dry-run", action="store_true", help="print the cells and a time estimate, run nothing")
     p.add_argument("--no-report", action="store_true", help="skip building the report at the end")
-    p.add_argument("--summary", metavar="PATH",
+    p.add_argument("--summary", metavar="PATH", type=output,
                    help="also write the run's summary (cells run, skipped, failed; seconds per phase) as JSON to PATH")
     p.add_argument("--retry-failed", action="store_true",
                    help="run the cells that failed in an earlier run of this matrix again (default: keep them as failed)")
@@ -395,7 +396,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "here: card paths, globs or folders (a card with the same content is used)")
     p.add_argument("--device", type=_device, default="auto",
                    help="cpu, cuda, cuda:1 ... (default auto: cuda when this worker's machine has one)")
-    p.add_argument("--summary", metavar="PATH",
+    p.add_argument("--summary", metavar="PATH", type=output,
                    help="also write the worker's outcome (cells run, skipped, failed; seconds per phase; peak "
                         "resident memory) as JSON to PATH")
     p.add_argument("--verbose", action="store_true", help=VERBOSE_HELP)

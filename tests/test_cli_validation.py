@@ -36,6 +36,8 @@ BAD_FLAGS = [
     (["perf", "budget", "--seeds", "x,1"], "--seeds", "integer seeds"),
     (["perf", "loop", "--repeats", "0"], "--repeats", "integer >= 1"),
     (["bench", "--seeds", "0,1,0"], "--seeds", "expected each seed once; 0 given more than once"),
+    (["bench", "--summary", "/no/such/folder/summary.json"], "--summary", "folder /no/such/folder does not exist"),
+    (["worker", "--summary", "/no/such/folder/w.json"], "--summary", "folder /no/such/folder does not exist"),
     (["bench", "--device", "tpu"], "--device", "expected one of auto, cpu, cuda, cuda:N"),
     (["bench", "--device", "cuda:x"], "--device", "expected one of auto, cpu, cuda, cuda:N"),
     (["worker", "--device", "gpu"], "--device", "expected one of auto, cpu, cuda, cuda:N"),

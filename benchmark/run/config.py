@@ -223,6 +223,16 @@ def parse_names(text: str) -> tuple[str, ...]:
     return _parts(text, "comma-separated names or globs")
 
 
+def parse_output_path(text: str) -> str:
+    """``--summary PATH``: a file whose folder exists, checked before the run rather than after it."""
+    folder = Path(text).expanduser().resolve().parent
+    if not text.strip() or Path(text).is_dir():
+        raise ValueError(f"expected a file path, got {text!r}")
+    if not folder.is_dir():
+        raise ValueError(f"folder {folder} does not exist (create it first)")
+    return text
+
+
 def parse_count(text: str, low: int) -> int:
     """An integer flag (trials, epochs, workers ...) that must be at least ``low``."""
     try:
