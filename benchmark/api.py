@@ -30,9 +30,10 @@ NOT_OVERRIDABLE = ("name", "card_files")
 
 
 def _tracking(tracking_uri: str | None) -> str:
-    from benchmark.paths import default_tracking_uri
+    """``tracking_uri`` or the default, normalised and checked (StoreURLError, a ValueError)."""
+    from benchmark.scale.database import checked_tracking_uri
 
-    return tracking_uri or default_tracking_uri()
+    return checked_tracking_uri(tracking_uri, "tracking_uri")
 
 
 def matrix_config(profile: str = "default", **overrides: Any):
@@ -42,7 +43,7 @@ def matrix_config(profile: str = "default", **overrides: Any):
     are relative to the current folder, as with ``--datasets``."""
     from benchmark.run.card_files import normalise_entries
     from benchmark.run.config import MatrixConfig, load_profile
-    from benchmark.train.device import resolve_device
+    from benchmark.train.device import parse_device, resolve_device
 
     fields = {f.name for f in dataclasses.fields(MatrixConfig)} - set(NOT_OVERRIDABLE)
     unknown = sorted(set(overrides) - fields)
@@ -55,7 +56,10 @@ def matrix_config(profile: str = "default", **overrides: Any):
         if isinstance(overrides["datasets"], str):
             values["datasets"] = [overrides["datasets"]]
         values["datasets"] = list(normalise_entries(tuple(values["datasets"]), Path.cwd(), "datasets"))
-    values["device"] = resolve_device(values.get("device", "auto"))
+    try:
+        values["device"] = resolve_device(parse_device(str(values.get("device", "auto"))))
+    except ValueError as exc:
+        raise ProfileError(f"api.run(): override 'device': {exc}") from None
     checked = _as_profile({k: v for k, v in values.items() if k not in ("device", "plugins")})
     changes = {k: getattr(checked, k) for k in values if k not in ("device", "plugins")}
     changes["device"] = values["device"]
@@ -88,17 +92,17 @@ def run(profile: str = "default", *, tracking_uri: str | None = None, storage: s
     dropout_rates=[0.3], trials=1, epochs=12, patience=2, device="cpu"``. ``tracking_uri`` (MLflow) and
     ``storage`` (Optuna) default as for the CLI; ``workers`` processes (0: register and prepare only).
     With ``report`` (default) the report is built and logged to the matrix's parent run, as `bench` does."""
-    from benchmark.paths import default_optuna_storage
     from benchmark.quiet import configure
     from benchmark.run.coordinator import finish_bench, run_bench
+    from benchmark.scale.database import checked_storage_url
 
     if not isinstance(workers, int) or isinstance(workers, bool) or workers < 0:
         raise ProfileError(f"api.run(): workers: expected an integer >= 0, got {workers!r}")
     configure(verbose=verbose)
     config = matrix_config(profile, **overrides)
     tracking_uri = _tracking(tracking_uri)
-    summary = run_bench(config, tracking_uri, storage or default_optuna_storage(), workers=workers, log=log,
-                        retry_failed=retry_failed)
+    storage = checked_storage_url(storage, "storage")
+    summary = run_bench(config, tracking_uri, storage, workers=workers, log=log, retry_failed=retry_failed)
     if workers > 0:
         # the report's full text is for the terminal; here only the one-line messages are shown
         finish_bench(summary, tracking_uri, config.device, report=report,

@@ -45,6 +45,28 @@ def _count(low: int):
     return _flag(lambda text: parse_count(text, low), f"integer >= {low}")
 
 
+def _device(text: str) -> str:
+    """``--device`` (bench, worker, perf): checked when parsed, on this machine (train/device.py)."""
+    from benchmark.train.device import parse_device
+
+    return _flag(parse_device, "device")(text)
+
+
+def _storage(args) -> str:
+    """The Optuna storage URL: ``--storage`` or the default, normalised and checked before anything
+    is opened (scale/database.py)."""
+    from benchmark.scale.database import checked_storage_url
+
+    return checked_storage_url(args.storage, "--storage")
+
+
+def _tracking_uri(args) -> str:
+    """The MLflow tracking URI: ``--tracking-uri`` or the default, normalised and checked."""
+    from benchmark.scale.database import checked_tracking_uri
+
+    return checked_tracking_uri(args.tracking_uri, "--tracking-uri")
+
+
 def _strategies(args) -> int:
     from strategies import discover, load_plugin
 
@@ -113,7 +135,7 @@ def _matrix_config(args):
 def _bench(args) -> int:
     from benchmark.run.coordinator import finish_bench, format_worker_rss, run_bench, write_summary
     from benchmark.run.planning import plan_cells
-    from benchmark.paths import default_optuna_storage, default_tracking_uri
+    from benchmark.scale.database import mask_secrets
 
     config = _matrix_config(args)
     cells = plan_cells(config)
@@ -130,14 +152,16 @@ def _bench(args) -> int:
               f"{config.device} with {args.workers} worker(s): {seconds / 60:.1f} min (rough: features not cached "
               "yet, an otherwise idle machine; see benchmark/run/estimate.py)")
         return 0
-    tracking_uri = args.tracking_uri or default_tracking_uri()
-    storage = args.storage or default_optuna_storage()
-    print(f"fusebench bench: profile {config.name}, matrix {config.matrix_id()}, {len(cells)} cells, device "
-          f"{config.device}, workers {args.workers}, tracking {tracking_uri}, optuna {storage}")
+    tracking_uri, storage = _tracking_uri(args), _storage(args)
+    print(mask_secrets(f"fusebench bench: profile {config.name}, matrix {config.matrix_id()}, {len(cells)} cells, "
+                       f"device {config.device}, workers {args.workers}, tracking {tracking_uri}, optuna {storage}"))
     summary = run_bench(config, tracking_uri, storage, workers=args.workers, retry_failed=args.retry_failed)
     if args.workers == 0:
-        print(f"matrix {summary.matrix_id} registered and its data prepared; start workers with:\n"
-              f"  fusebench worker --storage '{storage}' --tracking-uri '{tracking_uri}' --matrix-id {summary.matrix_id}")
+        command = f"fusebench worker --storage '{storage}' --tracking-uri '{tracking_uri}' --matrix-id {summary.matrix_id}"
+        print(f"matrix {summary.matrix_id} registered and its data prepared; start workers with:\n  {mask_secrets(command)}")
+        if mask_secrets(command) != command:
+            print("  (passwords shown as ***: write them in, or leave --storage out and give the URL in "
+                  "$FUSEBENCH_OPTUNA_STORAGE, which keeps it off the command line)")
         return 0
     finish_bench(summary, tracking_uri, config.device, report=not args.no_report)
     if args.summary:
@@ -153,15 +177,18 @@ def _bench(args) -> int:
         print(f"  failed: {label}: {error}")
     if summary.failed:
         print("  failed cells are kept as failed runs in MLflow; re-run with --retry-failed to try them again")
+    if summary.cells and len(summary.failed) >= summary.cells:  # nothing to compare: the run did not succeed
+        print(f"fusebench: error: every cell of matrix {summary.matrix_id} failed ({len(summary.failed)} of "
+              f"{summary.cells}; errors above)", file=sys.stderr)
+        return 1
     return 0
 
 
 def _worker(args) -> int:
-    from benchmark.paths import default_optuna_storage
     from benchmark.run.coordinator import run_worker, write_worker_summary
 
-    outcome = run_worker(args.storage or default_optuna_storage(), args.tracking_uri, args.matrix_id, args.device,
-                         search=args.datasets or ())
+    tracking_uri = _tracking_uri(args) if args.tracking_uri else None  # None: the matrix's own
+    outcome = run_worker(_storage(args), tracking_uri, args.matrix_id, args.device, search=args.datasets or ())
     if args.summary:
         write_worker_summary(outcome, args.summary)
     rss = "n/a" if outcome.peak_rss_mb is None else f"{outcome.peak_rss_mb:.0f} MiB"
@@ -170,10 +197,9 @@ def _worker(args) -> int:
 
 
 def _status(args) -> int:
-    from benchmark.paths import default_optuna_storage
     from benchmark.run.status import format_status, matrix_status, matrix_with_datasets
 
-    storage, matrix_id, search = args.storage or default_optuna_storage(), args.matrix_id, args.datasets or ()
+    storage, matrix_id, search = _storage(args), args.matrix_id, args.datasets or ()
     if args.datasets:
         matrix_id = matrix_with_datasets(storage, _dataset_names(args.datasets), matrix_id, search)
     print(format_status(matrix_status(storage, matrix_id, search=search)))
@@ -210,10 +236,9 @@ def _matrix_with_runs_of(tracking_uri: str, names: list[str], matrix_id: str | N
 
 
 def _report(args) -> int:
-    from benchmark.paths import default_tracking_uri
     from benchmark.reporting import build_report
 
-    tracking_uri = args.tracking_uri or default_tracking_uri()
+    tracking_uri = _tracking_uri(args)
     matrix_id = args.matrix_id
     if args.datasets:
         matrix_id = _matrix_with_runs_of(tracking_uri, _dataset_names(args.datasets), matrix_id)
@@ -224,22 +249,26 @@ def _report(args) -> int:
         from benchmark.scale.tracking import MatrixTracker
 
         MatrixTracker(tracking_uri, folder.name, {}, "", create=False).log_artifacts(folder)
-        print(f"and logged as artifacts 'report/' of the parent run of matrix {folder.name} in {tracking_uri}")
+        from benchmark.scale.database import mask_secrets
+
+        print(f"and logged as artifacts 'report/' of the parent run of matrix {folder.name} in "
+              f"{mask_secrets(tracking_uri)}")
     return 0
 
 
 def _ui(args) -> int:
-    from benchmark.paths import default_tracking_uri, reports_dir
+    from benchmark.paths import reports_dir
     from benchmark.scale import ui
+    from benchmark.scale.database import mask_secrets
 
-    tracking_uri = args.tracking_uri or default_tracking_uri()
+    tracking_uri = _tracking_uri(args)
     if args.screenshot is not None:
         url, png = ui.check_ui(tracking_uri, Path(args.screenshot or reports_dir() / "mlflow_ui.png"))
         print(f"runs page {url} (served by `mlflow ui` for the check, now stopped)\nscreenshot saved to {png}")
         return 0
     print(f"MLflow UI, fusebench runs: {ui.runs_page_url(tracking_uri, args.host, args.port)}\n"
           f"  with fusebench's columns: {ui.runs_page_url(tracking_uri, args.host, args.port, columns=True)}\n"
-          f"  (tracking store: {tracking_uri})", flush=True)
+          f"  (tracking store: {mask_secrets(tracking_uri)})", flush=True)
     if args.print_url:
         return 0
     try:
@@ -303,10 +332,11 @@ VERBOSE_HELP = ("also show third-party output: Hugging Face progress bars (datas
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from benchmark.run.config import parse_names, parse_rates, parse_seeds
+    from benchmark.run.config import parse_names, parse_output_path, parse_rates, parse_seeds
     from benchmark.run.missing_axis import parse_missing_inputs
 
     names, rates, seeds = (_flag(parse_names, "names"), _flag(parse_rates, "rates"), _flag(parse_seeds, "seeds"))
+    output = _flag(parse_output_path, "output path")
     missing = _flag(parse_missing_inputs, "missing-input techniques")
     parser = _Parser(prog="fusebench", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -340,7 +370,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--patience", type=_count(1),
                    help="epochs without a better validation score before training stops")
     p.add_argument("--batch-size", type=_count(1), dest="batch_size")
-    p.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 ... (default: cuda when available)")
+    p.add_argument("--device", type=_device, default="auto",
+                   help="auto, cpu, cuda, cuda:1 ... (default auto: cuda when available)")
     p.add_argument("--amp", choices=["off", "bf16", "fp16"],
                    help="mixed precision on CUDA (overrides the profile's `amp`; ignored on CPU)")
     p.add_argument("--folds", type=_count(2),
@@ -356,7 +387,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=_count(0), default=1, help="worker processes on this machine (default 1; 0 = register the matrix and prepare data only)")
     p.add_argument("--dry-run", action="store_true", help="print the cells and a time estimate, run nothing")
     p.add_argument("--no-report", action="store_true", help="skip building the report at the end")
-    p.add_argument("--summary", metavar="PATH",
+    p.add_argument("--summary", metavar="PATH", type=output,
                    help="also write the run's summary (cells run, skipped, failed; seconds per phase) as JSON to PATH")
     p.add_argument("--retry-failed", action="store_true",
                    help="run the cells that failed in an earlier run of this matrix again (default: keep them as failed)")
@@ -370,9 +401,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--datasets", type=names, nargs="+", action=_Entries,
                    help="where else to look for the matrix's card files when their registered paths do not exist "
                         "here: card paths, globs or folders (a card with the same content is used)")
-    p.add_argument("--device", default="auto",
+    p.add_argument("--device", type=_device, default="auto",
                    help="cpu, cuda, cuda:1 ... (default auto: cuda when this worker's machine has one)")
-    p.add_argument("--summary", metavar="PATH",
+    p.add_argument("--summary", metavar="PATH", type=output,
                    help="also write the worker's outcome (cells run, skipped, failed; seconds per phase; peak "
                         "resident memory) as JSON to PATH")
     p.add_argument("--verbose", action="store_true", help=VERBOSE_HELP)
@@ -427,7 +458,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=_count(1), default=2,
                    help="(workers) worker count compared with 1; (fidelity) workers of each run")
     p.add_argument("--cold", action="store_true", help="(phases) also prepare data and encode features from scratch")
-    p.add_argument("--device", default="auto")
+    p.add_argument("--device", type=_device, default="auto", help="auto, cpu, cuda, cuda:1 ... (default auto)")
     p.add_argument("--bench-args", dest="bench_args", default="",
                    help='(phases, workers) extra `bench` flags, quoted: --bench-args "--datasets noisy_mnist --seeds 0"')
     p.set_defaults(func=_perf)
@@ -456,13 +487,15 @@ def main(argv: list[str] | None = None) -> int:
     from benchmark.data.cards import CardError
     from benchmark.data.loading import DataError
     from benchmark.run.config import ProfileError
+    from benchmark.scale.database import StoreURLError, mask_secrets
     from benchmark.scale.retry import StoreUnavailable
     from strategies.registry import RegistryError
 
     try:
         return args.func(args)
-    except (CardError, ProfileError, DataError, RegistryError, FileNotFoundError, LookupError, StoreUnavailable) as exc:
-        print(f"fusebench: error: {exc}", file=sys.stderr)
+    except (CardError, ProfileError, DataError, RegistryError, FileNotFoundError, LookupError, StoreUnavailable,
+            StoreURLError) as exc:
+        print(f"fusebench: error: {mask_secrets(str(exc))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("fusebench: interrupted; finished cells are saved, re-run the same command to resume", file=sys.stderr)

@@ -49,7 +49,11 @@ class Registry(Generic[T]):
             close = difflib.get_close_matches(name, self._entries, n=3, cutoff=0.5)
             hint = f" Did you mean: {', '.join(close)}?" if close else ""
             known = ", ".join(sorted(self._entries)) or "(none registered)"
-            raise RegistryError(f"unknown {self.kind} {name!r}.{hint} Known {self.kind}s: {known}") from None
+            raise RegistryError(f"unknown {self.kind} {name!r}.{hint} Known {self._plural()}: {known}") from None
+
+    def _plural(self) -> str:
+        """``strategy`` -> ``strategies``, ``encoder`` -> ``encoders``."""
+        return self.kind[:-1] + "ies" if self.kind.endswith("y") else self.kind + "s"
 
     def names(self) -> list[str]:
         return sorted(self._entries)

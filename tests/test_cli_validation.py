@@ -35,6 +35,13 @@ BAD_FLAGS = [
     (["worker", "--datasets", ""], "--datasets", "comma-separated names"),
     (["perf", "budget", "--seeds", "x,1"], "--seeds", "integer seeds"),
     (["perf", "loop", "--repeats", "0"], "--repeats", "integer >= 1"),
+    (["bench", "--seeds", "0,1,0"], "--seeds", "expected each seed once; 0 given more than once"),
+    (["bench", "--summary", "/no/such/folder/summary.json"], "--summary", "folder /no/such/folder does not exist"),
+    (["worker", "--summary", "/no/such/folder/w.json"], "--summary", "folder /no/such/folder does not exist"),
+    (["bench", "--device", "tpu"], "--device", "expected one of auto, cpu, cuda, cuda:N"),
+    (["bench", "--device", "cuda:x"], "--device", "expected one of auto, cpu, cuda, cuda:N"),
+    (["worker", "--device", "gpu"], "--device", "expected one of auto, cpu, cuda, cuda:N"),
+    (["perf", "loop", "--device", "tpu"], "--device", "expected one of auto, cpu, cuda, cuda:N"),
 ]
 
 
@@ -80,7 +87,12 @@ BAD_PROFILES = [
     ("missing_inputs: []\n", "missing_inputs", "missing-input techniques"),
     ("datasets: []\n", "datasets", "at least one"),
     ("strategies: [concat, 3]\n", "strategies", "names or globs"),
-    ("dropuot_rates: [0.1]\n", "dropuot_rates", "unknown field"),
+    ("dropuot_rates: [0.1]\n", "dropuot_rates", "unknown field(s) ['dropuot_rates'] (did you mean 'dropout_rates'?)"),
+    ("seeds: [0, 0]\n", "seeds", "expected each seed once; 0 given more than once"),
+    ("seeds: [0]\nseeds: [1]\n", "seeds", "key 'seeds' appears twice"),
+    ("a: &a [x, x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a]\n"
+     "c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b, *b]\nd: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c, *c]\n"
+     "e: [*d, *d, *d, *d, *d, *d, *d, *d, *d, *d]\n", "aliases", "expand it by more than 10000"),
 ]
 
 
@@ -100,3 +112,33 @@ def test_an_unknown_dataset_is_named_and_nothing_written(fusebench_home, toy_car
     assert "tyo" in line and "toy" in line  # the close match
     _nothing_written(fusebench_home)
     assert os.environ["MLFLOW_TRACKING_URI"].endswith("mlruns.db")
+
+
+@pytest.mark.parametrize("argv", [["bench", "--profile", "smoke"], ["worker"], ["perf", "loop"]])
+@pytest.mark.parametrize("device", ["cuda", "cuda:3"])
+def test_a_cuda_device_on_a_machine_without_one_is_refused_when_parsed(argv, device, fusebench_home, monkeypatch,
+                                                                       capsys):
+    """Issue 21, item 7: `--device cuda` without a GPU stops at once (exit 2, one line, nothing written),
+    instead of every cell failing with exit status 0."""
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(SystemExit) as exit_:
+        main(argv + ["--device", device])
+    assert exit_.value.code == 2
+    line = _one_line(capsys.readouterr().err)
+    assert "--device" in line and "no CUDA GPU" in line, line
+    _nothing_written(fusebench_home)
+
+
+def test_a_gpu_index_beyond_the_machine_is_refused(monkeypatch):
+    import torch
+
+    from benchmark.train.device import parse_device
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    assert parse_device("cuda:1") == "cuda:1" and parse_device("cuda") == "cuda"
+    with pytest.raises(ValueError, match="2 CUDA GPU"):
+        parse_device("cuda:2")
+    assert parse_device("cpu") == "cpu" and parse_device("auto") == "auto"

@@ -41,3 +41,13 @@ def test_unknown_strategy_suggests():
 def test_registry_lists_at_least_twenty_strategies():
     assert len(discover()) >= 20
     assert {"concat", "sum", "late_weighted", "cross_attention"} <= set(STRATEGIES.names())
+
+
+def test_the_error_spells_the_plural_right():
+    """Issue 21, item 9: "Known strategies", not "Known strategys"."""
+    with pytest.raises(RegistryError, match="Known strategies: ") as info:
+        STRATEGIES.get("no_such_strategy")
+    assert "strategys" not in str(info.value)
+    encoders: Registry[int] = Registry("encoder")
+    with pytest.raises(RegistryError, match="Known encoders: "):
+        encoders.get("x")

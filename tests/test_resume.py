@@ -140,3 +140,24 @@ def test_failed_cells_are_recorded_and_matrix_goes_on(toy_card, fusebench_home, 
     finally:
         for name in ("test_nan", "test_oom", "test_impossible"):
             STRATEGIES.remove(name)
+
+
+def test_a_bench_whose_every_cell_failed_exits_non_zero(toy_card, fusebench_home, capsys):
+    """Issue 21, item 7: a bench in which every cell failed ends with a one-line error and exit
+    status 1, not 0 (the summary and the failures are still printed)."""
+    from strategies import STRATEGIES
+
+    plugin = fusebench_home / "bad_plugin.py"
+    plugin.write_text(NAN_PLUGIN)
+    args = ["bench", "--profile", "smoke", "--datasets", "toy", "--strategies", "test_nan,test_impossible",
+            "--trials", "0", "--epochs", "2", "--seeds", "0", "--dropout", "0.3", "--plugin", str(plugin),
+            "--device", "cpu", "--no-report"]
+    try:
+        assert main(args) == 1
+        captured = capsys.readouterr()
+        assert "0 run now, 0 already done, 2 failed" in captured.out
+        errors = [line for line in captured.err.splitlines() if line.startswith("fusebench: error:")]
+        assert len(errors) == 1 and "every cell of matrix" in errors[0] and "2 of 2" in errors[0], captured.err
+    finally:
+        for name in ("test_nan", "test_oom", "test_impossible"):
+            STRATEGIES.remove(name)

@@ -12,8 +12,17 @@ from benchmark.scale.retry import StoreUnavailable, retry
 from benchmark.scale.workqueue import WorkQueue
 
 
-def test_retry_gives_up_after_budget_with_clear_error(tmp_path):
-    url = f"sqlite:///{tmp_path}/no/such/folder/queue.db"
+def _closed_port() -> int:
+    """A port on which nothing listens."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_retry_gives_up_after_budget_with_clear_error():
+    url = f"postgresql+psycopg2://user:pw@127.0.0.1:{_closed_port()}/optuna"  # connection refused: an outage
     started = time.monotonic()
     with pytest.raises(StoreUnavailable, match="unreachable for 2s, giving up"):
         WorkQueue(url, retry_budget_s=2.0)
@@ -38,9 +47,79 @@ def test_retry_succeeds_when_store_comes_back():
 
 def test_worker_exits_with_clear_error_when_database_unreachable(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("FUSEBENCH_RETRY_S", "1")
-    code = main(["worker", "--storage", f"sqlite:///{tmp_path}/missing/dir/optuna.db"])
+    code = main(["worker", "--storage", f"postgresql+psycopg2://user:pw@127.0.0.1:{_closed_port()}/optuna"])
     assert code == 2
     assert "unreachable" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", ["bench", "status", "worker"])
+def test_a_bare_postgresql_url_uses_psycopg2(command, toy_card, fusebench_home, monkeypatch, capsys):
+    """Issue 21, item 5: `postgresql://` as the README writes it reaches the retry path (an
+    unreachable server here), not ModuleNotFoundError: No module named 'psycopg'."""
+    monkeypatch.setenv("FUSEBENCH_RETRY_S", "1")
+    argv = [command, "--storage", f"postgresql://user:pw@127.0.0.1:{_closed_port()}/optuna"]
+    if command == "bench":
+        argv += ["--profile", "smoke", "--datasets", "toy", "--strategies", "concat", "--device", "cpu"]
+    assert main(argv) == 2
+    line = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "postgresql+psycopg2://user:***@127.0.0.1" in line and "unreachable for 1s" in line, line
+
+
+def test_normalise_url():
+    from benchmark.scale.database import normalise_url
+
+    assert normalise_url("postgresql://u:p@h/db") == "postgresql+psycopg2://u:p@h/db"
+    assert normalise_url("postgres://h/db") == "postgresql+psycopg2://h/db"
+    for same in ("postgresql+psycopg2://h/db", "sqlite:///x.db", "journal:/x.log", "http://h:5000"):
+        assert normalise_url(same) == same
+
+
+BAD_STORES = [
+    (["status", "--storage", "bogus://x"], "--storage", "not a database URL"),
+    (["worker", "--storage", "optuna.db"], "--storage", "not a database URL"),
+    (["bench", "--storage", "bogus://x"], "--storage", "not a database URL"),
+    (["status", "--storage", "postgresql+psycopg://h/db"], "--storage", "driver is not installed"),
+    (["bench", "--tracking-uri", "bogus://x"], "--tracking-uri", "unknown tracking URI scheme"),
+    (["report", "--tracking-uri", "bogus://x"], "--tracking-uri", "unknown tracking URI scheme"),
+    (["status", "--storage", "sqlite:///{file}/optuna.db"], "--storage", "does not exist"),
+    (["status", "--storage", "journal:{file}/optuna.log"], "--storage", "does not exist"),
+    (["bench", "--tracking-uri", "sqlite:///{file}/mlruns.db"], "--tracking-uri", "does not exist"),
+]
+
+
+@pytest.mark.parametrize("argv, flag, expected", BAD_STORES, ids=[" ".join(a) for a, _, _ in BAD_STORES])
+def test_a_store_that_can_never_work_is_one_line_at_once(argv, flag, expected, toy_card, fusebench_home, monkeypatch,
+                                                         capsys):
+    """Issue 21, item 5: unknown schemes and unwritable paths (a file where the folder should be) end
+    in one line naming the flag, exit 2, at once: not retried as an outage, nothing written."""
+    monkeypatch.setenv("FUSEBENCH_RETRY_S", "60")
+    a_file = fusebench_home / "a_file"
+    a_file.write_text("not a folder")
+    argv = [a.format(file=a_file) for a in argv]
+    if argv[0] == "bench":
+        argv += ["--profile", "smoke", "--datasets", "toy", "--strategies", "concat", "--device", "cpu"]
+    started = time.monotonic()
+    assert main(argv) == 2
+    assert time.monotonic() - started < 30
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert len(lines) == 1 and flag in lines[0] and expected in lines[0], lines
+    assert not (fusebench_home / "mlruns.db").exists() and not (fusebench_home / "optuna.db").exists()
+
+
+def test_a_database_file_that_cannot_be_written_is_not_retried():
+    from sqlalchemy.exc import OperationalError
+
+    from benchmark.scale.database import StoreURLError
+
+    calls = []
+
+    def read_only():
+        calls.append(1)
+        raise OperationalError("INSERT", {}, Exception("attempt to write a readonly database"))
+
+    with pytest.raises(StoreURLError, match="readonly database.*not retried"):
+        retry(read_only, "write sqlite:////data/optuna.db", budget_s=60)
+    assert len(calls) == 1
 
 
 def test_mlflow_connection_errors_count_as_store_outages():

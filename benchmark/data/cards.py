@@ -11,6 +11,7 @@ from typing import Any
 import yaml
 
 from benchmark.paths import cards_dir as default_cards_dir
+from benchmark.yamlfile import DuplicateKey, YamlInputError, did_you_mean, read_yaml
 from benchmark.scale.schema import DEFAULT_RANKING_METRICS, DEFAULT_TASK, TASKS, task_metrics
 from strategies.registry import Registry
 
@@ -27,6 +28,9 @@ REGRESSION_LOSSES = ("mse", "l1")  # card field `regression_loss` (regression on
 # Fields that only document the dataset: kept in ``DatasetCard.info``, they change no result
 # (and so are not part of a result's identity, benchmark/run/identity.py).
 DOCUMENTATION_FIELDS = ("origin", "licence", "size", "splits_note", "citation", "classes", "checked")
+# Every top-level field a card may have; any other is refused, with the closest valid name.
+CARD_FIELDS = ("name", "description", "source", "label", "modalities", "split", "task", "sign_accuracy",
+               "ranking_metric", "positive_class", "regression_loss", "folds", *DOCUMENTATION_FIELDS)
 
 
 class CardError(ValueError):
@@ -84,46 +88,28 @@ def _require(mapping: dict, key: str, path: Path, where: str, kind: type | tuple
     return value
 
 
-class _DuplicateKey(ValueError):
-    def __init__(self, key: str, line: int) -> None:
-        self.key, self.line = key, line
-        super().__init__(f"key {key!r} appears twice (line {line})")
-
-
-class _StrictLoader(yaml.SafeLoader):
-    """Safe loader that refuses duplicate mapping keys (plain YAML keeps the last one silently,
-    which would hide a modality declared twice)."""
-
-
-def _strict_mapping(loader: _StrictLoader, node: yaml.MappingNode) -> dict:
-    seen: set = set()
-    for key_node, _ in node.value:
-        key = loader.construct_object(key_node, deep=True)
-        if key in seen:
-            raise _DuplicateKey(str(key), key_node.start_mark.line + 1)
-        seen.add(key)
-    return loader.construct_mapping(node, deep=True)
-
-
-_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _strict_mapping)
-
-
 def load_card(path: str | Path) -> DatasetCard:
     """Parse and validate one dataset card."""
     path = Path(path)
     try:
-        raw = yaml.load(path.read_text(encoding="utf-8"), Loader=_StrictLoader)  # noqa: S506 (safe loader subclass)
-    except _DuplicateKey as exc:
+        raw = read_yaml(path)
+    except DuplicateKey as exc:
         where = "modalities" if _under_modalities(path, exc.line) else "(yaml)"
         problem = (f"modality {exc.key!r} is declared twice (line {exc.line})" if where == "modalities"
                    else f"key {exc.key!r} appears twice (line {exc.line})")
         raise CardError(path, where, problem) from None
     except FileNotFoundError:
         raise CardError(path, "(file)", "file does not exist") from None
+    except YamlInputError as exc:
+        raise CardError(path, "(yaml)", str(exc)) from None
     except yaml.YAMLError as exc:
         raise CardError(path, "(yaml)", f"is not valid YAML: {exc}") from None
     if not isinstance(raw, dict):
         raise CardError(path, "(top level)", "expected a mapping of fields (name, source, label, modalities, ...)")
+    for key in raw:
+        if key not in CARD_FIELDS:
+            raise CardError(path, str(key), f"unknown field{did_you_mean(key, CARD_FIELDS)}; the fields of a card: "
+                                            f"{', '.join(CARD_FIELDS)}")
 
     name = _require(raw, "name", path, "", str, "a dataset name (string)")
     source = _require(raw, "source", path, "", dict, f"a mapping with one of {SOURCE_KINDS}")

@@ -15,6 +15,7 @@ import yaml
 from benchmark.run.dropout import CLI_SYNTAX, Dropout, dropout_value, parse_dropout
 from benchmark.train.precision import AMP_MODES
 from benchmark.train.seeds import TUNING_SEED_BASE
+from benchmark.yamlfile import YamlInputError, did_you_mean, read_yaml
 from strategies.registry import Registry
 
 PROFILES_DIR = Path(__file__).resolve().parent / "profiles"
@@ -164,16 +165,19 @@ def profile_path(name_or_path: str) -> Path:
 def load_profile(name_or_path: str) -> MatrixConfig:
     path = profile_path(name_or_path)
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        raw = read_yaml(path) or {}
     except FileNotFoundError:
         raise ProfileError(f"{path}: profile file does not exist") from None
+    except YamlInputError as exc:
+        raise ProfileError(f"{path}: {exc}") from None
     except yaml.YAMLError as exc:
         raise ProfileError(f"{path}: not valid YAML: {exc}") from None
     if not isinstance(raw, dict):
         raise ProfileError(f"{path}: expected a mapping of fields {sorted(_FIELDS)}")
-    unknown = sorted(set(raw) - set(_FIELDS))
+    unknown = sorted(map(str, set(raw) - set(_FIELDS)))
     if unknown:
-        raise ProfileError(f"{path}: unknown field(s) {unknown}; expected some of {sorted(_FIELDS)}")
+        raise ProfileError(f"{path}: unknown field(s) {unknown}{did_you_mean(unknown[0], _FIELDS)}; expected some of "
+                           f"{sorted(_FIELDS)}")
     for key, value in raw.items():
         kind, expected = _FIELDS[key]
         if value is None and key in NULLABLE_FIELDS:
@@ -193,11 +197,10 @@ def load_profile(name_or_path: str) -> MatrixConfig:
             raw["dropout_rates"] = [v if isinstance(r, dict) else r for r, v in zip(raw["dropout_rates"], values)]
     except ValueError as exc:
         raise ProfileError(f"{path}: field 'dropout_rates': {exc}") from None
-    for seed in raw.get("seeds", []):
-        try:
-            check_seed(seed)
-        except ValueError as exc:
-            raise ProfileError(f"{path}: field 'seeds': {exc}") from None
+    try:
+        check_seeds(raw.get("seeds", []))
+    except ValueError as exc:
+        raise ProfileError(f"{path}: field 'seeds': {exc}") from None
     if "datasets" in raw:  # card paths in a profile are relative to the profile's folder
         from benchmark.run.card_files import normalise_entries
 
@@ -229,13 +232,23 @@ def check_seed(value: Any) -> int:
     return value
 
 
+def check_seeds(values) -> tuple[int, ...]:
+    """Evaluation seeds (``check_seed`` each), each given once: a repeated seed would be one cell
+    counted twice."""
+    seeds = tuple(check_seed(value) for value in values)
+    repeated = sorted({s for s in seeds if seeds.count(s) > 1})
+    if repeated:
+        raise ValueError(f"expected each seed once; {', '.join(map(str, repeated))} given more than once")
+    return seeds
+
+
 def parse_seeds(text: str) -> tuple[int, ...]:
     """``--seeds``: comma-separated integers, e.g. ``0,1,2``."""
     parts = _parts(text, "comma-separated integer seeds, e.g. 0,1,2")
     bad = [p for p in parts if not p.lstrip("-").isdigit()]
     if bad:
         raise ValueError(f"expected comma-separated integer seeds, e.g. 0,1,2; got {bad[0]!r}")
-    return tuple(check_seed(int(p)) for p in parts)
+    return check_seeds(int(p) for p in parts)
 
 
 def parse_rates(text: str) -> tuple[Dropout, ...]:
@@ -247,6 +260,16 @@ def parse_rates(text: str) -> tuple[Dropout, ...]:
 def parse_names(text: str) -> tuple[str, ...]:
     """``--datasets`` / ``--strategies``: comma-separated names, globs or (datasets) card paths."""
     return _parts(text, "comma-separated names or globs")
+
+
+def parse_output_path(text: str) -> str:
+    """``--summary PATH``: a file whose folder exists, checked before the run rather than after it."""
+    folder = Path(text).expanduser().resolve().parent
+    if not text.strip() or Path(text).is_dir():
+        raise ValueError(f"expected a file path, got {text!r}")
+    if not folder.is_dir():
+        raise ValueError(f"folder {folder} does not exist (create it first)")
+    return text
 
 
 def parse_count(text: str, low: int) -> int:

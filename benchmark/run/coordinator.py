@@ -21,7 +21,7 @@ from benchmark.run.config import MatrixConfig
 from benchmark.run.planning import (cell_hash, cell_unit, cell_unit_of, input_fingerprints, matrix_units,
                                     not_applicable, plan_cells, study_units)
 from benchmark.run.worker import QUIET_PROGRESS_ENV, MatrixOutcome, Worker, matrix_display
-from benchmark.scale.database import open_storage
+from benchmark.scale.database import mask_secrets, open_storage
 from benchmark.scale.retry import retry
 from benchmark.scale.schema import TAG_CELL, TAG_ERROR, TAG_NOT_APPLICABLE, TAG_STATUS
 from benchmark.scale.tracking import MatrixTracker
@@ -189,14 +189,21 @@ class WorkerExit:
     reused: int = 0  # cells it copied from another matrix's run of the same cell
 
 
+# The tracking URI a `fusebench worker` process started by `bench --workers N` writes to, passed in
+# its environment (its default when it has no --tracking-uri), as its storage URL is passed in
+# FUSEBENCH_OPTUNA_STORAGE: a password in either stays off the command line, which `ps` shows.
+WORKER_TRACKING_ENV = "FUSEBENCH_WORKER_TRACKING_URI"
+
+
 def spawn_workers(count: int, matrix_id: str, tracking_uri: str, storage_url: str, device: str,
                   on_poll: Callable[[], None] = lambda: None, poll_s: float = 2.0) -> list[WorkerExit]:
     """Start ``count`` `fusebench worker` processes on this machine and wait for them, calling
-    ``on_poll`` every ``poll_s`` seconds meanwhile (the matrix-wide progress display)."""
+    ``on_poll`` every ``poll_s`` seconds meanwhile (the matrix-wide progress display). The store
+    URLs go to them through the environment, never argv."""
     threads = max(1, (os.cpu_count() or 1) // count)
-    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads), QUIET_PROGRESS_ENV: "1"}
-    command = [sys.executable, "-m", "benchmark.cli", "worker", "--matrix-id", matrix_id,
-               "--storage", storage_url, "--tracking-uri", tracking_uri, "--device", device]
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads), QUIET_PROGRESS_ENV: "1",
+           "FUSEBENCH_OPTUNA_STORAGE": storage_url, WORKER_TRACKING_ENV: tracking_uri}
+    command = [sys.executable, "-m", "benchmark.cli", "worker", "--matrix-id", matrix_id, "--device", device]
     with tempfile.TemporaryDirectory(prefix="fusebench-workers-") as folder:
         summaries = [Path(folder) / f"worker-{i}.json" for i in range(count)]
         processes = [subprocess.Popen(command + ["--summary", str(path)], env=env) for path in summaries]
@@ -245,7 +252,8 @@ def run_worker(storage_url: str, tracking_uri: str | None, matrix_id: str | None
     """`fusebench worker`: join a registered matrix and work until it is done. Its card files are
     found by their registered path or, where that is missing here, by content among the cards
     folder and ``search`` (``--datasets``); a card file that differs stops the worker before it
-    claims any work."""
+    claims any work. The tracking URI: ``tracking_uri``, else $FUSEBENCH_WORKER_TRACKING_URI (set
+    by ``spawn_workers``), else the one the matrix was registered with."""
     import torch
 
     queue = open_queue(storage_url)
@@ -259,7 +267,8 @@ def run_worker(storage_url: str, tracking_uri: str | None, matrix_id: str | None
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", torch.get_num_threads())))
     worker_id = new_worker_id()
     log(f"worker {worker_id} joined matrix {registered['matrix_id']} on {config.device}")
-    return Worker(config, tracking_uri or registered["tracking_uri"], storage_url, queue, worker_id, log).run()
+    tracking_uri = tracking_uri or os.environ.get(WORKER_TRACKING_ENV) or registered["tracking_uri"]
+    return Worker(config, tracking_uri, storage_url, queue, worker_id, log).run()
 
 
 def finish_bench(summary: BenchSummary, tracking_uri: str, device: str, report: bool = True,
@@ -274,7 +283,7 @@ def finish_bench(summary: BenchSummary, tracking_uri: str, device: str, report: 
         try:
             folder, text = build_report(tracking_uri, summary.matrix_id)
         except EmptyReport as exc:  # every cell failed: no report, reports/latest left as it was
-            log(f"no report: {exc}")
+            log(mask_secrets(f"no report: {exc}"))
         else:
             tracker.log_artifacts(folder)
             log(text)

@@ -158,14 +158,15 @@ def run_fidelity(config: MatrixConfig, tracking_uri: str, storage_url: str, work
 
 
 def main(args, device: str) -> int:
-    from benchmark.paths import default_optuna_storage, default_tracking_uri
     from benchmark.run.config import load_profile, parse_list
+    from benchmark.scale.database import checked_storage_url, checked_tracking_uri
 
     config = load_profile(args.profile).with_overrides(
         datasets=parse_list(args.datasets), strategies=parse_list(args.strategies), seeds=parse_list(args.seeds, int),
         device=device)
-    rows = run_fidelity(config, args.tracking_uri or default_tracking_uri(), args.storage or default_optuna_storage(),
-                        args.workers, log=lambda line: print(line, flush=True))
+    rows = run_fidelity(config, checked_tracking_uri(args.tracking_uri, "--tracking-uri"),
+                        checked_storage_url(args.storage, "--storage"), args.workers,
+                        log=lambda line: print(line, flush=True))
     print(f"fidelity of profile {config.name!r} against the reference protocol; seeds "
           f"{', '.join(map(str, config.seeds))}; training dropout {', '.join(map(str, config.dropout_rates))} ({device})")
     print(header())

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 from benchmark.run.config import MatrixConfig
 from benchmark.run.planning import matrix_units, plan_cells, study_units
+from benchmark.scale.database import mask_secrets
 from benchmark.scale.schema import dropout_label
 from benchmark.scale.tracking import MatrixTracker
 from benchmark.scale.workqueue import open_queue, worker_process_gone
@@ -113,7 +114,7 @@ def format_status(status: MatrixStatus) -> str:
     registered = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(status.registered))
     lines = [
         f"matrix {status.matrix_id} (registered {registered})",
-        f"  tracking {status.tracking_uri}",
+        f"  tracking {mask_secrets(status.tracking_uri)}",
         f"  tuning trial slots {status.trials_done}/{status.trials_total} done",
         f"  final cells        {status.cells_done}/{status.cells_total} done"
         + ("" if status.failed is None else f", {len(status.failed)} of them failed"),

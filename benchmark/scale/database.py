@@ -1,9 +1,119 @@
-"""Opening the shared SQL databases: one set of SQLAlchemy engine options for the work queue
-and the Optuna storage, and the Optuna storage itself from a URL."""
+"""Opening the shared SQL databases: store URLs normalised and checked before anything is
+opened, one set of SQLAlchemy engine options for the work queue and the Optuna storage, the
+Optuna storage itself from a URL, and URL passwords masked in printed lines."""
 
 from __future__ import annotations
 
+import os
+import re
+from pathlib import Path
 from typing import Any
+
+# The password of a URL's user info (``scheme://user:PASSWORD@host``), up to the last ``@`` before a
+# slash, space or quote: storage URLs and tracking URIs (``https://user:pw@mlflow.example``) alike.
+_PASSWORD = re.compile(r"(?P<head>\b[A-Za-z][A-Za-z0-9+.-]*://[^\s:/@'\"]*:)[^\s/'\"]*@")
+
+
+def mask_secrets(text: str) -> str:
+    """``text`` (a URL, or a whole line that may hold several) with every URL password replaced by
+    ``***``, as SQLAlchemy renders a URL with ``hide_password``: for every line fusebench prints."""
+    return _PASSWORD.sub(lambda m: f"{m['head']}***@", text)
+
+
+
+class StoreURLError(ValueError):
+    """A storage URL or tracking URI that can never work (an unknown scheme, a driver that is not
+    installed, a SQLite file that cannot be written): one line at once, never retried as an outage."""
+
+
+DATABASE_SCHEMES = ("sqlite", "postgresql", "mysql", "mssql")  # the SQLAlchemy ones MLflow also takes
+STORAGE_FORMS = "sqlite:///PATH, postgresql://... (user and password before the host) or journal:PATH"
+
+
+def normalise_url(url: str) -> str:
+    """``postgresql://`` (and ``postgres://``) -> ``postgresql+psycopg2://``: psycopg2 is the
+    PostgreSQL driver fusebench installs, while SQLAlchemy 2.1 maps a bare ``postgresql://`` to
+    psycopg 3. Every other URL is returned unchanged."""
+    scheme, sep, rest = url.partition("://")
+    return f"postgresql+psycopg2://{rest}" if sep and scheme in ("postgresql", "postgres") else url
+
+
+def checked_storage_url(url: str | None, what: str = "--storage") -> str:
+    """The Optuna storage URL ``url`` (None: $FUSEBENCH_OPTUNA_STORAGE or the default, in
+    fusebench's state folder, made here) normalised (``normalise_url``) and checked before anything
+    is opened: a SQLAlchemy database whose dialect and driver are installed (a SQLite file in a
+    writable folder), or ``journal:PATH``. Raises StoreURLError naming ``what`` (the flag)."""
+    if url is None:
+        from benchmark.paths import default_optuna_storage, state_dir
+
+        state_dir().mkdir(parents=True, exist_ok=True)
+        what = "$FUSEBENCH_OPTUNA_STORAGE" if os.environ.get("FUSEBENCH_OPTUNA_STORAGE") else "default storage"
+        url = default_optuna_storage()
+    url = normalise_url(url)
+    if url.startswith("journal:"):
+        _check_writable_file(Path(url[len("journal:"):]), what, url)
+        return url
+    return _checked_database(url, what, STORAGE_FORMS)
+
+
+def checked_tracking_uri(uri: str | None, what: str = "--tracking-uri") -> str:
+    """The MLflow tracking URI ``uri`` (None: $MLFLOW_TRACKING_URI or the default) normalised and
+    checked before anything is opened: a scheme MLflow has a tracking store for (a database URI as
+    for ``checked_storage_url``). Raises StoreURLError naming ``what``."""
+    if uri is None:
+        from benchmark.paths import default_tracking_uri
+
+        what = "$MLFLOW_TRACKING_URI" if os.environ.get("MLFLOW_TRACKING_URI") else "default tracking store"
+        uri = default_tracking_uri()
+    uri = normalise_url(uri)
+    if uri.partition("://")[0].split("+")[0] in DATABASE_SCHEMES:
+        return _checked_database(uri, what, "sqlite:///PATH, postgresql://..., http(s)://HOST:PORT or a folder")
+    # MLflow's own table of tracking-store schemes (private, but mlflow is pinned in pyproject.toml).
+    from mlflow.tracking._tracking_service.utils import _tracking_store_registry
+
+    try:
+        _tracking_store_registry.get_store_builder(uri)
+    except Exception:  # noqa: BLE001 - MLflow raises its "unsupported URI" exception for an unknown scheme
+        known = sorted(s for s in _tracking_store_registry._registry if s)
+        raise StoreURLError(f"{what}: {mask_secrets(uri)}: unknown tracking URI scheme; expected a folder or one "
+                            f"of {', '.join(f'{s}://' for s in known)}") from None
+    return uri
+
+
+def _checked_database(url: str, what: str, forms: str) -> str:
+    """``url`` when SQLAlchemy can open it here: a known dialect whose driver is installed; for
+    SQLite, a file that exists and is writable or can be created."""
+    import sqlalchemy as sa
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        parsed = sa.engine.make_url(url)
+        dialect = parsed.get_dialect()
+    except ArgumentError:  # also NoSuchModuleError: an unknown scheme or driver name
+        raise StoreURLError(f"{what}: {mask_secrets(url)}: not a database URL fusebench can open; expected "
+                            f"{forms}") from None
+    try:
+        dialect.import_dbapi()
+    except ImportError as exc:
+        raise StoreURLError(f"{what}: {mask_secrets(url)}: its driver is not installed ({exc}); for PostgreSQL "
+                            "write postgresql:// or postgresql+psycopg2:// (psycopg2 is installed)") from None
+    if dialect.name == "sqlite" and parsed.database not in (None, "", ":memory:"):
+        _check_writable_file(Path(parsed.database), what, url)
+    return url
+
+
+def _check_writable_file(path: Path, what: str, url: str) -> None:
+    """A store file fusebench writes: it exists and is writable, or its folder exists and is."""
+    folder = path.parent
+    if path.exists():
+        problem = "" if path.is_file() and os.access(path, os.W_OK) and os.access(folder, os.W_OK) else \
+            "the file (or its folder) is not writable, or is not a file"
+    elif not folder.is_dir():
+        problem = f"folder {folder} does not exist"
+    else:
+        problem = "" if os.access(folder, os.W_OK) else f"folder {folder} is not writable"
+    if problem:
+        raise StoreURLError(f"{what}: {mask_secrets(url)}: {problem}")
 
 
 def engine_options(url: str) -> dict[str, Any]:
@@ -19,6 +129,7 @@ def open_storage(url: str):
     ``journal:<file>`` (JournalStorage)."""
     import optuna
 
+    url = normalise_url(url)
     if url.startswith("journal:"):
         from optuna.storages import JournalStorage
         from optuna.storages.journal import JournalFileBackend

@@ -11,8 +11,15 @@ from typing import Callable, TypeVar
 
 from sqlalchemy.exc import OperationalError
 
+from benchmark.scale.database import StoreURLError, mask_secrets
+
 T = TypeVar("T")
 LOG = logging.getLogger("fusebench.store")
+
+
+# Database errors that no wait cures (a SQLite file that cannot be opened or written): not retried,
+# one line at once (StoreURLError).
+PERMANENT_ERRORS = ("unable to open database file", "readonly database")
 
 
 class StoreUnavailable(RuntimeError):
@@ -37,24 +44,35 @@ def _outage_types() -> tuple[type[BaseException], ...]:
 
 
 def is_store_outage(exc: BaseException) -> bool:
-    """True when ``exc`` means 'a store (database or tracking server) is unreachable right now'.
+    """True when ``exc`` means 'a store (database or tracking server) is unreachable right now':
+    a refused connection, a timeout, a lock; not a file that cannot be written (PERMANENT_ERRORS).
 
     The MLflow REST client re-raises connection errors as a plain MlflowException, so the
     exception's chain (``__cause__`` and ``__context__``) is searched, not only its type."""
     types = _outage_types()
+    return not is_permanent_store_error(exc) and any(isinstance(e, types) for e in _chain(exc))
+
+
+def is_permanent_store_error(exc: BaseException) -> bool:
+    """True when ``exc`` (or an error in its chain) is one of PERMANENT_ERRORS."""
+    return any(isinstance(e, OperationalError) and any(text in str(e) for text in PERMANENT_ERRORS)
+               for e in _chain(exc))
+
+
+def _chain(exc: BaseException | None):
+    """``exc`` and the errors it was raised from or while handling (``__cause__``, ``__context__``)."""
     seen: set[int] = set()
     while exc is not None and id(exc) not in seen:
-        if isinstance(exc, types):
-            return True
+        yield exc
         seen.add(id(exc))
         exc = exc.__cause__ or exc.__context__
-    return False
 
 
 def retry(action: Callable[[], T], what: str, budget_s: float | None = None, first_wait: float = 0.5) -> T:
     """Run ``action``; on connection errors wait with exponential backoff and jitter, up to
     ``budget_s`` seconds in total, then raise StoreUnavailable naming what failed."""
     budget_s = retry_budget() if budget_s is None else budget_s
+    what = mask_secrets(what)  # a store's URL in ``what`` or in the error: its password never printed
     deadline = time.monotonic() + budget_s
     wait = first_wait
     warned = False
@@ -65,6 +83,9 @@ def retry(action: Callable[[], T], what: str, budget_s: float | None = None, fir
                 LOG.warning("fusebench: %s: store reachable again, going on", what)
             return result
         except Exception as exc:  # noqa: BLE001 - only outages are retried; everything else is re-raised
+            if is_permanent_store_error(exc):
+                reason = next(str(getattr(e, "orig", None) or e) for e in _chain(exc) if isinstance(e, OperationalError))
+                raise StoreURLError(mask_secrets(f"{what}: {reason} (a file that cannot be written: not retried)")) from exc
             if not is_store_outage(exc):
                 raise
             if not warned:
@@ -74,7 +95,7 @@ def retry(action: Callable[[], T], what: str, budget_s: float | None = None, fir
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 reason = getattr(exc, "orig", None) or exc
-                raise StoreUnavailable(f"{what}: unreachable for {budget_s:.0f}s, giving up: {reason!r}") from exc
+                raise StoreUnavailable(mask_secrets(f"{what}: unreachable for {budget_s:.0f}s, giving up: {reason!r}")) from exc
             # Jittered backoff, but never past the deadline: the last try lands at the deadline,
             # so "unreachable for N s" is true whatever the jitter drew.
             time.sleep(min(wait * (0.5 + random.random()), remaining))

@@ -22,7 +22,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
 from benchmark import paths
-from benchmark.scale.database import engine_options, fast_sqlite_commits
+from benchmark.scale.database import engine_options, fast_sqlite_commits, mask_secrets, normalise_url
 from benchmark.scale.retry import StoreUnavailable, retry, retry_budget
 
 METADATA = sa.MetaData()
@@ -49,7 +49,7 @@ def queue_url(optuna_storage: str, state_dir: str) -> str:
     """The database for leases: the Optuna RDB itself, or a SQLite file for journal storage."""
     if optuna_storage.startswith("journal:"):
         return f"sqlite:///{os.path.join(state_dir, 'queue.db')}"
-    return optuna_storage
+    return normalise_url(optuna_storage)
 
 
 def open_queue(storage_url: str, state_dir: str | None = None, lease_s: float | None = None) -> WorkQueue:
@@ -75,17 +75,15 @@ class WorkQueue:
     def __post_init__(self) -> None:
         self.engine = sa.create_engine(self.url, **engine_options(self.url))
         fast_sqlite_commits(self.engine)
-        retry(lambda: METADATA.create_all(self.engine), f"create work tables in {self._safe_url()}", self.retry_budget_s)
-
-    def _safe_url(self) -> str:
-        return sa.engine.make_url(self.url).render_as_string(hide_password=True)
+        retry(lambda: METADATA.create_all(self.engine), f"create work tables in {mask_secrets(self.url)}",
+              self.retry_budget_s)
 
     def _run(self, what: str, fn):
         def action():
             with self.engine.begin() as conn:
                 return fn(conn)
 
-        return retry(action, f"{what} ({self._safe_url()})", self.retry_budget_s)
+        return retry(action, f"{what} ({mask_secrets(self.url)})", self.retry_budget_s)
 
     # ------------------------------------------------------------ matrices
     def register_matrix(self, matrix_id: str, config: dict, tracking_uri: str, optuna_storage: str) -> None:
@@ -110,7 +108,7 @@ class WorkQueue:
 
         row = self._run("read matrix", fn)
         if row is None:
-            raise LookupError(f"no matrix {'with id ' + matrix_id if matrix_id else 'registered'} in {self._safe_url()}; "
+            raise LookupError(f"no matrix {'with id ' + matrix_id if matrix_id else 'registered'} in {mask_secrets(self.url)}; "
                               "start one with `fusebench bench --storage <same URL>`")
         return {**row, "config": json.loads(row["config"])}
 

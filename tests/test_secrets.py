@@ -1,0 +1,106 @@
+"""Secrets never printed (issue 21, item 6): a password in the Optuna storage URL or the MLflow
+tracking URI is masked in every line fusebench prints, and never on a worker process's command
+line (`ps` shows it to every user of the machine)."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+
+import pytest
+
+from benchmark.cli import main
+
+PASSWORD = "S3cretPW"
+
+
+def _free_port() -> int:
+    """A port on which nothing listens."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_mask_secrets_hides_every_url_password_in_a_line():
+    from benchmark.scale.database import mask_secrets
+
+    line = (f"tracking https://bob:{PASSWORD}@mlflow.example/x, optuna postgresql+psycopg2://alice:{PASSWORD}@db:5432/"
+            f"optuna, local sqlite:////tmp/optuna.db, http://host:5000/models@v1")
+    masked = mask_secrets(line)
+    assert PASSWORD not in masked
+    assert "https://bob:***@mlflow.example/x" in masked and "postgresql+psycopg2://alice:***@db:5432/optuna" in masked
+    assert "sqlite:////tmp/optuna.db" in masked and "http://host:5000/models@v1" in masked  # nothing else changed
+
+
+def test_no_password_in_the_output_of_bench_and_status(toy_card, fusebench_home, monkeypatch, capsys, caplog):
+    monkeypatch.setenv("FUSEBENCH_RETRY_S", "1")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    port = _free_port()
+    tracking = f"http://alice:{PASSWORD}@127.0.0.1:{port}"
+    storage = f"postgresql+psycopg2://alice:{PASSWORD}@127.0.0.1:{port}/optuna"
+    bench = ["bench", "--profile", "smoke", "--datasets", "toy", "--strategies", "concat", "--device", "cpu"]
+    # An unreachable PostgreSQL storage: the first line, the retry warning and the error.
+    assert main(bench + ["--storage", storage, "--tracking-uri", tracking]) == 2
+    # A reachable storage and an unreachable tracking server: the tracking store's retry and error.
+    assert main(bench + ["--tracking-uri", tracking]) == 2
+    assert main(["status", "--storage", storage]) == 2
+    captured = capsys.readouterr()
+    printed = captured.out + captured.err + caplog.text
+    assert "alice:***@127.0.0.1" in captured.out and "unreachable" in captured.err, printed
+    assert PASSWORD not in printed, printed
+
+
+def test_the_printed_worker_command_masks_the_password(toy_card, fusebench_home, monkeypatch, capsys):
+    from benchmark.run import coordinator
+
+    monkeypatch.setattr(coordinator, "run_bench", lambda config, *a, **k: coordinator.BenchSummary("m-1", 1))
+    storage = f"postgresql+psycopg2://alice:{PASSWORD}@db.example/optuna"
+    assert main(["bench", "--profile", "smoke", "--datasets", "toy", "--strategies", "concat", "--device", "cpu",
+                 "--workers", "0", "--storage", storage, "--tracking-uri", f"https://bob:{PASSWORD}@mlflow.example"]) == 0
+    out = capsys.readouterr().out
+    assert PASSWORD not in out, out
+    assert "fusebench worker --storage 'postgresql+psycopg2://alice:***@db.example/optuna'" in out
+    assert "FUSEBENCH_OPTUNA_STORAGE" in out  # how to keep the real password off the command line
+
+
+def test_spawned_workers_get_the_store_urls_through_the_environment(monkeypatch, tmp_path):
+    from benchmark.run import coordinator
+
+    started = []
+
+    class FakeProcess:
+        def __init__(self, args, env=None, **kwargs):
+            started.append((args, env))
+
+        def wait(self):
+            return 0
+
+    monkeypatch.setattr(subprocess, "Popen", FakeProcess)
+    storage = f"postgresql+psycopg2://alice:{PASSWORD}@db.example/optuna"
+    tracking = f"https://bob:{PASSWORD}@mlflow.example"
+    exits = coordinator.spawn_workers(2, "m-1", tracking, storage, "cpu")
+    assert [e.code for e in exits] == [0, 0] and len(started) == 2
+    for argv, env in started:
+        assert not any(PASSWORD in arg for arg in argv), argv
+        assert "--storage" not in argv and "--tracking-uri" not in argv
+        assert env["FUSEBENCH_OPTUNA_STORAGE"] == storage and env[coordinator.WORKER_TRACKING_ENV] == tracking
+
+
+@pytest.mark.slow
+def test_a_worker_writes_to_the_tracking_uri_of_its_environment(toy_card, fusebench_home, monkeypatch, capsys):
+    """The worker process that `bench --workers N` starts takes its tracking URI from the
+    environment (before the registered one): here an unreachable server, named masked."""
+    from benchmark.run.coordinator import WORKER_TRACKING_ENV
+
+    assert main(["bench", "--profile", "smoke", "--datasets", "toy", "--strategies", "concat", "--trials", "1",
+                 "--epochs", "1", "--seeds", "0", "--device", "cpu", "--workers", "0"]) == 0
+    port = _free_port()
+    monkeypatch.setenv("FUSEBENCH_RETRY_S", "1")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    monkeypatch.setenv(WORKER_TRACKING_ENV, f"http://alice:{PASSWORD}@127.0.0.1:{port}")
+    capsys.readouterr()
+    assert main(["worker"]) == 2  # the storage from $FUSEBENCH_OPTUNA_STORAGE (the fixture's)
+    err = capsys.readouterr().err
+    assert f"open tracking store http://alice:***@127.0.0.1:{port}: unreachable" in err and PASSWORD not in err, err
+    assert os.environ[WORKER_TRACKING_ENV].endswith(str(port))
