@@ -23,6 +23,7 @@ QUIET_ENV = {
     "TRANSFORMERS_NO_ADVISORY_WARNINGS": "1",
     "TOKENIZERS_PARALLELISM": "false",  # its fork warning
     "MLFLOW_LOGGING_LEVEL": "WARNING",
+    "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",  # a cell copied from another matrix downloads its artifacts
 }
 QUIET_LOGGERS = ("mlflow", "alembic", "optuna", "transformers", "datasets", "huggingface_hub", "urllib3",
                  "matplotlib", "PIL", "torch", "filelock", "fsspec")

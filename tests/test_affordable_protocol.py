@@ -148,25 +148,23 @@ def _per_seed_scores(uri: str) -> dict[tuple[str, str, str], float]:
 
 
 @pytest.mark.slow
-def test_same_numbers_with_one_or_two_workers_stacked_or_not_and_a_monotone_counter(
-        toy_card, fusebench_home, monkeypatch, capfd):
-    """The same small matrix run with 1 worker, with 2 workers and with 1 worker stacked, each on
-    fresh stores, gives identical per-seed test scores (`sum` has no in-model dropout, so its
-    stacked run draws nothing from the global generator; concat's dropout masks are drawn per stack,
-    so it is compared unstacked only). With two workers the coordinator prints one matrix-wide
-    counter that never decreases and ends at the total."""
+def test_same_numbers_with_one_or_two_workers_and_a_monotone_counter(toy_card, fusebench_home, monkeypatch, capfd):
+    """The same small matrix run with 1 worker (in-process, 2 torch threads) and with 2 workers
+    (processes of 1 thread), each on fresh stores, gives identical per-seed test scores: every run
+    seeds its own streams and a study's trials run in slot order. With two workers the coordinator
+    prints one matrix-wide counter that never decreases and ends at the total. (Stacked seeds equal
+    one-by-one training up to rounding for dropout-free models: tests/test_stacked_training.py; with
+    in-model dropout their masks are drawn per stack, README "Training protocol".)"""
     from benchmark.cli import main
 
     args = ["bench", "--profile", "smoke", "--datasets", "toy", "--trials", "2", "--epochs", "4", "--seeds", "0,1",
-            "--dropout", "0,0.5", "--device", "cpu", "--no-report"]
+            "--dropout", "0,0.5", "--device", "cpu", "--no-report", "--strategies", "concat,sum"]
     scores = {}
-    for name, extra in (("one", ["--workers", "1"]), ("two", ["--workers", "2"]),
-                        ("stacked", ["--workers", "1", "--stack", "--strategies", "sum"])):
+    for name, extra in (("one", ["--workers", "1"]), ("two", ["--workers", "2"])):
         monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{fusebench_home / f'{name}.db'}")
         monkeypatch.setenv("FUSEBENCH_OPTUNA_STORAGE", f"sqlite:///{fusebench_home / f'{name}-optuna.db'}")
-        strategies = [] if "--strategies" in extra else ["--strategies", "concat,sum"]
         capfd.readouterr()
-        assert main(args + strategies + extra) == 0
+        assert main(args + extra) == 0
         err = capfd.readouterr().err
         scores[name] = _per_seed_scores(f"sqlite:///{fusebench_home / f'{name}.db'}")
         if name == "two":
@@ -174,8 +172,6 @@ def test_same_numbers_with_one_or_two_workers_stacked_or_not_and_a_monotone_coun
             assert counts == sorted(counts) and counts[-1] == 8, err
     assert len(scores["one"]) == 8
     assert scores["one"] == scores["two"]
-    sums = {k: v for k, v in scores["one"].items() if k[0] == "sum"}
-    assert sums == scores["stacked"]
 
 
 @pytest.mark.slow
@@ -188,6 +184,6 @@ def test_fidelity_command_on_a_toy_card(toy_card, fusebench_home, capsys):
     assert main(["perf", "fidelity", "--profile", str(profile), "--workers", "1", "--device", "cpu"]) == 0
     out = capsys.readouterr().out
     line = next(line for line in out.splitlines() if line.startswith("toy "))
-    tau, difference = line.split()[3:5]
-    assert -1.0 <= float(tau) <= 1.0 and float(difference) >= 0.0
+    tau, difference = (float(x) for x in line.split()[3:5])
+    assert (-1.0 <= tau <= 1.0 or tau != tau) and difference >= 0.0  # tau is undefined (nan) when a ranking ties
     assert "tiny-reference" in out  # the reference protocol ran as its own matrix

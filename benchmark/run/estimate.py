@@ -1,23 +1,26 @@
 """Time estimate for a matrix, used by `fusebench bench --dry-run`.
 
-The estimate adds up what a bench run spends, part by part, on an otherwise idle CPU with one worker:
-- start-up (stores, queue, imports) and the report: FIXED_S;
+The estimate adds up what a bench run spends, part by part, on an otherwise idle CPU:
+- start-up (stores, queue, imports, data preparation) and the report: FIXED_S;
 - per dataset, features not cached yet: each pretrained encoder loaded (ENCODER_LOAD_S) and run over
   every row (ENCODE_S_PER_ROW by kind of encoder); cheap encoders (vectors, tabular, raw pixels) cost
   only the rows;
-- per tuning trial: TRIAL_S (model build, Optuna and its storage, validation every epoch) plus the
-  training itself, cut short by the pruner for most trials (PRUNED_TRIAL_SHARE);
-- per cell: CELL_S (the default-hyperparameter retrain's set-up, evaluation on every subset of modalities
-  and on the missing-rate curves, throughput timing, MLflow logging) plus two trainings (tuned and
-  default hyperparameters).
-Training = expected epochs x training rows / samples per second, with the rows taken from the card's
-`size` note where it states them.
+- per Optuna study (one per dataset and strategy variant under shared tuning, one per training
+  dropout rate under per_rate, one per fold under k-fold; the studies planning.study_units makes):
+  ``trials`` x (TRIAL_S + TRIAL_EPOCHS epochs of training), most trials being pruned after 2 or 6 epochs;
+- per cell: CELL_EPOCHS epochs at CELL_S_PER_ROW_EPOCH, which holds the tuned retrain, the default
+  retrain where tuning chose other hyperparameters, the validation passes, the batched evaluation,
+  throughput timing and MLflow logging.
+Training costs are per training row and epoch, by input kind (pooled vectors or token sequences),
+with the rows taken from the card's `size` note where it states them.
 
-Calibration (see tests/test_estimate.py, which re-measures a tiny real run): the overheads are CPU
-seconds measured with `time.process_time()` per phase of `fusebench bench` on the 60-row test dataset
-(2 pretrained encoders, concat / late_weighted, 2 trials, epoch cap 10), a machine whose 2 cores were
-shared with other work, so CPU time stood in for the wall time of an idle machine. The training
-throughputs are the earlier calibration on the `default` profile. GPU_SPEEDUP is a guess, not a measurement.
+Calibration: the `default` profile run to the end on the 2-core CPU machine (2026-12-05, commit
+6464cc5, 2 workers of one torch thread each, 621 cells, 690 trials; `fusebench perf fidelity`'s
+README section has the run): cells took 0.062-0.105 ms (pooled) and 0.47-0.71 ms (tokens, at most
+16 tokens per modality) per training row and epoch, 19 epochs (pooled) and 18-43 epochs (tokens) on
+average; trials ran 8.7 epochs on average, and tuning took about 1,500 of the 5,800 worker-seconds.
+One worker uses every core for its torch threads, which measured 1.34x one thread on 2 cores;
+N workers on N cores run one thread each. GPU_SPEEDUP is a guess, not a measurement.
 """
 
 from __future__ import annotations
@@ -27,18 +30,19 @@ import re
 
 from strategies import get_strategy
 
-CPU_TRAIN_SAMPLES_PER_S = {"pooled": 27400.0, "tokens": 5900.0}
 GPU_SPEEDUP = 8.0  # applies to training only; the overheads stay
 TRAIN_ROWS_GUESS = 2000  # a card that states no size
 TRAIN_SHARE_GUESS = 0.7  # share of the rows in the training split when the card does not say
-PRUNED_TRIAL_SHARE = 0.4  # successive halving stops most trials after 2 or 6 epochs
-WORKER_SPEEDUP_PER_CORE = 0.34  # measured: 2 workers on 2 cores = 1.34x
+ONE_WORKER_THREAD_SPEEDUP = 1.34  # one worker's torch threads on 2 cores against one thread (measured)
 
-FIXED_S = 10.0  # measured 3.3 s in the bench plus about 7 s of imports and the report
+FIXED_S = 30.0  # measured: data 5.8 s, report 13.8 s, start-up and imports about 10 s
 ENCODER_LOAD_S = 7.0  # per pretrained encoder and dataset (measured: 16.5 s for 2 encoders on 60 rows)
 ENCODE_S_PER_ROW = {"image": 0.03, "text": 0.005, "other": 0.0002}  # DESIGN.md: EfficientNet-Lite0 20-35 ms/image
-TRIAL_S = 1.8  # measured: 14.2 s for 8 trials of 30 training rows
-CELL_S = 4.2  # measured: 16.8 s for 4 cells
+TRIAL_S = 0.5  # per trial: model build, Optuna and its storage
+TRIAL_EPOCHS = 8.7  # mean epochs a trial trains (successive halving prunes most after 2 or 6)
+TRIAL_S_PER_ROW_EPOCH = {"pooled": 0.05e-3, "tokens": 0.4e-3}  # one training's epoch, one thread
+CELL_EPOCHS = {"pooled": 19.0, "tokens": 26.0}  # mean epochs of a cell's runs (early stopping)
+CELL_S_PER_ROW_EPOCH = {"pooled": 0.077e-3, "tokens": 0.6e-3}  # everything a cell does, per row and epoch
 _IMAGE = re.compile(r"efficientnet|resnet|vit|convnext|mobilenet|clip|torchvision|cnn", re.I)
 _TEXT = re.compile(r"minilm|bert|roberta|mpnet|t5|gpt|text|sentence", re.I)
 
@@ -65,18 +69,21 @@ def _train_share(card) -> float:
 
 
 def estimate_parts(config, cells, cards: dict | None = None) -> dict[str, float]:
-    """Seconds per part (fixed, encoding, tuning, cells) for one worker on an idle machine."""
-    expected_epochs = min(config.epochs, 4 * config.patience)  # early stopping: best epoch + patience
+    """Seconds per part (fixed, encoding, tuning, cells) of one worker with one torch thread on an idle machine."""
+    from benchmark.run.planning import study_units
+
     speedup = GPU_SPEEDUP if config.device.startswith("cuda") else 1.0
     cards = cards or {}
     rows = {name: card_rows(card) for name, card in cards.items()}
     train_rows = {name: (rows[name] * _train_share(cards[name]) if rows.get(name) else TRAIN_ROWS_GUESS)
                   for name in cards}
+    epoch_ratio = min(1.0, config.epochs / 60.0)  # a lower cap than the calibrated profile's 60 cuts epochs
 
-    def training(cell) -> float:
-        kind = "tokens" if get_strategy(cell.strategy).consumes_tokens else "pooled"
-        n_train = train_rows.get(cell.dataset, TRAIN_ROWS_GUESS)
-        return expected_epochs * n_train / CPU_TRAIN_SAMPLES_PER_S[kind] / speedup
+    def kind(cell) -> str:
+        return "tokens" if get_strategy(cell.strategy).consumes_tokens else "pooled"
+
+    def rows_of(cell) -> float:
+        return train_rows.get(cell.dataset, TRAIN_ROWS_GUESS)
 
     encoding = 0.0
     for dataset in sorted({c.dataset for c in cells}):
@@ -87,9 +94,14 @@ def estimate_parts(config, cells, cards: dict | None = None) -> dict[str, float]
             encoder = str(getattr(spec, "encoder", ""))
             load = ENCODER_LOAD_S if _pretrained(encoder) else 0.0
             encoding += load + n * ENCODE_S_PER_ROW[_encoder_kind(encoder)]
-    studies = {(c.dataset, c.variant, c.dropout, getattr(c, "fold", None)): c for c in cells}
-    tuning = sum(config.trials * (TRIAL_S + PRUNED_TRIAL_SHARE * training(c)) for c in studies.values())
-    final = sum(CELL_S + 2 * training(c) for c in cells)  # tuned + default retrained per seed
+    try:
+        studies = [members[0] for members in study_units(config, cells).values()]
+    except Exception:  # noqa: BLE001 - without the cards' fingerprints: one study per dataset, variant, rate, fold
+        studies = list({(c.dataset, c.variant, config.tuning_dropout(c.dropout), c.fold): c for c in cells}.values())
+    tuning = sum(config.trials * (TRIAL_S + min(TRIAL_EPOCHS, config.epochs) * rows_of(c)
+                                  * TRIAL_S_PER_ROW_EPOCH[kind(c)] / speedup) for c in studies)
+    final = sum(CELL_EPOCHS[kind(c)] * epoch_ratio * rows_of(c) * CELL_S_PER_ROW_EPOCH[kind(c)] / speedup
+                for c in cells)
     return {"fixed": FIXED_S, "encoding": encoding, "tuning": tuning, "cells": final}
 
 
@@ -102,6 +114,7 @@ def estimate_seconds(config, cells, workers: int = 1, cards: dict | None = None)
         except Exception:  # noqa: BLE001 - an estimate without the cards falls back to guesses
             cards = {}
     parts = estimate_parts(config, cells, cards)
-    parallel = min(workers, os.cpu_count() or 1)
+    cores = os.cpu_count() or 1
+    parallel = min(workers, cores) if workers > 1 else min(ONE_WORKER_THREAD_SPEEDUP, float(cores))
     spread = parts["tuning"] + parts["cells"]  # what several workers share; encoding is once per dataset
-    return parts["fixed"] + parts["encoding"] + spread / (1 + WORKER_SPEEDUP_PER_CORE * (parallel - 1))
+    return parts["fixed"] + parts["encoding"] + spread / parallel
