@@ -125,13 +125,16 @@ def model_device(model, split: SplitTensors) -> torch.device:
 # EfficientNet grid), the largest batch evaluation used before it ran several conditions per pass;
 # pooled features of a few thousand values fit thousands of rows (fewer, larger calls).
 EVAL_ELEMENTS = EVAL_BATCH * 49 * 1280
+# ... and at most this many rows, whatever their width: a model's activations grow with the rows
+# (gated_cross_attention on noisy_mnist: 1.2 GB above its model for 10,000 rows, 0.5 GB for 2,048).
+EVAL_MAX_ROWS = 1024
 
 
 def rows_per_pass(split: SplitTensors, modalities: list[str], tokens: bool) -> int:
-    """Rows of input that fit in one evaluation forward pass (EVAL_ELEMENTS input values)."""
+    """Rows of input in one evaluation forward pass: EVAL_ELEMENTS input values, at most EVAL_MAX_ROWS."""
     source = split.tokens if tokens else split.pooled
     per_row = sum(int(source[m][0].numel()) for m in modalities) if len(split) else 1
-    return max(1, EVAL_ELEMENTS // max(1, per_row))
+    return max(1, min(EVAL_MAX_ROWS, EVAL_ELEMENTS // max(1, per_row)))
 
 
 @torch.no_grad()
