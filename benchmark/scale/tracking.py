@@ -69,7 +69,7 @@ def machine() -> str:
                               text=True, timeout=10).stdout.strip().splitlines()
     except (OSError, subprocess.SubprocessError):
         gpus = []
-    return f"{cores} cores ({model}){memory}; GPU: {', '.join(gpus) if gpus else 'none'}"
+    return f"{cores} cores ({model}){memory}; " + (f"GPU: {', '.join(gpus)}" if gpus else "CPU only")
 
 
 def environment() -> dict[str, str]:
