@@ -1,5 +1,6 @@
 """Clean-up when stopped (issue 21, item 9): `fusebench ui` stops the MLflow server it started,
-and the server's own workers, on SIGTERM and SIGINT, leaving nothing listening on its port."""
+and the server's own workers, on SIGTERM and SIGINT, leaving nothing listening on its port; Ctrl-C
+during a cell closes the cell's MLflow run as KILLED, and a report calls it unfinished, not failed."""
 
 from __future__ import annotations
 
@@ -13,7 +14,10 @@ from pathlib import Path
 
 import pytest
 
+from benchmark.cli import main
 from benchmark.scale.ui import free_port
+from tests.helpers_runs import cell_runs
+from tests.test_card_paths import FAST, write_card
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -128,3 +132,29 @@ def test_the_ui_stops_the_mlflow_server_it_started(stop, tmp_path):
                "--port", str(port)]
     _stop_and_check(_start_ui(command, tmp_path), port, stop, start_s=300)
 
+
+def test_an_interrupted_cell_is_closed_killed_and_reported_unfinished(fusebench_home, monkeypatch, capsys):
+    from benchmark.run import worker as worker_module
+
+    write_card(fusebench_home / "cards")
+    real_run_cells, calls = worker_module.run_cells, []
+
+    def interrupted_second(*args, **kwargs):  # Ctrl-C while the second cell trains
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real_run_cells(*args, **kwargs)
+
+    monkeypatch.setattr(worker_module, "run_cells", interrupted_second)
+    strategies = FAST.index("--strategies") + 1
+    argv = ["bench", "--datasets", "tabpath", *FAST[:strategies], "concat,prob_average", *FAST[strategies + 1:]]
+    assert main([*argv, "--no-report"]) == 130
+    runs = {r.data.tags["strategy"]: r for r in cell_runs(os.environ["MLFLOW_TRACKING_URI"])}
+    assert [(s, r.info.status) for s, r in sorted(runs.items())] == [("concat", "FINISHED"), ("prob_average", "KILLED")]
+    assert runs["prob_average"].data.tags["fusebench.status"] == "interrupted"
+
+    capsys.readouterr()
+    assert main(["report"]) == 0
+    report = (fusebench_home / "reports" / "latest" / "report.md").read_text()
+    row = next(line for line in report.splitlines() if line.startswith("| — | prob_average |"))
+    assert "unfinished" in row and "failed" not in row, row
