@@ -4,7 +4,6 @@ build reports and manage the feature cache."""
 from __future__ import annotations
 
 import argparse
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -271,10 +270,7 @@ def _ui(args) -> int:
           f"  (tracking store: {mask_secrets(tracking_uri)})", flush=True)
     if args.print_url:
         return 0
-    try:
-        return subprocess.call(ui.mlflow_ui_command(tracking_uri, args.host, args.port))
-    except KeyboardInterrupt:  # Ctrl-C stops the UI: a normal end
-        return 0
+    return ui.serve(tracking_uri, args.host, args.port)  # Ctrl-C or SIGTERM stops it and its server: a normal end
 
 
 def _cache(args) -> int:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import math
+import re
 import wave
 from pathlib import Path
 
@@ -159,3 +160,17 @@ def test_audio_file_that_is_not_audio_names_the_row(tmp_path):
 
     with pytest.raises(EncodingError, match=r"row 1: unreadable or corrupted file .*noise\.wav"):
         encoder.encode([sine(440, 16000), "noise.wav"])
+
+
+def test_a_missing_audio_file_is_called_missing_and_its_row_named_once(fusebench_home):
+    folder = fusebench_home / "sounds"
+    (folder / "audio").mkdir(parents=True)
+    (folder / "audio" / "a.wav").write_bytes(wav_bytes(sine(440, 16000), 16000))
+    rows = {s: [{"path": "audio/a.wav", "label": i % 2} for i in range(4)] for s in SPLITS}
+    rows["test"][2]["path"] = "audio/nowhere.wav"
+    card = write_dataset(folder, "sounds", rows, "  sound: {column: path, encoder: log_mel, standardize: false}\n")
+    with pytest.raises(DataError) as error:
+        build_features(load_card(card), log=lambda *_: None)
+    message = str(error.value)
+    assert re.search(r"split 'test'.*row 2: file not found: .*nowhere\.wav.*add 'missing: allowed'", message), message
+    assert message.count("row ") == 1 and "corrupted" not in message, message

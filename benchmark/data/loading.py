@@ -151,7 +151,7 @@ def _encode_labels(card: DatasetCard, splits: dict) -> list[str]:
         return _multilabel_labels(card, splits)
     feature = train.features[card.label]
     if isinstance(feature, hf.ClassLabel) and card.task == "multiclass":
-        return list(feature.names)
+        return _at_least_two(card, list(feature.names))
     if isinstance(feature, hf.ClassLabel):  # binary: class names instead of ids, then as below
         for name in splits:  # (a cast to string would give the ids as text, "0"/"1", not the names)
             names = [feature.int2str(int(v)) for v in splits[name][card.label]]
@@ -169,8 +169,7 @@ def _encode_labels(card: DatasetCard, splits: dict) -> list[str]:
                 )
         values_by_split[name] = values
     classes = sorted({str(v) for v in values_by_split["train"]}, key=lambda s: (len(s), s) if s.lstrip("-").isdigit() else (0, s))
-    if card.task == "binary":
-        classes = _binary_classes(card, classes)
+    classes = _binary_classes(card, classes) if card.task == "binary" else _at_least_two(card, classes)
     index = {c: i for i, c in enumerate(classes)}
     for name, values in values_by_split.items():
         unseen = sorted({str(v) for v in values} - set(index))
@@ -179,6 +178,15 @@ def _encode_labels(card: DatasetCard, splits: dict) -> list[str]:
         # A new int64 column replaces the label (mapping into the same column would keep its string type).
         mapped = splits[name].map(lambda row: {"__fusebench_label": index[str(row[card.label])]}, desc=None)
         splits[name] = mapped.remove_columns(card.label).rename_column("__fusebench_label", card.label)
+    return classes
+
+
+def _at_least_two(card: DatasetCard, classes: list[str]) -> list[str]:
+    """The classes of a multiclass card, refused when there is a single one (nothing to learn)."""
+    if len(classes) < 2:
+        raise DataError(f"dataset {card.name!r}, split 'train', column {card.label!r}: a single class "
+                        f"({', '.join(map(repr, classes))}); classification needs at least 2 "
+                        f"(field 'label' in {card.path})")
     return classes
 
 

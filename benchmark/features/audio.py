@@ -147,6 +147,8 @@ class _AudioEncoder(MediaInput):
                     raise EncodingError(row, f"expected audio (samples, an Audio dict, encoded WAV/FLAC bytes or a "
                                              f"file path), got {type(value).__name__}")
                 samples, rate = read_audio(source)
+        except EncodingError:  # a missing file, or no audio at all: already says so and names the row
+            raise
         except (wave.Error, EOFError, OSError, ValueError) as exc:
             what = f"file {source}" if isinstance(source, Path) else "audio"
             raise EncodingError(row, f"unreadable or corrupted {what} ({exc.__class__.__name__}: {exc})") from None

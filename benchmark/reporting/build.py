@@ -38,12 +38,19 @@ ALPHA = 0.05
 def ci_cell(row, key: str = "accuracy") -> str:
     """Mean ± 95% half-width of a configs column ("accuracy", "macro_f1") that has a "<key>_ci"."""
     if row["n"] == 0:
-        return "failed"
+        return no_result(row)
     if row[key] != row[key]:
         return "n/a"
     if row["n"] == 1:
         return f"{num(row[key])} (1 seed: no CI)"
     return f"{num(row[key])} ± {num(row[key + '_ci'])}"
+
+
+def no_result(row) -> str:
+    """A configuration without a finished run: "failed", "unfinished" (interrupted or still
+    running), or "no finished run" when it has both."""
+    words = [word for word in ("failed", "unfinished") if row.get(f"n_{word}", 0)]
+    return words[0] if len(words) == 1 else "no finished run"
 
 
 def robustness_cell(row) -> str:
@@ -128,7 +135,7 @@ class DatasetSection:
         doc.heading(f"Dataset `{a.name}`", 2)
         self._data_rows()
         if a.configs.empty or not (a.configs["n"] > 0).any():
-            doc.para("No finished runs for this dataset: nothing to compare (see the failed cells below).")
+            doc.para("No finished runs for this dataset: nothing to compare (see the failed and unfinished cells below).")
             self._notes()
             return
         self._leaderboard()

@@ -173,7 +173,8 @@ class Worker:
     def _cells(self, members: list[tuple[str, Cell]], study_key: str, display) -> None:
         """Run cells of one study (unit, cell), trained together, and record each as its own run.
         Each unit is marked done as its cell reaches an end (recorded, found finished, or failed)
-        while this worker holds it; one a store outage interrupts stays open for the retry."""
+        while this worker holds it; one a store outage interrupts stays open for the retry, and one
+        Ctrl-C interrupts stays open too, its run closed as KILLED."""
         display.cell(members[0][1].label() if len(members) == 1 else
                      f"{members[0][1].dataset} · {members[0][1].variant} · dropout {dropout_label(members[0][1].dropout)} · "
                      f"seeds {', '.join(str(c.seed) for _, c in members)}")
@@ -198,8 +199,17 @@ class Worker:
             todo.append((unit, cell, run_id))
         if not todo:
             return
+        recorded: set[str] = set()  # units whose result is written: never failed or killed afterwards
+        try:
+            self._train_and_record(todo, study_key, display, recorded)
+        except KeyboardInterrupt:
+            self._close_interrupted([run_id for unit, _, run_id in todo if unit not in recorded])
+            raise
+
+    def _train_and_record(self, todo: list[tuple[str, Cell, str]], study_key: str, display, recorded: set[str]) -> None:
+        """Train the cells of ``todo`` (unit, cell, run id) together and record each, adding its
+        unit to ``recorded``; a failure fails the cells not recorded yet, and the matrix goes on."""
         features = self._features(todo[0][1].dataset)
-        recorded: set[str] = set()  # units whose result is written: never failed afterwards
         started = time.perf_counter()
         try:
             time.sleep(FAULT_CELL_DELAY_S)  # fault injection for tests: widen the mid-cell window
@@ -233,6 +243,15 @@ class Worker:
             if torch.cuda.is_available():
                 torch.cuda.empty_cache()
         self.phases["final_runs"] += time.perf_counter() - started
+
+    def _close_interrupted(self, run_ids: list[str]) -> None:
+        """Close the runs of cells that an interrupt (Ctrl-C) stopped as KILLED, so none stays RUNNING;
+        their units stay open, to run again on resume."""
+        for run_id in run_ids:
+            try:
+                self.tracker.kill_cell(run_id)
+            except Exception:  # noqa: BLE001 - the interrupt matters more than a store that is also gone
+                break
 
     def _still_holds(self, unit: str, label: str) -> bool:
         """Whether this worker still holds the unit's lease. A lease that lapsed (a stalled

@@ -225,6 +225,12 @@ class MatrixTracker:
         self.client.set_tag(run_id, TAG_ERROR, error[:4000])
         self.client.set_terminated(run_id, "FAILED")
 
+    def kill_cell(self, run_id: str) -> None:
+        """Close an interrupted cell's run as KILLED (Ctrl-C): not failed, and discarded when the
+        cell runs again."""
+        self.client.set_tag(run_id, TAG_STATUS, "interrupted")
+        self.client.set_terminated(run_id, "KILLED")
+
     def finish_matrix(self, metrics: dict[str, float]) -> None:
         from mlflow.entities import Metric
 

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -14,8 +16,6 @@ import time
 import urllib.request
 from pathlib import Path
 from typing import Iterator
-
-from mlflow.tracking import MlflowClient
 
 from benchmark.scale.tracking import experiment_id
 
@@ -42,6 +42,8 @@ def runs_page_url(tracking_uri: str, host: str = "127.0.0.1", port: int = 5000, 
     fusebench experiment in the store, in the model-training view (the experiment is created, with
     its kind tag, when the store has none yet). ``columns``: open fusebench's saved view with the main
     params and metrics as columns (written to the experiment as a tag)."""
+    from mlflow.tracking import MlflowClient
+
     eid = experiment_id(tracking_uri)
     url = f"http://{host}:{port}/#/experiments/{eid}/runs?{WORKFLOW_QUERY}"
     if not columns:
@@ -67,6 +69,45 @@ def mlflow_ui_command(tracking_uri: str, host: str, port: int) -> list[str]:
     return [*program, "ui", "--backend-store-uri", tracking_uri, "--host", host, "--port", str(port)]
 
 
+def start_server(tracking_uri: str, host: str, port: int, log=None) -> subprocess.Popen:
+    """`mlflow ui` in a session of its own, so that :func:`stop_server` can stop it together with the
+    uvicorn workers it starts."""
+    return subprocess.Popen(mlflow_ui_command(tracking_uri, host, port), stdout=log,
+                            stderr=subprocess.STDOUT if log else None, start_new_session=True)
+
+
+def stop_server(server: subprocess.Popen, grace_s: float = 15.0) -> None:
+    """SIGTERM to the server's process group (the server and its workers); after the server has
+    exited, or ``grace_s``, SIGKILL to whatever of the group is left."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(server.pid, signal.SIGTERM)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        server.wait(timeout=grace_s)
+    with contextlib.suppress(ProcessLookupError):  # a stuck server, or a worker that outlived it
+        os.killpg(server.pid, signal.SIGKILL)
+    server.wait()
+
+
+def _stop_by_signal(signum, frame):
+    raise KeyboardInterrupt
+
+
+def serve(tracking_uri: str, host: str, port: int) -> int:
+    """Run `mlflow ui` in the foreground until it exits, Ctrl-C, SIGTERM or SIGHUP; then stop it and
+    its workers (nothing is left listening on the port). -> its exit status, 0 when stopped."""
+    stops = (signal.SIGTERM, signal.SIGHUP)
+    previous = {sig: signal.signal(sig, _stop_by_signal) for sig in stops}
+    server = start_server(tracking_uri, host, port)
+    try:
+        return server.wait()
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        stop_server(server)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
 @contextlib.contextmanager
 def serving(tracking_uri: str, host: str = "127.0.0.1", port: int | None = None,
             log_file: Path | None = None) -> Iterator[int]:
@@ -74,8 +115,7 @@ def serving(tracking_uri: str, host: str = "127.0.0.1", port: int | None = None,
     once the server answers /health."""
     port = port or free_port(host)
     log = open(log_file, "w") if log_file else subprocess.DEVNULL
-    server = subprocess.Popen(mlflow_ui_command(tracking_uri, host, port), stdout=log, stderr=subprocess.STDOUT,
-                              start_new_session=True)
+    server = start_server(tracking_uri, host, port, log)
     try:
         deadline = time.monotonic() + SERVER_START_S
         while True:
@@ -93,12 +133,7 @@ def serving(tracking_uri: str, host: str = "127.0.0.1", port: int | None = None,
             time.sleep(0.5)
         yield port
     finally:
-        server.terminate()
-        try:
-            server.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
+        stop_server(server)
         if log_file:
             log.close()
 
