@@ -147,7 +147,7 @@ def test_a_bench_whose_every_cell_failed_exits_non_zero(toy_card, fusebench_home
     status 1, not 0 (the summary and the failures are still printed)."""
     from strategies import STRATEGIES
 
-    plugin = fusebench_home / "bad_plugin.py"
+    plugin = fusebench_home / "bad_plugin_every_cell.py"  # its own module name: the other test's is loaded once per process
     plugin.write_text(NAN_PLUGIN)
     args = ["bench", "--profile", "smoke", "--datasets", "toy", "--strategies", "test_nan,test_impossible",
             "--trials", "0", "--epochs", "2", "--seeds", "0", "--dropout", "0.3", "--plugin", str(plugin),

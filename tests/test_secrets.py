@@ -73,6 +73,9 @@ def test_spawned_workers_get_the_store_urls_through_the_environment(monkeypatch,
         def __init__(self, args, env=None, **kwargs):
             started.append((args, env))
 
+        def poll(self):
+            return 0
+
         def wait(self):
             return 0
 

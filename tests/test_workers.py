@@ -76,7 +76,8 @@ def test_three_workers_one_killed(kind, toy_card, fusebench_home, tracking_uri, 
     uri = tracking_uri
     storage = _storage_url(kind, fusebench_home)
     bench = ["bench", "--profile", "smoke", "--datasets", "toy", "--strategies", STRATEGIES, "--trials", "3",
-             "--epochs", "3", "--seeds", SEEDS, "--dropout", "0.3", "--device", "cpu", "--storage", storage]
+             "--epochs", "3", "--seeds", SEEDS, "--dropout", "0.3", "--device", "cpu", "--storage", storage,
+             "--stack"]  # the victim claims the seeds of a study together (stacking is off by default on CPU)
     assert main(bench + ["--workers", "0"]) == 0  # register the matrix and fill the feature cache
     capsys.readouterr()
     worker_args = ["worker", "--storage", storage, "--tracking-uri", uri, "--device", "cpu"]
