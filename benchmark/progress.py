@@ -60,7 +60,7 @@ class MatrixDisplay:
         self.total, self.total_units = len(cell_labels), total_units
         self.quiet = quiet
         self.live = sys.stderr.isatty() and not quiet
-        self.done = 0
+        self._order = {unit: k for k, unit in enumerate(cell_labels)}  # plan order, to print new cells in
         self._seen: set[str] | None = None  # cell units known done
         self._units_at_start: int | None = None
         self._started = time.monotonic()
@@ -82,6 +82,11 @@ class MatrixDisplay:
         if self._progress is not None:
             self._progress.stop()
 
+    @property
+    def done(self) -> int:
+        """Cells of the matrix known done (by any worker)."""
+        return len(self._seen or ())
+
     def eta_seconds(self) -> float | None:
         """Seconds left at the pace measured since the display started; None before any unit finished."""
         finished = self._units_done - (self._units_at_start or 0)
@@ -95,13 +100,11 @@ class MatrixDisplay:
         finished since the last call (off a terminal) and move the counter and the ETA."""
         cells = {u for u in done_units if u in self.cell_labels}
         self._units_done = len(done_units)
-        if self._units_at_start is None:
+        if self._seen is None:
             self._units_at_start, self._seen = self._units_done, cells
-            self.done = len(cells)
-        new = sorted(cells - (self._seen or set()), key=list(self.cell_labels).index)
-        self._seen = (self._seen or set()) | cells
+        new = sorted(cells - self._seen, key=self._order.__getitem__)
         for unit in new:
-            self.done += 1
+            self._seen.add(unit)
             if not self.live and not self.quiet:
                 print(f"[{self.done}/{self.total}] {self.cell_labels[unit]} · {format_eta(self.eta_seconds())}",
                       file=sys.stderr, flush=True)

@@ -18,8 +18,8 @@ from benchmark.data.builtin import ensure_prepared
 from benchmark.features.tensors import build_features
 from benchmark.reporting import EmptyReport, build_report
 from benchmark.run.config import MatrixConfig
-from benchmark.run.planning import (cell_hash, cell_unit, cell_unit_of, input_fingerprints, matrix_units,
-                                    not_applicable, plan_cells, study_units)
+from benchmark.run.planning import (cell_unit_of, cell_units, matrix_units, not_applicable, plan_cells,
+                                    study_units)
 from benchmark.run.worker import QUIET_PROGRESS_ENV, MatrixOutcome, Worker, matrix_display
 from benchmark.scale.database import mask_secrets, open_storage
 from benchmark.scale.retry import retry
@@ -119,7 +119,7 @@ def _run_bench(config: MatrixConfig, tracking_uri: str, storage_url: str, worker
         summary.phase_seconds.update({"tuning": outcome.phase_seconds["tuning"],
                                       "final_runs": outcome.phase_seconds["final_runs"]})
     else:
-        units = [cell_unit(c, config) for c in cells]
+        units = cell_units(config, cells)
         done_before = queue.done_units(matrix_id)
         t0 = time.perf_counter()
         features.clear()  # the workers encode nothing (the cache is full) and this process trains nothing
@@ -173,10 +173,8 @@ def unrecorded_done_cells(config: MatrixConfig, cells: list, queue, tracker: Mat
     done = queue.done_units(tracker.matrix_id)
     recorded = {run.data.tags.get(TAG_CELL) for run in tracker.cell_runs()
                 if run.data.tags.get(TAG_STATUS) in ("ok", "failed") and run.info.status in ("FINISHED", "FAILED")}
-    fingerprints = input_fingerprints(config, cells)
-    hashes = [cell_hash(c, config, fingerprints[c.dataset, c.strategy]) for c in cells]
-    units = {cell_unit_of(h): h for h in hashes}
-    return [unit for unit, hash_ in units.items() if unit in done and hash_ not in recorded]
+    recorded_units = {cell_unit_of(h) for h in recorded if h}
+    return [unit for unit in cell_units(config, cells) if unit in done and unit not in recorded_units]
 
 
 @dataclass(frozen=True)

@@ -129,6 +129,12 @@ def cell_unit(cell: Cell, config: MatrixConfig, fingerprint: str | None = None) 
     return cell_unit_of(cell_hash(cell, config, fingerprint))
 
 
+def cell_units(config: MatrixConfig, cells: list[Cell]) -> list[str]:
+    """The work-queue unit of each cell, in order (the inputs' fingerprints computed once)."""
+    fingerprints = input_fingerprints(config, cells)
+    return [cell_unit(c, config, fingerprints[c.dataset, c.strategy]) for c in cells]
+
+
 def cell_unit_of(hash_: str) -> str:
     """The work-queue unit of the cell with this configuration hash (the MLflow tag)."""
     return f"cell:{hash_}"

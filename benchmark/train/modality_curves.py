@@ -9,11 +9,9 @@ scores, reused rather than recomputed."""
 
 from __future__ import annotations
 
-
 import torch
 
 from benchmark.train.batching import random_presence
-
 
 
 def modality_missing_masks(n: int, modalities: list[str], rates: tuple[float, ...], available: torch.Tensor, seed: int,
