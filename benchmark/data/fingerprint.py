@@ -1,0 +1,192 @@
+"""What a dataset card's data is, as a fingerprint: part of every result's identity.
+
+- **Local files** (``source.local``): the sha256 of the content of every file the card names
+  (``data_files``, and every file under ``data_dir``), never their paths, so a rewritten file
+  re-runs its cells and an unchanged file moved elsewhere does not. A file is hashed again only
+  when its size, modification time or inode changed (:class:`DigestCache`, kept in the state
+  folder); the recorded identity is always the content.
+- **Built-in datasets** (``source.builtin``): the preparer's version, i.e. the source of the
+  preparer function and of every helper function and constant it uses from the data package
+  (among them the pinned name, version and sha256 of the package it is built from, which the
+  fetch verifies). A prepared copy records it and is prepared again when it no longer matches.
+- **Hub datasets** (``source.hub``): the revision resolved to its commit sha (a 40-hex revision
+  is one already; a branch or tag is resolved through the hub, and stays ``unresolved:<name>``
+  when the hub cannot be reached, so the identity changes once it can).
+
+Files that rows name by path (an image column of file names) are not hashed here: they are
+read only when encoding. Rewrite such a file under a new name to have its cells run again.
+"""
+
+from __future__ import annotations
+
+import glob
+import hashlib
+import json
+import os
+import re
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from benchmark.data.builtin import preparer_version
+from benchmark.paths import state_dir
+
+if TYPE_CHECKING:
+    from benchmark.data.cards import DatasetCard
+
+# source.local fields that name files or folders (their content, not their path, is the identity)
+LOCAL_PATH_FIELDS = ("data_files", "data_dir")
+_SHA = re.compile(r"^[0-9a-f]{40}$")
+_GLOB = re.compile(r"[*?\[]")
+
+
+def _sha256_of(path: Path) -> str:
+    with open(path, "rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()
+
+
+class DigestCache:
+    """sha256 of files, recomputed only when a file's (size, mtime, inode) changed.
+
+    Kept as one JSON file in the state folder, replaced atomically: two processes that hash at
+    once lose at worst an entry (hashed again next time), never corrupt one."""
+
+    def __init__(self, path: Path | None = None) -> None:
+        self.path = path or state_dir() / "file-digests.json"
+        self._entries: dict[str, list] | None = None
+        self._dirty = False
+
+    def _load(self) -> dict[str, list]:
+        if self._entries is None:
+            try:
+                self._entries = json.loads(self.path.read_text())
+            except (OSError, ValueError):
+                self._entries = {}
+        return self._entries
+
+    def digest(self, path: Path) -> str:
+        """The sha256 of ``path``'s content."""
+        stat = path.stat()
+        stamp = [stat.st_size, stat.st_mtime_ns, stat.st_ino]
+        key = str(path.resolve())
+        entries = self._load()
+        known = entries.get(key)
+        if known is not None and known[:3] == stamp:
+            return known[3]
+        value = _sha256_of(path)
+        entries[key] = [*stamp, value]
+        self._dirty = True
+        return value
+
+    def save(self) -> None:
+        if not self._dirty:
+            return
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            partial = self.path.with_name(f".{self.path.name}.{os.getpid()}")
+            partial.write_text(json.dumps(self._entries))
+            os.replace(partial, self.path)
+            self._dirty = False
+        except OSError:  # a read-only state folder: the digests are computed again next time
+            pass
+
+
+def _files_of(path: Path) -> list[tuple[str, Path]]:
+    """(name relative to ``path``, file) for a file, a folder (every file under it) or a glob."""
+    if _GLOB.search(str(path)):
+        matches = sorted(Path(p) for p in glob.glob(str(path), recursive=True))
+        return [(m.name, m) for m in matches if m.is_file()]
+    if path.is_dir():
+        return sorted((str(f.relative_to(path)), f) for f in path.rglob("*") if f.is_file())
+    return [(path.name, path)]
+
+
+def content_digest(path: Path, cache: DigestCache) -> str:
+    """Fingerprint of the content under ``path`` (a file, a folder or a glob pattern); names
+    inside a folder count (they are the data's structure, e.g. imagefolder's class folders), the
+    folder's own path does not. A path to nothing gives ``missing``: loading names it later."""
+    files = _files_of(path)
+    if not files or not all(f.exists() for _, f in files):
+        return "missing"
+    if len(files) == 1 and files[0][1] == path:
+        return cache.digest(path)
+    listing = [[name, cache.digest(f)] for name, f in files]
+    return hashlib.sha256(json.dumps(listing).encode()).hexdigest()
+
+
+def resolve_local(card: DatasetCard, value: str) -> Path:
+    """A path from ``source.local``: ``~`` and ``$VARS`` expanded, relative to the card's folder."""
+    path = Path(os.path.expandvars(os.path.expanduser(value)))
+    return path if path.is_absolute() else (card.path.parent / path).resolve()
+
+
+def local_content(card: DatasetCard, cache: DigestCache) -> dict[str, Any]:
+    """``source.local`` with every path replaced by the fingerprint of its content."""
+    local = card.source["local"]
+
+    def digest_of(value: Any) -> Any:
+        if isinstance(value, str):
+            return content_digest(resolve_local(card, value), cache)
+        if isinstance(value, list):
+            return [digest_of(v) for v in value]
+        if isinstance(value, dict):
+            return {k: digest_of(v) for k, v in value.items()}
+        return value
+
+    return {key: digest_of(value) if key in LOCAL_PATH_FIELDS else value for key, value in local.items()}
+
+
+# --------------------------------------------------------------------------------------- hub
+
+
+_resolved: dict[tuple[str, str], str] = {}
+
+
+def hub_revision(hub_id: str, revision: str) -> str:
+    """``revision`` as a commit sha: as given when it is one; else resolved on the hub (once per
+    process); ``unresolved:<revision>`` offline."""
+    if _SHA.match(revision):
+        return revision
+    key = (hub_id, revision)
+    if key not in _resolved:
+        offline = os.environ.get("HF_HUB_OFFLINE") == "1" or os.environ.get("HF_DATASETS_OFFLINE") == "1"
+        sha = None
+        if not offline:
+            try:
+                from huggingface_hub import HfApi
+
+                sha = HfApi().dataset_info(hub_id, revision=revision, timeout=10).sha
+            except Exception:  # noqa: BLE001 - unreachable hub, unknown id: loading says which, later
+                sha = None
+        _resolved[key] = sha or f"unresolved:{revision}"
+    return _resolved[key]
+
+
+# ---------------------------------------------------------------------------------- the card
+
+
+def data_fingerprint(card: DatasetCard, cache: DigestCache | None = None) -> dict[str, Any]:
+    """The card's ``source`` as the data it names: a JSON-able value that changes exactly when
+    the data does (local paths replaced by their content's fingerprint, a built-in's preparer
+    version added, a hub revision resolved)."""
+    kind = card.source_kind
+    if kind == "builtin":
+        return {"builtin": card.source["builtin"], "preparer": preparer_version(card.source["builtin"])}
+    if kind == "hub":
+        hub = card.source["hub"]
+        return {"hub": {**hub, "revision": hub_revision(hub["id"], hub["revision"])}}
+    cache = cache or shared_digests()
+    try:
+        return {"local": local_content(card, cache)}
+    finally:
+        cache.save()
+
+
+_shared: dict[Path, DigestCache] = {}
+
+
+def shared_digests() -> DigestCache:
+    """This process's digest cache for the current state folder (loaded once)."""
+    path = state_dir() / "file-digests.json"
+    if path not in _shared:
+        _shared[path] = DigestCache(path)
+    return _shared[path]
