@@ -13,19 +13,16 @@ ValueError) for an override, CardError / DataError / RegistryError for datasets 
 
 from __future__ import annotations
 
-import dataclasses
-import tempfile
 from pathlib import Path
 from typing import Any, Callable
 
 import pandas as pd
-import yaml
 
 from benchmark.run.config import ProfileError
 
 # api.run keywords that say where and how to run rather than what (not MatrixConfig fields).
 RUN_OPTIONS = ("tracking_uri", "storage", "workers", "retry_failed", "report", "verbose", "log")
-# MatrixConfig fields an override may not set: the profile's name and what registering a matrix records.
+# What an override may not set: the profile's name and what registering a matrix records.
 NOT_OVERRIDABLE = ("name", "card_files")
 
 
@@ -38,49 +35,28 @@ def _tracking(tracking_uri: str | None) -> str:
 
 def matrix_config(profile: str = "default", **overrides: Any):
     """The MatrixConfig ``run`` would run: the profile (a name under benchmark/run/profiles/ or a YAML
-    path) with ``overrides`` (MatrixConfig fields). Profile fields among the overrides are checked by the
-    rules of a profile file (a bad value raises ProfileError naming the override); dataset card paths
-    are relative to the current folder, as with ``--datasets``."""
-    from benchmark.run.card_files import normalise_entries
-    from benchmark.run.config import MatrixConfig, load_profile
+    path) with ``overrides`` (profile fields, ``device`` and ``plugins``). The profile model checks them
+    as it checks a profile file's fields and the CLI's flags (a bad value raises ProfileError naming the
+    keyword); dataset card paths are relative to the current folder, as with ``--datasets``."""
+    from benchmark.run.config import load_profile
     from benchmark.train.device import parse_device, resolve_device
 
-    fields = {f.name for f in dataclasses.fields(MatrixConfig)} - set(NOT_OVERRIDABLE)
-    unknown = sorted(set(overrides) - fields)
-    if unknown:
-        raise ProfileError(f"api.run(): unknown override(s) {unknown}; expected MatrixConfig fields "
-                           f"{sorted(fields)} or {list(RUN_OPTIONS)}")
-    config = load_profile(profile)
-    values = {k: list(v) if isinstance(v, (tuple, list)) else v for k, v in overrides.items() if v is not None}
-    if "datasets" in values:
-        if isinstance(overrides["datasets"], str):
-            values["datasets"] = [overrides["datasets"]]
-        values["datasets"] = list(normalise_entries(tuple(values["datasets"]), Path.cwd(), "datasets"))
+    values = {k: v for k, v in overrides.items() if v is not None}
+    for key in NOT_OVERRIDABLE:
+        if key in values:
+            raise ProfileError(f"api.run(): override '{key}': set by the profile and by registering the matrix, "
+                               "not by an override")
     try:
-        values["device"] = resolve_device(parse_device(str(values.get("device", "auto"))))
+        device = resolve_device(parse_device(str(values.pop("device", "auto"))))
     except ValueError as exc:
         raise ProfileError(f"api.run(): override 'device': {exc}") from None
-    checked = _as_profile({k: v for k, v in values.items() if k not in ("device", "plugins")})
-    changes = {k: getattr(checked, k) for k in values if k not in ("device", "plugins")}
-    changes["device"] = values["device"]
-    if "plugins" in values:
-        changes["plugins"] = tuple(values["plugins"])
-    return config.with_overrides(**changes).pinned()
-
-
-def _as_profile(values: dict[str, Any]):
-    """``values`` loaded as a profile file would be (the same checks and conversions); errors name the
-    override instead of the temporary file."""
-    from benchmark.run.config import load_profile
-
-    with tempfile.TemporaryDirectory() as folder:
-        path = Path(folder) / "overrides.yaml"
-        path.write_text(yaml.safe_dump(values, sort_keys=False), encoding="utf-8")
-        try:
-            return load_profile(str(path))
-        except ProfileError as exc:
-            raise ProfileError(str(exc).replace(f"{path}: field ", "api.run(): override ")
-                               .replace(str(path), "api.run() overrides")) from None
+    plugins = values.pop("plugins", None)
+    if isinstance(values.get("datasets"), str):
+        values["datasets"] = [values["datasets"]]
+    config = load_profile(profile).overridden(
+        values, lambda field: f"api.run(): override '{field}'" if field else "api.run() overrides",
+        also_known=("device", "plugins", *RUN_OPTIONS))
+    return config.with_overrides(device=device, plugins=None if plugins is None else tuple(plugins)).pinned()
 
 
 def run(profile: str = "default", *, tracking_uri: str | None = None, storage: str | None = None, workers: int = 1,

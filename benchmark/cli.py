@@ -44,6 +44,25 @@ def _count(low: int):
     return _flag(lambda text: parse_count(text, low), f"integer >= {low}")
 
 
+def _override(field: str, read=None):
+    """An argparse ``type=`` for a flag that overrides profile field ``field``: ``read`` turns the text
+    into the value a profile would hold (comma-separated lists, numbers), and the profile model checks
+    it (benchmark/run/profile_model.py), so a flag, a profile and the API share each limit and its
+    wording. Checked when parsed: a bad flag stops before anything is read or written."""
+    from benchmark.run.profile_model import check_field
+
+    return _flag(lambda text: check_field(field, read(text) if read else text), field)
+
+
+# `fusebench bench` flags that override a profile field: (flag, argparse dest, profile field).
+BENCH_OVERRIDES = (("--datasets", "datasets", "datasets"), ("--strategies", "strategies", "strategies"),
+                   ("--dropout", "dropout", "dropout_rates"), ("--seeds", "seeds", "seeds"),
+                   ("--trials", "trials", "trials"), ("--epochs", "epochs", "epochs"),
+                   ("--batch-size", "batch_size", "batch_size"), ("--patience", "patience", "patience"),
+                   ("--amp", "amp", "amp"), ("--stack", "stack_seeds", "stack_seeds"),
+                   ("--missing-inputs", "missing_inputs", "missing_inputs"), ("--folds", "folds", "folds"))
+
+
 def _device(text: str) -> str:
     """``--device`` (bench, worker, perf): checked when parsed, on this machine (train/device.py)."""
     from benchmark.train.device import parse_device
@@ -109,21 +128,17 @@ def _data(args) -> int:
 
 
 def _matrix_config(args):
-    from benchmark.run.card_files import normalise_entries
     from benchmark.run.config import ProfileError, load_profile, profile_path
     from benchmark.run.dropout import unknown_modalities
     from benchmark.train.device import resolve_device
 
-    config = load_profile(args.profile)
-    datasets = None if args.datasets is None else normalise_entries(args.datasets, Path.cwd(), "--datasets")
-    config = config.with_overrides(
-        datasets=datasets, strategies=args.strategies, dropout_rates=args.dropout, seeds=args.seeds,
-        trials=args.trials, epochs=args.epochs, batch_size=args.batch_size, device=resolve_device(args.device),
-        plugins=tuple(args.plugin) if args.plugin else None, patience=getattr(args, "patience", None),
-        amp=getattr(args, "amp", None), stack_seeds=getattr(args, "stack_seeds", None),
-        missing_inputs=getattr(args, "missing_inputs", None),
-        folds=getattr(args, "folds", None),
-    )
+    flags = {field: flag for flag, _, field in BENCH_OVERRIDES}
+    overrides = {field: getattr(args, dest) for _, dest, field in BENCH_OVERRIDES
+                 if getattr(args, dest, None) is not None}
+    # the profile model checks the flags' values as it checked the profile's (card paths: relative to here)
+    config = load_profile(args.profile).overridden(overrides, lambda field: flags.get(field, field))
+    config = config.with_overrides(device=resolve_device(args.device),
+                                   plugins=tuple(args.plugin) if args.plugin else None)
     problem = unknown_modalities(config.dropout_rates, config.cards())  # per-modality rates name real modalities
     if problem:
         where = "--dropout" if args.dropout is not None else f"{profile_path(args.profile)}: field 'dropout_rates'"
@@ -328,12 +343,14 @@ VERBOSE_HELP = ("also show third-party output: Hugging Face progress bars (datas
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from benchmark.run.config import parse_names, parse_output_path, parse_rates, parse_seeds
+    from benchmark.run.config import parse_names, parse_output_path, parse_rates, parse_seeds, read_integer
     from benchmark.run.missing_axis import parse_missing_inputs
+    from benchmark.train.precision import AMP_MODES
 
-    names, rates, seeds = (_flag(parse_names, "names"), _flag(parse_rates, "rates"), _flag(parse_seeds, "seeds"))
+    names, rates, seeds = (_flag(parse_names, "names"), _override("dropout_rates", parse_rates),
+                           _override("seeds", parse_seeds))
     output = _flag(parse_output_path, "output path")
-    missing = _flag(parse_missing_inputs, "missing-input techniques")
+    missing = _override("missing_inputs", parse_missing_inputs)
     parser = _Parser(prog="fusebench", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -361,16 +378,17 @@ def build_parser() -> argparse.ArgumentParser:
                    help="comma-separated ways to fill an absent modality: zero (zero-fill + presence mask, the "
                         "default), learned (a trained vector per modality; adds <strategy>@learned variants)")
     p.add_argument("--seeds", type=seeds, help="comma-separated integer seeds, e.g. 0,1,2")
-    p.add_argument("--trials", type=_count(0), help="Optuna trials per study (>= 0)")
-    p.add_argument("--epochs", type=_count(1), help="the epoch cap (training stops earlier on a validation plateau)")
-    p.add_argument("--patience", type=_count(1),
+    p.add_argument("--trials", type=_override("trials", read_integer), help="Optuna trials per study (>= 0)")
+    p.add_argument("--epochs", type=_override("epochs", read_integer),
+                   help="the epoch cap (training stops earlier on a validation plateau)")
+    p.add_argument("--patience", type=_override("patience", read_integer),
                    help="epochs without a better validation score before training stops")
-    p.add_argument("--batch-size", type=_count(1), dest="batch_size")
+    p.add_argument("--batch-size", type=_override("batch_size", read_integer), dest="batch_size")
     p.add_argument("--device", type=_device, default="auto",
                    help="auto, cpu, cuda, cuda:1 ... (default auto: cuda when available)")
-    p.add_argument("--amp", choices=["off", "bf16", "fp16"],
+    p.add_argument("--amp", type=_override("amp"), metavar="{" + ",".join(AMP_MODES) + "}",
                    help="mixed precision on CUDA (overrides the profile's `amp`; ignored on CPU)")
-    p.add_argument("--folds", type=_count(2),
+    p.add_argument("--folds", type=_override("folds", read_integer),
                    help="k-fold cross-validation (K >= 2) on every dataset instead of its fixed split "
                         "(overrides the profile's and the cards' `folds`)")
     p.add_argument("--stack", action=argparse.BooleanOptionalAction, dest="stack_seeds", default=None,

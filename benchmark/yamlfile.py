@@ -88,7 +88,13 @@ def _alias_expansion(root: yaml.Node) -> float:
     return size(root, frozenset()) - len(distinct)
 
 
+def closest(name: str, known: Iterable[str]) -> str | None:
+    """The one of ``known`` closest to ``name`` (a misspelling of it), or None."""
+    close = difflib.get_close_matches(str(name), list(known), n=1, cutoff=0.6)
+    return close[0] if close else None
+
+
 def did_you_mean(name: str, known: Iterable[str]) -> str:
     """``" (did you mean 'x'?)"`` for the closest of ``known`` to a misspelt ``name``, or ""."""
-    close = difflib.get_close_matches(str(name), list(known), n=1, cutoff=0.6)
-    return f" (did you mean {close[0]!r}?)" if close else ""
+    close = closest(name, known)
+    return f" (did you mean {close!r}?)" if close else ""

@@ -26,7 +26,7 @@ BAD_FLAGS = [
     (["bench", "--patience", "0"], "--patience", "integer >= 1"),
     (["bench", "--batch-size", "0"], "--batch-size", "integer >= 1"),
     (["bench", "--workers", "-1"], "--workers", "integer >= 0"),
-    (["bench", "--amp", "fp8"], "--amp", "choose from"),
+    (["bench", "--amp", "fp8"], "--amp", "expected one of ['off', 'bf16', 'fp16'] (mixed precision on CUDA), got 'fp8'"),
     (["bench", "--missing-inputs", "zero,mean"], "--missing-inputs", "expected each of ['zero', 'learned']"),
     (["bench", "--missing-inputs", "zero,zero"], "--missing-inputs", "each technique once"),
     (["perf", "budget", "--missing-inputs", ""], "--missing-inputs", "comma-separated techniques"),
@@ -87,7 +87,7 @@ BAD_PROFILES = [
     ("missing_inputs: []\n", "missing_inputs", "missing-input techniques"),
     ("datasets: []\n", "datasets", "at least one"),
     ("strategies: [concat, 3]\n", "strategies", "names or globs"),
-    ("dropuot_rates: [0.1]\n", "dropuot_rates", "unknown field(s) ['dropuot_rates'] (did you mean 'dropout_rates'?)"),
+    ("dropuot_rates: [0.1]\n", "dropuot_rates", "field 'dropuot_rates': unknown field (did you mean 'dropout_rates'?)"),
     ("seeds: [0, 0]\n", "seeds", "expected each seed once; 0 given more than once"),
     ("seeds: [0]\nseeds: [1]\n", "seeds", "key 'seeds' appears twice"),
     ("a: &a [x, x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a]\n"

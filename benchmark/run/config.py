@@ -1,5 +1,6 @@
 """The benchmark matrix: which strategies x datasets x dropout rates x seeds, and the
-budgets. Built from a YAML profile (safe loader) with CLI overrides."""
+budgets. Built from a YAML profile (safe loader) with the overrides of CLI flags or API keywords,
+all checked by the profile model (benchmark/run/profile_model.py)."""
 
 from __future__ import annotations
 
@@ -8,14 +9,14 @@ import hashlib
 import json
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import yaml
 
-from benchmark.run.dropout import CLI_SYNTAX, Dropout, dropout_value, parse_dropout
-from benchmark.train.precision import AMP_MODES
-from benchmark.train.seeds import TUNING_SEED_BASE
-from benchmark.yamlfile import YamlInputError, did_you_mean, read_yaml
+from benchmark.inputmodel import InputProblem
+from benchmark.run.dropout import CLI_SYNTAX, Dropout, read_dropout
+from benchmark.run.profile_model import profile_values
+from benchmark.yamlfile import YamlInputError, read_yaml
 from strategies.registry import Registry
 
 PROFILES_DIR = Path(__file__).resolve().parent / "profiles"
@@ -115,40 +116,27 @@ class MatrixConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "MatrixConfig":
         """The inverse of ``dataclasses.asdict`` (as stored when a matrix is registered)."""
-        def frozen(value):
-            return tuple(frozen(v) for v in value) if isinstance(value, (list, tuple)) else value
-
-        return cls(**{k: frozen(v) for k, v in data.items()})
+        return cls(**{k: _frozen(v) for k, v in data.items()})
 
     def with_overrides(self, **overrides: Any) -> "MatrixConfig":
+        """This configuration with the fields given (not None) replaced, unchecked: for values the code
+        itself chose. A user's values go through ``overridden``."""
         return replace(self, **{k: v for k, v in overrides.items() if v is not None})
 
+    def overridden(self, overrides: dict[str, Any], where: Callable[[str], str],
+                   also_known: tuple[str, ...] = ()) -> "MatrixConfig":
+        """This configuration with ``overrides`` (profile fields given by flags or API keywords, as a
+        profile writes them; a tuple may stand for a list) checked by the profile model like a profile
+        file's fields; card paths relative to the current folder. ``where(field)`` names the flag or
+        keyword in the ProfileError; ``also_known``: other names the caller accepts (did you mean)."""
+        plain = {k: list(v) if isinstance(v, tuple) else v for k, v in overrides.items()}
+        values = checked_values(plain, Path.cwd(), where, also_known)
+        return replace(self, **{k: _frozen(v) for k, v in values.items()})
 
-_FIELDS = {
-    "name": (str, "a profile name"),
-    "datasets": (list, "a list of dataset names, globs or card paths (relative to the profile's folder)"),
-    "strategies": (list, "a list of strategy names or globs"),
-    "dropout_rates": (list, "a list of training modality-dropout rates in [0, 1): numbers (every modality) or "
-                            "mappings of modality names to rates such as {image: 0.5, text: 0.1}"),
-    "seeds": (list, "a list of integer seeds"),
-    "trials": (int, "the Optuna trial budget per study (integer >= 0)"),
-    "epochs": (int, "the epoch cap (integer >= 1); training stops earlier on a validation plateau"),
-    "patience": (int, "epochs without a better validation score before training stops (integer >= 1)"),
-    "batch_size": (int, "batch size (integer >= 1)"),
-    "stack_seeds": (bool, "true or false: train the seeds of a cell as one stacked computation"),
-    "amp": (str, "mixed precision on CUDA: 'off', 'bf16' or 'fp16'"),
-    "missing_inputs": (list, "a list of missing-input techniques: zero (zero-fill + presence mask), learned"),
-    "folds": (int, "an integer >= 2: k-fold cross-validation on every dataset instead of its fixed split"),
-    "min_epochs": (int, "the first epoch at which early stopping or the rate's decay may fire (integer >= 1)"),
-    "patience_ratio": ((int, float), "the wait after the best epoch as a share of it (a number >= 0; 0: always "
-                                     "`patience`)"),
-    "tuning": (str, "'shared' (one study per dataset and strategy, tuned at the middle dropout rate) or "
-                    "'per_rate' (one study per training dropout rate)"),
-    "max_tokens": (int, "the most tokens a token strategy sees per modality (integer >= 1, or null for every "
-                        "token); more are pooled"),
-}
-TUNING_SCOPES = ("shared", "per_rate")
-NULLABLE_FIELDS = ("max_tokens",)  # null: no token budget
+
+def _frozen(value: Any) -> Any:
+    """Lists (of lists) as tuples: a MatrixConfig is hashable and its JSON the same wherever it came from."""
+    return tuple(_frozen(v) for v in value) if isinstance(value, (list, tuple)) else value
 
 
 def profile_path(name_or_path: str) -> Path:
@@ -163,6 +151,8 @@ def profile_path(name_or_path: str) -> Path:
 
 
 def load_profile(name_or_path: str) -> MatrixConfig:
+    """The profile (a name under benchmark/run/profiles/ or a YAML path), checked by the profile
+    model (benchmark/run/profile_model.py); card paths in its ``datasets`` are relative to its folder."""
     path = profile_path(name_or_path)
     try:
         raw = read_yaml(path) or {}
@@ -172,89 +162,50 @@ def load_profile(name_or_path: str) -> MatrixConfig:
         raise ProfileError(f"{path}: {exc}") from None
     except yaml.YAMLError as exc:
         raise ProfileError(f"{path}: not valid YAML: {exc}") from None
-    if not isinstance(raw, dict):
-        raise ProfileError(f"{path}: expected a mapping of fields {sorted(_FIELDS)}")
-    unknown = sorted(map(str, set(raw) - set(_FIELDS)))
-    if unknown:
-        raise ProfileError(f"{path}: unknown field(s) {unknown}{did_you_mean(unknown[0], _FIELDS)}; expected some of "
-                           f"{sorted(_FIELDS)}")
-    for key, value in raw.items():
-        kind, expected = _FIELDS[key]
-        if value is None and key in NULLABLE_FIELDS:
-            continue
-        if not isinstance(value, kind) or (isinstance(value, bool) and bool not in (kind if isinstance(kind, tuple) else (kind,))):
-            raise ProfileError(f"{path}: field '{key}': expected {expected}, got {value!r}")
-    for key in ("datasets", "strategies", "dropout_rates", "seeds"):
-        if key in raw and not raw[key]:
-            raise ProfileError(f"{path}: field '{key}': expected {_FIELDS[key][1]} (at least one), got an empty list")
-    for key in ("datasets", "strategies"):
-        bad = [v for v in raw.get(key, []) if not isinstance(v, str) or not v.strip()]
-        if bad:
-            raise ProfileError(f"{path}: field '{key}': expected {_FIELDS[key][1]}, got {bad[0]!r}")
-    try:  # a mapping becomes sorted (modality, rate) pairs; numbers stay as written (the matrix id)
-        values = [dropout_value(r) for r in raw.get("dropout_rates", [])]  # validates every entry
-        if values:
-            raw["dropout_rates"] = [v if isinstance(r, dict) else r for r, v in zip(raw["dropout_rates"], values)]
-    except ValueError as exc:
-        raise ProfileError(f"{path}: field 'dropout_rates': {exc}") from None
+    values = checked_values(raw, path.resolve().parent, lambda name: f"{path}: field '{name}'" if name else str(path))
+    return MatrixConfig.from_dict({"name": path.stem, **values})
+
+
+def checked_values(raw: Any, base_dir: Path, where: Callable[[str], str],
+                   also_known: tuple[str, ...] = ()) -> dict[str, Any]:
+    """Profile fields ``raw`` (a profile's mapping, or the overrides of a flag or an API keyword)
+    checked by the profile model and converted, with card paths in ``datasets`` made absolute
+    against ``base_dir``. ``where(field)`` names the source of a bad value in the ProfileError
+    (the profile file and field, the flag, the keyword)."""
     try:
-        check_seeds(raw.get("seeds", []))
-    except ValueError as exc:
-        raise ProfileError(f"{path}: field 'seeds': {exc}") from None
-    if "datasets" in raw:  # card paths in a profile are relative to the profile's folder
+        values = profile_values(raw, also_known)
+    except InputProblem as exc:
+        raise ProfileError(f"{where(exc.field)}: {exc.problem}") from None
+    if "datasets" in values:
         from benchmark.run.card_files import normalise_entries
 
-        raw["datasets"] = list(normalise_entries(raw["datasets"], path.resolve().parent, f"{path}: field 'datasets'"))
-    if "missing_inputs" in raw:
-        from benchmark.run.missing_axis import check_missing_inputs
-
-        try:
-            check_missing_inputs(raw["missing_inputs"])
-        except ValueError as exc:
-            raise ProfileError(f"{path}: field 'missing_inputs': {exc}") from None
-    if raw.get("amp", "off") not in AMP_MODES:
-        raise ProfileError(f"{path}: field 'amp': expected one of {list(AMP_MODES)}, got {raw['amp']!r}")
-    for key, low in (("trials", 0), ("epochs", 1), ("batch_size", 1), ("patience", 1), ("folds", 2),
-                     ("min_epochs", 1), ("max_tokens", 1), ("patience_ratio", 0)):
-        if raw.get(key) is not None and raw[key] < low:
-            kind = "a number" if key == "patience_ratio" else "an integer"
-            raise ProfileError(f"{path}: field '{key}': expected {kind} >= {low}, got {raw[key]!r}")
-    if raw.get("tuning", "shared") not in TUNING_SCOPES:
-        raise ProfileError(f"{path}: field 'tuning': expected one of {list(TUNING_SCOPES)}, got {raw['tuning']!r}")
-    return MatrixConfig.from_dict({"name": path.stem, **raw})
+        values["datasets"] = list(normalise_entries(values["datasets"], base_dir, where("datasets")))
+    return values
 
 
-def check_seed(value: Any) -> int:
-    """An evaluation seed: an integer in [0, TUNING_SEED_BASE) (the seeds above train tuning trials)."""
-    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value < TUNING_SEED_BASE:
-        raise ValueError(f"expected integers in [0, {TUNING_SEED_BASE}) (seeds from {TUNING_SEED_BASE} up are "
-                         f"tuning seeds), got {value!r}")
-    return value
+def read_integer(text: str) -> int | str:
+    """The integer a flag's text spells, or the text itself, which the profile model then refuses
+    in the field's own words (``--trials two``: "expected an integer >= 0 ..., got 'two'")."""
+    try:
+        return int(text)
+    except ValueError:
+        return text
 
 
-def check_seeds(values) -> tuple[int, ...]:
-    """Evaluation seeds (``check_seed`` each), each given once: a repeated seed would be one cell
-    counted twice."""
-    seeds = tuple(check_seed(value) for value in values)
-    repeated = sorted({s for s in seeds if seeds.count(s) > 1})
-    if repeated:
-        raise ValueError(f"expected each seed once; {', '.join(map(str, repeated))} given more than once")
-    return seeds
-
-
-def parse_seeds(text: str) -> tuple[int, ...]:
-    """``--seeds``: comma-separated integers, e.g. ``0,1,2``."""
+def parse_seeds(text: str) -> list[int]:
+    """``--seeds``: comma-separated integers, e.g. ``0,1,2`` (the profile model checks them)."""
     parts = _parts(text, "comma-separated integer seeds, e.g. 0,1,2")
     bad = [p for p in parts if not p.lstrip("-").isdigit()]
     if bad:
         raise ValueError(f"expected comma-separated integer seeds, e.g. 0,1,2; got {bad[0]!r}")
-    return check_seeds(int(p) for p in parts)
+    return [int(p) for p in parts]
 
 
-def parse_rates(text: str) -> tuple[Dropout, ...]:
-    """``--dropout``: comma-separated rates in [0, 1), e.g. ``0,0.3``; per-modality rates join
-    ``modality=rate`` with colons, e.g. ``0,image=0.5:text=0.1`` (benchmark/run/dropout.py)."""
-    return tuple(parse_dropout(part) for part in _parts(text, CLI_SYNTAX + ", e.g. 0,0.3"))
+def parse_rates(text: str) -> list[float | dict[str, float]]:
+    """``--dropout``: comma-separated rates, e.g. ``0,0.3``; per-modality rates join ``modality=rate``
+    with colons, e.g. ``0,image=0.5:text=0.1`` (benchmark/run/dropout.py). As a profile writes them
+    (a number or a mapping); the profile model checks them."""
+    return [read_dropout(part) for part in _parts(text, CLI_SYNTAX + ", e.g. 0,0.3")]
 
 
 def parse_names(text: str) -> tuple[str, ...]:
@@ -273,7 +224,8 @@ def parse_output_path(text: str) -> str:
 
 
 def parse_count(text: str, low: int) -> int:
-    """An integer flag (trials, epochs, workers ...) that must be at least ``low``."""
+    """An integer flag that is no profile field (workers, repeats, port) and must be at least ``low``;
+    a profile field's flag (trials, epochs ...) is checked by the profile model."""
     try:
         value = int(text)
     except ValueError:
@@ -308,6 +260,6 @@ def expand(patterns: tuple[str, ...], known: list[str], what: str) -> list[str]:
 
 
 def parse_list(text: str | None, cast=str) -> tuple | None:
-    if text is None or isinstance(text, tuple):  # None, or already parsed by an argparse type
-        return text
+    if text is None or isinstance(text, (tuple, list)):  # None, or already parsed by an argparse type
+        return None if text is None else tuple(text)
     return tuple(cast(part.strip()) for part in text.split(",") if part.strip())
