@@ -128,6 +128,7 @@ def _data(args) -> int:
 
 
 def _matrix_config(args):
+    from benchmark.features.card_encoders import check_all_encoders
     from benchmark.run.config import ProfileError, load_profile, profile_path
     from benchmark.run.dropout import unknown_modalities
     from benchmark.train.device import resolve_device
@@ -139,7 +140,9 @@ def _matrix_config(args):
     config = load_profile(args.profile).overridden(overrides, lambda field: flags.get(field, field))
     config = config.with_overrides(device=resolve_device(args.device),
                                    plugins=tuple(args.plugin) if args.plugin else None)
-    problem = unknown_modalities(config.dropout_rates, config.cards())  # per-modality rates name real modalities
+    cards = config.cards()
+    check_all_encoders(cards)  # encoder names, options and columns, before anything is registered
+    problem = unknown_modalities(config.dropout_rates, cards)  # per-modality rates name real modalities
     if problem:
         where = "--dropout" if args.dropout is not None else f"{profile_path(args.profile)}: field 'dropout_rates'"
         raise ProfileError(f"{where}: {problem}")
@@ -167,6 +170,7 @@ def _bench(args) -> int:
               "yet, an otherwise idle machine; see benchmark/run/estimate.py)")
         return 0
     tracking_uri, storage = _tracking_uri(args), _storage(args)
+    _check_folders(reports=not args.no_report and args.workers > 0)
     print(mask_secrets(f"fusebench bench: profile {config.name}, matrix {config.matrix_id()}, {len(cells)} cells, "
                        f"device {config.device}, workers {args.workers}, tracking {tracking_uri}, optuna {storage}"))
     summary = run_bench(config, tracking_uri, storage, workers=args.workers, retry_failed=args.retry_failed)
@@ -198,10 +202,22 @@ def _bench(args) -> int:
     return 0
 
 
+def _check_folders(reports: bool) -> None:
+    """The folders a run writes to (its state folder, the feature cache; reports when one will be
+    written) exist or can be made, and take a file: checked before anything is registered."""
+    from benchmark.paths import cache_dir, env_or, reports_dir, state_dir, writable_folder
+
+    writable_folder(state_dir(), env_or("FUSEBENCH_HOME", "fusebench's state folder"))
+    writable_folder(cache_dir(), env_or("FUSEBENCH_CACHE", "the feature cache folder"))
+    if reports:
+        writable_folder(reports_dir(), env_or("FUSEBENCH_REPORTS", "the reports folder"))
+
+
 def _worker(args) -> int:
     from benchmark.run.coordinator import run_worker, write_worker_summary
 
     tracking_uri = _tracking_uri(args) if args.tracking_uri else None  # None: the matrix's own
+    _check_folders(reports=False)
     outcome = run_worker(_storage(args), tracking_uri, args.matrix_id, args.device, search=args.datasets or ())
     if args.summary:
         write_worker_summary(outcome, args.summary)
@@ -500,6 +516,7 @@ def main(argv: list[str] | None = None) -> int:
     configure(verbose=getattr(args, "verbose", False))  # third-party bars, logs and warnings off unless --verbose
     from benchmark.data.cards import CardError
     from benchmark.data.loading import DataError
+    from benchmark.paths import FolderError
     from benchmark.run.config import ProfileError
     from benchmark.scale.database import StoreURLError, mask_secrets
     from benchmark.scale.retry import StoreUnavailable
@@ -508,7 +525,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except (CardError, ProfileError, DataError, RegistryError, FileNotFoundError, LookupError, StoreUnavailable,
-            StoreURLError) as exc:
+            StoreURLError, FolderError) as exc:
         print(f"fusebench: error: {mask_secrets(str(exc))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import os
-import re
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,7 +13,9 @@ import numpy as np
 from benchmark.data.cards import SPLITS, DatasetCard
 from benchmark.data.builtin import ensure_prepared
 from benchmark.data import formats
+from benchmark.data.file_problems import unreadable_files_message
 from benchmark.data.splits import stratified_split
+from benchmark.quiet import is_verbose
 
 
 class DataError(ValueError):
@@ -66,6 +69,7 @@ def _load_hub(card: DatasetCard):
 
 def _load_local(card: DatasetCard):
     import datasets as hf
+    from datasets.exceptions import DatasetGenerationError
 
     local = card.source["local"]
     fmt = local["format"]
@@ -87,17 +91,29 @@ def _load_local(card: DatasetCard):
     if fmt == "imagefolder":
         kwargs["data_dir"] = str(_resolve(base, local["data_dir"])) if "data_dir" in local else None
     try:
-        raw = hf.load_dataset(fmt, data_files=data_files, **{k: v for k, v in kwargs.items() if v})
+        with _read_errors_unlogged():
+            raw = hf.load_dataset(fmt, data_files=data_files, **{k: v for k, v in kwargs.items() if v})
     except FileNotFoundError as exc:
         raise DataError(f"dataset {card.name!r}: local files not found ({card.path}, field 'source.local'): {exc}") from exc
-    except ValueError as exc:
-        empty = re.search(r'Instruction "(\w+)" corresponds to no data', str(exc))
-        if empty:
-            raise DataError(f"dataset {card.name!r}: split {empty.group(1)!r} is empty "
-                            f"({card.path}, field 'source.local.data_files')") from exc
-        raise DataError(f"dataset {card.name!r}: cannot read the local files named in {card.path} "
-                        f"(field 'source.local'): {exc.__class__.__name__}: {exc}") from exc
+    except (DatasetGenerationError, ValueError, OSError) as exc:  # the cause is chained; name the file
+        raise DataError(unreadable_files_message(card, fmt, data_files, exc)) from exc
     return raw, f"local:{data_files}"
+
+
+@contextmanager
+def _read_errors_unlogged():
+    """``datasets`` logs "Failed to read file ..." (level ERROR) before it raises; the DataError
+    raised instead names the file and what is wrong with it, so that line is kept for --verbose."""
+    if is_verbose():
+        yield
+        return
+    logger = logging.getLogger("datasets")
+    level = logger.level
+    logger.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 def _resolve(base: Path, value: str) -> Path:

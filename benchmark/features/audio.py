@@ -32,6 +32,7 @@ from benchmark.features import cache as feature_cache
 from benchmark.features.base import ENCODERS, Encoded, EncodingError
 from benchmark.features.media import MediaInput
 from benchmark.features.standardize import TrainStatistics, fit_cached
+from benchmark.features.wav_header import TruncatedAudio, check_complete
 
 
 def hz_to_mel(hz):
@@ -92,6 +93,7 @@ def read_audio(data: bytes | str | Path) -> tuple[np.ndarray, int]:
                                        dtype="float32", always_2d=True)  # (frames, channels)
     except soundfile.LibsndfileError as exc:
         raise ValueError(str(exc)) from None
+    check_complete(data, samples.shape[0], int(rate))  # libsndfile reads a cut-short WAV silently
     return samples.mean(axis=1), int(rate)
 
 
@@ -99,10 +101,13 @@ def read_wav(data: bytes | str | Path) -> tuple[np.ndarray, int]:
     """PCM WAV (bytes or path) -> (mono float32 samples in [-1, 1], sample rate)."""
     with wave.open(io.BytesIO(data) if isinstance(data, (bytes, bytearray)) else str(data), "rb") as handle:
         width, channels, rate = handle.getsampwidth(), handle.getnchannels(), handle.getframerate()
-        raw = handle.readframes(handle.getnframes())
+        declared = handle.getnframes()
+        raw = handle.readframes(declared)
     dtype = {1: np.uint8, 2: np.int16, 4: np.int32}.get(width)
     if dtype is None:
         raise ValueError(f"unsupported WAV sample width {width} bytes")
+    if len(raw) < declared * width * channels:
+        raise TruncatedAudio(declared, len(raw) // (width * channels), rate)
     samples = np.frombuffer(raw, dtype=dtype).astype(np.float32)
     samples = (samples - 128.0) / 128.0 if width == 1 else samples / float(np.iinfo(dtype).max)
     return samples.reshape(-1, channels).mean(axis=1), rate
@@ -122,14 +127,15 @@ def resample(samples: np.ndarray, source: int, target: int) -> np.ndarray:
 class _AudioEncoder(MediaInput):
     input_kind = "audio"
 
-    def __init__(self, **options: Any) -> None:
-        super().__init__(**options)
-        self.sample_rate = int(options.get("sample_rate", 16000))
-        self.n_mels = int(options.get("n_mels", 64))
-        self.n_fft = int(options.get("n_fft", 400))
-        self.hop = int(options.get("hop", 160))
-        self.max_tokens = int(options.get("max_tokens", 32))
-        self.standardize = options.get("standardize", True)
+    def __init__(self, *, sample_rate: int = 16000, n_mels: int = 64, n_fft: int = 400, hop: int = 160,
+                 max_tokens: int = 32, standardize: bool = True) -> None:
+        super().__init__()
+        self.sample_rate = int(sample_rate)
+        self.n_mels = int(n_mels)
+        self.n_fft = int(n_fft)
+        self.hop = int(hop)
+        self.max_tokens = int(max_tokens)
+        self.standardize = standardize
         if not isinstance(self.standardize, bool):
             raise ValueError(f"option 'standardize': expected true or false, got {self.standardize!r}")
         self.statistics: TrainStatistics | None = None  # fitted on the training split (fit)
@@ -149,6 +155,9 @@ class _AudioEncoder(MediaInput):
                 samples, rate = read_audio(source)
         except EncodingError:  # a missing file, or no audio at all: already says so and names the row
             raise
+        except TruncatedAudio as exc:
+            what = f"file {source}" if isinstance(source, Path) else "audio"
+            raise EncodingError(row, f"{what} is truncated: {exc}") from None
         except (wave.Error, EOFError, OSError, ValueError) as exc:
             what = f"file {source}" if isinstance(source, Path) else "audio"
             raise EncodingError(row, f"unreadable or corrupted {what} ({exc.__class__.__name__}: {exc})") from None
@@ -265,9 +274,9 @@ class MFCC(_AudioEncoder):
 
     name = "mfcc"
 
-    def __init__(self, **options: Any) -> None:
-        super().__init__(**options)
-        self.n_mfcc = int(options.get("n_mfcc", 20))
+    def __init__(self, *, n_mfcc: int = 20, **log_mel_options: Any) -> None:
+        super().__init__(**log_mel_options)
+        self.n_mfcc = int(n_mfcc)
 
     @property
     def version(self) -> str:  # type: ignore[override]

@@ -24,7 +24,6 @@ from __future__ import annotations
 import importlib.util
 import math
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
@@ -38,6 +37,7 @@ from benchmark.features.model_cache import cached_model
 AISFX_VERSION = "0.1.2"
 AISFX_INSTALL = f'pip install --no-deps "aisfx=={AISFX_VERSION}"'
 SPEC_MAX = 9.457798957824707  # the package's 'original' min-max normalisation (min 0)
+FRONT_END = {"sample_rate": 44100, "n_mels": 96, "n_fft": 2048, "hop": 1024}  # what the network was trained on
 BLOCK_FRAMES = 100  # the model's input block (EMB_BLOCK_LENGTH)
 
 
@@ -103,14 +103,13 @@ class Aisfx(_AudioEncoder):
     """aiSFX sound-effects CNN embeddings, 512-d (ISMIR 2022; aisfx wheel); options max_tokens (16), standardize."""
 
     name = "aisfx"
+    option_notes = {option: "the aisfx network was trained on a fixed front end (44.1 kHz, 96 mel bands, n_fft "
+                            "2048, hop 1024); remove the option" for option in FRONT_END}
 
-    def __init__(self, **options: Any) -> None:
-        options = {"max_tokens": 16, **options}
-        for fixed in ("sample_rate", "n_mels", "n_fft", "hop"):
-            if fixed in options:
-                raise ValueError(f"option {fixed!r}: the aisfx network was trained on a fixed front end "
-                                 f"(44.1 kHz, 96 mel bands, n_fft 2048, hop 1024); remove the option")
-        super().__init__(**options, sample_rate=44100, n_mels=96, n_fft=2048, hop=1024)
+    def __init__(self, *, max_tokens: int = 16, standardize: bool = True) -> None:
+        super().__init__(max_tokens=max_tokens, standardize=standardize, **FRONT_END)
+        # The options as they always were here (the training statistics' cache key holds them).
+        self.options = {**self.options, "max_tokens": max_tokens, **FRONT_END}
 
     @property
     def version(self) -> str:  # type: ignore[override]

@@ -49,8 +49,19 @@ class Encoder:
     # against it (not against the current directory). None: the current directory.
     base_dir: Path | None = None
 
-    def __init__(self, **options: Any) -> None:
-        self.options = options
+    # Why an option that a related encoder takes is refused here (named in the card check's error).
+    option_notes: dict[str, str] = {}
+
+    def __new__(cls, *args: Any, **options: Any) -> "Encoder":
+        # Every encoder keeps its options as the card gave them (feature-cache keys and versions read
+        # them), while each constructor names the options it takes as keyword parameters: the card
+        # check reads them from its signature (benchmark/features/encoder_options.py).
+        encoder = super().__new__(cls)
+        encoder.options = dict(options)
+        return encoder
+
+    def __init__(self) -> None:
+        """A frozen encoder without options; subclasses add theirs as keyword-only parameters."""
 
     def fit(self, train_values: Sequence[Any]) -> None:
         """Fit preprocessing on the training split only (no-op for frozen encoders)."""

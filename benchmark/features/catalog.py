@@ -9,14 +9,20 @@ from typing import Any
 
 from benchmark.features import audio, audio_pretrained, clip, image, tabular, text, vector  # noqa: F401 - registration side effects
 from benchmark.features.base import ENCODERS, Encoder
+from benchmark.features.encoder_options import check_options
 
 
 def get_encoder(name: str, **options: Any) -> Encoder:
-    """Resolve a registered encoder name, or an online ``prefix:model-id`` spec."""
+    """Resolve a registered encoder name, or an online ``prefix:model-id`` spec, with the card's
+    options (checked against the encoder's constructor: benchmark/features/encoder_options.py)."""
     if ":" in name:
         prefix, model_id = name.split(":", 1)
-        return ENCODERS.get(prefix + ":")(model_id=model_id, **options)
-    return ENCODERS.get(name)(**options)
+        factory = ENCODERS.get(prefix + ":")
+        check_options(name, factory, options)
+        return factory(model_id=model_id, **options)
+    factory = ENCODERS.get(name)
+    check_options(name, factory, options)  # an unknown option is refused, not ignored
+    return factory(**options)
 
 
 __all__ = ["ENCODERS", "get_encoder"]

@@ -72,9 +72,9 @@ class HFClip(MediaInput):
     name = "hf-clip"
     input_kind = "image|text"
 
-    def __init__(self, **options: Any) -> None:
-        super().__init__(**options)
-        self.input = options.get("input")
+    def __init__(self, *, model_id: str, input: str | None = None, revision: str | None = None) -> None:
+        super().__init__()
+        self.input = input
         if self.input not in INPUTS:
             raise ValueError(f"hf-clip needs the option 'input: image' or 'input: text' (which CLIP tower "
                              f"embeds this column), got {self.input!r}")

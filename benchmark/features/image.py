@@ -113,6 +113,9 @@ class TorchvisionImage(_ImageEncoder):
     name = "torchvision"
     mean, std = IMAGENET_MEAN, IMAGENET_STD
 
+    def __init__(self, *, model_id: str) -> None:  # model_id: from the name, e.g. 'torchvision:resnet18'
+        super().__init__()
+
     @property
     def version(self) -> str:  # type: ignore[override]
         return f"torchvision:{self.options['model_id']}:DEFAULT"
@@ -136,6 +139,9 @@ class HFImage(_ImageEncoder):
 
     name = "hf-image"
     mean, std = IMAGENET_MEAN, IMAGENET_STD
+
+    def __init__(self, *, model_id: str) -> None:  # model_id: from the name, 'hf-image:<id>'
+        super().__init__()
 
     @property
     def version(self) -> str:  # type: ignore[override]
@@ -173,11 +179,11 @@ class RawPixels(MediaInput):
     name = "raw_pixels"
     input_kind = "image"
 
-    def __init__(self, **options: Any) -> None:
-        super().__init__(**options)
-        self.size = int(options.get("size", 28))
-        self.patch = int(options.get("patch", 7))
-        self.channels = int(options.get("channels", 1))
+    def __init__(self, *, size: int = 28, patch: int = 7, channels: int = 1) -> None:
+        super().__init__()
+        self.size = int(size)
+        self.patch = int(patch)
+        self.channels = int(channels)
         if self.size % self.patch or self.channels not in (1, 3):
             raise ValueError(f"{self.name}: 'size' ({self.size}) must be a multiple of 'patch' ({self.patch}) "
                              f"and 'channels' must be 1 or 3, got {self.channels}")
@@ -228,6 +234,10 @@ class SmallCNNPixels(RawPixels):
 
     name = "small_cnn"
 
+    def __init__(self, *, width: int = 64, **pixel_options: Any) -> None:
+        super().__init__(**pixel_options)
+        self.width = int(width)
+
     def front_end(self) -> FrontEnd:
         return FrontEnd("small_cnn", {"size": self.size, "patch": self.patch, "channels": self.channels,
-                                      "width": int(self.options.get("width", 64))})
+                                      "width": self.width})

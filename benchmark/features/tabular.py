@@ -75,16 +75,16 @@ class TabularEncoder(Encoder):
     default_token_width = 32
     default_max_tokens = 64
 
-    def __init__(self, **options: Any) -> None:
-        super().__init__(**options)
-        columns = options.get("columns")
+    def __init__(self, *, columns: Sequence[str], categorical: Sequence[str] | None = None,
+                 token_width: int = default_token_width, max_tokens: int = default_max_tokens) -> None:
+        super().__init__()
         if not columns:
             raise ValueError("the tabular encoder reads several columns: expected 'columns: [a, b, ...]' "
                              "(a list of column names), not 'column:'")
         self.columns: list[str] = list(columns)
-        self.forced_categorical = set(options.get("categorical") or [])
-        self.token_width = options.get("token_width", self.default_token_width)
-        self.max_tokens = options.get("max_tokens", self.default_max_tokens)
+        self.forced_categorical = set(categorical or [])
+        self.token_width = token_width
+        self.max_tokens = max_tokens
         for option, value in (("token_width", self.token_width), ("max_tokens", self.max_tokens)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 2:
                 raise ValueError(f"option {option!r}: expected an integer >= 2, got {value!r}")

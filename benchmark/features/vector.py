@@ -43,15 +43,12 @@ class VectorEncoder(Encoder):
     version = "vector-v1"
     input_kind = "vector"
 
-    def __init__(self, **options: Any) -> None:
-        super().__init__(**options)
-        if "columns" in options:
-            raise ValueError("the vector encoder reads one column: give 'column: <name>' (declare one modality "
-                             "per column of vectors), not 'columns: [...]'")
-        self.standardize = options.get("standardize", False)
+    def __init__(self, *, standardize: bool = False, max_tokens: int | None = None) -> None:
+        super().__init__()
+        self.standardize = standardize
         if not isinstance(self.standardize, bool):
             raise ValueError(f"option 'standardize': expected true or false, got {self.standardize!r}")
-        self.max_tokens = options.get("max_tokens")
+        self.max_tokens = max_tokens
         if self.max_tokens is not None and (isinstance(self.max_tokens, bool) or not isinstance(self.max_tokens, int)
                                             or self.max_tokens < 1):
             raise ValueError(f"option 'max_tokens': expected a positive integer, got {self.max_tokens!r}")

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Callable
 
 from benchmark.data.builtin import ensure_prepared
+from benchmark.features.card_encoders import check_all_encoders
 from benchmark.features.tensors import build_features
 from benchmark.reporting import EmptyReport, build_report
 from benchmark.run.config import MatrixConfig
@@ -62,6 +63,7 @@ def prepare_data(cards: dict, log: Callable[[str], None], max_tokens: int | None
 def run_bench(config: MatrixConfig, tracking_uri: str, storage_url: str, workers: int = 1,
               log: Callable[[str], None] = print, retry_failed: bool = False) -> BenchSummary:
     started = time.perf_counter()
+    check_all_encoders(config.cards())  # a card's encoder problems refused before the matrix is registered
     matrix_id = config.matrix_id()
     queue = open_queue(storage_url)
     queue.register_matrix(matrix_id, asdict(config), tracking_uri, storage_url)
@@ -257,6 +259,7 @@ def run_worker(storage_url: str, tracking_uri: str | None, matrix_id: str | None
     queue = open_queue(storage_url)
     registered = queue.matrix(matrix_id)
     config = worker_config(registered, device).localised(search)
+    check_all_encoders(config.cards())  # before this worker claims any work
     here = config.matrix_id()
     if here != registered["matrix_id"]:
         raise LookupError(f"matrix {registered['matrix_id']}: its inputs differ on this machine (a dataset card, an "

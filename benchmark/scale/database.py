@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import re
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -44,9 +45,9 @@ def checked_storage_url(url: str | None, what: str = "--storage") -> str:
     is opened: a SQLAlchemy database whose dialect and driver are installed (a SQLite file in a
     writable folder), or ``journal:PATH``. Raises StoreURLError naming ``what`` (the flag)."""
     if url is None:
-        from benchmark.paths import default_optuna_storage, state_dir
+        from benchmark.paths import default_optuna_storage, env_or, state_dir, writable_folder
 
-        state_dir().mkdir(parents=True, exist_ok=True)
+        writable_folder(state_dir(), env_or("FUSEBENCH_HOME", "fusebench's state folder"))
         what = "$FUSEBENCH_OPTUNA_STORAGE" if os.environ.get("FUSEBENCH_OPTUNA_STORAGE") else "default storage"
         url = default_optuna_storage()
     url = normalise_url(url)
@@ -111,9 +112,19 @@ def _check_writable_file(path: Path, what: str, url: str) -> None:
     elif not folder.is_dir():
         problem = f"folder {folder} does not exist"
     else:
-        problem = "" if os.access(folder, os.W_OK) else f"folder {folder} is not writable"
+        problem = _cannot_create_in(folder)
     if problem:
         raise StoreURLError(f"{what}: {mask_secrets(url)}: {problem}")
+
+
+def _cannot_create_in(folder: Path) -> str:
+    """Why no file can be created in ``folder`` ("" when one can): a probe file is written and
+    removed, because ``os.access`` says yes to root even where creating fails (under /proc)."""
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            return ""
+    except OSError as exc:
+        return f"cannot create a file in folder {folder} ({exc.strerror or exc})"
 
 
 def engine_options(url: str) -> dict[str, Any]:
