@@ -9,14 +9,13 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from benchmark.cli import main
 from benchmark.scale.ui import free_port
-from tests.helpers_runs import cell_runs
+from tests.helpers_runs import cell_runs, wait_for
 from tests.test_card_paths import FAST, write_card
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -85,21 +84,20 @@ def _stop_and_check(ui: subprocess.Popen, port: int, stop: signal.Signals, start
     """Wait until the UI listens on ``port``, send ``stop`` to `fusebench ui` alone, check that its
     server (every process below it) is gone and nothing listens."""
     server: set[int] = set()
+
+    def listening() -> bool:
+        assert ui.poll() is None, ui.stderr.read().decode()  # exited before it listened: fail now, with its error
+        return _listening(port)
+
     try:
-        deadline = time.monotonic() + start_s
-        while not _listening(port):
-            assert ui.poll() is None, ui.stderr.read().decode()
-            assert time.monotonic() < deadline, "the UI never listened"
-            time.sleep(0.5)
+        wait_for(listening, timeout=start_s, what=f"`fusebench ui` to listen on port {port}")
         server = _descendants(ui.pid)
         assert server
         ui.send_signal(stop)
         assert ui.wait(timeout=60) == 0
-        gone = time.monotonic() + 10
-        while (_listening(port) or any(map(_alive, server))) and time.monotonic() < gone:
-            time.sleep(0.2)
-        assert not _listening(port), f"something still listens on port {port}"
-        assert not [pid for pid in server if _alive(pid)], "the server outlived `fusebench ui`"
+        # The server's processes may take a moment to exit after their leader.
+        wait_for(lambda: not _listening(port) and not any(map(_alive, server)), timeout=10, interval=0.2,
+                 what=f"nothing listening on port {port} and no server process {sorted(server)} left")
     finally:
         if ui.poll() is None:
             server |= _descendants(ui.pid)

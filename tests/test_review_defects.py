@@ -9,6 +9,7 @@ from dataclasses import asdict, replace
 import pytest
 import torch
 
+from tests.helpers_runs import wait_for
 from tests.test_encoders_extra import _trainable_features
 
 
@@ -194,8 +195,9 @@ def test_a_worker_whose_lease_was_taken_over_does_not_crash(fusebench_home, monk
     def stalled_then_taken_over(*args, **kwargs):
         result = real_run_cells(*args, **kwargs)
         monkeypatch.setattr(worker_module, "run_cells", real_run_cells)  # worker B runs the real protocol
-        time.sleep(0.6)  # worker A stalls past its lease
-        assert queue.claim(config.matrix_id(), unit, "worker-b")
+        # worker A stalls until its 0.5 s lease lapses and worker B can claim the unit
+        wait_for(lambda: queue.claim(config.matrix_id(), unit, "worker-b"), timeout=30, interval=0.05,
+                 what="worker A's 0.5 s lease to lapse so that worker B can claim the unit")
         worker_b._cell(unit, study_key, cell, _Display())  # deletes A's unfinished run, finishes the cell
         queue.mark_done(config.matrix_id(), unit)
         return result
@@ -224,8 +226,9 @@ def test_a_worker_whose_trial_lease_was_taken_over_does_not_crash(fusebench_home
     def stalled_then_taken_over(*args, **kwargs):
         stats = real_train(*args, **kwargs)
         monkeypatch.setattr(tuning, "train", real_train)
-        time.sleep(0.6)  # worker A stalls past its lease, inside its running trial
-        assert queue.claim(config.matrix_id(), unit, "worker-b")
+        # worker A stalls inside its running trial until its 0.5 s lease lapses and worker B can claim the unit
+        wait_for(lambda: queue.claim(config.matrix_id(), unit, "worker-b"), timeout=30, interval=0.05,
+                 what="worker A's 0.5 s lease to lapse so that worker B can claim the unit")
         worker_b._trial(unit, study_key, cell, slot, [], _Display())
         queue.mark_done(config.matrix_id(), unit)
         return stats

@@ -18,7 +18,10 @@ from benchmark.cli import main
 from tests.helpers_runs import (assert_each_cell_once, assert_trial_budget, cell_runs, fusebench, mlflow_server,
                                 wait_for)
 
-pytestmark = pytest.mark.slow
+# Its own deadlines add up to 20 min (300 s for the victim to start, 300 s for the survivors to
+# claim, 600 s for them to finish), so the end-to-end limit (tests/conftest.py) is raised to let
+# them fail first, with their messages.
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]
 STRATEGIES = "concat,sum,late_weighted"
 SEEDS = "0,1"
 
