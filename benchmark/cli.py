@@ -141,6 +141,11 @@ def _bench(args) -> int:
     if args.dry_run:
         from benchmark.run.estimate import estimate_seconds
 
+        if args.tracking_uri:  # a dry run opens no store, but a flag that can never work is still refused
+            _tracking_uri(args)
+        if args.storage:
+            _storage(args)
+
         from benchmark.run.planning import study_units
 
         studies = study_units(config, cells)  # the studies the run will have (shared tuning, folds)

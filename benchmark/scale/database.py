@@ -67,7 +67,9 @@ def checked_tracking_uri(uri: str | None, what: str = "--tracking-uri") -> str:
         uri = default_tracking_uri()
     uri = normalise_url(uri)
     if uri.partition("://")[0].split("+")[0] in DATABASE_SCHEMES:
-        return _checked_database(uri, what, "sqlite:///PATH, postgresql://..., http(s)://HOST:PORT or a folder")
+        return _checked_database(uri, what, "sqlite:///PATH, postgresql://... or http(s)://HOST:PORT")
+    if _is_folder_uri(uri):
+        return _checked_folder_store(uri, what)
     # MLflow's own table of tracking-store schemes (private, but mlflow is pinned in pyproject.toml).
     from mlflow.tracking._tracking_service.utils import _tracking_store_registry
 
@@ -75,8 +77,33 @@ def checked_tracking_uri(uri: str | None, what: str = "--tracking-uri") -> str:
         _tracking_store_registry.get_store_builder(uri)
     except Exception:  # noqa: BLE001 - MLflow raises its "unsupported URI" exception for an unknown scheme
         known = sorted(s for s in _tracking_store_registry._registry if s)
-        raise StoreURLError(f"{what}: {mask_secrets(uri)}: unknown tracking URI scheme; expected a folder or one "
+        raise StoreURLError(f"{what}: {mask_secrets(uri)}: unknown tracking URI scheme; expected one "
                             f"of {', '.join(f'{s}://' for s in known)}") from None
+    return uri
+
+
+def _is_folder_uri(uri: str) -> bool:
+    """A tracking URI that names a folder (MLflow's file store): a plain path or ``file://``."""
+    from urllib.parse import urlparse
+
+    return urlparse(uri).scheme in ("", "file")
+
+
+def _checked_folder_store(uri: str, what: str) -> str:
+    """A folder tracking store: MLflow 3 refuses it (a traceback on first use) unless
+    $MLFLOW_ALLOW_FILE_STORE is set; then the folder must exist and be writable, or be creatable."""
+    from urllib.parse import urlparse
+
+    from mlflow.environment_variables import MLFLOW_ALLOW_FILE_STORE
+
+    if not MLFLOW_ALLOW_FILE_STORE.get():
+        raise StoreURLError(f"{what}: {uri}: MLflow 3 no longer writes to folder stores; give sqlite:///PATH "
+                            "(or set MLFLOW_ALLOW_FILE_STORE=true to use the folder anyway)")
+    folder = Path(urlparse(uri).path if uri.startswith("file:") else uri).expanduser().absolute()
+    existing = next(p for p in (folder, *folder.parents) if p.exists())
+    problem = (f"{existing} is not a folder" if not existing.is_dir() else _folder_write_problem(existing))
+    if problem:
+        raise StoreURLError(f"{what}: {uri}: {problem}")
     return uri
 
 
@@ -111,9 +138,25 @@ def _check_writable_file(path: Path, what: str, url: str) -> None:
     elif not folder.is_dir():
         problem = f"folder {folder} does not exist"
     else:
-        problem = "" if os.access(folder, os.W_OK) else f"folder {folder} is not writable"
+        problem = _folder_write_problem(folder)
     if problem:
         raise StoreURLError(f"{what}: {mask_secrets(url)}: {problem}")
+
+
+def _folder_write_problem(folder: Path) -> str:
+    """'' when a file can be created in ``folder``, else why not. A real probe (a nameless temporary
+    file, gone when closed), not ``os.access``: for root, ``access`` says yes to folders nobody can
+    create files in (``/proc``), and MLflow then retries opening the database for 100 s."""
+    import tempfile
+
+    if not os.access(folder, os.W_OK):
+        return f"folder {folder} is not writable"
+    try:
+        with tempfile.TemporaryFile(dir=folder, prefix=".fusebench-probe-"):
+            pass
+    except OSError:
+        return f"folder {folder} is not writable (no file can be created in it)"
+    return ""
 
 
 def engine_options(url: str) -> dict[str, Any]:
