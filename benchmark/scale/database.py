@@ -4,6 +4,8 @@ Optuna storage itself from a URL, and URL passwords masked in printed lines."""
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import os
 import re
 from pathlib import Path
@@ -159,6 +161,89 @@ def _folder_write_problem(folder: Path) -> str:
     return ""
 
 
+# (kind, URL) of the stores this process has already created or found (first_use_lock is then a no-op).
+_READY: set[tuple[str, str]] = set()
+
+
+@contextlib.contextmanager
+def first_use_lock(url: str, kind: str):
+    """Held while this process opens a store for the first time, which creates its tables when the
+    store is new: Optuna's, the work queue's, MLflow's (its tables, then some 50 alembic migrations).
+    Two first-ever benches started together raced there ("table studies already exists", alembic's
+    "expected to match one row ... in 'alembic_version'; 0 found"), as neither library guards its
+    own creation across processes (MLflow's store does not take its own file lock on this path). So
+    every process opening a store serialises on a lock of that store: an exclusive ``flock`` on a
+    file next to a SQLite database (released by the kernel when a process dies, so a killed bench
+    never leaves it held), a session advisory lock in a PostgreSQL database (workers on several
+    machines). Other stores (journal files, MLflow servers, MySQL) guard themselves or are left as
+    they are. Taken once per store and process; ``kind`` ("optuna", "queue", "mlflow") tells apart the
+    stores that share one database (the work queue lives in the Optuna database)."""
+    key = (kind, normalise_url(url))
+    if key in _READY:
+        yield
+        return
+    with _sqlite_file_lock(key[1]) or _postgres_advisory_lock(key[1]) or contextlib.nullcontext():
+        yield
+    _READY.add(key)
+
+
+def _sqlite_file_lock(url: str):
+    """An exclusive flock on ``.<name>.create-lock`` beside a SQLite database file; None for other URLs
+    (or where no lock file can be made: the store's own open then names the problem)."""
+    if not url.startswith("sqlite:"):
+        return None
+    import sqlalchemy as sa
+
+    try:
+        database = sa.engine.make_url(url).database
+        import fcntl
+    except Exception:  # noqa: BLE001 - not a URL SQLAlchemy reads, or no fcntl (Windows): no lock
+        return None
+    if database in (None, "", ":memory:") or database.startswith("file:"):
+        return None
+    path = Path(database)
+    try:
+        handle = open(path.parent / f".{path.name}.create-lock", "a")
+    except OSError:
+        return None
+
+    @contextlib.contextmanager
+    def held():
+        with handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    return held()
+
+
+def _postgres_advisory_lock(url: str):
+    """A session advisory lock (one fixed key) in the PostgreSQL database of ``url``; None for other
+    URLs. An unreachable server raises OperationalError here, which the callers' retry rides out."""
+    if not url.startswith("postgresql"):
+        return None
+    import sqlalchemy as sa
+
+    lock_key = int.from_bytes(hashlib.sha256(b"fusebench: create store tables").digest()[:8], "big", signed=True)
+
+    @contextlib.contextmanager
+    def held():
+        engine = sa.create_engine(url, poolclass=sa.pool.NullPool, isolation_level="AUTOCOMMIT")
+        try:
+            with engine.connect() as connection:
+                connection.execute(sa.text("SELECT pg_advisory_lock(:key)"), {"key": lock_key})
+                try:
+                    yield
+                finally:
+                    connection.execute(sa.text("SELECT pg_advisory_unlock(:key)"), {"key": lock_key})
+        finally:
+            engine.dispose()
+
+    return held()
+
+
 def engine_options(url: str) -> dict[str, Any]:
     """SQLite waits up to 60 s for a lock held by another worker; server databases check a
     pooled connection before use, so a restarted server is reconnected to."""
@@ -178,7 +263,8 @@ def open_storage(url: str):
         from optuna.storages.journal import JournalFileBackend
 
         return JournalStorage(JournalFileBackend(url[len("journal:"):]))
-    storage = optuna.storages.RDBStorage(url, engine_kwargs=engine_options(url))
+    with first_use_lock(url, "optuna"):  # creates Optuna's tables in a new database: one process at a time
+        storage = optuna.storages.RDBStorage(url, engine_kwargs=engine_options(url))
     fast_sqlite_commits(storage.engine)
     return storage
 
