@@ -11,33 +11,36 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers_runs import cell_runs, finished, write_tabular_card
+
 REPO = Path(__file__).resolve().parent.parent
 
-# Two numeric columns per modality, encoded by `tabular` (no network, no model to load): the test
-# is about the stores, so the data is as cheap as a bench allows.
-CARD = """name: race
-description: two tabular modalities (tests only)
-origin: generated in tests
-licence: CC0
-source: {local: {format: csv, data_files: race.csv}}
-label: y
-split: {seed: 0, validation: 0.25, test: 0.25}
-modalities:
-  left: {columns: [a, b], encoder: tabular}
-  right: {columns: [c, d], encoder: tabular}
-"""
 
+def _fresh_postgres_database() -> str:
+    """A new, empty database on the test PostgreSQL server, as a bare ``postgresql://`` URL."""
+    import uuid
 
-def _race_card(folder: Path) -> None:
-    rows = ["a,b,c,d,y"] + [f"{i % 3},{(i * 7) % 5},{i % 2},{(i * 3) % 4},{'yes' if i % 2 else 'no'}"
-                            for i in range(40)]
-    (folder / "race.csv").write_text("\n".join(rows) + "\n")
-    (folder / "race.yaml").write_text(CARD)
+    import sqlalchemy as sa
+
+    base = os.environ["FUSEBENCH_TEST_POSTGRES_URL"]
+    name = f"fb_fresh_{uuid.uuid4().hex[:10]}"
+    engine = sa.create_engine(base, isolation_level="AUTOCOMMIT")
+    with engine.connect() as connection:
+        connection.execute(sa.text(f"CREATE DATABASE {name}"))
+    engine.dispose()
+    url = sa.engine.make_url(base).set(drivername="postgresql", database=name)
+    return url.render_as_string(hide_password=False)
 
 
 @pytest.mark.slow
-def test_two_first_ever_benches_on_fresh_stores_both_finish(fusebench_home):
-    _race_card(fusebench_home / "cards")
+@pytest.mark.parametrize("kind", ["sqlite", pytest.param("postgresql", marks=pytest.mark.skipif(
+    not os.environ.get("FUSEBENCH_TEST_POSTGRES_URL"),
+    reason="FUSEBENCH_TEST_POSTGRES_URL not set (.ci/run starts PostgreSQL and sets it)"))])
+def test_two_first_ever_benches_on_fresh_stores_both_finish(kind, fusebench_home, monkeypatch):
+    write_tabular_card(fusebench_home / "cards", "race")
+    if kind == "postgresql":  # MLflow's tables and Optuna's in two new databases of the server
+        monkeypatch.setenv("MLFLOW_TRACKING_URI", _fresh_postgres_database())
+        monkeypatch.setenv("FUSEBENCH_OPTUNA_STORAGE", _fresh_postgres_database())
     for store in ("mlruns.db", "optuna.db"):
         assert not (fusebench_home / store).exists()  # fresh: the first bench creates both
     argv = [sys.executable, "-m", "benchmark.cli", "bench", "--profile", "smoke", "--datasets", "race",
@@ -56,6 +59,6 @@ def test_two_first_ever_benches_on_fresh_stores_both_finish(fusebench_home):
     for bench, (out, err) in zip(benches, outputs):
         assert bench.returncode == 0 and "Traceback" not in err, f"exit {bench.returncode}\n{out}\n{err}"
     # One cell between them: run by one bench, found done (or run again, never twice recorded) by the other.
-    from tests.helpers_runs import cell_runs, finished
+    from benchmark.scale.database import normalise_url
 
-    assert len(finished(cell_runs(os.environ["MLFLOW_TRACKING_URI"]))) == 1
+    assert len(finished(cell_runs(normalise_url(os.environ["MLFLOW_TRACKING_URI"])))) == 1
