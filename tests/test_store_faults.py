@@ -170,6 +170,47 @@ def test_a_database_file_that_cannot_be_written_is_not_retried():
     assert len(calls) == 1
 
 
+@pytest.mark.parametrize("text", ['connection to server at "h" failed: FATAL:  database "optuna" does not exist',
+                                  'connection to server at "h" failed: FATAL:  role "alice" does not exist',
+                                  'FATAL:  password authentication failed for user "alice"'])
+def test_a_missing_database_or_refused_user_is_not_retried(text):
+    """No wait creates a database or a user: one line at once, not the retry budget of an outage."""
+    from sqlalchemy.exc import OperationalError
+
+    from benchmark.scale.database import StoreURLError
+
+    calls = []
+
+    def refused():
+        calls.append(1)
+        raise OperationalError("connect", {}, Exception(text))
+
+    with pytest.raises(StoreURLError, match="not retried") as info:
+        retry(refused, "--storage: postgresql+psycopg2://alice:pw@h/optuna", budget_s=60)
+    assert len(calls) == 1 and "\n" not in str(info.value) and "pw@" not in str(info.value)
+
+
+POSTGRES = os.environ.get("FUSEBENCH_TEST_POSTGRES_URL")
+
+
+@pytest.mark.skipif(not POSTGRES, reason="FUSEBENCH_TEST_POSTGRES_URL not set (.ci/run starts PostgreSQL and sets it)")
+@pytest.mark.parametrize("argv, flag", [(["status", "--storage"], "--storage"), (["worker", "--storage"], "--storage"),
+                                        (["report", "--tracking-uri"], "--tracking-uri"),
+                                        (["ui", "--tracking-uri"], "--tracking-uri")])
+def test_a_postgresql_database_that_does_not_exist_is_one_line_at_once(argv, flag, fusebench_home, monkeypatch, capsys):
+    """Was: the retry budget of an outage for the storage, and for a tracking URI MLflow's own 100 s
+    of retries ending in a traceback."""
+    import sqlalchemy as sa
+
+    monkeypatch.setenv("FUSEBENCH_RETRY_S", "60")
+    missing = sa.engine.make_url(POSTGRES).set(drivername="postgresql", database="fusebench_no_such_db")
+    started = time.monotonic()
+    assert main([*argv, missing.render_as_string(hide_password=False)]) == 2
+    assert time.monotonic() - started < 30
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert len(lines) == 1 and flag in lines[0] and 'database "fusebench_no_such_db" does not exist' in lines[0], lines
+
+
 def test_mlflow_connection_errors_count_as_store_outages():
     """The MLflow REST client re-raises a refused connection as a plain MlflowException."""
     import requests

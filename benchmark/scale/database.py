@@ -244,6 +244,25 @@ def _postgres_advisory_lock(url: str):
     return held()
 
 
+def connect_once(url: str) -> None:
+    """Open and close one connection to a server database (PostgreSQL, MySQL); nothing for SQLite
+    (its file is checked by path). Run under ``retry`` before handing a tracking URI to MLflow: MLflow
+    retries a database it cannot open for 100 s on its own, then raises a traceback, whether the
+    server is down (worth waiting for, within fusebench's budget) or the database does not exist
+    (one line at once, retry.PERMANENT_ERRORS)."""
+    import sqlalchemy as sa
+
+    url = normalise_url(url)
+    if url.partition("://")[0].split("+")[0] not in DATABASE_SCHEMES or url.startswith("sqlite"):
+        return
+    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+    try:
+        with engine.connect():
+            pass
+    finally:
+        engine.dispose()
+
+
 def engine_options(url: str) -> dict[str, Any]:
     """SQLite waits up to 60 s for a lock held by another worker; server databases check a
     pooled connection before use, so a restarted server is reconnected to."""
