@@ -70,19 +70,33 @@ def _device(text: str) -> str:
     return _flag(parse_device, "device")(text)
 
 
-def _storage(args) -> str:
+def _storage(args, connect: bool = True) -> str:
     """The Optuna storage URL: ``--storage`` or the default, normalised and checked before anything
-    is opened (scale/database.py)."""
+    is opened (scale/database.py), then (with ``connect``) reached (``_reached``)."""
     from benchmark.scale.database import checked_storage_url
 
-    return checked_storage_url(args.storage, "--storage")
+    url = checked_storage_url(args.storage, "--storage")
+    return _reached(url, "--storage") if connect else url
 
 
-def _tracking_uri(args) -> str:
-    """The MLflow tracking URI: ``--tracking-uri`` or the default, normalised and checked."""
+def _tracking_uri(args, connect: bool = True) -> str:
+    """The MLflow tracking URI: ``--tracking-uri`` or the default, normalised and checked, then (with
+    ``connect``) reached (``_reached``)."""
     from benchmark.scale.database import checked_tracking_uri
 
-    return checked_tracking_uri(args.tracking_uri, "--tracking-uri")
+    uri = checked_tracking_uri(args.tracking_uri, "--tracking-uri")
+    return _reached(uri, "--tracking-uri") if connect else uri
+
+
+def _reached(url: str, flag: str) -> str:
+    """``url`` once a server database in it has answered one connection: a missing database or a
+    refused user is one line naming ``flag`` at once, a server that is down is waited for within the
+    retry budget (for a tracking URI, not MLflow's own 100 s of retries and a traceback)."""
+    from benchmark.scale.database import connect_once, mask_secrets
+    from benchmark.scale.retry import retry
+
+    retry(lambda: connect_once(url), f"{flag}: {mask_secrets(url)}")
+    return url
 
 
 def _strategies(args) -> int:
@@ -159,6 +173,11 @@ def _bench(args) -> int:
     if args.dry_run:
         from benchmark.run.estimate import estimate_seconds
 
+        if args.tracking_uri:  # a dry run opens no store, but a flag that can never work is still refused
+            _tracking_uri(args, connect=False)
+        if args.storage:
+            _storage(args, connect=False)
+
         from benchmark.run.planning import study_units
 
         studies = study_units(config, cells)  # the studies the run will have (shared tuning, folds)
@@ -169,7 +188,9 @@ def _bench(args) -> int:
               f"{config.device} with {args.workers} worker(s): {seconds / 60:.1f} min (rough: features not cached "
               "yet, an otherwise idle machine; see benchmark/run/estimate.py)")
         return 0
-    tracking_uri, storage = _tracking_uri(args), _storage(args)
+    tracking_uri, storage = _tracking_uri(args, connect=False), _storage(args, connect=False)
+    _reached(tracking_uri, "--tracking-uri")  # both checked (above) before waiting on either
+    _reached(storage, "--storage")
     _check_folders(reports=not args.no_report and args.workers > 0)
     print(mask_secrets(f"fusebench bench: profile {config.name}, matrix {config.matrix_id()}, {len(cells)} cells, "
                        f"device {config.device}, workers {args.workers}, tracking {tracking_uri}, optuna {storage}"))
@@ -216,9 +237,13 @@ def _check_folders(reports: bool) -> None:
 def _worker(args) -> int:
     from benchmark.run.coordinator import run_worker, write_worker_summary
 
-    tracking_uri = _tracking_uri(args) if args.tracking_uri else None  # None: the matrix's own
+    tracking_uri = _tracking_uri(args, connect=False) if args.tracking_uri else None  # None: the matrix's own
+    storage = _storage(args, connect=False)
+    if tracking_uri:
+        _reached(tracking_uri, "--tracking-uri")
+    _reached(storage, "--storage")
     _check_folders(reports=False)
-    outcome = run_worker(_storage(args), tracking_uri, args.matrix_id, args.device, search=args.datasets or ())
+    outcome = run_worker(storage, tracking_uri, args.matrix_id, args.device, search=args.datasets or ())
     if args.summary:
         write_worker_summary(outcome, args.summary)
     rss = "n/a" if outcome.peak_rss_mb is None else f"{outcome.peak_rss_mb:.0f} MiB"

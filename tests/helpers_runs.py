@@ -33,6 +33,32 @@ def fusebench(*args: str, env: dict | None = None) -> subprocess.Popen:
                             env={**os.environ, **(env or {})}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
+# Two numeric columns per modality, encoded by `tabular` (no network, no model to load): for tests
+# about stores and processes, the data is as cheap as a bench allows.
+TABULAR_CARD = """name: {name}
+description: two tabular modalities (tests only)
+origin: generated in tests
+licence: CC0
+source: {{local: {{format: csv, data_files: {name}.csv}}}}
+label: y
+split: {{seed: 0, validation: 0.25, test: 0.25}}
+modalities:
+  left: {{columns: [a, b], encoder: tabular}}
+  right: {{columns: [c, d], encoder: tabular}}
+"""
+
+
+def write_tabular_card(folder: Path, name: str) -> Path:
+    """``<name>.csv`` (40 rows, labels yes/no) and its card ``<name>.yaml`` in ``folder``."""
+    rows = ["a,b,c,d,y"] + [f"{i % 3},{(i * 7) % 5},{i % 2},{(i * 3) % 4},{'yes' if i % 2 else 'no'}"
+                            for i in range(40)]
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"{name}.csv").write_text("\n".join(rows) + "\n")
+    path = folder / f"{name}.yaml"
+    path.write_text(TABULAR_CARD.format(name=name))
+    return path
+
+
 def wait_for(predicate, timeout: float, what: str, interval: float = 0.5):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -115,8 +115,8 @@ def test_report_on_a_sqlite_file_that_cannot_be_created(fusebench_home, capsys):
     # /proc exists, and os.access says root may write there, but no file can be created in it.
     assert main(["report", "--tracking-uri", "sqlite:////proc/fusebench-x.db"]) == 2
     [line] = ours(capsys.readouterr().err)
-    assert line.startswith("fusebench: error: --tracking-uri: sqlite:////proc/fusebench-x.db: cannot create a "
-                           "file in folder /proc"), line
+    assert line.startswith("fusebench: error: --tracking-uri: sqlite:////proc/fusebench-x.db: folder /proc is not "
+                           "writable (no file can be created in it)"), line
 
 
 @pytest.mark.parametrize("variable", ["FUSEBENCH_CACHE", "FUSEBENCH_HOME"])

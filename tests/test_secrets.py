@@ -53,8 +53,10 @@ def test_no_password_in_the_output_of_bench_and_status(toy_card, fusebench_home,
 
 def test_the_printed_worker_command_masks_the_password(toy_card, fusebench_home, monkeypatch, capsys):
     from benchmark.run import coordinator
+    from benchmark.scale import database
 
     monkeypatch.setattr(coordinator, "run_bench", lambda config, *a, **k: coordinator.BenchSummary("m-1", 1))
+    monkeypatch.setattr(database, "connect_once", lambda url: None)  # db.example is not reached: no store here
     storage = f"postgresql+psycopg2://alice:{PASSWORD}@db.example/optuna"
     assert main(["bench", "--profile", "smoke", "--datasets", "toy", "--strategies", "concat", "--device", "cpu",
                  "--workers", "0", "--storage", storage, "--tracking-uri", f"https://bob:{PASSWORD}@mlflow.example"]) == 0

@@ -84,6 +84,16 @@ BAD_STORES = [
     (["status", "--storage", "sqlite:///{file}/optuna.db"], "--storage", "does not exist"),
     (["status", "--storage", "journal:{file}/optuna.log"], "--storage", "does not exist"),
     (["bench", "--tracking-uri", "sqlite:///{file}/mlruns.db"], "--tracking-uri", "does not exist"),
+    # /proc: os.access says "writable" to root, yet no file can be created there; MLflow retried
+    # opening such a database for 100 s before the folder was probed for real.
+    (["bench", "--tracking-uri", "sqlite:////proc/mlruns.db"], "--tracking-uri", "folder /proc is not writable"),
+    (["report", "--tracking-uri", "sqlite:////proc/mlruns.db"], "--tracking-uri", "folder /proc is not writable"),
+    (["worker", "--storage", "sqlite:////proc/optuna.db"], "--storage", "folder /proc is not writable"),
+    (["status", "--storage", "journal:/proc/optuna.log"], "--storage", "folder /proc is not writable"),
+    # MLflow 3 raises a traceback on first use of a folder store unless MLFLOW_ALLOW_FILE_STORE is set.
+    (["report", "--tracking-uri", "{home}/mlruns"], "--tracking-uri", "no longer writes to folder stores"),
+    (["bench", "--dry-run", "--storage", "bogus://x"], "--storage", "not a database URL"),
+    (["bench", "--dry-run", "--tracking-uri", "bogus://x"], "--tracking-uri", "unknown tracking URI scheme"),
 ]
 
 
@@ -95,7 +105,8 @@ def test_a_store_that_can_never_work_is_one_line_at_once(argv, flag, expected, t
     monkeypatch.setenv("FUSEBENCH_RETRY_S", "60")
     a_file = fusebench_home / "a_file"
     a_file.write_text("not a folder")
-    argv = [a.format(file=a_file) for a in argv]
+    monkeypatch.delenv("MLFLOW_ALLOW_FILE_STORE", raising=False)
+    argv = [a.format(file=a_file, home=fusebench_home) for a in argv]
     if argv[0] == "bench":
         argv += ["--profile", "smoke", "--datasets", "toy", "--strategies", "concat", "--device", "cpu"]
     started = time.monotonic()
@@ -104,6 +115,43 @@ def test_a_store_that_can_never_work_is_one_line_at_once(argv, flag, expected, t
     lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
     assert len(lines) == 1 and flag in lines[0] and expected in lines[0], lines
     assert not (fusebench_home / "mlruns.db").exists() and not (fusebench_home / "optuna.db").exists()
+
+
+def _read_only(path) -> bool:
+    """Make ``path`` read-only for this user: chmod 444, and for root (whom the mode does not stop)
+    the immutable attribute where the file system has it. False when neither works here."""
+    import subprocess
+
+    path.chmod(0o444)
+    if os.access(path, os.W_OK):
+        subprocess.run(["chattr", "+i", str(path)], capture_output=True, check=False)
+    return not os.access(path, os.W_OK)
+
+
+@pytest.mark.parametrize("flag, name", [("--tracking-uri", "mlruns.db"), ("--storage", "optuna.db")])
+def test_a_read_only_database_file_is_one_line_at_once(flag, name, toy_card, fusebench_home, monkeypatch, capsys):
+    """Issue 21, item 10: a read-only MLflow database gave 120 s of retries and 24 MLflow tracebacks
+    before the error; a read-only Optuna database waited 120 s. Now: one line naming the flag, exit 2."""
+    import subprocess
+
+    monkeypatch.setenv("FUSEBENCH_RETRY_S", "60")
+    database = fusebench_home / "read-only" / name
+    database.parent.mkdir()
+    database.write_bytes(b"")
+    if not _read_only(database):
+        pytest.skip("no way to make a file read-only for this user here (root without chattr)")
+    try:
+        argv = ["bench", "--profile", "smoke", "--datasets", "toy", "--strategies", "concat", "--device", "cpu",
+                flag, f"sqlite:///{database}"]
+        started = time.monotonic()
+        assert main(argv) == 2
+        assert time.monotonic() - started < 30
+        lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+        assert len(lines) == 1 and flag in lines[0] and "not writable" in lines[0], lines
+        assert database.stat().st_size == 0
+    finally:
+        subprocess.run(["chattr", "-i", str(database)], capture_output=True, check=False)
+        database.chmod(0o644)
 
 
 def test_a_database_file_that_cannot_be_written_is_not_retried():
@@ -120,6 +168,47 @@ def test_a_database_file_that_cannot_be_written_is_not_retried():
     with pytest.raises(StoreURLError, match="readonly database.*not retried"):
         retry(read_only, "write sqlite:////data/optuna.db", budget_s=60)
     assert len(calls) == 1
+
+
+@pytest.mark.parametrize("text", ['connection to server at "h" failed: FATAL:  database "optuna" does not exist',
+                                  'connection to server at "h" failed: FATAL:  role "alice" does not exist',
+                                  'FATAL:  password authentication failed for user "alice"'])
+def test_a_missing_database_or_refused_user_is_not_retried(text):
+    """No wait creates a database or a user: one line at once, not the retry budget of an outage."""
+    from sqlalchemy.exc import OperationalError
+
+    from benchmark.scale.database import StoreURLError
+
+    calls = []
+
+    def refused():
+        calls.append(1)
+        raise OperationalError("connect", {}, Exception(text))
+
+    with pytest.raises(StoreURLError, match="not retried") as info:
+        retry(refused, "--storage: postgresql+psycopg2://alice:pw@h/optuna", budget_s=60)
+    assert len(calls) == 1 and "\n" not in str(info.value) and "pw@" not in str(info.value)
+
+
+POSTGRES = os.environ.get("FUSEBENCH_TEST_POSTGRES_URL")
+
+
+@pytest.mark.skipif(not POSTGRES, reason="FUSEBENCH_TEST_POSTGRES_URL not set (.ci/run starts PostgreSQL and sets it)")
+@pytest.mark.parametrize("argv, flag", [(["status", "--storage"], "--storage"), (["worker", "--storage"], "--storage"),
+                                        (["report", "--tracking-uri"], "--tracking-uri"),
+                                        (["ui", "--tracking-uri"], "--tracking-uri")])
+def test_a_postgresql_database_that_does_not_exist_is_one_line_at_once(argv, flag, fusebench_home, monkeypatch, capsys):
+    """Was: the retry budget of an outage for the storage, and for a tracking URI MLflow's own 100 s
+    of retries ending in a traceback."""
+    import sqlalchemy as sa
+
+    monkeypatch.setenv("FUSEBENCH_RETRY_S", "60")
+    missing = sa.engine.make_url(POSTGRES).set(drivername="postgresql", database="fusebench_no_such_db")
+    started = time.monotonic()
+    assert main([*argv, missing.render_as_string(hide_password=False)]) == 2
+    assert time.monotonic() - started < 30
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert len(lines) == 1 and flag in lines[0] and 'database "fusebench_no_such_db" does not exist' in lines[0], lines
 
 
 def test_mlflow_connection_errors_count_as_store_outages():

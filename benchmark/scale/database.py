@@ -4,9 +4,10 @@ Optuna storage itself from a URL, and URL passwords masked in printed lines."""
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import os
 import re
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -68,7 +69,9 @@ def checked_tracking_uri(uri: str | None, what: str = "--tracking-uri") -> str:
         uri = default_tracking_uri()
     uri = normalise_url(uri)
     if uri.partition("://")[0].split("+")[0] in DATABASE_SCHEMES:
-        return _checked_database(uri, what, "sqlite:///PATH, postgresql://..., http(s)://HOST:PORT or a folder")
+        return _checked_database(uri, what, "sqlite:///PATH, postgresql://... or http(s)://HOST:PORT")
+    if _is_folder_uri(uri):
+        return _checked_folder_store(uri, what)
     # MLflow's own table of tracking-store schemes (private, but mlflow is pinned in pyproject.toml).
     from mlflow.tracking._tracking_service.utils import _tracking_store_registry
 
@@ -76,8 +79,33 @@ def checked_tracking_uri(uri: str | None, what: str = "--tracking-uri") -> str:
         _tracking_store_registry.get_store_builder(uri)
     except Exception:  # noqa: BLE001 - MLflow raises its "unsupported URI" exception for an unknown scheme
         known = sorted(s for s in _tracking_store_registry._registry if s)
-        raise StoreURLError(f"{what}: {mask_secrets(uri)}: unknown tracking URI scheme; expected a folder or one "
+        raise StoreURLError(f"{what}: {mask_secrets(uri)}: unknown tracking URI scheme; expected one "
                             f"of {', '.join(f'{s}://' for s in known)}") from None
+    return uri
+
+
+def _is_folder_uri(uri: str) -> bool:
+    """A tracking URI that names a folder (MLflow's file store): a plain path or ``file://``."""
+    from urllib.parse import urlparse
+
+    return urlparse(uri).scheme in ("", "file")
+
+
+def _checked_folder_store(uri: str, what: str) -> str:
+    """A folder tracking store: MLflow 3 refuses it (a traceback on first use) unless
+    $MLFLOW_ALLOW_FILE_STORE is set; then the folder must exist and be writable, or be creatable."""
+    from urllib.parse import urlparse
+
+    from mlflow.environment_variables import MLFLOW_ALLOW_FILE_STORE
+
+    if not MLFLOW_ALLOW_FILE_STORE.get():
+        raise StoreURLError(f"{what}: {uri}: MLflow 3 no longer writes to folder stores; give sqlite:///PATH "
+                            "(or set MLFLOW_ALLOW_FILE_STORE=true to use the folder anyway)")
+    folder = Path(urlparse(uri).path if uri.startswith("file:") else uri).expanduser().absolute()
+    existing = next(p for p in (folder, *folder.parents) if p.exists())
+    problem = (f"{existing} is not a folder" if not existing.is_dir() else _folder_write_problem(existing))
+    if problem:
+        raise StoreURLError(f"{what}: {uri}: {problem}")
     return uri
 
 
@@ -112,19 +140,127 @@ def _check_writable_file(path: Path, what: str, url: str) -> None:
     elif not folder.is_dir():
         problem = f"folder {folder} does not exist"
     else:
-        problem = _cannot_create_in(folder)
+        problem = _folder_write_problem(folder)
     if problem:
         raise StoreURLError(f"{what}: {mask_secrets(url)}: {problem}")
 
 
-def _cannot_create_in(folder: Path) -> str:
-    """Why no file can be created in ``folder`` ("" when one can): a probe file is written and
-    removed, because ``os.access`` says yes to root even where creating fails (under /proc)."""
+def _folder_write_problem(folder: Path) -> str:
+    """'' when a file can be created in ``folder``, else why not. A real probe (a nameless temporary
+    file, gone when closed), not ``os.access``: for root, ``access`` says yes to folders nobody can
+    create files in (``/proc``), and MLflow then retries opening the database for 100 s."""
+    import tempfile
+
+    if not os.access(folder, os.W_OK):
+        return f"folder {folder} is not writable"
     try:
-        with tempfile.TemporaryFile(dir=folder):
-            return ""
-    except OSError as exc:
-        return f"cannot create a file in folder {folder} ({exc.strerror or exc})"
+        with tempfile.TemporaryFile(dir=folder, prefix=".fusebench-probe-"):
+            pass
+    except OSError:
+        return f"folder {folder} is not writable (no file can be created in it)"
+    return ""
+
+
+# (kind, URL) of the stores this process has already created or found (first_use_lock is then a no-op).
+_READY: set[tuple[str, str]] = set()
+
+
+@contextlib.contextmanager
+def first_use_lock(url: str, kind: str):
+    """Held while this process opens a store for the first time, which creates its tables when the
+    store is new: Optuna's, the work queue's, MLflow's (its tables, then some 50 alembic migrations).
+    Two first-ever benches started together raced there ("table studies already exists", alembic's
+    "expected to match one row ... in 'alembic_version'; 0 found"), as neither library guards its
+    own creation across processes (MLflow's store does not take its own file lock on this path). So
+    every process opening a store serialises on a lock of that store: an exclusive ``flock`` on a
+    file next to a SQLite database (released by the kernel when a process dies, so a killed bench
+    never leaves it held), a session advisory lock in a PostgreSQL database (workers on several
+    machines). Other stores (journal files, MLflow servers, MySQL) guard themselves or are left as
+    they are. Taken once per store and process; ``kind`` ("optuna", "queue", "mlflow") tells apart the
+    stores that share one database (the work queue lives in the Optuna database)."""
+    key = (kind, normalise_url(url))
+    if key in _READY:
+        yield
+        return
+    with _sqlite_file_lock(key[1]) or _postgres_advisory_lock(key[1]) or contextlib.nullcontext():
+        yield
+    _READY.add(key)
+
+
+def _sqlite_file_lock(url: str):
+    """An exclusive flock on ``.<name>.create-lock`` beside a SQLite database file; None for other URLs
+    (or where no lock file can be made: the store's own open then names the problem)."""
+    if not url.startswith("sqlite:"):
+        return None
+    import sqlalchemy as sa
+
+    try:
+        database = sa.engine.make_url(url).database
+        import fcntl
+    except Exception:  # noqa: BLE001 - not a URL SQLAlchemy reads, or no fcntl (Windows): no lock
+        return None
+    if database in (None, "", ":memory:") or database.startswith("file:"):
+        return None
+    path = Path(database)
+    try:
+        handle = open(path.parent / f".{path.name}.create-lock", "a")
+    except OSError:
+        return None
+
+    @contextlib.contextmanager
+    def held():
+        with handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    return held()
+
+
+def _postgres_advisory_lock(url: str):
+    """A session advisory lock (one fixed key) in the PostgreSQL database of ``url``; None for other
+    URLs. An unreachable server raises OperationalError here, which the callers' retry rides out."""
+    if not url.startswith("postgresql"):
+        return None
+    import sqlalchemy as sa
+
+    lock_key = int.from_bytes(hashlib.sha256(b"fusebench: create store tables").digest()[:8], "big", signed=True)
+
+    @contextlib.contextmanager
+    def held():
+        engine = sa.create_engine(url, poolclass=sa.pool.NullPool, isolation_level="AUTOCOMMIT")
+        try:
+            with engine.connect() as connection:
+                connection.execute(sa.text("SELECT pg_advisory_lock(:key)"), {"key": lock_key})
+                try:
+                    yield
+                finally:
+                    connection.execute(sa.text("SELECT pg_advisory_unlock(:key)"), {"key": lock_key})
+        finally:
+            engine.dispose()
+
+    return held()
+
+
+def connect_once(url: str) -> None:
+    """Open and close one connection to a server database (PostgreSQL, MySQL); nothing for SQLite
+    (its file is checked by path). Run under ``retry`` before handing a tracking URI to MLflow: MLflow
+    retries a database it cannot open for 100 s on its own, then raises a traceback, whether the
+    server is down (worth waiting for, within fusebench's budget) or the database does not exist
+    (one line at once, retry.PERMANENT_ERRORS)."""
+    import sqlalchemy as sa
+
+    url = normalise_url(url)
+    if url.partition("://")[0].split("+")[0] not in DATABASE_SCHEMES or url.startswith("sqlite"):
+        return
+    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+    try:
+        with engine.connect():
+            pass
+    finally:
+        engine.dispose()
 
 
 def engine_options(url: str) -> dict[str, Any]:
@@ -146,7 +282,8 @@ def open_storage(url: str):
         from optuna.storages.journal import JournalFileBackend
 
         return JournalStorage(JournalFileBackend(url[len("journal:"):]))
-    storage = optuna.storages.RDBStorage(url, engine_kwargs=engine_options(url))
+    with first_use_lock(url, "optuna"):  # creates Optuna's tables in a new database: one process at a time
+        storage = optuna.storages.RDBStorage(url, engine_kwargs=engine_options(url))
     fast_sqlite_commits(storage.engine)
     return storage
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import os
 import random
+import re
 import time
 from typing import Callable, TypeVar
 
@@ -17,9 +18,11 @@ T = TypeVar("T")
 LOG = logging.getLogger("fusebench.store")
 
 
-# Database errors that no wait cures (a SQLite file that cannot be opened or written): not retried,
-# one line at once (StoreURLError).
-PERMANENT_ERRORS = ("unable to open database file", "readonly database")
+# Database errors that no wait cures: not retried, one line at once (StoreURLError). A SQLite file that
+# cannot be opened or written; a PostgreSQL database or user that does not exist, or credentials the
+# server refuses (libpq gives these no SQLSTATE at connection time, so their text is matched).
+PERMANENT_ERRORS = re.compile(r"unable to open database file|readonly database|(database|role) \"[^\"]*\" does not "
+                              r"exist|password authentication failed|no pg_hba\.conf entry")
 
 
 class StoreUnavailable(RuntimeError):
@@ -55,8 +58,7 @@ def is_store_outage(exc: BaseException) -> bool:
 
 def is_permanent_store_error(exc: BaseException) -> bool:
     """True when ``exc`` (or an error in its chain) is one of PERMANENT_ERRORS."""
-    return any(isinstance(e, OperationalError) and any(text in str(e) for text in PERMANENT_ERRORS)
-               for e in _chain(exc))
+    return any(isinstance(e, OperationalError) and PERMANENT_ERRORS.search(str(e)) for e in _chain(exc))
 
 
 def _chain(exc: BaseException | None):
@@ -85,7 +87,8 @@ def retry(action: Callable[[], T], what: str, budget_s: float | None = None, fir
         except Exception as exc:  # noqa: BLE001 - only outages are retried; everything else is re-raised
             if is_permanent_store_error(exc):
                 reason = next(str(getattr(e, "orig", None) or e) for e in _chain(exc) if isinstance(e, OperationalError))
-                raise StoreURLError(mask_secrets(f"{what}: {reason} (a file that cannot be written: not retried)")) from exc
+                reason = " ".join(reason.replace("FATAL:", "").split())  # libpq's text spans lines
+                raise StoreURLError(mask_secrets(f"{what}: {reason} (no wait cures this: not retried)")) from exc
             if not is_store_outage(exc):
                 raise
             if not warned:

@@ -29,10 +29,12 @@ MLFLOW_CLIENT_RETRY_DEFAULTS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_
 def _client(tracking_uri: str):
     from mlflow.tracking import MlflowClient
 
+    from benchmark.scale.database import first_use_lock
+
     for name, value in MLFLOW_CLIENT_RETRY_DEFAULTS.items():
         os.environ.setdefault(name, value)
-
-    return MlflowClient(tracking_uri=tracking_uri)
+    with first_use_lock(tracking_uri, "mlflow"):  # the client opens the store: a new database's tables and migrations
+        return MlflowClient(tracking_uri=tracking_uri)
 
 
 def experiment_id(tracking_uri: str, name: str = EXPERIMENT) -> str:

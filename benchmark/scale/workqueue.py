@@ -22,7 +22,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
 from benchmark import paths
-from benchmark.scale.database import engine_options, fast_sqlite_commits, mask_secrets, normalise_url
+from benchmark.scale.database import engine_options, fast_sqlite_commits, first_use_lock, mask_secrets, normalise_url
 from benchmark.scale.retry import StoreUnavailable, retry, retry_budget
 
 METADATA = sa.MetaData()
@@ -75,8 +75,11 @@ class WorkQueue:
     def __post_init__(self) -> None:
         self.engine = sa.create_engine(self.url, **engine_options(self.url))
         fast_sqlite_commits(self.engine)
-        retry(lambda: METADATA.create_all(self.engine), f"create work tables in {mask_secrets(self.url)}",
-              self.retry_budget_s)
+        retry(self._create_tables, f"create work tables in {mask_secrets(self.url)}", self.retry_budget_s)
+
+    def _create_tables(self) -> None:
+        with first_use_lock(self.url, "queue"):  # two first-ever benches: one creates the tables, the other finds them
+            METADATA.create_all(self.engine)
 
     def _run(self, what: str, fn):
         def action():
