@@ -71,6 +71,7 @@ def run(profile: str = "default", *, tracking_uri: str | None = None, storage: s
     from benchmark.quiet import configure
     from benchmark.run.coordinator import finish_bench, run_bench
     from benchmark.scale.database import checked_storage_url
+    from benchmark.scale.retry import reached
 
     if not isinstance(workers, int) or isinstance(workers, bool) or workers < 0:
         raise ProfileError(f"api.run(): workers: expected an integer >= 0, got {workers!r}")
@@ -78,6 +79,8 @@ def run(profile: str = "default", *, tracking_uri: str | None = None, storage: s
     config = matrix_config(profile, **overrides)
     tracking_uri = _tracking(tracking_uri)
     storage = checked_storage_url(storage, "storage")
+    reached(tracking_uri, "tracking_uri")  # a missing server database: one line at once, not MLflow's retries
+    reached(storage, "storage")
     summary = run_bench(config, tracking_uri, storage, workers=workers, log=log, retry_failed=retry_failed)
     if workers > 0:
         # the report's full text is for the terminal; here only the one-line messages are shown

@@ -89,14 +89,9 @@ def _tracking_uri(args, connect: bool = True) -> str:
 
 
 def _reached(url: str, flag: str) -> str:
-    """``url`` once a server database in it has answered one connection: a missing database or a
-    refused user is one line naming ``flag`` at once, a server that is down is waited for within the
-    retry budget (for a tracking URI, not MLflow's own 100 s of retries and a traceback)."""
-    from benchmark.scale.database import connect_once, mask_secrets
-    from benchmark.scale.retry import retry
+    from benchmark.scale.retry import reached
 
-    retry(lambda: connect_once(url), f"{flag}: {mask_secrets(url)}")
-    return url
+    return reached(url, flag)
 
 
 def _strategies(args) -> int:

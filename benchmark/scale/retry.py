@@ -103,3 +103,14 @@ def retry(action: Callable[[], T], what: str, budget_s: float | None = None, fir
             # so "unreachable for N s" is true whatever the jitter drew.
             time.sleep(min(wait * (0.5 + random.random()), remaining))
             wait = min(wait * 2, 15.0)
+
+
+def reached(url: str, what: str) -> str:
+    """``url`` once a server database in it has answered one connection (database.connect_once): a
+    missing database or a refused user is one line naming ``what`` (a flag, an API argument) at once;
+    a server that is down is waited for within the retry budget (for a tracking URI, instead of
+    MLflow's own 100 s of retries and a traceback). The CLI and the Python API both use it."""
+    from benchmark.scale.database import connect_once
+
+    retry(lambda: connect_once(url), f"{what}: {mask_secrets(url)}")
+    return url
