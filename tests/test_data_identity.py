@@ -218,3 +218,27 @@ def test_a_plugin_helper_module_outside_its_package_is_part_of_its_identity(tmp_
     assert fingerprint() == first
     helper.write_text(HELPER_V2)
     assert fingerprint() != first
+
+
+def test_files_that_rows_name_by_path_are_part_of_the_identity(fusebench_home):
+    """An image column of file names: rewriting one image behind the unchanged table changes the
+    identity; the table and its images moved together (relative paths) do not."""
+    from PIL import Image
+
+    cards = fusebench_home / "cards"
+    (cards / "pics").mkdir()
+    for i in range(4):
+        Image.new("RGB", (8, 8), (i * 40, 0, 0)).save(cards / "pics" / f"{i}.png")
+    (cards / "pics.csv").write_text("y,img,t\n" + "".join(f"{i % 2},pics/{i}.png,word {i}\n" for i in range(4)))
+    card = cards / "pics.yaml"
+    card.write_text("name: pics\nsource: {local: {format: csv, data_files: pics.csv}}\nlabel: y\n"
+                    "modalities:\n  image: {column: img, encoder: efficientnet_lite0}\n"
+                    "  text: {column: t, encoder: minilm}\n")
+    first = data_fingerprint(load_card(card))
+    assert "referenced_files" in first
+    Image.new("RGB", (8, 8), (0, 255, 0)).save(cards / "pics" / "2.png")  # one picture redrawn
+    second = data_fingerprint(load_card(card))
+    assert second != first
+    moved = fusebench_home / "moved"
+    cards.rename(moved)
+    assert data_fingerprint(load_card(moved / "pics.yaml")) == second

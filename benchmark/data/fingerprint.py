@@ -13,8 +13,9 @@
   is one already; a branch or tag is resolved through the hub, and stays ``unresolved:<name>``
   when the hub cannot be reached, so the identity changes once it can).
 
-Files that rows name by path (an image column of file names) are not hashed here: they are
-read only when encoding. Rewrite such a file under a new name to have its cells run again.
+- **Files rows name by path** (an image or audio column of file names in a CSV, JSON or Parquet
+  file): the content of each named file with a media suffix (:data:`MEDIA_SUFFIXES`), read from
+  the modalities' columns, so rewriting an image behind an unchanged table re-runs its cells too.
 """
 
 from __future__ import annotations
@@ -161,6 +162,69 @@ def hub_revision(hub_id: str, revision: str) -> str:
     return _resolved[key]
 
 
+# ------------------------------------------------------------------ files rows name by path
+
+
+# Suffixes of the image and audio files a column may name (benchmark/features/media.py reads them).
+MEDIA_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".gif", ".bmp", ".webp", ".tif", ".tiff", ".svg",
+                            ".wav", ".flac", ".ogg", ".mp3", ".m4a", ".opus"})
+TABLE_FORMATS = ("csv", "json", "parquet")  # formats whose columns are read here with pandas
+
+
+def _named_path(value: Any) -> str | None:
+    """The file a cell names (a path string, or a ``{path}`` struct without bytes), if it has a
+    media suffix."""
+    if isinstance(value, dict) and not value.get("bytes"):
+        value = value.get("path")
+    if not isinstance(value, str) or len(value) > 4096 or "\n" in value:
+        return None
+    return value if os.path.splitext(value.strip())[1].lower() in MEDIA_SUFFIXES else None
+
+
+def _table_files(card: DatasetCard) -> list[Path]:
+    data_files = card.source["local"].get("data_files")
+    values = list(data_files.values()) if isinstance(data_files, dict) else (
+        data_files if isinstance(data_files, list) else [data_files] if data_files else [])
+    return [f for v in values if isinstance(v, str) for _, f in _files_of(resolve_local(card, v))]
+
+
+def _read_columns(path: Path, fmt: str, columns: list[str]):
+    import pandas as pd
+
+    if fmt == "csv":
+        return pd.read_csv(path, usecols=lambda c: c in columns, dtype=str, keep_default_na=False)
+    if fmt == "parquet":
+        import pyarrow.parquet as pq
+
+        present = [c for c in columns if c in pq.ParquetFile(path).schema_arrow.names]
+        return pd.read_parquet(path, columns=present)
+    frame = pd.read_json(path, lines=path.suffix in (".jsonl", ".ndjson"), dtype=False)
+    return frame[[c for c in columns if c in frame.columns]]
+
+
+def referenced_files(card: DatasetCard, cache: DigestCache) -> str | None:
+    """Fingerprint of the media files the modalities' columns name by path (relative paths resolve
+    against the card's folder, as when encoding); None when the card's format is not a table read
+    here or no cell names a file. A table that cannot be read here gives None: loading it names
+    the problem."""
+    fmt = card.source["local"].get("format")
+    if fmt not in TABLE_FORMATS:
+        return None
+    columns = sorted({m.column for m in card.modalities if m.column} - {card.label})
+    named: set[str] = set()
+    for path in _table_files(card):
+        try:
+            frame = _read_columns(path, fmt, columns)
+        except Exception:  # noqa: BLE001 - unreadable or not a table: loading reports it, in one line
+            return None
+        for column in frame.columns:
+            named.update(p for p in map(_named_path, frame[column].tolist()) if p)
+    if not named:
+        return None
+    listing = [[p, content_digest(resolve_local(card, p), cache)] for p in sorted(named)]
+    return hashlib.sha256(json.dumps(listing).encode()).hexdigest()
+
+
 # ---------------------------------------------------------------------------------- the card
 
 
@@ -176,7 +240,11 @@ def data_fingerprint(card: DatasetCard, cache: DigestCache | None = None) -> dic
         return {"hub": {**hub, "revision": hub_revision(hub["id"], hub["revision"])}}
     cache = cache or shared_digests()
     try:
-        return {"local": local_content(card, cache)}
+        content: dict[str, Any] = {"local": local_content(card, cache)}
+        files = referenced_files(card, cache)
+        if files is not None:
+            content["referenced_files"] = files
+        return content
     finally:
         cache.save()
 
