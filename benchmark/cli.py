@@ -419,7 +419,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the epoch cap (training stops earlier on a validation plateau)")
     p.add_argument("--patience", type=_override("patience", read_integer),
                    help="epochs without a better validation score before training stops")
-    p.add_argument("--batch-size", type=_override("batch_size", read_integer), dest="batch_size")
+    p.add_argument("--batch-size", type=_override("batch_size", read_integer), dest="batch_size",
+                   help="training batch size (>= 1; overrides the profile's `batch_size`)")
     p.add_argument("--device", type=_device, default="auto",
                    help="auto, cpu, cuda, cuda:1 ... (default auto: cuda when available)")
     p.add_argument("--amp", type=_override("amp"), metavar="{" + ",".join(AMP_MODES) + "}",
@@ -478,7 +479,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("perf", help="benchmarks that print figures: loop overhead, phase times, worker speed-up, "
                                     "budget regret, scaling with dataset size, audio encoders on real speech")
-    p.add_argument("what", choices=("loop", "phases", "workers", "budget", "scale", "audio", "fidelity"))
+    p.add_argument("what", choices=("loop", "phases", "workers", "budget", "scale", "audio", "fidelity"),
+                   help="which benchmark: loop (ms per training step vs a bare PyTorch loop), phases (wall time "
+                        "per bench phase), workers (speed-up of N workers over 1), budget (budget regret), scale "
+                        "(time and memory per training-set size), audio (linear probe of the audio encoders on "
+                        "real speech), fidelity (the profile's verdict against the reference protocol's)")
     p.add_argument("--encoders", type=names, default=("mfcc", "log_mel", "aisfx"),
                    help="(audio) comma-separated audio encoders to probe (default: mfcc,log_mel,aisfx)")
     p.add_argument("--strategy", action="append",
@@ -515,8 +520,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("ui", help="print the address of the fusebench runs page and start the MLflow UI")
     p.add_argument("--tracking-uri", help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI or sqlite:///mlruns.db)")
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=_count(1), default=5000)
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address the MLflow UI binds and the printed address names (default 127.0.0.1)")
+    p.add_argument("--port", type=_count(1), default=5000, help="port of the MLflow UI (default 5000)")
     p.add_argument("--print-url", action="store_true", dest="print_url", help="print the runs-page address only")
     p.add_argument("--screenshot", metavar="PNG", nargs="?", const="",
                    help="check the UI in a browser: start `mlflow ui` on a free port, load the runs page in headless "
@@ -524,7 +530,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_ui)
 
     p = sub.add_parser("cache", help="list or clear the feature cache")
-    p.add_argument("action", choices=("list", "clear"))
+    p.add_argument("action", choices=("list", "clear"),
+                   help="list: each cached entry (key, size, dataset/split/modality, encoder) and the total; "
+                        "clear: delete every cached entry")
     p.set_defaults(func=_cache)
     return parser
 

@@ -154,7 +154,7 @@ def test_same_numbers_with_one_or_two_workers_and_a_monotone_counter(toy_card, f
     seeds its own streams and a study's trials run in slot order. With two workers the coordinator
     prints one matrix-wide counter that never decreases and ends at the total. (Stacked seeds equal
     one-by-one training up to rounding for dropout-free models: tests/test_stacked_training.py; with
-    in-model dropout their masks are drawn per stack, README "Training protocol".)"""
+    in-model dropout their masks are drawn per stack, docs/protocol.md, "Training protocol".)"""
     from benchmark.cli import main
 
     args = ["bench", "--profile", "smoke", "--datasets", "toy", "--trials", "2", "--epochs", "4", "--seeds", "0,1",

@@ -32,7 +32,7 @@ README = REPO / "README.md"
 def readme_example() -> str:
     """The first ```python block of the README's "Python API" section."""
     text = README.read_text(encoding="utf-8")
-    section = text[text.index("### Python API"):]
+    section = text[text.index("## Python API"):]
     return re.search(r"```python\n(.*?)```", section, re.S).group(1)
 
 

@@ -1,4 +1,4 @@
-"""The "Your own dataset" card in README.md, run exactly as written on generated data."""
+"""The dataset card example in README.md ("A dataset card"), run exactly as written on generated data."""
 
 from __future__ import annotations
 

@@ -23,7 +23,7 @@ def test_card_rows_reads_the_size_note():
 
 def test_estimate_counts_every_overhead_and_grows_with_the_work(toy_card, fusebench_home):
     """Every overhead is counted and more work is estimated to take longer. How close the estimate is
-    to a real run is a measurement, not a timed test (README, "Performance": `bench --dry-run` against
+    to a real run is a measurement, not a timed test (docs/performance.md: `bench --dry-run` against
     the smoke bench)."""
     config = _matrix_config(build_parser().parse_args(ARGS))
     cells = plan_cells(config)

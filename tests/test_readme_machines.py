@@ -1,9 +1,10 @@
-"""The README's multi-machine commands, run as written (issue 21, item 5) against the PostgreSQL that
-`.ci/run` starts (FUSEBENCH_TEST_POSTGRES_URL; skipped without it): an MLflow tracking server backed
-by PostgreSQL, `bench --workers 0`, one `worker`, `status` and `report`, each a subprocess of its own
-in a fresh FUSEBENCH_HOME. Only the placeholders are replaced: user, password, host and port of the
-database, two fresh database names, the server's host, port and bucket, and `PROFILE` (a one-cell
-profile on a tiny tabular dataset, so that it runs in about a minute)."""
+"""The multi-machine commands of docs/several-machines.md (the README's until issue 22), run as written
+(issue 21, item 5) against the PostgreSQL that `.ci/run` starts (FUSEBENCH_TEST_POSTGRES_URL; skipped
+without it): an MLflow tracking server backed by PostgreSQL, `bench --workers 0`, one `worker`,
+`status` and `report`, each a subprocess of its own in a fresh FUSEBENCH_HOME. Only the placeholders
+are replaced: user, password, host and port of the database, two fresh database names, the server's
+host, port and bucket, and `PROFILE` (a one-cell profile on a tiny tabular dataset, so that it runs
+in about a minute)."""
 
 from __future__ import annotations
 
@@ -23,15 +24,16 @@ import pytest
 from tests.helpers_runs import REPO, free_port, wait_for, write_tabular_card
 
 MARK = "<!-- ci: multi-machine -->"
+DOCUMENT = REPO / "docs" / "several-machines.md"
 POSTGRES = os.environ.get("FUSEBENCH_TEST_POSTGRES_URL")
 
 
-def readme_block() -> list[str]:
-    """The lines of the fenced block that follows MARK in README.md."""
-    text = (REPO / "README.md").read_text()
-    assert text.count(MARK) == 1, f"README.md must hold {MARK} exactly once, before the multi-machine block"
+def documented_block() -> list[str]:
+    """The lines of the fenced block that follows MARK in docs/several-machines.md."""
+    text = DOCUMENT.read_text(encoding="utf-8")
+    assert text.count(MARK) == 1, f"{DOCUMENT.name} must hold {MARK} exactly once, before the multi-machine block"
     match = re.search(re.escape(MARK) + r"\s*```(?:bash|sh)?\n(.*?)```", text, re.S)
-    assert match, f"no fenced code block right after {MARK} in README.md"
+    assert match, f"no fenced code block right after {MARK} in {DOCUMENT.name}"
     return match.group(1).splitlines()
 
 
@@ -48,9 +50,9 @@ def commands_and_variables(block: list[str]) -> tuple[list[str], dict[str, str]]
     return commands, variables
 
 
-def test_the_readme_block_is_found_and_holds_the_five_steps():
+def test_the_documented_block_is_found_and_holds_the_five_steps():
     """Runs without PostgreSQL too: the block the CI test runs is there and has the commands it expects."""
-    commands, variables = commands_and_variables(readme_block())
+    commands, variables = commands_and_variables(documented_block())
     assert list(variables) == ["PROFILE"]
     assert [" ".join(c.split()[:2]) for c in commands] == [
         "mlflow server", "fusebench bench", "fusebench worker", "fusebench status", "fusebench report"]
@@ -69,7 +71,7 @@ def _fresh_database(base_url: str) -> str:
 
 
 def placeholders(tmp_path: Path, port: int) -> dict[str, str]:
-    """README placeholder -> this test's value."""
+    """Documented placeholder -> this test's value."""
     import sqlalchemy as sa
 
     url = sa.engine.make_url(POSTGRES)
@@ -104,13 +106,13 @@ batch_size: 16
 
 @pytest.mark.slow
 @pytest.mark.skipif(not POSTGRES, reason="FUSEBENCH_TEST_POSTGRES_URL not set (.ci/run starts PostgreSQL and sets it)")
-def test_the_readme_multi_machine_commands_run_as_written(tmp_path):
-    commands, variables = commands_and_variables(readme_block())
+def test_the_documented_multi_machine_commands_run_as_written(tmp_path):
+    commands, variables = commands_and_variables(documented_block())
     port = free_port()
     values = placeholders(tmp_path, port)
     text = "\n".join(commands)
     missing = [p for p in values if p not in text]
-    assert not missing, f"README placeholders this test replaces are gone: {missing}; update the test with them"
+    assert not missing, f"documented placeholders this test replaces are gone: {missing}; update the test with them"
     cards = tmp_path / "cards"
     write_tabular_card(cards, "tiny")
     profile = tmp_path / "tiny-profile.yaml"
@@ -133,7 +135,7 @@ def test_the_readme_multi_machine_commands_run_as_written(tmp_path):
                 return urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2).status == 200
             return False
 
-        wait_for(healthy, timeout=180, what="the README's mlflow server")
+        wait_for(healthy, timeout=180, what="the documented mlflow server")
         outputs = []
         for step in steps:
             done = subprocess.run(["bash", "-c", step], cwd=REPO, env=env, capture_output=True, text=True, timeout=300)

@@ -54,7 +54,7 @@ def test_worker_exits_with_clear_error_when_database_unreachable(tmp_path, monke
 
 @pytest.mark.parametrize("command", ["bench", "status", "worker"])
 def test_a_bare_postgresql_url_uses_psycopg2(command, toy_card, fusebench_home, monkeypatch, capsys):
-    """Issue 21, item 5: `postgresql://` as the README writes it reaches the retry path (an
+    """Issue 21, item 5: `postgresql://` as docs/several-machines.md writes it reaches the retry path (an
     unreachable server here), not ModuleNotFoundError: No module named 'psycopg'."""
     monkeypatch.setenv("FUSEBENCH_RETRY_S", "1")
     argv = [command, "--storage", f"postgresql://user:pw@127.0.0.1:{_closed_port()}/optuna"]
