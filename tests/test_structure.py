@@ -21,6 +21,7 @@ PACKAGES = ("benchmark", "strategies")
 # on a higher layer; rooms on one layer are independent (neither imports the other).
 LAYERS = (
     ("benchmark.cli", "benchmark.api"),  # the two entry points
+    ("benchmark.perf",),  # developer benchmarks behind `fusebench perf`: they drive run/ and train/
     ("benchmark.run",),
     ("benchmark.train",),
     ("benchmark.features",),
