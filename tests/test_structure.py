@@ -142,6 +142,16 @@ def test_the_import_graph_is_read():
     assert "strategies.registry" in graph["strategies"]
 
 
+def test_no_strategy_imports_the_package_that_discovers_it():
+    """`strategies/__init__` imports every strategy module (discover()); a strategy imports its
+    decorator from strategies.registration, so no module of the zoo imports the package back."""
+    graph = _graph()
+    zoo = [name for name in graph if name.startswith("strategies.")]
+    assert "strategies.early" in zoo and "strategies.registration" in graph["strategies.early"]
+    back = sorted(name for name in zoo if "strategies" in graph[name])
+    assert not back, f"strategy modules importing the `strategies` package (import from strategies.registration): {back}"
+
+
 def test_no_import_cycle_between_modules():
     cycle = _find_cycle(_graph())
     assert cycle is None, "import cycle: " + " -> ".join(cycle)
