@@ -49,12 +49,6 @@ class CellBudget:
                            patience_ratio=self.patience_ratio, **training)
 
 
-def run_cell(cell: Cell, features: FeatureSet, splits, study, config: CellBudget, metric: str = "accuracy",
-             progress: Callable[[str], None] = lambda _: None) -> RunResult:
-    """One cell: ``run_cells`` with a single seed."""
-    return run_cells([cell], features, splits, study, config, metric, progress)[0]
-
-
 def run_cells(cells: list[Cell], features: FeatureSet, splits, study, config: CellBudget, metric: str = "accuracy",
               progress: Callable[[str], None] = lambda _: None, log: Callable[[str], None] = lambda _: None,
               stack: bool = True) -> list[RunResult]:

@@ -90,10 +90,6 @@ class Evaluation:
         """The missing-rate curve in ``metric``: rate -> score."""
         return {rate: scores[metric] for rate, scores in self.missing_scores.items()}
 
-    def subset_in(self, metric: str) -> dict[str, float]:
-        """Scores per modality subset in ``metric``: "image+text" -> score."""
-        return {subset: scores[metric] for subset, scores in self.subset_scores.items()}
-
     # The multiclass names, kept for their readers (NaN / empty where the task has no accuracy).
     @property
     def accuracy(self) -> float:
@@ -188,12 +184,6 @@ def macro_f1(pred: torch.Tensor, labels: torch.Tensor) -> float:
 
 
 SCORES = {"accuracy": accuracy, "macro_f1": macro_f1}
-
-
-def full_accuracy(model, split: SplitTensors, modalities: list[str]) -> float:
-    """Accuracy with every modality present."""
-    present = subset_presence(len(split), modalities, tuple(modalities), split.labels.device)
-    return accuracy(predict(model, split, modalities, present), split.labels)
 
 
 def full_score(model, split: SplitTensors, modalities: list[str], metric: str, task: Task = MULTICLASS) -> float:
