@@ -340,13 +340,13 @@ def _cache(args) -> int:
 
 
 def _perf(args) -> int:
-    from benchmark.run.perf import main as perf_main
+    from benchmark.perf.commands import main as perf_main
 
     import shlex
 
     args.bench_args = shlex.split(args.bench_args)
     if args.what == "scale":
-        from benchmark.run.scale_check import parse_rows
+        from benchmark.perf.scale_check import parse_rows
         from strategies import get_strategy
 
         try:

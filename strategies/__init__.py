@@ -1,6 +1,7 @@
-"""The strategy registry. Every module in this package is imported on first use, so a
-new strategy is one file and one decorator. Third-party strategies come from a plugin
-file (``--plugin my_fusion.py``) or the ``fusebench.strategies`` entry-point group.
+"""The strategy zoo's discovery. Every module in this package is imported on first use, so a
+new strategy is one file and one decorator (``@register_strategy``, from ``strategies.registration``,
+the module that holds the registry). Third-party strategies come from a plugin file
+(``--plugin my_fusion.py``) or the ``fusebench.strategies`` entry-point group.
 
 Importing this package does not import torch (``strategies.registry`` is used where torch
 is not installed, e.g. to rebuild a report): the strategy modules load on first use."""
@@ -16,34 +17,16 @@ from pathlib import Path
 
 from typing import TYPE_CHECKING
 
+from strategies.registration import STRATEGIES, register_strategy  # re-exported: plugins import them from here
 from strategies.registry import Registry
 
 if TYPE_CHECKING:
-    from strategies.base import AuxiliaryLogits, FusionStrategy
+    from strategies.base import FusionStrategy
 
-STRATEGIES: Registry[type["FusionStrategy"]] = Registry("strategy")
 ENTRY_POINT_GROUP = "fusebench.strategies"
-_INFRASTRUCTURE = {"base", "positions", "registry", "search_space"}
+# Modules of this package that hold no strategy, so discover() does not import them as strategies.
+_INFRASTRUCTURE = {"base", "positions", "registration", "registry", "search_space"}
 _discovered = False
-
-
-def register_strategy(name: str):
-    """Class decorator: ``@register_strategy("harmonic")`` adds a FusionStrategy subclass."""
-
-    def decorator(cls: type[FusionStrategy]) -> type[FusionStrategy]:
-        from strategies.base import FAMILIES, FusionStrategy
-
-        if not (isinstance(cls, type) and issubclass(cls, FusionStrategy)):
-            raise TypeError(f"@register_strategy({name!r}) must decorate a FusionStrategy subclass, got {cls!r}")
-        if cls.family not in FAMILIES:
-            raise ValueError(f"strategy {name!r} has family {cls.family!r}; expected one of {FAMILIES}")
-        if not cls.description or not cls.paper:
-            raise ValueError(f"strategy {name!r} must set a one-line `description` and the `paper` it comes from")
-        STRATEGIES.add(name, cls)
-        cls.name = name
-        return cls
-
-    return decorator
 
 
 def discover() -> Registry[type[FusionStrategy]]:

@@ -5,10 +5,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from strategies import register_strategy
 from strategies.base import FusionStrategy, key_padding, masked_mean, masked_softmax, mlp, pool_tokens, zero_absent
 from strategies.fused_attention import MaskedAttention, SelfAttentionLayer
 from strategies.positions import add_positions
+from strategies.registration import register_strategy
 from strategies.search_space import Categorical, FloatParam, IntParam
 
 # Search space shared by the token-attention strategies with one attention width and heads.

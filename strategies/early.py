@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from strategies import register_strategy
 from strategies.base import FusionStrategy, mlp, zero_absent
+from strategies.registration import register_strategy
 
 
 @register_strategy("concat")

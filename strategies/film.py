@@ -5,8 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from strategies import register_strategy
 from strategies.base import FusionStrategy, masked_mean, mlp, zero_absent
+from strategies.registration import register_strategy
 
 
 @register_strategy("film")

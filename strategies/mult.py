@@ -5,10 +5,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from strategies import register_strategy
 from strategies.attention import project_tokens
 from strategies.base import FusionStrategy, masked_mean, mlp, pool_tokens
 from strategies.fused_attention import MaskedAttention, SelfAttentionLayer
+from strategies.registration import register_strategy
 from strategies.search_space import Categorical, FloatParam
 
 

@@ -7,8 +7,8 @@ import math
 import torch
 from torch import nn
 
-from strategies import register_strategy
 from strategies.base import FusionStrategy, mlp, zero_absent
+from strategies.registration import register_strategy
 from strategies.search_space import FloatParam, IntParam
 
 

@@ -125,7 +125,7 @@ def test_the_token_budget_pools_a_grid_in_2d_and_sequences_by_windows():
 
 
 def test_fidelity_figures_from_scores():
-    from benchmark.run.fidelity import StrategyScore, compare
+    from benchmark.perf.fidelity import StrategyScore, compare
 
     ours = {"a": StrategyScore(0.90, 0.01, False), "b": StrategyScore(0.85, 0.01, False),
             "c": StrategyScore(0.95, 0.01, True)}  # c is marked: never a winner

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from benchmark.run.audio_probe import probe, spoken_digits
+from benchmark.perf.audio_probe import probe, spoken_digits
 
 
 def test_spoken_digits_are_the_math_stamps_named_digit_voice():

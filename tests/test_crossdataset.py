@@ -14,9 +14,10 @@ from benchmark.reporting.analysis import analyse
 from benchmark.reporting.cd_diagram import nemenyi_groups
 from benchmark.reporting.crossdataset import cross_dataset, verdict_items
 from benchmark.reporting.fetch import fetch_matrix
-from benchmark.reporting.stats import (friedman, friedman_from_ranks, holm, nemenyi_cd, paired_ttest,
+from benchmark.reporting.stats import (friedman, holm, iman_davenport, nemenyi_cd, paired_ttest,
                                        smallest_wilcoxon_p, wilcoxon_p)
 from benchmark.scale.tracking import MatrixTracker
+from tests.helpers_stats import friedman_chi2_from_ranks
 
 MATRIX = "cross-matrix"
 
@@ -33,8 +34,9 @@ def test_holm_by_hand():
 def test_friedman_and_cd_match_demsar_2006():
     # Demsar (2006), section 3.2.2: 4 classifiers on 14 data sets, average ranks 3.143, 2.000, 2.893, 1.964
     # -> chi2_F = 9.28, F_F = 3.69; q_0.05 = 2.569 for k = 4 -> CD = 2.569 sqrt(4*5 / (6*14)) = 1.25
-    chi2, f = friedman_from_ranks([3.143, 2.000, 2.893, 1.964], 14)
-    assert chi2 == pytest.approx(9.28, abs=0.01) and f == pytest.approx(3.69, abs=0.01)
+    chi2 = friedman_chi2_from_ranks([3.143, 2.000, 2.893, 1.964], 14)
+    assert chi2 == pytest.approx(9.28, abs=0.01) and iman_davenport(chi2, 14, 4) == pytest.approx(3.69, abs=0.01)
+    assert iman_davenport(14 * 3, 14, 4) == math.inf  # the same order on all 14 datasets: chi2 = N (k - 1)
     assert nemenyi_cd(4, 14) == pytest.approx(1.25, abs=0.005)
     assert nemenyi_cd(4, 14) / math.sqrt(4 * 5 / (6 * 14)) == pytest.approx(2.569, abs=0.001)
 

@@ -64,7 +64,7 @@ def _trainable_features(n=48):
 
 
 def test_small_cnn_is_trained_end_to_end():
-    from benchmark.train.evaluation import full_accuracy
+    from benchmark.train.evaluation import full_score
     from benchmark.train.model import FusionModel
     from benchmark.train.loop import TrainConfig, train
     from benchmark.train.model import build_model
@@ -77,7 +77,7 @@ def test_small_cnn_is_trained_end_to_end():
     train(model, features.splits["train"], features.modalities, TrainConfig(epochs=15, modality_dropout=0.0))
     after = list(model.encoders["img"].parameters())
     assert any(not torch.equal(a, b) for a, b in zip(before, after))  # the CNN itself was updated
-    assert full_accuracy(model, features.splits["train"], features.modalities) > 0.9
+    assert full_score(model, features.splits["train"], features.modalities, "accuracy") > 0.9
 
 
 def test_small_cnn_token_strategy_and_absent_modality():

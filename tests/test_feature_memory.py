@@ -155,7 +155,7 @@ def test_the_loop_and_evaluation_run_on_fp16_features():
 
 
 def test_perf_scale_generates_mapped_fp16_data_and_trains_exactly_its_epochs(tmp_path):
-    from benchmark.run import scale_check
+    from benchmark.perf import scale_check
 
     features = scale_check.generate(tmp_path, 2000)
     train = features.splits["train"]
@@ -177,7 +177,7 @@ def test_perf_scale_generates_mapped_fp16_data_and_trains_exactly_its_epochs(tmp
 
 def test_perf_scale_rows_must_be_positive_integers(capsys):
     from benchmark.cli import main
-    from benchmark.run.scale_check import parse_rows
+    from benchmark.perf.scale_check import parse_rows
 
     assert parse_rows("10000, 2_000") == [10000, 2000]
     for bad in ("10k", "0", "100,-5", ""):

@@ -78,6 +78,22 @@ def test_study_tags_name_the_winning_trial_and_the_search_space(tmp_path):
     assert space["train.lr_distribution"] == str(lr)  # the text optuna-integration's MLflowCallback logs
 
 
+def test_the_tags_name_the_distributions_a_trial_samples_from():
+    """One mapping from the declared search space to Optuna (tuning.distribution): a trial's own
+    record of what it sampled matches the strategy's search-space tags, for every strategy."""
+    from benchmark.train.study_tags import search_space_tags
+    from benchmark.train.tuning import TRAINING_SPACE, suggest
+    from strategies import discover
+
+    for name, cls in discover().items():
+        trial = optuna.create_study().ask()
+        suggest(trial, cls.search_space, "hp.")
+        suggest(trial, TRAINING_SPACE, "train.")
+        assert {f"{key}_distribution": str(d) for key, d in trial.distributions.items()} == search_space_tags(name), name
+    with pytest.raises(TypeError, match="unsupported search-space entry 'odd'"):
+        suggest(optuna.create_study().ask(), {"odd": 0.5})  # a bare number, not an IntParam/FloatParam/Categorical
+
+
 @pytest.mark.slow
 def test_a_bench_cell_run_carries_its_study_and_the_parent_its_figures(toy_card, fusebench_home, capsys):
     uri = os.environ["MLFLOW_TRACKING_URI"]

@@ -18,7 +18,7 @@ from benchmark.features import cache as feature_cache
 from benchmark.features.tensors import build_features
 from benchmark.scale.schema import data_rows_metric
 from benchmark.train.batching import random_presence, subset_presence
-from benchmark.train.evaluation import References, evaluate, logits_of, predict
+from benchmark.train.evaluation import References, evaluate, logits_of
 from benchmark.train.model import build_model
 from strategies import discover
 from strategies.search_space import defaults
@@ -181,7 +181,8 @@ def test_subset_scores_count_only_rows_holding_the_subset(gappy_card):
     result = evaluate(model, split, features.modalities, references, curve=False)
     for j, m in enumerate(features.modalities):
         rows = split.available[:, j]  # rows whose data holds m
-        pred = predict(model, split, features.modalities, subset_presence(len(split), features.modalities, (m,), "cpu"))
+        pred = logits_of(model, split, features.modalities,
+                         subset_presence(len(split), features.modalities, (m,), "cpu")).argmax(dim=-1)  # (N,)
         expected = float((pred[rows] == split.labels[rows]).float().mean())
         assert result.subset_accuracy[m] == pytest.approx(expected)
         assert int(rows.sum()) < len(split)

@@ -82,6 +82,35 @@ def test_plugin_file_registers_a_working_strategy(tmp_path, cleanup):
     check_forward(name)
 
 
+def test_the_package_re_exports_the_registry_and_its_decorator():
+    """Plugins written with `from strategies import register_strategy` (before the decorator had its
+    own module) and those importing it from strategies.registration fill the same registry."""
+    from strategies import registration
+
+    assert strategies.register_strategy is registration.register_strategy
+    assert strategies.STRATEGIES is registration.STRATEGIES is STRATEGIES
+
+
+@pytest.mark.parametrize("import_line", ["from strategies import register_strategy",
+                                         "from strategies.registration import register_strategy"])
+def test_a_plugin_fingerprints_its_code_not_the_registry(import_line, tmp_path, cleanup):
+    """Either import of the decorator: the plugin's fingerprint covers its own module and the
+    strategy modules it uses, never the registry machinery (benchmark/run/identity.py)."""
+    from benchmark.run.identity import _code_modules
+
+    names, modules = cleanup
+    style = "package" if import_line.startswith("from strategies import") else "module"
+    name, stem = f"test_plugin_import_{style}", f"tmp_fusion_plugin_import_{style}"
+    names.append(name)
+    modules.append(f"fusebench_plugin_{stem}")
+    source = PLUGIN_SOURCE.format(name=name).replace("from strategies import register_strategy", import_line)
+    assert import_line in source
+    (tmp_path / f"{stem}.py").write_text(source)
+    load_plugin(tmp_path / f"{stem}.py")
+    walked = {m.__name__ for m in _code_modules(STRATEGIES.get(name))}
+    assert walked == {f"fusebench_plugin_{stem}", "strategies.base", "strategies.search_space"}
+
+
 def test_missing_plugin_file_raises(tmp_path):
     with pytest.raises(FileNotFoundError, match="nothere.py"):
         load_plugin(tmp_path / "nothere.py")

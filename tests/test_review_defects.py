@@ -9,6 +9,7 @@ from dataclasses import asdict, replace
 import pytest
 import torch
 
+from tests.helpers_cells import run_cell, run_one_cell
 from tests.helpers_runs import wait_for
 from tests.test_encoders_extra import _trainable_features
 
@@ -18,7 +19,7 @@ def test_run_cell_through_a_trainable_encoder():
     (the per-cell protocol read the strategy's family from the wrapper, which lacked it)."""
     import optuna
 
-    from benchmark.train.cell import CellBudget, run_cell
+    from benchmark.train.cell import CellBudget
     from benchmark.train.results import Cell
 
     features = _trainable_features()
@@ -198,13 +199,13 @@ def test_a_worker_whose_lease_was_taken_over_does_not_crash(fusebench_home, monk
         # worker A stalls until its 0.5 s lease lapses and worker B can claim the unit
         wait_for(lambda: queue.claim(config.matrix_id(), unit, "worker-b"), timeout=30, interval=0.05,
                  what="worker A's 0.5 s lease to lapse so that worker B can claim the unit")
-        worker_b._cell(unit, study_key, cell, _Display())  # deletes A's unfinished run, finishes the cell
+        run_one_cell(worker_b, unit, study_key, cell, _Display())  # deletes A's unfinished run, finishes the cell
         queue.mark_done(config.matrix_id(), unit)
         return result
 
     assert queue.claim(config.matrix_id(), unit, "worker-a")
     monkeypatch.setattr(worker_module, "run_cells", stalled_then_taken_over)
-    worker_a._cell(unit, study_key, cell, _Display())  # must neither raise nor write
+    run_one_cell(worker_a, unit, study_key, cell, _Display())  # must neither raise nor write
     runs = worker_a.tracker.cell_runs(cell_hash(cell, config))
     assert [(r.info.status, r.data.tags.get("fusebench.status"), r.data.tags.get("worker")) for r in runs] == [
         ("FINISHED", "ok", "worker-b")]
@@ -251,7 +252,7 @@ def test_default_retrain_does_not_depend_on_what_tuning_picked(monkeypatch):
     from optuna.distributions import FloatDistribution, IntDistribution
 
     from benchmark.train import loop, stacked
-    from benchmark.train.cell import CellBudget, run_cell
+    from benchmark.train.cell import CellBudget
     from benchmark.train.results import Cell
 
     features = _trainable_features()

@@ -21,6 +21,7 @@ PACKAGES = ("benchmark", "strategies")
 # on a higher layer; rooms on one layer are independent (neither imports the other).
 LAYERS = (
     ("benchmark.cli", "benchmark.api"),  # the two entry points
+    ("benchmark.perf",),  # developer benchmarks behind `fusebench perf`: they drive run/ and train/
     ("benchmark.run",),
     ("benchmark.train",),
     ("benchmark.features",),
@@ -139,6 +140,16 @@ def test_the_import_graph_is_read():
     graph = _graph()
     assert "benchmark.run.worker" in graph and "benchmark.train.cell" in graph["benchmark.run.worker"]
     assert "strategies.registry" in graph["strategies"]
+
+
+def test_no_strategy_imports_the_package_that_discovers_it():
+    """`strategies/__init__` imports every strategy module (discover()); a strategy imports its
+    decorator from strategies.registration, so no module of the zoo imports the package back."""
+    graph = _graph()
+    zoo = [name for name in graph if name.startswith("strategies.")]
+    assert "strategies.early" in zoo and "strategies.registration" in graph["strategies.early"]
+    back = sorted(name for name in zoo if "strategies" in graph[name])
+    assert not back, f"strategy modules importing the `strategies` package (import from strategies.registration): {back}"
 
 
 def test_no_import_cycle_between_modules():

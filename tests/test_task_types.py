@@ -267,7 +267,7 @@ def test_binary_class_label_names_pick_the_positive_class(tmp_path):
 @pytest.mark.slow
 def test_budget_check_on_a_regression_card(tmp_path, fusebench_home):
     """`fusebench perf budget` trains with the card's task and reads regret in the metric's direction."""
-    from benchmark.run.budget_check import budget_regret
+    from benchmark.perf.budget_check import budget_regret
     from benchmark.run.config import load_profile
 
     _write(tmp_path, "regression")

@@ -13,10 +13,11 @@ from torch import nn
 from benchmark.features.tensors import FeatureSet, SplitTensors
 from benchmark.scale.schema import STOP_CAP, STOP_PLATEAU
 from benchmark.train import loop as loop_module
-from benchmark.train.evaluation import References, evaluate, is_collapsed, robustness_score
+from benchmark.train.evaluation import References, evaluate, robustness_score
 from benchmark.train.loop import TrainConfig, train, training_loss
 from benchmark.train.model import build_model
 from benchmark.train.seeds import TUNING_SEED_BASE, tuning_seed
+from benchmark.train.tasks import MULTICLASS
 
 
 def _features(n: int = 96, classes: int = 3, seed: int = 0) -> FeatureSet:
@@ -184,10 +185,13 @@ def test_macro_f1_no_better_than_the_majority_is_collapsed_even_with_several_cla
     labels = torch.tensor([0] * 6 + [1] * 2 + [2] * 2)
     references = References.of(labels, labels, 3)
     wrong_spread = torch.tensor([1, 2, 1, 2, 1, 2, 0, 0, 0, 0])  # three classes, mostly wrong
-    from benchmark.train.evaluation import macro_f1
 
-    assert is_collapsed(wrong_spread, labels, macro_f1(wrong_spread, labels), references)
-    assert not is_collapsed(labels, labels, macro_f1(labels, labels), references)
+    def collapsed(pred):  # the rule evaluate() applies (Task.collapsed), on logits that predict `pred`
+        logits = nn.functional.one_hot(pred, 3).float()  # (N, 3)
+        return MULTICLASS.collapsed(logits, labels, MULTICLASS.scores(logits, labels), references.all_scores())
+
+    assert collapsed(wrong_spread)
+    assert not collapsed(labels)
 
 
 def test_robustness_score_is_relative_to_the_majority_baseline():

@@ -122,12 +122,12 @@ class Friedman:
     note: str = ""  # why no test was possible, when it was not
 
 
-def friedman_from_ranks(mean_ranks: Sequence[float], n: int) -> tuple[float, float]:
-    """(chi2_F, F_F) from the average ranks, without tie correction (Demsar 2006, eq. for chi2_F and F_F)."""
-    k = len(mean_ranks)
-    chi2 = 12 * n / (k * (k + 1)) * (sum(r * r for r in mean_ranks) - k * (k + 1) ** 2 / 4)
+def iman_davenport(chi2: float, n: int, k: int) -> float:
+    """Iman and Davenport's F_F = (N - 1) chi2 / (N (k - 1) - chi2) from Friedman's chi-square over N
+    datasets and k strategies (Demsar 2006, section 3.2.2); infinite where the same order on every
+    dataset leaves no denominator."""
     denominator = n * (k - 1) - chi2
-    return chi2, ((n - 1) * chi2 / denominator if denominator > 0 else float("inf"))
+    return float("inf") if denominator <= 0 else (n - 1) * chi2 / denominator
 
 
 def friedman(table: Sequence[Sequence[float]], higher_is_better: Sequence[bool] | bool = True) -> Friedman:
@@ -145,12 +145,9 @@ def friedman(table: Sequence[Sequence[float]], higher_is_better: Sequence[bool] 
 
     chi2, p = stats.friedmanchisquare(*[[row[j] for row in ranks] for j in range(k)])
     chi2 = float(chi2)
-    denominator = n * (k - 1) - chi2
-    if denominator <= 0:  # the same order on every dataset: F_F is unbounded
-        f, pf = float("inf"), 0.0
-    else:
-        f = (n - 1) * chi2 / denominator
-        pf = float(stats.f.sf(f, k - 1, (k - 1) * (n - 1)))
+    f = iman_davenport(chi2, n, k)
+    # the same order on every dataset: F_F is unbounded, its p 0
+    pf = 0.0 if f == float("inf") else float(stats.f.sf(f, k - 1, (k - 1) * (n - 1)))
     return Friedman(n, k, mean_ranks, chi2, float(p), f, pf)
 
 

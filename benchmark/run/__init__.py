@@ -1,2 +1,3 @@
 """Running a matrix: profiles and config, planning its units, the worker, the coordinator
-behind `fusebench bench`, progress (`fusebench status`), time estimates and `fusebench perf`."""
+behind `fusebench bench`, progress (`fusebench status`) and time estimates (`bench --dry-run`).
+The developer benchmarks behind `fusebench perf` live in benchmark/perf/."""

@@ -16,7 +16,7 @@ with the rows taken from the card's `size` note where it states them.
 
 Calibration: the `default` profile run to the end on the 2-core CPU machine (2026-12-05, commit
 6464cc5, 2 workers of one torch thread each, 621 cells, 690 trials; `fusebench perf fidelity`'s
-README section has the run): cells took 0.062-0.105 ms (pooled) and 0.47-0.71 ms (tokens, at most
+docs/performance.md has the run): cells took 0.062-0.105 ms (pooled) and 0.47-0.71 ms (tokens, at most
 16 tokens per modality) per training row and epoch, 19 epochs (pooled) and 18-43 epochs (tokens) on
 average; trials ran 8.7 epochs on average, and tuning took about 1,500 of the 5,800 worker-seconds.
 One worker uses every core for its torch threads, which measured 1.34x one thread on 2 cores;

@@ -165,11 +165,18 @@ def _installed_roots() -> tuple[str, ...]:
     return tuple(sorted(str(Path(r).resolve()) + "/" for r in roots if r))
 
 
+# The strategy registry's own modules: discovery (the package), the decorator and the registry it
+# fills, and the generic Registry type. A strategy's result does not depend on them, so they are no
+# part of its fingerprint (a plugin that imports its decorator from the package or from
+# strategies.registration gets the same one).
+REGISTRY_MACHINERY = ("strategies", "strategies.registration", "strategies.registry")
+
+
 def is_own_code(module: ModuleType) -> bool:
     """Code a strategy's result depends on beyond installed packages: a module with a source file
     outside the standard library and site-packages (this checkout, a plugin's folder, a helper
     module a plugin imports from anywhere on ``sys.path``). The registry machinery does not count."""
-    if module.__name__ in ("strategies", "strategies.registry", "__main__"):
+    if module.__name__ in REGISTRY_MACHINERY or module.__name__ == "__main__":
         return False
     path = getattr(module, "__file__", None)
     if not path:

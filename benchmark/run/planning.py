@@ -21,31 +21,49 @@ from benchmark.scale.schema import dropout_label
 from benchmark.train.results import Cell
 
 
+def _pairs(config: MatrixConfig, cards: dict):
+    """(dataset, its card, strategy, the strategy's class, why the strategy does not apply to the
+    dataset or None) for every dataset x strategy the matrix names, in run order: the one product
+    that ``plan_cells`` and ``not_applicable`` both read."""
+    registry = load_strategies(config.plugins)
+    for dataset, card in cards.items():
+        for strategy in expand(config.strategies, registry.names(), "strategy"):
+            cls = registry.get(strategy)
+            yield dataset, card, strategy, cls, _not_applicable_reason(cls, dataset, len(card.modality_names))
+
+
+def _not_applicable_reason(cls, dataset: str, count: int) -> str | None:
+    """Why a strategy class does not apply to a dataset of ``count`` modalities (its stated
+    ``min_modalities`` / ``max_modalities``), or None. Unimodal baselines apply to any card."""
+    if cls.family == "unimodal" or not outside_modality_limit(cls, count):
+        return None
+    limit = f"{cls.min_modalities} to {cls.max_modalities or 'any number of'}"
+    return f"takes {limit} modalities; `{dataset}` has {count}"
+
+
 def plan_cells(config: MatrixConfig) -> list[Cell]:
     """Every cell of the matrix, in run order. Unimodal baselines expand to one per modality."""
-    registry = load_strategies(config.plugins)
+    load_strategies(config.plugins)
     cards = config.cards()  # names, globs and card paths (benchmark/run/card_files.py)
     problem = unknown_modalities(config.dropout_rates, cards)
     if problem:
         raise ProfileError(f"profile {config.name!r}: field 'dropout_rates': {problem}")
     cells = []
-    for dataset, card in cards.items():
+    for dataset, card, strategy, cls, not_applicable_because in _pairs(config, cards):
         modalities = card.modality_names
-        for strategy in expand(config.strategies, registry.names(), "strategy"):
-            cls = registry.get(strategy)
-            if cls.family == "unimodal":
-                variants = [(f"{strategy}[{m}]", {"modality": m}) for m in modalities]
-            elif outside_modality_limit(cls, len(modalities)):
-                continue  # the strategy states it cannot take this many modalities (not_applicable lists it)
-            else:  # one variant per missing-input technique: "concat", "concat@learned" (missing_axis.py)
-                variants = technique_variants(strategy, {}, config.missing_inputs)
-            # Unimodal baselines stay "zero" only: they read one modality, so a learned stand-in for it
-            # would be a constant input (their learned prior logits already cover its absence).
-            for variant, fixed in variants:
-                for dropout in config.dropout_rates:
-                    for seed in config.seeds:
-                        rate = dropout if isinstance(dropout, tuple) else float(dropout)  # per modality, or one
-                        cells.append(Cell(dataset, strategy, variant, rate, int(seed), fixed))
+        if not_applicable_because:
+            continue  # the strategy states it cannot take this many modalities (not_applicable lists it)
+        if cls.family == "unimodal":
+            variants = [(f"{strategy}[{m}]", {"modality": m}) for m in modalities]
+        else:  # one variant per missing-input technique: "concat", "concat@learned" (missing_axis.py)
+            variants = technique_variants(strategy, {}, config.missing_inputs)
+        # Unimodal baselines stay "zero" only: they read one modality, so a learned stand-in for it
+        # would be a constant input (their learned prior logits already cover its absence).
+        for variant, fixed in variants:
+            for dropout in config.dropout_rates:
+                for seed in config.seeds:
+                    rate = dropout if isinstance(dropout, tuple) else float(dropout)  # per modality, or one
+                    cells.append(Cell(dataset, strategy, variant, rate, int(seed), fixed))
     return with_folds(config, cells)  # k-fold datasets: a cell per fold and seed (benchmark/run/folds.py)
 
 
@@ -59,17 +77,10 @@ def not_applicable(config: MatrixConfig) -> dict[str, dict[str, str]]:
     """Dataset -> {strategy: why}: the strategies the matrix asks for that state a limit on how many
     modalities they take which the dataset's card falls outside of (``plan_cells`` skips them). The
     report lists them as not applicable instead of leaving them silently missing."""
-    registry = load_strategies(config.plugins)
     skipped: dict[str, dict[str, str]] = {}
-    for dataset, card in config.cards().items():
-        count = len(card.modality_names)
-        for strategy in expand(config.strategies, registry.names(), "strategy"):
-            cls = registry.get(strategy)
-            if cls.family == "unimodal":
-                continue
-            if outside_modality_limit(cls, count):
-                limit = f"{cls.min_modalities} to {cls.max_modalities or 'any number of'}"
-                skipped.setdefault(dataset, {})[strategy] = f"takes {limit} modalities; `{dataset}` has {count}"
+    for dataset, _, strategy, _, why in _pairs(config, config.cards()):
+        if why:
+            skipped.setdefault(dataset, {})[strategy] = why
     return skipped
 
 

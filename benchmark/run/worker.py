@@ -167,9 +167,6 @@ class Worker:
                 and u[2][1].dropout == rate and self._ready(u, done)
                 and self.queue.claim(self.matrix_id, u[0], self.worker_id)]
 
-    def _cell(self, unit: str, study_key: str, cell: Cell, display) -> None:
-        self._cells([(unit, cell)], study_key, display)
-
     def _cells(self, members: list[tuple[str, Cell]], study_key: str, display) -> None:
         """Run cells of one study (unit, cell), trained together, and record each as its own run.
         Each unit is marked done as its cell reaches an end (recorded, found finished, or failed)

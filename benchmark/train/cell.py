@@ -16,7 +16,7 @@ from benchmark.train.model import build_model
 from benchmark.train.results import Cell, RunResult
 from benchmark.train.stacked import train_together
 from benchmark.train.tasks import Task
-from benchmark.train.tuning import best_trial, budget_trials, default_params, split_params
+from benchmark.train.tuning import default_params, split_params, winning_trial
 from benchmark.train.zero_shot import zero_shot_scores
 
 
@@ -49,12 +49,6 @@ class CellBudget:
                            patience_ratio=self.patience_ratio, **training)
 
 
-def run_cell(cell: Cell, features: FeatureSet, splits, study, config: CellBudget, metric: str = "accuracy",
-             progress: Callable[[str], None] = lambda _: None) -> RunResult:
-    """One cell: ``run_cells`` with a single seed."""
-    return run_cells([cell], features, splits, study, config, metric, progress)[0]
-
-
 def run_cells(cells: list[Cell], features: FeatureSet, splits, study, config: CellBudget, metric: str = "accuracy",
               progress: Callable[[str], None] = lambda _: None, log: Callable[[str], None] = lambda _: None,
               stack: bool = True) -> list[RunResult]:
@@ -67,11 +61,10 @@ def run_cells(cells: list[Cell], features: FeatureSet, splits, study, config: Ce
     device = config.device
     strategy, fixed = cells[0].strategy, cells[0].fixed_hparams
     default_model, default_training = default_params(strategy)
-    completed = [t for t in budget_trials(study) if t.state.name == "COMPLETE" and t.value is not None]
-    if config.trials > 0 and not completed:
+    best = winning_trial(study, metric)  # in the metric's direction (mae: the lowest)
+    if config.trials > 0 and best is None:
         raise RuntimeError(f"no tuning trial of study {study.study_name!r} completed; see its failed trials")
-    if completed:
-        best = best_trial(completed, metric)  # in the metric's direction (mae: the lowest)
+    if best is not None:
         tuned_model, tuned_training = split_params(best.params)
     else:
         tuned_model, tuned_training = dict(default_model), dict(default_training)

@@ -1,6 +1,6 @@
 """Evaluation: full input, every non-empty subset of modalities, a test-time missing-rate
 curve with its robustness score, inference cost; the reference predictors (majority class,
-chance) and the collapse rule that compares a model with them."""
+chance) that the collapse rule (benchmark/train/tasks.py, ``Task.collapsed``) compares a model with."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-from sklearn.metrics import f1_score
 
 from benchmark.train.batching import model_inputs, random_presence, subset_presence, with_available
 from benchmark.features.tensors import SplitTensors
@@ -21,7 +20,6 @@ from benchmark.scale.schema import higher_is_better
 
 MISSING_RATES = tuple(round(0.1 * i, 1) for i in range(10))  # 0.0 .. 0.9
 EVAL_BATCH = 256
-NEARLY_ONE_CLASS = 0.95  # a model whose predictions fall this much into one class has collapsed
 # A robustness score divides by the lead over the majority-class predictor; below this lead it
 # would be a ratio of noise (a 0.001 lead turned accuracies into scores of 10^4), so it is undefined.
 MIN_ROBUSTNESS_LEAD = 0.01
@@ -89,10 +87,6 @@ class Evaluation:
     def missing_curve_in(self, metric: str) -> dict[float, float]:
         """The missing-rate curve in ``metric``: rate -> score."""
         return {rate: scores[metric] for rate, scores in self.missing_scores.items()}
-
-    def subset_in(self, metric: str) -> dict[str, float]:
-        """Scores per modality subset in ``metric``: "image+text" -> score."""
-        return {subset: scores[metric] for subset, scores in self.subset_scores.items()}
 
     # The multiclass names, kept for their readers (NaN / empty where the task has no accuracy).
     @property
@@ -174,28 +168,6 @@ def logits_of(model, split: SplitTensors, modalities: list[str], present: torch.
     return logits_under(model, split, modalities, [present])[0]
 
 
-def predict(model, split: SplitTensors, modalities: list[str], present: torch.Tensor) -> torch.Tensor:
-    """Predicted class per row. present: bool (N, M) -> (N,)"""
-    return logits_of(model, split, modalities, present).argmax(dim=-1)
-
-
-def accuracy(pred: torch.Tensor, labels: torch.Tensor) -> float:
-    return float((pred == labels.to(pred.device)).float().mean())
-
-
-def macro_f1(pred: torch.Tensor, labels: torch.Tensor) -> float:
-    return float(f1_score(labels.cpu().numpy(), pred.cpu().numpy(), average="macro", zero_division=0))
-
-
-SCORES = {"accuracy": accuracy, "macro_f1": macro_f1}
-
-
-def full_accuracy(model, split: SplitTensors, modalities: list[str]) -> float:
-    """Accuracy with every modality present."""
-    present = subset_presence(len(split), modalities, tuple(modalities), split.labels.device)
-    return accuracy(predict(model, split, modalities, present), split.labels)
-
-
 def full_score(model, split: SplitTensors, modalities: list[str], metric: str, task: Task = MULTICLASS) -> float:
     """The test ``metric`` with every modality present."""
     present = subset_presence(len(split), modalities, tuple(modalities), split.labels.device)
@@ -216,17 +188,6 @@ def score_and_loss(logits: torch.Tensor, labels: torch.Tensor, metric: str,
     """(``metric``, mean loss of the task) of the outputs ``logits`` (N, width) against ``labels``."""
     labels = labels.to(logits.device)
     return task.score(metric, logits, labels), float(task.loss(logits, labels))
-
-
-def largest_class_share(pred: torch.Tensor) -> float:
-    return float(torch.bincount(pred.cpu()).max()) / max(1, len(pred))
-
-
-def is_collapsed(pred: torch.Tensor, labels: torch.Tensor, f1: float, references: References) -> bool:
-    """(Nearly) one predicted class, or a macro-F1 no better than always answering the majority
-    class. The one-class rule is skipped where the test labels are themselves that skewed."""
-    one_class = largest_class_share(pred) >= NEARLY_ONE_CLASS > largest_class_share(labels)
-    return one_class or f1 <= references.majority_macro_f1 + 1e-9
 
 
 def scored_rows(present: torch.Tensor, available: torch.Tensor) -> torch.Tensor:

@@ -4,7 +4,7 @@ Features live as tensors (in their cached dtype) on the features' device; batche
 slices converted to float32 on the training device (no DataLoader). Random modality dropout is
 applied in training only.
 
-The protocol (README, "Training protocol"): AdamW with a linear learning-rate warm-up over
+The protocol (docs/protocol.md, "Training protocol"): AdamW with a linear learning-rate warm-up over
 the first epoch, then the rate is halved whenever the validation score has not improved for
 ``lr_patience`` epochs (an epoch improves when its score beats the best, or ties it with a
 lower validation loss); gradients are clipped to a global norm of ``clip_norm``; training stops
@@ -16,8 +16,10 @@ validation epoch are restored. The wait grows with the best epoch (``patience_ra
 a model still finding better epochs at 20 gets the whole patience.
 
 ``train`` runs one model. ``benchmark/train/stacked.py`` runs several models of one shape (the
-seeds of a cell) as one stacked computation with the same protocol; both keep their per-run
-bookkeeping in ``RunBook`` and their rate in ``LearningRate``, so the rules live here once."""
+seeds of a cell) as one stacked computation with the same protocol; both run the one epoch
+skeleton (``run_epochs``), draw each run's data order and modality dropout with ``epoch_draws``,
+and keep their per-run bookkeeping in ``RunBook`` and their rate in ``LearningRate``, so the rules
+live here once."""
 
 from __future__ import annotations
 
@@ -100,6 +102,7 @@ class TrainStats:
 
 
 EpochCallback = Callable[[int, float], None]  # (epoch index, validation score) -> None; may raise (pruning)
+RunEpochCallback = Callable[[int, int, float], None]  # (run index, epoch index, validation score) -> None
 
 
 def wait_epochs(config: TrainConfig, best_epoch: int) -> int:
@@ -213,6 +216,59 @@ class RunBook:
         return improved
 
 
+def epoch_draws(split: SplitTensors, modalities: list[str], config: TrainConfig, generator: torch.Generator,
+                device) -> tuple[torch.Tensor, torch.Tensor]:
+    """One run's random draws for one epoch, from its own generator and in this order: the row order,
+    then the modality dropout of the whole epoch in one draw (batches take slices of it). Modalities
+    absent from the data (``split.available``, in the epoch's row order) are never present.
+    -> (order (N,), presence bool (N, M) on ``device``)"""
+    n = len(split)
+    order = torch.randperm(n, generator=generator)  # (N,)
+    available = split.available[order.to(split.available.device)]  # (N, M)
+    rates = presence_rates(config.modality_dropout, modalities)  # a float, or (M,) per modality
+    return order, random_presence(n, len(modalities), rates, generator, device, available)  # (N, M)
+
+
+def run_epochs(books: list[RunBook], device, train_epoch: Callable[[int, list[int]], list[float]],
+               validate: Callable[[list[int]], list[tuple[float, float]]] | None,
+               keep_best: Callable[[int, int], None], on_epoch: RunEpochCallback | None = None,
+               leave: Callable[[list[int], list[int]], None] | None = None) -> list[int]:
+    """The epoch skeleton of the protocol, for one run (``train``) or a stack of runs
+    (``stacked.train_stacked``). Each epoch: ``train_epoch(epoch, active)`` trains the active runs
+    (indices into ``books``) and returns each one's row-weighted mean training loss, timed as the
+    epoch; without ``validate`` that is all. With it: ``validate(active)`` gives each active run's
+    (validation score, validation loss); a run's new best epoch calls ``keep_best(run, row)`` (row:
+    its place among the active runs), then ``on_epoch(run, epoch, score)``; runs whose stop rule
+    fired leave, through ``leave(their rows, active)``, and the loop ends when none is left or at
+    the epoch cap. -> the runs still active at the end."""
+    active = list(range(len(books)))
+    for epoch in range(books[0].config.epochs):
+        synchronize(device)
+        started = time.perf_counter()
+        losses = train_epoch(epoch, active)
+        synchronize(device)
+        seconds = time.perf_counter() - started
+        for i, loss in zip(active, losses):
+            books[i].end_epoch(epoch, loss, seconds)
+        if validate is None:
+            for i in active:
+                books[i].no_validation()
+            continue
+        for row, (i, (score, loss)) in enumerate(zip(active, validate(active))):
+            if books[i].validated(epoch, score, loss):
+                keep_best(i, row)
+            if on_epoch is not None:
+                on_epoch(i, epoch, score)
+        stopped = [row for row, i in enumerate(active) if books[i].stopped]
+        if stopped:
+            if leave is not None:
+                leave(stopped, active)
+            active = [i for row, i in enumerate(active) if row not in stopped]
+        if not active:
+            break
+    return active
+
+
 def train(model: nn.Module, train_split: SplitTensors, modalities: list[str], config: TrainConfig,
           val_split: SplitTensors | None = None, on_epoch: EpochCallback | None = None) -> TrainStats:
     """Train ``model`` in place. With ``val_split``: early stopping on the validation score and
@@ -231,17 +287,11 @@ def train(model: nn.Module, train_split: SplitTensors, modalities: list[str], co
     book = RunBook(config, n, -(-n // config.batch_size))
     parameters = [p for p in model.parameters() if p.requires_grad]
     task = task_of(config)
-    best_state: dict[str, torch.Tensor] | None = None
-    for epoch in range(config.epochs):
+    best_state: list[dict[str, torch.Tensor]] = []  # the best epoch's weights, once there is one
+
+    def train_epoch(epoch: int, active: list[int]) -> list[float]:
         model.train()
-        synchronize(device)
-        started = time.perf_counter()
-        order = torch.randperm(n, generator=generator)  # (N,)
-        # Modality dropout for the whole epoch in one draw; batches take slices of it. Modalities
-        # absent from the data (train_split.available, in the epoch's row order) are never present.
-        available = train_split.available[order.to(train_split.available.device)]  # (N, M)
-        rates = presence_rates(config.modality_dropout, modalities)  # a float, or (M,) per modality
-        presence = random_presence(n, len(modalities), rates, generator, device, available)  # (N, M)
+        order, presence = epoch_draws(train_split, modalities, config, generator, device)  # (N,), (N, M)
         loss_sum = torch.zeros((), device=device)  # a running sum: a list of per-step tensors grows the heap
         for start in range(0, n, config.batch_size):
             index = order[start : start + config.batch_size]  # (b,)
@@ -267,19 +317,17 @@ def train(model: nn.Module, train_split: SplitTensors, modalities: list[str], co
                 optimizer.step()
             book.rate.after_step()
             loss_sum += loss.detach().float() * len(index)
-        synchronize(device)
-        book.end_epoch(epoch, float(loss_sum) / n, time.perf_counter() - started)  # row-weighted mean
-        if val_split is None:
-            book.no_validation()
-            continue
-        score, loss = validation_scores(model, val_split, modalities, config.metric, task)
-        if book.validated(epoch, score, loss):
-            best_state = copy.deepcopy(model.state_dict())
-        if on_epoch is not None:
-            on_epoch(epoch, score)
-        if book.stopped:
-            break
-    if best_state is not None:
-        model.load_state_dict(best_state)
+        return [float(loss_sum) / n]  # row-weighted mean
+
+    def validate(active: list[int]) -> list[tuple[float, float]]:
+        return [validation_scores(model, val_split, modalities, config.metric, task)]
+
+    def keep_best(run: int, row: int) -> None:
+        best_state[:] = [copy.deepcopy(model.state_dict())]
+
+    run_epochs([book], device, train_epoch, None if val_split is None else validate, keep_best,
+               None if on_epoch is None else lambda run, epoch, score: on_epoch(epoch, score))
+    if best_state:
+        model.load_state_dict(best_state[0])
     model.eval()
     return book.stats

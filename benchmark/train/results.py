@@ -1,5 +1,5 @@
 """RunResult: the plain, serialisable record of one finished matrix cell, and the
-consistent MLflow names derived from it (documented in the README)."""
+consistent MLflow names derived from it (documented in docs/protocol.md, "Metric and parameter names")."""
 
 from __future__ import annotations
 

@@ -4,8 +4,9 @@ The seeds of a cell share their hyperparameters and shapes, so their weights are
 new leading dimension (``torch.func.stack_module_state``) and one vectorised forward
 (``torch.func.vmap`` over ``torch.func.functional_call``) runs them all in each step. Each model
 keeps what it would have had alone: its own initialisation, its own generator (data order and
-modality-dropout draws, drawn in the same sequence as ``loop.train``), its own learning rate,
-weight decay, gradient clipping, early stopping and best weights (``loop.RunBook``). The update is
+modality-dropout draws, ``loop.epoch_draws`` as ``loop.train`` makes them), its own learning rate,
+weight decay, gradient clipping, early stopping and best weights (``loop.RunBook``), in the epoch
+skeleton ``loop.train`` runs too (``loop.run_epochs``). The update is
 AdamW written over the stacked tensors with a per-model rate, the arithmetic of
 ``torch.optim.AdamW``. A model that stops leaves the stack; the others go on.
 
@@ -20,7 +21,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import time
 from typing import Callable, Sequence
 
 import torch
@@ -29,10 +29,10 @@ from torch.func import functional_call, stack_module_state, vmap
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from benchmark.features.tensors import SplitTensors
-from benchmark.train.batching import model_inputs, presence_rates, random_presence
-from benchmark.train.device import is_cuda, synchronize
+from benchmark.train.batching import model_inputs
+from benchmark.train.device import is_cuda
 from benchmark.train.evaluation import EVAL_BATCH, score_and_loss
-from benchmark.train.loop import RunBook, TrainConfig, TrainStats, task_of, train
+from benchmark.train.loop import RunBook, TrainConfig, TrainStats, epoch_draws, run_epochs, task_of, train
 from benchmark.train.precision import autocast
 from benchmark.train.tasks import Task
 
@@ -210,7 +210,7 @@ def train_stacked(models: Sequence[nn.Module], train_split: SplitTensors, modali
         model.to(device).train()
     wrapper = _WithAux(copy.deepcopy(models[0]))  # its own weights are never used: functional_call swaps them
     tokens = models[0].consumes_tokens
-    n, batch_size, cap = len(train_split), configs[0].batch_size, configs[0].epochs
+    n, batch_size = len(train_split), configs[0].batch_size
     steps_per_epoch = -(-n // batch_size)
     books = [RunBook(c, n, steps_per_epoch) for c in configs]
     generators = [torch.Generator().manual_seed(c.seed) for c in configs]
@@ -218,25 +218,19 @@ def train_stacked(models: Sequence[nn.Module], train_split: SplitTensors, modali
     trainable = {k: p for k, p in params.items() if p.requires_grad}
     optimizer = _StackedAdamW(trainable)
     best: list[dict[str, torch.Tensor] | None] = [None] * count
-    active = list(range(count))  # original indices of the models still in the stack, in stack order
     weight_decay = torch.tensor([c.weight_decay for c in configs], device=device)  # (S,)
     clip_norm = torch.tensor([c.clip_norm for c in configs], device=device)  # (S,)
     labels_all = train_split.labels
     task = task_of(configs[0])  # shared (stacking_problem)
     train_call = _vectorised(wrapper, tokens, inputs_stacked=True)  # each model its own batch
     eval_call = _vectorised(wrapper, tokens, inputs_stacked=False)  # one batch for every model
-    for epoch in range(cap):
+
+    def train_epoch(epoch: int, active: list[int]) -> list[float]:
+        """One epoch of the models still in the stack (``active``: their indices, in stack order)."""
         wrapper.train()
-        synchronize(device)
-        started = time.perf_counter()
-        orders, presences = [], []
-        for i in active:  # each model's draws, in the order loop.train makes them
-            orders.append(torch.randperm(n, generator=generators[i]))  # (N,)
-            available = train_split.available[orders[-1].to(train_split.available.device)]  # (N, M), this order
-            presences.append(random_presence(n, len(modalities), presence_rates(configs[i].modality_dropout,
-                                             modalities), generators[i], device,
-                                             available))
-        presence = torch.stack(presences)  # (S, N, M)
+        draws = [epoch_draws(train_split, modalities, configs[i], generators[i], device) for i in active]
+        orders = [order for order, _ in draws]  # S x (N,)
+        presence = torch.stack([model_presence for _, model_presence in draws])  # (S, N, M)
         loss_sum = torch.zeros(len(active), device=device)  # (S,) running sums of row-weighted losses
         for start in range(0, n, batch_size):
             index = torch.stack([order[start : start + batch_size] for order in orders])  # (S, b)
@@ -260,34 +254,28 @@ def train_stacked(models: Sequence[nn.Module], train_split: SplitTensors, modali
             for i in active:
                 books[i].rate.after_step()
             loss_sum += loss.detach().float() * index.shape[1]
-        synchronize(device)
-        seconds = time.perf_counter() - started
-        for row, i in enumerate(active):
-            books[i].end_epoch(epoch, float(loss_sum[row]) / n, seconds)  # row-weighted mean
-        if val_split is None:
-            for i in active:
-                books[i].no_validation()
-            continue
+        return [float(loss_sum[row]) / n for row in range(len(active))]  # row-weighted means
+
+    def validate(active: list[int]) -> list[tuple[float, float]]:
         wrapper.eval()
-        scores = _validation_scores(eval_call, params, buffers, val_split, modalities, tokens, configs[0].metric,
-                                    device, task)
-        for row, i in enumerate(active):
-            score, val_loss = scores[row]
-            if books[i].validated(epoch, score, val_loss):
-                best[i] = {k: v[row].detach().clone() for k, v in {**params, **buffers}.items()}
-            if on_epoch is not None:
-                on_epoch(i, epoch, score)
-        staying = [row for row, i in enumerate(active) if not books[i].stopped]
-        if len(staying) < len(active):  # stopped models leave the stack
-            _write_back(models, [(row, i) for row, i in enumerate(active) if books[i].stopped], params, buffers, best)
-            keep = torch.tensor(staying, dtype=torch.long, device=device)
-            params = {k: v[keep].detach().requires_grad_(v.requires_grad) for k, v in params.items()}
-            buffers = {k: v[keep] for k, v in buffers.items()}
-            trainable = {k: p for k, p in params.items() if p.requires_grad}
-            optimizer.keep(keep)
-            active = [active[row] for row in staying]
-        if not active:
-            break
+        return _validation_scores(eval_call, params, buffers, val_split, modalities, tokens, configs[0].metric,
+                                  device, task)
+
+    def keep_best(i: int, row: int) -> None:
+        best[i] = {k: v[row].detach().clone() for k, v in {**params, **buffers}.items()}
+
+    def leave(stopped: list[int], active: list[int]) -> None:
+        """Models that stopped leave the stack (their best weights written back)."""
+        nonlocal params, buffers, trainable
+        _write_back(models, [(row, active[row]) for row in stopped], params, buffers, best)
+        keep = torch.tensor([row for row in range(len(active)) if row not in stopped], dtype=torch.long, device=device)
+        params = {k: v[keep].detach().requires_grad_(v.requires_grad) for k, v in params.items()}
+        buffers = {k: v[keep] for k, v in buffers.items()}
+        trainable = {k: p for k, p in params.items() if p.requires_grad}
+        optimizer.keep(keep)
+
+    active = run_epochs(books, device, train_epoch, None if val_split is None else validate, keep_best, on_epoch,
+                        leave)
     _write_back(models, list(enumerate(active)), params, buffers, best)
     for model, book in zip(models, books):
         model.eval()

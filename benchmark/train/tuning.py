@@ -38,18 +38,38 @@ TRAINING_SPACE: dict[str, Param] = {
 }
 
 
+def distribution(param: Param) -> optuna.distributions.BaseDistribution:
+    """A declared search-space entry as the Optuna distribution a trial samples it from: the one
+    place that maps the kinds of strategies.search_space to Optuna (``suggest`` samples from it,
+    study_tags.py records it)."""
+    if isinstance(param, IntParam):
+        return optuna.distributions.IntDistribution(param.low, param.high, log=param.log)
+    if isinstance(param, FloatParam):
+        return optuna.distributions.FloatDistribution(param.low, param.high, log=param.log)
+    if isinstance(param, Categorical):
+        return optuna.distributions.CategoricalDistribution(list(param.choices))
+    raise TypeError(f"unsupported search-space entry: {param!r}")
+
+
+# Optuna's public call that samples from each kind of distribution (Trial has no public
+# "suggest from this distribution"); each builds the same distribution again from these fields.
+_SUGGEST = {
+    optuna.distributions.IntDistribution: lambda trial, key, d: trial.suggest_int(key, d.low, d.high, log=d.log),
+    optuna.distributions.FloatDistribution: lambda trial, key, d: trial.suggest_float(key, d.low, d.high, log=d.log),
+    optuna.distributions.CategoricalDistribution: lambda trial, key, d: trial.suggest_categorical(key, list(d.choices)),
+}
+
+
 def suggest(trial: optuna.Trial, space: dict[str, Param], prefix: str = "") -> dict[str, Any]:
+    """A value for every entry of ``space``, sampled by ``trial`` under the name ``prefix + name``
+    from the entry's :func:`distribution`."""
     values = {}
     for name, param in space.items():
-        key = prefix + name
-        if isinstance(param, IntParam):
-            values[name] = trial.suggest_int(key, param.low, param.high, log=param.log)
-        elif isinstance(param, FloatParam):
-            values[name] = trial.suggest_float(key, param.low, param.high, log=param.log)
-        elif isinstance(param, Categorical):
-            values[name] = trial.suggest_categorical(key, list(param.choices))
-        else:
-            raise TypeError(f"unsupported search-space entry {name!r}: {param!r}")
+        try:
+            found = distribution(param)
+        except TypeError:
+            raise TypeError(f"unsupported search-space entry {name!r}: {param!r}") from None
+        values[name] = _SUGGEST[type(found)](trial, prefix + name, found)
     return values
 
 
@@ -96,10 +116,15 @@ def study_direction(metric: str) -> str:
     return "maximize" if higher_is_better(metric) else "minimize"
 
 
-def best_trial(trials: list[optuna.trial.FrozenTrial], metric: str) -> optuna.trial.FrozenTrial:
-    """The trial with the best value in ``metric``'s direction (the first of equals)."""
+def winning_trial(study: optuna.Study, metric: str) -> optuna.trial.FrozenTrial | None:
+    """The trial whose hyperparameters a study's cells retrain (benchmark/train/cell.py) and name in
+    their tags (study_tags.py): the best completed budget trial in ``metric``'s direction on
+    validation, the first of equals; None when no budget trial completed."""
+    completed = [t for t in budget_trials(study) if t.state == optuna.trial.TrialState.COMPLETE and t.value is not None]
+    if not completed:
+        return None
     sign = 1.0 if higher_is_better(metric) else -1.0
-    return max(trials, key=lambda t: sign * t.value)
+    return max(completed, key=lambda t: sign * t.value)  # max keeps the first of equals
 
 
 class TrialFailed(Exception):

@@ -8,11 +8,11 @@
 * ``fusebench perf workers``: wall time of a matrix with 1 worker and with N workers, and the
   speed-up;
 * ``fusebench perf budget``: test scores under the profile's training budget and a larger one,
-  and their difference (benchmark/run/budget_check.py);
+  and their difference (benchmark/perf/budget_check.py);
 * ``fusebench perf scale``: seconds per epoch, samples/s and peak memory of the real loop on
-  generated datasets of growing size (benchmark/run/scale_check.py);
+  generated datasets of growing size (benchmark/perf/scale_check.py);
 * ``fusebench perf fidelity``: the profile's protocol against the reference protocol on the same
-  slice: rank agreement, largest score difference, winners (benchmark/run/fidelity.py)."""
+  slice: rank agreement, largest score difference, winners (benchmark/perf/fidelity.py)."""
 
 from __future__ import annotations
 
@@ -169,15 +169,15 @@ def main(args) -> int:
     if args.what == "budget":
         return budget_main(args, device)
     if args.what == "fidelity":
-        from benchmark.run.fidelity import main as fidelity_main
+        from benchmark.perf.fidelity import main as fidelity_main
 
         return fidelity_main(args, device)
     if args.what == "audio":
-        from benchmark.run.audio_probe import main as audio_main
+        from benchmark.perf.audio_probe import main as audio_main
 
         return audio_main(list(args.encoders))
     if args.what == "scale":
-        from benchmark.run.scale_check import main as scale_main
+        from benchmark.perf.scale_check import main as scale_main
 
         return scale_main(args, device)
     bench_args = ["--profile", args.profile, "--device", device] + (args.bench_args or [])
@@ -196,7 +196,7 @@ def main(args) -> int:
 
 
 def budget_main(args, device: str) -> int:
-    from benchmark.run.budget_check import budget_regret, header, summary
+    from benchmark.perf.budget_check import budget_regret, header, summary
     from benchmark.run.config import load_profile, parse_list
 
     config = load_profile(args.profile).with_overrides(

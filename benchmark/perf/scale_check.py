@@ -142,7 +142,7 @@ def run_size_in_subprocess(rows: int, strategy: str, epochs: int, batch_size: in
     """:func:`run_size` in a fresh Python process (its own peak resident memory), in a temporary
     folder under the system's temporary directory that is removed afterwards."""
     with tempfile.TemporaryDirectory(prefix=f"fusebench-scale-{rows}-") as folder:
-        command = [sys.executable, "-m", "benchmark.run.scale_check", "--rows", str(rows), "--strategy", strategy,
+        command = [sys.executable, "-m", "benchmark.perf.scale_check", "--rows", str(rows), "--strategy", strategy,
                    "--epochs", str(epochs), "--batch-size", str(batch_size), "--device", device, "--folder", folder]
         done = subprocess.run(command, capture_output=True, text=True)
     lines = [line for line in done.stdout.splitlines() if line.startswith(RESULT_PREFIX)]
