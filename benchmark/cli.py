@@ -268,7 +268,7 @@ def _matrix_with_runs_of(tracking_uri: str, names: list[str], matrix_id: str | N
     check that ``matrix_id`` has them)."""
     from mlflow.tracking import MlflowClient
 
-    from benchmark.scale.schema import EXPERIMENT, TAG_KIND, TAG_MATRIX
+    from benchmark.vocabulary import EXPERIMENT, TAG_KIND, TAG_MATRIX
 
     client = MlflowClient(tracking_uri=tracking_uri)
     experiment = client.get_experiment_by_name(EXPERIMENT)

@@ -19,7 +19,7 @@ from mlflow.tracking import MlflowClient
 from benchmark import api
 from benchmark.reporting import build_report
 from benchmark.run.config import ProfileError
-from benchmark.scale.schema import CONFUSION_ARTIFACT, CURVE_VAL_METRIC, DATA_ROWS_PREFIX
+from benchmark.vocabulary import CONFUSION_ARTIFACT, CURVE_VAL_METRIC, DATA_ROWS_PREFIX
 from benchmark.scale.tracking import MatrixTracker
 from benchmark.train.evaluation import confusion_matrix
 from benchmark.train.tasks import Task

@@ -17,7 +17,7 @@ from benchmark.features import model_cache
 from benchmark.features.catalog import get_encoder
 from benchmark.features.clip import prompt_text
 from benchmark.features.tensors import build_features, fold_splits
-from benchmark.scale.schema import zero_shot_metric
+from benchmark.vocabulary import zero_shot_metric
 from benchmark.train.tasks import Task
 from benchmark.train.zero_shot import zero_shot_outputs, zero_shot_scores
 from tests.clip_tiny import save_tiny_clip
@@ -125,7 +125,7 @@ def test_bench_with_tiny_clip_logs_zero_shot_and_reports_its_row(tiny_clip, fuse
 
     from benchmark.cli import main
     from benchmark.reporting import build_report
-    from benchmark.scale.schema import EXPERIMENT
+    from benchmark.vocabulary import EXPERIMENT
 
     clip_card(fusebench_home / "cards", tiny_clip)
     args = ["bench", "--profile", "smoke", "--datasets", "clipped", "--strategies", "concat,cross_attention",

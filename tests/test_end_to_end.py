@@ -8,7 +8,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from benchmark.cli import main
-from benchmark.scale.schema import EXPERIMENT
+from benchmark.vocabulary import EXPERIMENT
 
 pytestmark = pytest.mark.slow
 

@@ -183,7 +183,7 @@ def test_every_shipped_card_is_built_as_written(path):
     """The model only validates: the DatasetCard (whose content is the card's identity) holds the
     card's mappings exactly as the file writes them."""
     from benchmark.data.card_model import DOCUMENTATION_FIELDS
-    from benchmark.scale.schema import DEFAULT_RANKING_METRICS
+    from benchmark.vocabulary import DEFAULT_RANKING_METRICS
 
     raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     card = load_card(path)

@@ -14,8 +14,8 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from benchmark.cli import main
-from benchmark.scale import schema
-from benchmark.scale.schema import EXPERIMENT, EXPERIMENT_KIND, EXPERIMENT_KIND_TAG
+from benchmark import vocabulary
+from benchmark.vocabulary import EXPERIMENT, EXPERIMENT_KIND, EXPERIMENT_KIND_TAG
 from benchmark.scale.tracking import experiment_id
 from benchmark.scale.ui import find_browser, runs_page_url
 
@@ -61,7 +61,7 @@ def test_study_tags_name_the_winning_trial_and_the_search_space(tmp_path):
     from strategies import get_strategy
 
     study = load_study("toy/concat/drop0.3/t3", f"sqlite:///{tmp_path / 'optuna.db'}", 3, metric="accuracy")
-    assert study_tags(study, "concat", "accuracy")[schema.TAG_BEST_TRIAL] == NO_TRIAL
+    assert study_tags(study, "concat", "accuracy")[vocabulary.TAG_BEST_TRIAL] == NO_TRIAL
     lr = optuna.distributions.FloatDistribution(1e-4, 1e-2, log=True)
     for slot, value in enumerate([0.5, 0.8, 0.6]):
         study.add_trial(optuna.trial.create_trial(params={"train.lr": 1e-3}, distributions={"train.lr": lr},
@@ -69,9 +69,9 @@ def test_study_tags_name_the_winning_trial_and_the_search_space(tmp_path):
     # a trial outside the budget slots (no "slot") never counts, however good
     study.add_trial(optuna.trial.create_trial(params={"train.lr": 1e-3}, distributions={"train.lr": lr}, value=0.99))
     tags = study_tags(study, "concat", "accuracy")
-    assert tags[schema.TAG_STUDY] == "toy/concat/drop0.3/t3"
-    assert tags[schema.TAG_BEST_TRIAL] == "1"
-    assert study_tags(study, "concat", "mae")[schema.TAG_BEST_TRIAL] == "0"  # lower is better
+    assert tags[vocabulary.TAG_STUDY] == "toy/concat/drop0.3/t3"
+    assert tags[vocabulary.TAG_BEST_TRIAL] == "1"
+    assert study_tags(study, "concat", "mae")[vocabulary.TAG_BEST_TRIAL] == "0"  # lower is better
     space = search_space_tags("concat")
     assert set(space) == ({f"hp.{k}_distribution" for k in get_strategy("concat").search_space}
                           | {f"train.{k}_distribution" for k in TRAINING_SPACE})
@@ -104,9 +104,9 @@ def test_a_bench_cell_run_carries_its_study_and_the_parent_its_figures(toy_card,
     assert experiment.tags[EXPERIMENT_KIND_TAG] == EXPERIMENT_KIND
     [cell] = client.search_runs([experiment.experiment_id], "tags.`fusebench.kind` = 'cell'")
     tags = cell.data.tags
-    assert tags[schema.TAG_STUDY].startswith("toy/concat/drop0.3/")
-    study = optuna.load_study(study_name=tags[schema.TAG_STUDY], storage=os.environ["FUSEBENCH_OPTUNA_STORAGE"])
-    winner = study.trials[int(tags[schema.TAG_BEST_TRIAL])]
+    assert tags[vocabulary.TAG_STUDY].startswith("toy/concat/drop0.3/")
+    study = optuna.load_study(study_name=tags[vocabulary.TAG_STUDY], storage=os.environ["FUSEBENCH_OPTUNA_STORAGE"])
+    winner = study.trials[int(tags[vocabulary.TAG_BEST_TRIAL])]
     assert winner.value == max(t.value for t in study.trials if t.value is not None)
     # the cell retrained the winning trial's hyperparameters
     assert float(cell.data.params["train.lr"]) == pytest.approx(winner.params["train.lr"])

@@ -15,7 +15,7 @@ from mlflow.tracking import MlflowClient
 from benchmark.cli import main
 from benchmark.reporting.analysis import _fusion_gain, _fusion_gain_any_dropout
 from benchmark.run.config import load_profile
-from benchmark.scale.schema import EXPERIMENT, modality_missing_metric, modality_robustness_metric
+from benchmark.vocabulary import EXPERIMENT, modality_missing_metric, modality_robustness_metric
 from benchmark.train.batching import presence_rates, random_presence
 from benchmark.train.evaluation import MISSING_RATES
 from benchmark.train.results import Cell

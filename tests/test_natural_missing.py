@@ -16,7 +16,7 @@ from benchmark.data.cards import CardError, load_card
 from benchmark.data.loading import DataError
 from benchmark.features import cache as feature_cache
 from benchmark.features.tensors import build_features
-from benchmark.scale.schema import data_rows_metric
+from benchmark.vocabulary import data_rows_metric
 from benchmark.train.batching import random_presence, subset_presence
 from benchmark.train.evaluation import References, evaluate, logits_of
 from benchmark.train.model import build_model
@@ -193,7 +193,7 @@ def test_bench_with_null_cells_trains_and_logs_data_rows(gappy_card, fusebench_h
     from mlflow.tracking import MlflowClient
 
     from benchmark.cli import main
-    from benchmark.scale.schema import EXPERIMENT
+    from benchmark.vocabulary import EXPERIMENT
 
     args = ["bench", "--profile", "smoke", "--datasets", "gappy", "--strategies", "concat,cross_attention",
             "--trials", "1", "--epochs", "10", "--patience", "2", "--seeds", "0", "--dropout", "0.3", "--device", "cpu"]

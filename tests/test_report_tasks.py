@@ -11,7 +11,7 @@ import pytest
 from benchmark.cli import main
 from benchmark.reporting import build_report
 from benchmark.reporting.build import EmptyReport
-from benchmark.scale.schema import (COLLAPSED, RANKING_METRIC, TASK, data_rows_metric, missing_metric, missing_prefix,
+from benchmark.vocabulary import (COLLAPSED, RANKING_METRIC, TASK, data_rows_metric, missing_metric, missing_prefix,
                                     subset_metric)
 from benchmark.scale.tracking import MatrixTracker
 from tests.test_report_trust import _section, _summary  # the report's dataset section and summary block

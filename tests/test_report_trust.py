@@ -11,7 +11,7 @@ import pytest
 
 from benchmark.reporting import build_report
 from benchmark.reporting.analysis import analyse, best_overall, best_when_missing, best_within_budget
-from benchmark.scale.schema import (BEST_EPOCH, CHANCE_ACCURACY, COLLAPSED, CURVE_TRAIN_LOSS, CURVE_VAL_METRIC,
+from benchmark.vocabulary import (BEST_EPOCH, CHANCE_ACCURACY, COLLAPSED, CURVE_TRAIN_LOSS, CURVE_VAL_METRIC,
                                     EPOCHS_RUN, LARGEST_CLASS_SHARE, MAJORITY_ACCURACY, MAJORITY_MACRO_F1,
                                     NOT_CONVERGED, RANKING_METRIC, STOP_REASON, missing_metric)
 from benchmark.scale.tracking import MatrixTracker

@@ -189,7 +189,7 @@ def test_ranking_metric_defaults_to_accuracy(tmp_path):
 
 @pytest.mark.parametrize("value", ["f1", "Accuracy", "1", "[accuracy]", "null"])
 def test_invalid_ranking_metric_names_file_field_and_choices(tmp_path, value):
-    from benchmark.scale.schema import TASK_METRICS
+    from benchmark.vocabulary import TASK_METRICS
 
     path = tmp_path / "idt.yaml"  # a multiclass card: "f1" (a binary metric) is not one of its metrics
     path.write_text(CARD.replace("label: y\n", f"label: y\nranking_metric: {value}\n"))
@@ -202,7 +202,7 @@ def test_invalid_ranking_metric_names_file_field_and_choices(tmp_path, value):
 
 
 def test_clothing_reviews_is_ranked_by_macro_f1():
-    from benchmark.scale.schema import TASK_METRICS
+    from benchmark.vocabulary import TASK_METRICS
 
     card = load_card(REPO / "datasets" / "clothing_reviews.yaml")
     assert card.ranking_metric == "macro_f1"

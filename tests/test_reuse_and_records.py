@@ -19,7 +19,7 @@ def test_adding_a_seed_runs_only_the_new_cell(toy_card, fusebench_home, capsys, 
     import os
 
     from benchmark.cli import main
-    from benchmark.scale.schema import TAG_REUSED_FROM
+    from benchmark.vocabulary import TAG_REUSED_FROM
     from benchmark.train import cell as cell_module
 
     uri = os.environ["MLFLOW_TRACKING_URI"]

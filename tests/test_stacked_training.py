@@ -109,7 +109,7 @@ def test_a_bench_trains_the_seeds_of_a_cell_stacked_and_records_each_seed(toy_ca
     import os
 
     from benchmark.cli import main
-    from benchmark.scale.schema import STACKED_WITH
+    from benchmark.vocabulary import STACKED_WITH
     from tests.helpers_runs import assert_each_cell_once, cell_runs, finished
 
     args = ["bench", "--profile", "smoke", "--datasets", "toy", "--strategies", "concat,late_weighted", "--trials", "1",

@@ -15,7 +15,7 @@ from mlflow.tracking import MlflowClient
 from benchmark.cli import main
 from benchmark.data.cards import CardError, load_card
 from benchmark.data.loading import DataError, load_splits
-from benchmark.scale.schema import EXPERIMENT, RANKING_METRICS, higher_is_better, task_metrics
+from benchmark.vocabulary import EXPERIMENT, RANKING_METRICS, higher_is_better, task_metrics
 from benchmark.train.evaluation import References, robustness_score
 from benchmark.train.tasks import Task
 

@@ -8,7 +8,7 @@ import json
 
 from benchmark.run.config import MatrixConfig
 from benchmark.run.planning import not_applicable, plan_cells
-from benchmark.scale.schema import TAG_NOT_APPLICABLE, subset_metric
+from benchmark.vocabulary import TAG_NOT_APPLICABLE, subset_metric
 from tests.test_plugins import PLUGIN_SOURCE
 
 # test_plugins' plugin, stating a limit of two modalities

@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from benchmark.features.tensors import FeatureSet, SplitTensors
-from benchmark.scale.schema import STOP_CAP, STOP_PLATEAU
+from benchmark.vocabulary import STOP_CAP, STOP_PLATEAU
 from benchmark.train import loop as loop_module
 from benchmark.train.evaluation import References, evaluate, robustness_score
 from benchmark.train.loop import TrainConfig, train, training_loss

@@ -226,7 +226,7 @@ def test_bench_on_the_fake_package_logs_all_seven_subsets(fake_package, fusebenc
     end to end: every subset of image, text and audio gets a test metric."""
     from benchmark.cli import main
     from benchmark.paths import downloads_dir
-    from benchmark.scale.schema import subset_metric
+    from benchmark.vocabulary import subset_metric
     from tests.helpers_runs import cell_runs
 
     deb = fake_package[1]

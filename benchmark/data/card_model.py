@@ -13,7 +13,7 @@ from typing import Annotated, Any
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from benchmark.inputmodel import InputModel, checked_by, choice, count, expect, problem, required
-from benchmark.scale.schema import DEFAULT_RANKING_METRICS, DEFAULT_TASK, TASKS, task_metrics
+from benchmark.vocabulary import DEFAULT_RANKING_METRICS, DEFAULT_TASK, TASKS, task_metrics
 from benchmark.yamlfile import closest
 
 SOURCE_KINDS = ("builtin", "hub", "local")

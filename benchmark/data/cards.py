@@ -13,7 +13,7 @@ import yaml
 from benchmark.data.card_model import DOCUMENTATION_FIELDS, SOURCE_KINDS, CardModel
 from benchmark.inputmodel import InputProblem, validate
 from benchmark.paths import cards_dir as default_cards_dir
-from benchmark.scale.schema import DEFAULT_TASK
+from benchmark.vocabulary import DEFAULT_TASK
 from benchmark.yamlfile import DuplicateKey, YamlInputError, read_yaml
 from strategies.registry import Registry
 
@@ -49,7 +49,7 @@ class DatasetCard:
     modalities: tuple[ModalitySpec, ...]
     split: dict[str, Any]
     info: dict[str, Any]
-    ranking_metric: str = DEFAULT_RANKING_METRIC  # a key of benchmark.scale.schema.RANKING_METRICS
+    ranking_metric: str = DEFAULT_RANKING_METRIC  # a key of benchmark.vocabulary.RANKING_METRICS
     task: str = DEFAULT_TASK  # multiclass | binary | multilabel | regression
     sign_accuracy: bool = False  # regression: also score the sign of the prediction (MOSI acc-2)
     classes: tuple[str, ...] | None = None  # optional `classes:` list (names of a multilabel 0/1 vector)

@@ -16,7 +16,7 @@ from benchmark.features.catalog import get_encoder
 from benchmark.features.token_budget import apply_token_budget
 from benchmark.features.clip import ZeroShotPrompts, zero_shot_prompts
 from benchmark.progress import progress_bar
-from benchmark.scale.schema import data_rows_metric
+from benchmark.vocabulary import data_rows_metric
 
 # Part of every cache key: entries written before features carried a presence vector
 # (``present``, naturally missing modalities) are never reused.
@@ -124,7 +124,7 @@ class FeatureSet:
 
     def data_row_counts(self, splits: dict[str, SplitTensors] | None = None) -> dict[str, int]:
         """Rows per split and combination of modalities present in the data, as metric names
-        (``data_rows.<split>.<mods joined by ->``, schema.data_rows_metric); combinations that
+        (``data_rows.<split>.<mods joined by ->``, vocabulary.data_rows_metric); combinations that
         occur in no row are left out. ``splits``: those a cell used (a k-fold fold's), else the card's."""
         counts = {}
         for split in SPLITS:

@@ -41,7 +41,7 @@ def budget_regret(config: MatrixConfig, dropout: float, factor: int,
     """Train every (dataset, strategy variant) of ``config`` on its seeds at ``dropout`` with the
     defaults, under the profile's (epochs, patience) and under (factor x epochs, factor x patience)."""
     from benchmark.features.tensors import build_features
-    from benchmark.scale.schema import higher_is_better
+    from benchmark.vocabulary import higher_is_better
     from benchmark.train.cell import CellBudget
     from benchmark.train.evaluation import References, evaluate
     from benchmark.train.loop import train

@@ -109,7 +109,7 @@ def matrix_scores(tracking_uri: str, matrix_id: str) -> dict[str, tuple[str, boo
     """dataset -> (ranking metric, higher is better, variant -> score) of one matrix's finished runs."""
     from benchmark.reporting.analysis import analyse, metric_spec
     from benchmark.reporting.fetch import fetch_matrix
-    from benchmark.scale.schema import COLLAPSED, NOT_CONVERGED
+    from benchmark.vocabulary import COLLAPSED, NOT_CONVERGED
 
     runs = fetch_matrix(tracking_uri, matrix_id)
     out = {}

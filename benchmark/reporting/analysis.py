@@ -12,11 +12,11 @@ import pandas as pd
 
 from benchmark.reporting.replicates import replicate_keys
 from benchmark.reporting.stats import PairedTest, holm_tests, mean_ci95, paired_ttest
-from benchmark.scale.schema import (BEST_EPOCH, COLLAPSED, DATA_ROWS_PREFIX, DEFAULT_RANKING_METRICS, DEFAULT_TASK, EPOCHS_RUN,
+from benchmark.vocabulary import (BEST_EPOCH, COLLAPSED, DATA_ROWS_PREFIX, DEFAULT_RANKING_METRICS, DEFAULT_TASK, EPOCHS_RUN,
                                     LARGEST_CLASS_SHARE, NOT_CONVERGED, RANKING_METRIC, RANKING_METRICS,
                                     REFERENCE_PREFIX, SIGN_ACCURACY, STOP_REASON, TASK, TASKS, missing_metric, missing_prefix,
                                     subset_modalities, subset_prefix, task_metrics)
-from benchmark.scale.schema import ZERO_SHOT_PREFIX
+from benchmark.vocabulary import ZERO_SHOT_PREFIX
 
 BASELINE = "concat"  # the paired test compares every strategy with this variant
 UNIMODAL = "unimodal"
@@ -25,7 +25,7 @@ UNIMODAL = "unimodal"
 TASK_METRICS = {task: task_metrics(task, sign_accuracy=True) for task in TASKS}
 DEFAULT_RANKINGS = DEFAULT_RANKING_METRICS  # the ranking metric of runs that name none, per task
 DEFAULT_RANKING = DEFAULT_RANKINGS[DEFAULT_TASK]
-# The reference predictor of each task, in words (the schema's "reference_<metric>"; multiclass runs
+# The reference predictor of each task, in words (the vocabulary's "reference_<metric>"; multiclass runs
 # logged before tasks existed carry "majority_<metric>" and "chance_accuracy").
 REFERENCE_NAMES = {"multiclass": "majority class", "binary": "constant (training prevalence)",
                    "multilabel": "constant (training prevalence per label)", "regression": "constant (training mean)"}
@@ -33,11 +33,11 @@ METRIC_LABELS = {"accuracy": "accuracy", "macro_f1": "macro-F1", "auroc": "AUROC
                  "mean_ap": "mAP", "mae": "MAE", "rmse": "RMSE", "pearson_r": "Pearson r",
                  "sign_accuracy": "acc-2 (sign accuracy)"}
 ALL_METRICS = tuple(dict.fromkeys(m for metrics in TASK_METRICS.values() for m in metrics))
-_LOWER_IS_BETTER = {"mae", "rmse"}  # used only for a metric the schema does not list
+_LOWER_IS_BETTER = {"mae", "rmse"}  # used only for a metric the vocabulary does not list
 
 
 def metric_spec(metric: str) -> tuple[str, bool]:
-    """(MLflow metric name, higher_is_better) of a metric key, from the schema's RANKING_METRICS."""
+    """(MLflow metric name, higher_is_better) of a metric key, from the vocabulary's RANKING_METRICS."""
     spec = RANKING_METRICS.get(metric)
     if spec is None:
         return f"test_{metric}", metric not in _LOWER_IS_BETTER

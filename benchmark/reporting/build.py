@@ -29,7 +29,7 @@ from benchmark.reporting.replicates import folds_note, n_header, pairs_header, r
 from benchmark.reporting.perclass import write_per_class
 from benchmark.reporting.missing_technique import technique_table
 from benchmark.reporting.figures import accuracy_vs_cost, missing_curves, robustness_heatmap, tuning_gain
-from benchmark.scale.schema import RANKING_METRIC, subset_label, subset_modalities
+from benchmark.vocabulary import RANKING_METRIC, subset_label, subset_modalities
 
 ALPHA = 0.05
 

@@ -1,5 +1,5 @@
 """Per-run details the report shows for a few chosen runs only: the confusion-matrix artifact
-(schema.CONFUSION_ARTIFACT) and a step metric's history (a learning curve). Read with MLflow's
+(vocabulary.CONFUSION_ARTIFACT) and a step metric's history (a learning curve). Read with MLflow's
 client from the same tracking store as the runs; nothing here imports torch."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from benchmark.scale.schema import CONFUSION_ARTIFACT
+from benchmark.vocabulary import CONFUSION_ARTIFACT
 
 
 class RunDetails:

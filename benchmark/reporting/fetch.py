@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from benchmark.scale.schema import (CURVE_LR, CURVE_TRAIN_LOSS, CURVE_VAL_METRIC, DATA_ROWS_PREFIX, EXPERIMENT,
+from benchmark.vocabulary import (CURVE_LR, CURVE_TRAIN_LOSS, CURVE_VAL_METRIC, DATA_ROWS_PREFIX, EXPERIMENT,
                                     FOLD, RANKING_METRIC, STOP_REASON, TAG_ERROR, TAG_KIND, TAG_MATRIX, TAG_STATUS, TASK,
                                     dropout_label)
 

@@ -15,7 +15,7 @@ import numpy as np  # noqa: E402
 from benchmark.reporting.analysis import (BASELINE, DEFAULT_TASK, MEMORY_METRICS, REFERENCE_NAMES, UNIMODAL,  # noqa: E402
                                           DatasetAnalysis, config_label, metric_label, metric_spec, tuning_gains)
 from benchmark.reporting.stats import pareto_front  # noqa: E402
-from benchmark.scale.schema import subset_label  # noqa: E402
+from benchmark.vocabulary import subset_label  # noqa: E402
 
 DPI = 110
 LABEL_ALL_UP_TO = 12  # cost scatter plots name every point up to this many, else the Pareto front's

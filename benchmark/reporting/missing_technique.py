@@ -14,7 +14,7 @@ from benchmark.reporting.analysis import DatasetAnalysis, mark_text, metric_spec
 from benchmark.reporting.numbers import num, p_value
 from benchmark.reporting.replicates import replicate_keys
 from benchmark.reporting.stats import PairedTest, holm_tests, paired_ttest
-from benchmark.scale.schema import LEARNED_SUFFIX
+from benchmark.vocabulary import LEARNED_SUFFIX
 
 
 @dataclass

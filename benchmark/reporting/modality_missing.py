@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from benchmark.reporting.analysis import DatasetAnalysis, metric_spec
-from benchmark.scale.schema import modality_missing_prefix, modality_robustness_metric
+from benchmark.vocabulary import modality_missing_prefix, modality_robustness_metric
 
 
 @dataclass

@@ -2,7 +2,7 @@
 modalities (the same trained model evaluated with only two present: the subset scores the runs
 log), next to the gain over the best single modality; and the strategies the matrix asked for that
 state a limit on the number of modalities they take, listed as not applicable (planning skips them:
-benchmark/run/planning.py records them on the parent run, tag ``schema.TAG_NOT_APPLICABLE``)."""
+benchmark/run/planning.py records them on the parent run, tag ``vocabulary.TAG_NOT_APPLICABLE``)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import json
 
 from benchmark.reporting.analysis import UNIMODAL, DatasetAnalysis, metric_label, metric_spec
 from benchmark.reporting.numbers import num, signed
-from benchmark.scale.schema import TAG_NOT_APPLICABLE, subset_label, subset_modalities
+from benchmark.vocabulary import TAG_NOT_APPLICABLE, subset_label, subset_modalities
 
 
 def subset_sizes(a: DatasetAnalysis) -> dict[str, int]:

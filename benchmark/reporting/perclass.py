@@ -16,7 +16,7 @@ from benchmark.reporting.analysis import (BASELINE, DatasetAnalysis, best_overal
 from benchmark.reporting.class_figures import ANNOTATE_MAX, confusion_figure, learning_curves_figure
 from benchmark.reporting.details import RunDetails
 from benchmark.reporting.document import Document
-from benchmark.scale.schema import CURVE_VAL_METRIC
+from benchmark.vocabulary import CURVE_VAL_METRIC
 
 CLASSIFYING = ("multiclass", "binary")  # tasks whose runs log a confusion matrix
 MANY_CLASSES = 20  # above this a heatmap is unreadable: the most confused pairs are listed instead

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from benchmark.scale.schema import FOLD
+from benchmark.vocabulary import FOLD
 
 
 def uses_folds(runs: pd.DataFrame) -> bool:

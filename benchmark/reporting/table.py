@@ -1,5 +1,5 @@
 """One tidy table of a matrix's finished cells, for notebooks (benchmark/api.py): one row per cell
-run, metric names decoded into plain columns with the schema's own prefixes:
+run, metric names decoded into plain columns with the vocabulary's own prefixes:
 
 - identity: dataset, strategy, variant, family, dropout (the label, e.g. "0.3"), seed (and fold
   where the runs have one), task, ranking_metric, run_id;
@@ -22,7 +22,7 @@ import re
 import pandas as pd
 
 from benchmark.reporting.fetch import MatrixRuns
-from benchmark.scale.schema import (BEST_EPOCH, COLLAPSED, DEFAULT_RANKING_METRICS, DEFAULT_TASK, EPOCHS_RUN,
+from benchmark.vocabulary import (BEST_EPOCH, COLLAPSED, DEFAULT_RANKING_METRICS, DEFAULT_TASK, EPOCHS_RUN,
                                     NOT_CONVERGED, RANKING_METRIC, RANKING_METRICS, STOP_REASON, TASK,
                                     metric_name, missing_prefix, subset_modalities, subset_prefix)
 

@@ -24,7 +24,7 @@ from benchmark.run.planning import (cell_unit_of, cell_units, matrix_units, not_
 from benchmark.run.worker import QUIET_PROGRESS_ENV, MatrixOutcome, Worker, matrix_display
 from benchmark.scale.database import mask_secrets, open_storage
 from benchmark.scale.retry import retry
-from benchmark.scale.schema import TAG_CELL, TAG_ERROR, TAG_NOT_APPLICABLE, TAG_STATUS
+from benchmark.vocabulary import TAG_CELL, TAG_ERROR, TAG_NOT_APPLICABLE, TAG_STATUS
 from benchmark.scale.tracking import MatrixTracker
 from benchmark.scale.workqueue import new_worker_id, open_queue
 from benchmark.train.cost import current_rss_mb

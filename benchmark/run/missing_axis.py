@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from benchmark.scale.schema import MISSING_INPUT, MISSING_INPUTS, MISSING_ZERO
+from benchmark.vocabulary import MISSING_INPUT, MISSING_INPUTS, MISSING_ZERO
 
 DEFAULT = (MISSING_ZERO,)
 EXPECTED = f"a list of missing-input techniques, each one of {list(MISSING_INPUTS)} (default [zero])"

@@ -17,7 +17,7 @@ from benchmark.run.dropout import unknown_modalities
 from benchmark.run.folds import fold_count, folded_fingerprint, with_folds
 from benchmark.run.identity import cell_fingerprint, dataset_fingerprint, load_strategies
 from benchmark.run.missing_axis import technique_variants
-from benchmark.scale.schema import dropout_label
+from benchmark.vocabulary import dropout_label
 from benchmark.train.results import Cell
 
 

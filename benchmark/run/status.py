@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from benchmark.run.config import MatrixConfig
 from benchmark.run.planning import matrix_units, plan_cells, study_units
 from benchmark.scale.database import mask_secrets
-from benchmark.scale.schema import dropout_label
+from benchmark.vocabulary import dropout_label
 from benchmark.scale.tracking import MatrixTracker
 from benchmark.scale.workqueue import open_queue, worker_process_gone
 

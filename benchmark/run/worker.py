@@ -24,7 +24,7 @@ from benchmark.run.folds import FoldSplits
 from benchmark.run.planning import cell_hash, cell_unit, matrix_units, plan_cells, study_units
 from benchmark.scale.database import open_storage
 from benchmark.scale.retry import is_store_outage, retry
-from benchmark.scale.schema import FOLD, STOP_REASON, dropout_label
+from benchmark.vocabulary import FOLD, STOP_REASON, dropout_label
 from benchmark.scale.tracking import MatrixTracker
 from benchmark.train.cell import CellBudget, run_cells
 from benchmark.train.cost import peak_rss_mb

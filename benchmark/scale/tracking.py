@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from benchmark.paths import REPO_ROOT
-from benchmark.scale.schema import CURVE_LR, CURVE_TRAIN_LOSS, CURVE_VAL_METRIC, TAG_REUSED_FROM
-from benchmark.scale.schema import EXPERIMENT, TAG_CELL, TAG_ERROR, TAG_KIND, TAG_MATRIX, TAG_STATUS
-from benchmark.scale.schema import EXPERIMENT_KIND, EXPERIMENT_KIND_TAG
+from benchmark.vocabulary import CURVE_LR, CURVE_TRAIN_LOSS, CURVE_VAL_METRIC, TAG_REUSED_FROM
+from benchmark.vocabulary import EXPERIMENT, TAG_CELL, TAG_ERROR, TAG_KIND, TAG_MATRIX, TAG_STATUS
+from benchmark.vocabulary import EXPERIMENT_KIND, EXPERIMENT_KIND_TAG
 PACKAGES = ("torch", "torchvision", "transformers", "datasets", "mlflow", "optuna", "scikit-learn", "numpy")
 
 
@@ -169,7 +169,7 @@ class MatrixTracker:
         for start in range(0, len(history), 1000):  # MLflow takes at most 1000 metrics per batch
             self.client.log_batch(run_id, metrics=history[start:start + 1000])
         self.client.log_dict(run_id, record, "run_result.json")
-        for name, content in (artifacts or {}).items():  # e.g. schema.CONFUSION_ARTIFACT
+        for name, content in (artifacts or {}).items():  # e.g. vocabulary.CONFUSION_ARTIFACT
             self.client.log_dict(run_id, content, name)
         self.client.set_tag(run_id, TAG_STATUS, "ok")  # last write: marks the cell complete
         self.client.set_terminated(run_id, "FINISHED")

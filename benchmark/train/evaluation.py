@@ -16,7 +16,7 @@ from benchmark.features.tensors import SplitTensors
 from benchmark.train.device import synchronize
 from benchmark.train.modality_curves import modality_missing_masks
 from benchmark.train.tasks import MULTICLASS, Task
-from benchmark.scale.schema import higher_is_better
+from benchmark.vocabulary import higher_is_better
 
 MISSING_RATES = tuple(round(0.1 * i, 1) for i in range(10))  # 0.0 .. 0.9
 EVAL_BATCH = 256
@@ -76,7 +76,7 @@ class Evaluation:
     collapsed: bool = False
     inference_samples_per_s: float = float("nan")
     latency_ms_per_batch: float = float("nan")
-    # Full-input confusion matrix of a classifying task (schema.CONFUSION_ARTIFACT): {"labels": class
+    # Full-input confusion matrix of a classifying task (vocabulary.CONFUSION_ARTIFACT): {"labels": class
     # names, "matrix": counts, rows the true class, columns the predicted one}; None for other tasks.
     confusion: dict | None = None
 

@@ -33,7 +33,7 @@ import torch
 from torch import nn
 
 from benchmark.features.tensors import SplitTensors
-from benchmark.scale.schema import STOP_CAP, STOP_PLATEAU, higher_is_better
+from benchmark.vocabulary import STOP_CAP, STOP_PLATEAU, higher_is_better
 from benchmark.train.batching import model_inputs, presence_rates, random_presence
 from benchmark.train.device import is_cuda, synchronize
 from benchmark.train.evaluation import validation_scores

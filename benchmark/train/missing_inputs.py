@@ -27,7 +27,7 @@ from typing import Mapping
 import torch
 from torch import nn
 
-from benchmark.scale.schema import MISSING_INPUTS, MISSING_LEARNED, MISSING_ZERO
+from benchmark.vocabulary import MISSING_INPUTS, MISSING_LEARNED, MISSING_ZERO
 
 
 def check_missing_input(value: str) -> str:

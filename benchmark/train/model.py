@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from benchmark.features.tensors import FeatureSet
-from benchmark.scale.schema import MISSING_INPUT, MISSING_ZERO
+from benchmark.vocabulary import MISSING_INPUT, MISSING_ZERO
 from benchmark.train.missing_inputs import missing_input_module
 from benchmark.train.trainable_encoders import build_front_end, output_width
 from strategies import FusionStrategy, get_strategy

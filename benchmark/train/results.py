@@ -6,8 +6,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from benchmark.scale import schema
-from benchmark.scale.schema import dropout_label, metric_name, missing_metric, missing_prefix, reference_metric, subset_metric
+from benchmark import vocabulary
+from benchmark.vocabulary import dropout_label, metric_name, missing_metric, missing_prefix, reference_metric, subset_metric
 
 
 @dataclass
@@ -16,7 +16,7 @@ class Cell:
     strategy: str
     variant: str  # strategy name, or e.g. "unimodal[text]" for one-modality baselines
     # training modality dropout: one rate for every modality, or a rate per modality (("image", 0.5), ("text", 0.1)),
-    # sorted by modality (schema.dropout_label writes both; a float's hash payload is what it always was)
+    # sorted by modality (vocabulary.dropout_label writes both; a float's hash payload is what it always was)
     dropout: float | tuple[tuple[str, float], ...]
     seed: int
     fixed_hparams: dict[str, Any] = field(default_factory=dict)
@@ -64,7 +64,7 @@ class RunResult:
     ranking_metric: str = "accuracy"  # the card's: "accuracy" or "macro_f1"
     epochs_run: int = 0
     best_epoch: int = 0
-    stop_reason: str = schema.STOP_CAP
+    stop_reason: str = vocabulary.STOP_CAP
     collapsed: bool = False
     not_converged: bool = False
     largest_class_share: float = float("nan")
@@ -73,19 +73,19 @@ class RunResult:
     missing_curve_macro_f1: dict[float, float] = field(default_factory=dict)  # rate -> test macro-F1
     stacked_with: int = 1  # models trained in one stacked computation with this one (benchmark/train/stacked.py)
     # rows per split and combination of modalities present in the data: metric name -> count
-    # ("data_rows.train.image-text", schema.data_rows_metric; FeatureSet.data_row_counts)
+    # ("data_rows.train.image-text", vocabulary.data_rows_metric; FeatureSet.data_row_counts)
     data_rows: dict[str, int] = field(default_factory=dict)
-    # The task (param `task`) and its test scores in every metric of the task (schema.task_metrics):
+    # The task (param `task`) and its test scores in every metric of the task (vocabulary.task_metrics):
     # full input, per modality subset ("image+text" -> metric -> score), per missing rate. The
     # multiclass fields above (test_accuracy, subset_accuracy, ...) are their accuracy / macro-F1
     # part (NaN / empty for tasks without them); a result made without ``scores`` logs those alone.
-    task: str = schema.DEFAULT_TASK
+    task: str = vocabulary.DEFAULT_TASK
     scores: dict[str, float] = field(default_factory=dict)
     subset_scores: dict[str, dict[str, float]] = field(default_factory=dict)
     missing_scores: dict[float, dict[str, float]] = field(default_factory=dict)
     default_score: float = float("nan")  # the defaults' retrain's test score in the ranking metric
     # The full-input test confusion matrix of a classifying task ({"labels", "matrix"}; None otherwise),
-    # logged as the artifact schema.CONFUSION_ARTIFACT.
+    # logged as the artifact vocabulary.CONFUSION_ARTIFACT.
     confusion: dict | None = None
     # only one modality missing at test time: modality -> rate -> metric -> score; robustness per modality
     modality_missing_scores: dict[str, dict[float, dict[str, float]]] = field(default_factory=dict)
@@ -98,18 +98,18 @@ class RunResult:
         helped; for mae and rmse, the decrease)."""
         if not self.scores:
             return self.test_accuracy - self.default_test_accuracy
-        sign = 1.0 if schema.higher_is_better(self.ranking_metric) else -1.0
+        sign = 1.0 if vocabulary.higher_is_better(self.ranking_metric) else -1.0
         return sign * (self.scores[self.ranking_metric] - self.default_score)
 
     def params(self) -> dict[str, str]:
         out = {
             "dataset": self.cell.dataset, "strategy": self.cell.strategy, "variant": self.cell.variant,
             "family": self.family, "seed": self.cell.seed, "modality_dropout": dropout_label(self.cell.dropout),
-            "device": self.device, schema.RANKING_METRIC: self.ranking_metric, schema.STOP_REASON: self.stop_reason,
-            schema.STACKED_WITH: self.stacked_with, schema.TASK: self.task,
+            "device": self.device, vocabulary.RANKING_METRIC: self.ranking_metric, vocabulary.STOP_REASON: self.stop_reason,
+            vocabulary.STACKED_WITH: self.stacked_with, vocabulary.TASK: self.task,
         }
         if self.cell.fold is not None:
-            out[schema.FOLD] = self.cell.fold
+            out[vocabulary.FOLD] = self.cell.fold
         out.update({f"hp.{k}": v for k, v in self.hparams.items()})
         out.update({f"train.{k}": v for k, v in self.training.items()})
         return {k: str(v) for k, v in out.items()}
@@ -126,32 +126,32 @@ class RunResult:
             "seconds_per_epoch": self.seconds_per_epoch,
             **self.memory,
             "wall_seconds": self.wall_seconds,
-            schema.EPOCHS_RUN: float(self.epochs_run),
-            schema.BEST_EPOCH: float(self.best_epoch),
-            schema.COLLAPSED: float(self.collapsed),
-            schema.NOT_CONVERGED: float(self.not_converged),
-            schema.LARGEST_CLASS_SHARE: self.largest_class_share,
+            vocabulary.EPOCHS_RUN: float(self.epochs_run),
+            vocabulary.BEST_EPOCH: float(self.best_epoch),
+            vocabulary.COLLAPSED: float(self.collapsed),
+            vocabulary.NOT_CONVERGED: float(self.not_converged),
+            vocabulary.LARGEST_CLASS_SHARE: self.largest_class_share,
         }
         if out["robustness"] != out["robustness"]:  # undefined (collapsed, or no lead over the majority)
             del out["robustness"]
-        if out[schema.LARGEST_CLASS_SHARE] != out[schema.LARGEST_CLASS_SHARE]:  # no classes (multilabel, regression)
-            del out[schema.LARGEST_CLASS_SHARE]
+        if out[vocabulary.LARGEST_CLASS_SHARE] != out[vocabulary.LARGEST_CLASS_SHARE]:  # no classes (multilabel, regression)
+            del out[vocabulary.LARGEST_CLASS_SHARE]
         if self.references is not None and self.task == "multiclass":
-            out[schema.MAJORITY_ACCURACY] = self.references.majority_accuracy
-            out[schema.MAJORITY_MACRO_F1] = self.references.majority_macro_f1
-            out[schema.CHANCE_ACCURACY] = self.references.chance_accuracy
+            out[vocabulary.MAJORITY_ACCURACY] = self.references.majority_accuracy
+            out[vocabulary.MAJORITY_MACRO_F1] = self.references.majority_macro_f1
+            out[vocabulary.CHANCE_ACCURACY] = self.references.chance_accuracy
         if self.references is not None:
             out.update({reference_metric(m): v for m, v in self.references.all_scores().items()})
-        out.update({schema.zero_shot_metric(m): v for m, v in self.zero_shot.items() if v == v})
+        out.update({vocabulary.zero_shot_metric(m): v for m, v in self.zero_shot.items() if v == v})
         if self.scores:
             self._task_metrics(out)
         else:
             self._multiclass_metrics(out)
         out.update({name: float(count) for name, count in self.data_rows.items()})
         for modality, by_rate in self.modality_missing_scores.items():
-            out.update({schema.modality_missing_metric(modality, rate, metric): v
+            out.update({vocabulary.modality_missing_metric(modality, rate, metric): v
                         for rate, scores in by_rate.items() for metric, v in scores.items()})
-        out.update({schema.modality_robustness_metric(m): v for m, v in self.modality_robustness.items() if v == v})
+        out.update({vocabulary.modality_robustness_metric(m): v for m, v in self.modality_robustness.items() if v == v})
         return out
 
     def _task_metrics(self, out: dict[str, float]) -> None:
@@ -176,17 +176,17 @@ class RunResult:
         for rate, acc in self.missing_curve.items():
             out[missing_metric(rate)] = acc
         for rate, f1 in self.missing_curve_macro_f1.items():
-            out[missing_metric(rate, schema.MISSING_MACRO_F1_PREFIX)] = f1
+            out[missing_metric(rate, vocabulary.MISSING_MACRO_F1_PREFIX)] = f1
 
     def step_metrics(self) -> list[tuple[str, float, int]]:
         """The learning curves as MLflow step metrics: (name, value, epoch from 1)."""
-        names = {"train_loss": schema.CURVE_TRAIN_LOSS, "val_metric": schema.CURVE_VAL_METRIC, "lr": schema.CURVE_LR}
+        names = {"train_loss": vocabulary.CURVE_TRAIN_LOSS, "val_metric": vocabulary.CURVE_VAL_METRIC, "lr": vocabulary.CURVE_LR}
         return [(names[key], float(value), epoch + 1) for key, values in self.curves.items() if key in names
                 for epoch, value in enumerate(values)]
 
     def artifacts(self) -> dict[str, dict]:
         """JSON artifacts of the run beside its record: artifact file name -> content."""
-        return {schema.CONFUSION_ARTIFACT: self.confusion} if self.confusion else {}
+        return {vocabulary.CONFUSION_ARTIFACT: self.confusion} if self.confusion else {}
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)

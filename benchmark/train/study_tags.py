@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import optuna
 
-from benchmark.scale.schema import DISTRIBUTION_SUFFIX, TAG_BEST_TRIAL, TAG_STUDY
+from benchmark.vocabulary import DISTRIBUTION_SUFFIX, TAG_BEST_TRIAL, TAG_STUDY
 from benchmark.train.tuning import TRAINING_SPACE, distribution, winning_trial
 from strategies import get_strategy
 

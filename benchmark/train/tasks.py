@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from sklearn.metrics import average_precision_score, f1_score, roc_auc_score
 
-from benchmark.scale.schema import DEFAULT_TASK, SIGN_ACCURACY, task_metrics
+from benchmark.vocabulary import DEFAULT_TASK, SIGN_ACCURACY, task_metrics
 
 THRESHOLD = 0.5  # binary and multilabel: a probability at or above it predicts the class
 

@@ -19,7 +19,7 @@ import optuna
 
 from benchmark.features.tensors import FeatureSet, SplitTensors
 from benchmark.scale.retry import is_store_outage
-from benchmark.scale.schema import higher_is_better
+from benchmark.vocabulary import higher_is_better
 from benchmark.train.loop import TrainConfig, train
 from benchmark.train.model import build_model
 from benchmark.train.seeds import tuning_seed

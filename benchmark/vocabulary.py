@@ -1,6 +1,8 @@
-"""The results schema shared by the writer (tracking) and the reader (reporting): the MLflow
-experiment, the tag names, and how metric names encode modality subsets and missing rates.
-Plain Python only: reporting imports it where torch is not installed."""
+"""The project's vocabulary, on the ground floor of `benchmark`: the tasks and their metrics, each
+metric's direction, the MLflow experiment and tag names, and the codec by which metric names
+encode modality subsets and missing rates. The writer (tracking) and the reader (reporting) share
+it, and every package may import it. Plain Python that imports nothing of the project: reporting
+imports it where torch is not installed."""
 
 from __future__ import annotations
 
