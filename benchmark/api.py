@@ -28,7 +28,7 @@ NOT_OVERRIDABLE = ("name", "card_files")
 
 def _tracking(tracking_uri: str | None) -> str:
     """``tracking_uri`` or the default, normalised and checked (StoreURLError, a ValueError)."""
-    from benchmark.scale.database import checked_tracking_uri
+    from benchmark.stores.database import checked_tracking_uri
 
     return checked_tracking_uri(tracking_uri, "tracking_uri")
 
@@ -70,8 +70,8 @@ def run(profile: str = "default", *, tracking_uri: str | None = None, storage: s
     With ``report`` (default) the report is built and logged to the matrix's parent run, as `bench` does."""
     from benchmark.quiet import configure
     from benchmark.run.coordinator import finish_bench, run_bench
-    from benchmark.scale.database import checked_storage_url
-    from benchmark.scale.retry import reached
+    from benchmark.stores.database import checked_storage_url
+    from benchmark.stores.retry import reached
 
     if not isinstance(workers, int) or isinstance(workers, bool) or workers < 0:
         raise ProfileError(f"api.run(): workers: expected an integer >= 0, got {workers!r}")
@@ -103,7 +103,7 @@ def report(matrix_id: str | None = None, tracking_uri: str | None = None, log_to
     """Build the comparison report of the matrix (the newest when None) like `fusebench report`, log it
     as artifacts of its parent run (unless ``log_to_mlflow`` is false), and return report.md's path."""
     from benchmark.reporting import build_report
-    from benchmark.scale.tracking import MatrixTracker
+    from benchmark.tracking.mlflow_runs import MatrixTracker
 
     tracking_uri = _tracking(tracking_uri)
     folder, _ = build_report(tracking_uri, matrix_id)

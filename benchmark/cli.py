@@ -72,8 +72,8 @@ def _device(text: str) -> str:
 
 def _storage(args, connect: bool = True) -> str:
     """The Optuna storage URL: ``--storage`` or the default, normalised and checked before anything
-    is opened (scale/database.py), then (with ``connect``) reached (``_reached``)."""
-    from benchmark.scale.database import checked_storage_url
+    is opened (stores/database.py), then (with ``connect``) reached (``_reached``)."""
+    from benchmark.stores.database import checked_storage_url
 
     url = checked_storage_url(args.storage, "--storage")
     return _reached(url, "--storage") if connect else url
@@ -82,14 +82,14 @@ def _storage(args, connect: bool = True) -> str:
 def _tracking_uri(args, connect: bool = True) -> str:
     """The MLflow tracking URI: ``--tracking-uri`` or the default, normalised and checked, then (with
     ``connect``) reached (``_reached``)."""
-    from benchmark.scale.database import checked_tracking_uri
+    from benchmark.stores.database import checked_tracking_uri
 
     uri = checked_tracking_uri(args.tracking_uri, "--tracking-uri")
     return _reached(uri, "--tracking-uri") if connect else uri
 
 
 def _reached(url: str, flag: str) -> str:
-    from benchmark.scale.retry import reached
+    from benchmark.stores.retry import reached
 
     return reached(url, flag)
 
@@ -161,7 +161,7 @@ def _matrix_config(args):
 def _bench(args) -> int:
     from benchmark.run.coordinator import finish_bench, format_worker_rss, run_bench, write_summary
     from benchmark.run.planning import plan_cells
-    from benchmark.scale.database import mask_secrets
+    from benchmark.stores.database import mask_secrets
 
     config = _matrix_config(args)
     cells = plan_cells(config)
@@ -296,10 +296,10 @@ def _report(args) -> int:
     print(text)
     print(f"report written to {folder}")
     if not args.no_log:
-        from benchmark.scale.tracking import MatrixTracker
+        from benchmark.tracking.mlflow_runs import MatrixTracker
 
         MatrixTracker(tracking_uri, folder.name, {}, "", create=False).log_artifacts(folder)
-        from benchmark.scale.database import mask_secrets
+        from benchmark.stores.database import mask_secrets
 
         print(f"and logged as artifacts 'report/' of the parent run of matrix {folder.name} in "
               f"{mask_secrets(tracking_uri)}")
@@ -308,8 +308,8 @@ def _report(args) -> int:
 
 def _ui(args) -> int:
     from benchmark.paths import reports_dir
-    from benchmark.scale import ui
-    from benchmark.scale.database import mask_secrets
+    from benchmark.tracking import ui
+    from benchmark.stores.database import mask_secrets
 
     tracking_uri = _tracking_uri(args)
     if args.screenshot is not None:
@@ -546,8 +546,8 @@ def main(argv: list[str] | None = None) -> int:
     from benchmark.data.loading import DataError
     from benchmark.paths import FolderError
     from benchmark.run.config import ProfileError
-    from benchmark.scale.database import StoreURLError, mask_secrets
-    from benchmark.scale.retry import StoreUnavailable
+    from benchmark.stores.database import StoreURLError, mask_secrets
+    from benchmark.stores.retry import StoreUnavailable
     from strategies.registry import RegistryError
 
     try:

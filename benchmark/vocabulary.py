@@ -203,9 +203,9 @@ def modality_robustness_metric(modality: str) -> str:
     return MODALITY_ROBUSTNESS_PREFIX + modality
 
 
-# MLflow-native view (benchmark/scale/tracking.py): the experiment's kind in MLflow 3 (the UI's
+# MLflow-native view (benchmark/tracking/mlflow_runs.py): the experiment's kind in MLflow 3 (the UI's
 # "Machine learning" type, not "GenAI apps & agents"). The UI's global GenAI / Model-training switch
-# is chosen by the page address (benchmark/scale/ui.py), not by this tag.
+# is chosen by the page address (benchmark/tracking/ui.py), not by this tag.
 EXPERIMENT_KIND_TAG, EXPERIMENT_KIND = "mlflow.experimentKind", "custom_model_development"
 # Each cell run records its Optuna study: the study name and the number of the trial whose
 # hyperparameters it retrained (tags), and the study's search space as one tag per parameter,

@@ -80,7 +80,7 @@ def assert_each_cell_once(uri: str, expected_cells: int):
 
 def assert_trial_budget(storage_url: str, trials: int, studies: int):
     """Every study has exactly one final trial per budget slot: none missing, none duplicated."""
-    from benchmark.scale.database import open_storage
+    from benchmark.stores.database import open_storage
     from benchmark.train.tuning import budget_trials, is_final, stale_trials
     import optuna
 

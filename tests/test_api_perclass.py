@@ -20,7 +20,7 @@ from benchmark import api
 from benchmark.reporting import build_report
 from benchmark.run.config import ProfileError
 from benchmark.vocabulary import CONFUSION_ARTIFACT, CURVE_VAL_METRIC, DATA_ROWS_PREFIX
-from benchmark.scale.tracking import MatrixTracker
+from benchmark.tracking.mlflow_runs import MatrixTracker
 from benchmark.train.evaluation import confusion_matrix
 from benchmark.train.tasks import Task
 from tests.conftest import COLOURS, TOY_CARD, make_toy_dataset

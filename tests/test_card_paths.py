@@ -111,7 +111,7 @@ def test_a_profile_lists_card_paths_relative_to_its_folder(fusebench_home, capsy
 
 def test_worker_finds_a_moved_card_by_content_and_refuses_a_changed_one(fusebench_home, capsys):
     from benchmark.paths import default_optuna_storage
-    from benchmark.scale.workqueue import open_queue
+    from benchmark.engine.workqueue import open_queue
 
     card = write_card(fusebench_home / "site_a")
     assert main(["bench", "--datasets", str(card), "--workers", "0", *FAST]) == 0

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from benchmark.cli import main
-from benchmark.scale.ui import free_port
+from benchmark.tracking.ui import free_port
 from tests.helpers_runs import cell_runs, wait_for
 from tests.test_card_paths import FAST, write_card
 
@@ -67,7 +67,7 @@ subprocess.Popen([sys.executable, __file__, str(port), "worker"]).wait()
 # `fusebench ui` with the stand-in server and no MLflow store to ask for the runs-page address.
 FAKE_UI = """
 import sys
-from benchmark.scale import ui
+from benchmark.tracking import ui
 ui.mlflow_ui_command = lambda uri, host, port: [sys.executable, {server!r}, str(port)]
 ui.runs_page_url = lambda uri, host, port, columns=False: "http://stub"
 from benchmark.cli import main

@@ -16,7 +16,7 @@ from benchmark.reporting.crossdataset import cross_dataset, verdict_items
 from benchmark.reporting.fetch import fetch_matrix
 from benchmark.reporting.stats import (friedman, holm, iman_davenport, nemenyi_cd, paired_ttest,
                                        smallest_wilcoxon_p, wilcoxon_p)
-from benchmark.scale.tracking import MatrixTracker
+from benchmark.tracking.mlflow_runs import MatrixTracker
 from tests.helpers_stats import friedman_chi2_from_ranks
 
 MATRIX = "cross-matrix"

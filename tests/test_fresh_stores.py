@@ -59,6 +59,6 @@ def test_two_first_ever_benches_on_fresh_stores_both_finish(kind, fusebench_home
     for bench, (out, err) in zip(benches, outputs):
         assert bench.returncode == 0 and "Traceback" not in err, f"exit {bench.returncode}\n{out}\n{err}"
     # One cell between them: run by one bench, found done (or run again, never twice recorded) by the other.
-    from benchmark.scale.database import normalise_url
+    from benchmark.stores.database import normalise_url
 
     assert len(finished(cell_runs(normalise_url(os.environ["MLFLOW_TRACKING_URI"])))) == 1

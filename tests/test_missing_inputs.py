@@ -126,7 +126,7 @@ def test_planning_adds_learned_variants_and_keeps_zero_cells_unchanged():
 # ------------------------------------------------------------------ report
 def test_report_pairs_zero_and_learned_by_seed(tmp_path):
     from benchmark.reporting import build_report, paired_ttest
-    from benchmark.scale.tracking import MatrixTracker
+    from benchmark.tracking.mlflow_runs import MatrixTracker
 
     uri = f"sqlite:///{tmp_path}/mlruns.db"
     tracker = MatrixTracker(uri, "tech-matrix", {"profile": "test"}, "cpu")

@@ -16,8 +16,8 @@ from mlflow.tracking import MlflowClient
 from benchmark.cli import main
 from benchmark import vocabulary
 from benchmark.vocabulary import EXPERIMENT, EXPERIMENT_KIND, EXPERIMENT_KIND_TAG
-from benchmark.scale.tracking import experiment_id
-from benchmark.scale.ui import find_browser, runs_page_url
+from benchmark.tracking.mlflow_runs import experiment_id
+from benchmark.tracking.ui import find_browser, runs_page_url
 
 
 def test_a_new_experiment_opens_in_the_model_training_view(tmp_path):

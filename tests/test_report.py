@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from benchmark.reporting import build_report, mean_ci95, paired_ttest, pareto_front
-from benchmark.scale.tracking import MatrixTracker
+from benchmark.tracking.mlflow_runs import MatrixTracker
 
 REPO = Path(__file__).resolve().parent.parent
 MATRIX = "test-matrix"

@@ -13,7 +13,7 @@ from benchmark.reporting import build_report
 from benchmark.reporting.build import EmptyReport
 from benchmark.vocabulary import (COLLAPSED, RANKING_METRIC, TASK, data_rows_metric, missing_metric, missing_prefix,
                                     subset_metric)
-from benchmark.scale.tracking import MatrixTracker
+from benchmark.tracking.mlflow_runs import MatrixTracker
 from tests.test_report_trust import _section, _summary  # the report's dataset section and summary block
 
 MATRIX = "tasks-matrix"

@@ -14,7 +14,7 @@ from benchmark.reporting.analysis import analyse, best_overall, best_when_missin
 from benchmark.vocabulary import (BEST_EPOCH, CHANCE_ACCURACY, COLLAPSED, CURVE_TRAIN_LOSS, CURVE_VAL_METRIC,
                                     EPOCHS_RUN, LARGEST_CLASS_SHARE, MAJORITY_ACCURACY, MAJORITY_MACRO_F1,
                                     NOT_CONVERGED, RANKING_METRIC, STOP_REASON, missing_metric)
-from benchmark.scale.tracking import MatrixTracker
+from benchmark.tracking.mlflow_runs import MatrixTracker
 
 MATRIX = "trust-matrix"
 RATES = [0, 30, 60, 90]

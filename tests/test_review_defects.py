@@ -158,9 +158,9 @@ def _two_workers_on_one_matrix(home, trials: int):
     from benchmark.run import worker as worker_module
     from benchmark.run.config import MatrixConfig
     from benchmark.run.planning import matrix_units, plan_cells, study_units
-    from benchmark.scale.database import open_storage
-    from benchmark.scale.tracking import MatrixTracker
-    from benchmark.scale.workqueue import open_queue
+    from benchmark.stores.database import open_storage
+    from benchmark.tracking.mlflow_runs import MatrixTracker
+    from benchmark.engine.workqueue import open_queue
 
     cards = home / "cards"
     rows = "\n".join(f"{i % 2},{i * 0.1:.1f},{(i * 7) % 5},{i % 3}" for i in range(40))

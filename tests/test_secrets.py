@@ -23,7 +23,7 @@ def _free_port() -> int:
 
 
 def test_mask_secrets_hides_every_url_password_in_a_line():
-    from benchmark.scale.database import mask_secrets
+    from benchmark.stores.database import mask_secrets
 
     line = (f"tracking https://bob:{PASSWORD}@mlflow.example/x, optuna postgresql+psycopg2://alice:{PASSWORD}@db:5432/"
             f"optuna, local sqlite:////tmp/optuna.db, http://host:5000/models@v1")
@@ -53,7 +53,7 @@ def test_no_password_in_the_output_of_bench_and_status(toy_card, fusebench_home,
 
 def test_the_printed_worker_command_masks_the_password(toy_card, fusebench_home, monkeypatch, capsys):
     from benchmark.run import coordinator
-    from benchmark.scale import database
+    from benchmark.stores import database
 
     monkeypatch.setattr(coordinator, "run_bench", lambda config, *a, **k: coordinator.BenchSummary("m-1", 1))
     monkeypatch.setattr(database, "connect_once", lambda url: None)  # db.example is not reached: no store here

@@ -8,8 +8,8 @@ import time
 import pytest
 
 from benchmark.cli import main
-from benchmark.scale.retry import StoreUnavailable, retry
-from benchmark.scale.workqueue import WorkQueue
+from benchmark.stores.retry import StoreUnavailable, retry
+from benchmark.engine.workqueue import WorkQueue
 
 
 def _closed_port() -> int:
@@ -66,7 +66,7 @@ def test_a_bare_postgresql_url_uses_psycopg2(command, toy_card, fusebench_home, 
 
 
 def test_normalise_url():
-    from benchmark.scale.database import normalise_url
+    from benchmark.stores.database import normalise_url
 
     assert normalise_url("postgresql://u:p@h/db") == "postgresql+psycopg2://u:p@h/db"
     assert normalise_url("postgres://h/db") == "postgresql+psycopg2://h/db"
@@ -157,7 +157,7 @@ def test_a_read_only_database_file_is_one_line_at_once(flag, name, toy_card, fus
 def test_a_database_file_that_cannot_be_written_is_not_retried():
     from sqlalchemy.exc import OperationalError
 
-    from benchmark.scale.database import StoreURLError
+    from benchmark.stores.database import StoreURLError
 
     calls = []
 
@@ -177,7 +177,7 @@ def test_a_missing_database_or_refused_user_is_not_retried(text):
     """No wait creates a database or a user: one line at once, not the retry budget of an outage."""
     from sqlalchemy.exc import OperationalError
 
-    from benchmark.scale.database import StoreURLError
+    from benchmark.stores.database import StoreURLError
 
     calls = []
 
@@ -216,7 +216,7 @@ def test_mlflow_connection_errors_count_as_store_outages():
     import requests
     from mlflow.exceptions import MlflowException
 
-    from benchmark.scale.retry import is_store_outage
+    from benchmark.stores.retry import is_store_outage
 
     def wrapped(inner):
         try:
@@ -293,10 +293,10 @@ def test_status_names_a_unit_whose_worker_died(tmp_path, monkeypatch):
     from dataclasses import asdict
 
     from benchmark.run.config import MatrixConfig
-    from benchmark.scale.workqueue import open_queue
+    from benchmark.engine.workqueue import open_queue
     from benchmark.run.planning import plan_cells, study_units, trial_unit
     from benchmark.run.status import format_status, matrix_status
-    from benchmark.scale.workqueue import new_worker_id
+    from benchmark.engine.workqueue import new_worker_id
 
     monkeypatch.setenv("FUSEBENCH_HOME", str(tmp_path / "home"))
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlruns.db'}")

@@ -23,9 +23,11 @@ LAYERS = (
     ("benchmark.cli", "benchmark.api"),  # the two entry points
     ("benchmark.perf",),  # developer benchmarks behind `fusebench perf`: they drive run/ and train/
     ("benchmark.run",),
+    ("benchmark.engine", "benchmark.tracking"),  # run -> engine/tracking: the work queue; MLflow runs and UI
     ("benchmark.train",),
     ("benchmark.features",),
     ("benchmark.data",),
+    ("benchmark.stores",),  # the shared stores (databases, retry): engine, tracking, run and train's tuning
     ("strategies",),
 )
 # Rooms the layer order leaves out: shared leaves and side rooms, still bound by the cycle tests
@@ -33,7 +35,6 @@ LAYERS = (
 UNLAYERED = {
     "benchmark",  # the package's __init__
     "benchmark.vocabulary",  # the ground floor: tasks, metrics and their direction, tags, the name codec
-    "benchmark.scale",  # the stores, work queue, MLflow tracking and UI
     "benchmark.reporting",  # imports only REPORTING_MAY_IMPORT, so nothing of run, train or torch
     "benchmark.inputmodel", "benchmark.yamlfile", "benchmark.paths", "benchmark.progress", "benchmark.quiet",
 }

@@ -38,7 +38,7 @@ def test_report_shows_gain_over_best_pair_and_not_applicable(tmp_path):
     from mlflow.tracking import MlflowClient
 
     from benchmark.reporting import build_report
-    from benchmark.scale.tracking import MatrixTracker
+    from benchmark.tracking.mlflow_runs import MatrixTracker
 
     uri = f"sqlite:///{tmp_path}/mlruns.db"
     tracker = MatrixTracker(uri, "three-matrix", {"profile": "test"}, "cpu")
@@ -77,7 +77,7 @@ def test_summary_names_a_marked_unimodal_stronger_than_the_fusion_gain_baseline(
     """Marked configurations are never a baseline; when one scores above the baseline the fusion gain was
     measured against, the summary says the gains would be smaller against it."""
     from benchmark.reporting import build_report
-    from benchmark.scale.tracking import MatrixTracker
+    from benchmark.tracking.mlflow_runs import MatrixTracker
 
     uri = f"sqlite:///{tmp_path}/mlruns.db"
     tracker = MatrixTracker(uri, "shadow-matrix", {"profile": "test"}, "cpu")

@@ -28,7 +28,7 @@ SEEDS = "0,1"
 
 def lease_holders(storage: str) -> set[str]:
     """The '-<pid>-' part of every worker that holds or held a lease in the newest matrix's queue."""
-    from benchmark.scale.workqueue import open_queue
+    from benchmark.engine.workqueue import open_queue
 
     queue = open_queue(storage)
     rows = queue.leases(queue.matrix(None)["matrix_id"])

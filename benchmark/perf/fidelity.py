@@ -159,7 +159,7 @@ def run_fidelity(config: MatrixConfig, tracking_uri: str, storage_url: str, work
 
 def main(args, device: str) -> int:
     from benchmark.run.config import load_profile, parse_list
-    from benchmark.scale.database import checked_storage_url, checked_tracking_uri
+    from benchmark.stores.database import checked_storage_url, checked_tracking_uri
 
     config = load_profile(args.profile).with_overrides(
         datasets=parse_list(args.datasets), strategies=parse_list(args.strategies), seeds=parse_list(args.seeds, int),

@@ -22,11 +22,11 @@ from benchmark.run.config import MatrixConfig
 from benchmark.run.planning import (cell_unit_of, cell_units, matrix_units, not_applicable, plan_cells,
                                     study_units)
 from benchmark.run.worker import QUIET_PROGRESS_ENV, MatrixOutcome, Worker, matrix_display
-from benchmark.scale.database import mask_secrets, open_storage
-from benchmark.scale.retry import retry
+from benchmark.stores.database import mask_secrets, open_storage
+from benchmark.stores.retry import retry
 from benchmark.vocabulary import TAG_CELL, TAG_ERROR, TAG_NOT_APPLICABLE, TAG_STATUS
-from benchmark.scale.tracking import MatrixTracker
-from benchmark.scale.workqueue import new_worker_id, open_queue
+from benchmark.tracking.mlflow_runs import MatrixTracker
+from benchmark.engine.workqueue import new_worker_id, open_queue
 from benchmark.train.cost import current_rss_mb
 from benchmark.train.device import resolve_device
 

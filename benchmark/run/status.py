@@ -9,10 +9,10 @@ from dataclasses import dataclass, field
 
 from benchmark.run.config import MatrixConfig
 from benchmark.run.planning import matrix_units, plan_cells, study_units
-from benchmark.scale.database import mask_secrets
+from benchmark.stores.database import mask_secrets
 from benchmark.vocabulary import dropout_label
-from benchmark.scale.tracking import MatrixTracker
-from benchmark.scale.workqueue import open_queue, worker_process_gone
+from benchmark.tracking.mlflow_runs import MatrixTracker
+from benchmark.engine.workqueue import open_queue, worker_process_gone
 
 
 @dataclass
@@ -88,7 +88,7 @@ def matrix_with_datasets(storage_url: str, names: list[str], matrix_id: str | No
 
     import sqlalchemy as sa
 
-    from benchmark.scale.workqueue import MATRICES
+    from benchmark.engine.workqueue import MATRICES
 
     queue = open_queue(storage_url)
     query = sa.select(MATRICES.c.matrix_id, MATRICES.c.config).order_by(MATRICES.c.created.desc())

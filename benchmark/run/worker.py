@@ -22,10 +22,10 @@ from benchmark.progress import MatrixDisplay
 from benchmark.run.config import MatrixConfig
 from benchmark.run.folds import FoldSplits
 from benchmark.run.planning import cell_hash, cell_unit, matrix_units, plan_cells, study_units
-from benchmark.scale.database import open_storage
-from benchmark.scale.retry import is_store_outage, retry
+from benchmark.stores.database import open_storage
+from benchmark.stores.retry import is_store_outage, retry
 from benchmark.vocabulary import FOLD, STOP_REASON, dropout_label
-from benchmark.scale.tracking import MatrixTracker
+from benchmark.tracking.mlflow_runs import MatrixTracker
 from benchmark.train.cell import CellBudget, run_cells
 from benchmark.train.cost import peak_rss_mb
 from benchmark.train.results import Cell, RunResult

@@ -18,7 +18,7 @@ from typing import Any
 import optuna
 
 from benchmark.features.tensors import FeatureSet, SplitTensors
-from benchmark.scale.retry import is_store_outage
+from benchmark.stores.retry import is_store_outage
 from benchmark.vocabulary import higher_is_better
 from benchmark.train.loop import TrainConfig, train
 from benchmark.train.model import build_model

@@ -17,7 +17,7 @@ import urllib.request
 from pathlib import Path
 from typing import Iterator
 
-from benchmark.scale.tracking import experiment_id
+from benchmark.tracking.mlflow_runs import experiment_id
 
 BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 SERVER_START_S = 90.0  # `mlflow ui` answers in about 10 s here; allow for a slow first start

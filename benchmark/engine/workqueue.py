@@ -22,8 +22,8 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
 from benchmark import paths
-from benchmark.scale.database import engine_options, fast_sqlite_commits, first_use_lock, mask_secrets, normalise_url
-from benchmark.scale.retry import StoreUnavailable, retry, retry_budget
+from benchmark.stores.database import engine_options, fast_sqlite_commits, first_use_lock, mask_secrets, normalise_url
+from benchmark.stores.retry import StoreUnavailable, retry, retry_budget
 
 METADATA = sa.MetaData()
 MATRICES = sa.Table(

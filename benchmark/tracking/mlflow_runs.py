@@ -29,7 +29,7 @@ MLFLOW_CLIENT_RETRY_DEFAULTS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_
 def _client(tracking_uri: str):
     from mlflow.tracking import MlflowClient
 
-    from benchmark.scale.database import first_use_lock
+    from benchmark.stores.database import first_use_lock
 
     for name, value in MLFLOW_CLIENT_RETRY_DEFAULTS.items():
         os.environ.setdefault(name, value)
@@ -48,7 +48,7 @@ def experiment_id(tracking_uri: str, name: str = EXPERIMENT) -> str:
     if tracking_uri.startswith("sqlite:///"):
         db = Path(tracking_uri[len("sqlite:///"):])
         artifact_location = (db.parent / "mlartifacts").resolve().as_uri()
-    # MLflow 3's experiment kind: "Machine learning", not GenAI (the UI's view switch: scale/ui.py).
+    # MLflow 3's experiment kind: "Machine learning", not GenAI (the UI's view switch: tracking/ui.py).
     return client.create_experiment(name, artifact_location=artifact_location,
                                     tags={EXPERIMENT_KIND_TAG: EXPERIMENT_KIND})
 

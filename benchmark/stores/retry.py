@@ -12,7 +12,7 @@ from typing import Callable, TypeVar
 
 from sqlalchemy.exc import OperationalError
 
-from benchmark.scale.database import StoreURLError, mask_secrets
+from benchmark.stores.database import StoreURLError, mask_secrets
 
 T = TypeVar("T")
 LOG = logging.getLogger("fusebench.store")
@@ -110,7 +110,7 @@ def reached(url: str, what: str) -> str:
     missing database or a refused user is one line naming ``what`` (a flag, an API argument) at once;
     a server that is down is waited for within the retry budget (for a tracking URI, instead of
     MLflow's own 100 s of retries and a traceback). The CLI and the Python API both use it."""
-    from benchmark.scale.database import connect_once
+    from benchmark.stores.database import connect_once
 
     retry(lambda: connect_once(url), f"{what}: {mask_secrets(url)}")
     return url
