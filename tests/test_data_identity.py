@@ -50,8 +50,8 @@ def test_a_file_is_hashed_again_only_when_its_size_time_or_inode_changed(tmp_pat
     from benchmark.data import fingerprint
 
     hashed = []
-    real = fingerprint._sha256_of
-    monkeypatch.setattr(fingerprint, "_sha256_of", lambda path: hashed.append(path) or real(path))
+    real = fingerprint.sha256_of
+    monkeypatch.setattr(fingerprint, "sha256_of", lambda path: hashed.append(path) or real(path))
     data = tmp_path / "data.csv"
     _csv(data)
     cache = DigestCache(tmp_path / "digests.json")

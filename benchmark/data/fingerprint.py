@@ -29,6 +29,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from benchmark.data.builtin import preparer_version
+from benchmark.data.fetch import sha256_of
+from benchmark.data.source_paths import resolve_source_path
 from benchmark.paths import state_dir
 
 if TYPE_CHECKING:
@@ -38,11 +40,6 @@ if TYPE_CHECKING:
 LOCAL_PATH_FIELDS = ("data_files", "data_dir")
 _SHA = re.compile(r"^[0-9a-f]{40}$")
 _GLOB = re.compile(r"[*?\[]")
-
-
-def _sha256_of(path: Path) -> str:
-    with open(path, "rb") as handle:
-        return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
 class DigestCache:
@@ -73,7 +70,7 @@ class DigestCache:
         known = entries.get(key)
         if known is not None and known[:3] == stamp:
             return known[3]
-        value = _sha256_of(path)
+        value = sha256_of(path)
         entries[key] = [*stamp, value]
         self._dirty = True
         return value
@@ -115,9 +112,9 @@ def content_digest(path: Path, cache: DigestCache) -> str:
 
 
 def resolve_local(card: DatasetCard, value: str) -> Path:
-    """A path from ``source.local``: ``~`` and ``$VARS`` expanded, relative to the card's folder."""
-    path = Path(os.path.expandvars(os.path.expanduser(value)))
-    return path if path.is_absolute() else (card.path.parent / path).resolve()
+    """A path from ``source.local`` as loading resolves it: ``~`` and ``$VARS`` expanded, relative
+    to the card's folder."""
+    return resolve_source_path(card.path.parent, value)
 
 
 def local_content(card: DatasetCard, cache: DigestCache) -> dict[str, Any]:

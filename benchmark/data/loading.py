@@ -12,6 +12,7 @@ import numpy as np
 
 from benchmark.data.cards import SPLITS, DatasetCard
 from benchmark.data.builtin import ensure_prepared
+from benchmark.data.source_paths import resolve_source_path
 from benchmark.data import formats
 from benchmark.data.file_problems import unreadable_files_message
 from benchmark.data.splits import stratified_split
@@ -76,20 +77,20 @@ def _load_local(card: DatasetCard):
     base = card.path.parent
     if fmt in formats.FORMATS:  # files that datasets cannot read (HDF5 arrays, MMSA feature pickles)
         try:
-            return formats.load_format(card, fmt, local, lambda value: _resolve(base, value))
+            return formats.load_format(card, fmt, local, lambda value: resolve_source_path(base, value))
         except formats.FormatError as exc:
             raise DataError(f"dataset {card.name!r}: {exc}") from None
     if fmt == "arrow":
-        folder = _resolve(base, local["data_dir"])
+        folder = resolve_source_path(base, local["data_dir"])
         return hf.load_from_disk(str(folder)), f"local:{folder}"
     data_files = local.get("data_files")
     if isinstance(data_files, dict):
-        data_files = {split: str(_resolve(base, f)) for split, f in data_files.items()}
+        data_files = {split: str(resolve_source_path(base, f)) for split, f in data_files.items()}
     elif data_files is not None:
-        data_files = str(_resolve(base, data_files))
+        data_files = str(resolve_source_path(base, data_files))
     kwargs = {}
     if fmt == "imagefolder":
-        kwargs["data_dir"] = str(_resolve(base, local["data_dir"])) if "data_dir" in local else None
+        kwargs["data_dir"] = str(resolve_source_path(base, local["data_dir"])) if "data_dir" in local else None
     try:
         with _read_errors_unlogged():
             raw = hf.load_dataset(fmt, data_files=data_files, **{k: v for k, v in kwargs.items() if v})
@@ -116,9 +117,6 @@ def _read_errors_unlogged():
         logger.setLevel(level)
 
 
-def _resolve(base: Path, value: str) -> Path:
-    path = Path(os.path.expandvars(os.path.expanduser(value)))
-    return path if path.is_absolute() else (base / path).resolve()
 
 
 def _ensure_three_splits(card: DatasetCard, raw) -> dict:
