@@ -208,18 +208,34 @@ def referenced_files(card: DatasetCard, cache: DigestCache) -> str | None:
     if fmt not in TABLE_FORMATS:
         return None
     columns = sorted({m.column for m in card.modalities if m.column} - {card.label})
-    named: set[str] = set()
-    for path in _table_files(card):
-        try:
-            frame = _read_columns(path, fmt, columns)
-        except Exception:  # noqa: BLE001 - unreadable or not a table: loading reports it, in one line
-            return None
-        for column in frame.columns:
-            named.update(p for p in map(_named_path, frame[column].tolist()) if p)
+    tables = _table_files(card)
+    # The tables are read once per content: planning fingerprints a dataset several times per
+    # command, and only the named files' stamps need checking again.
+    key = (fmt, tuple(columns), tuple(cache.digest(t) if t.is_file() else "missing" for t in tables))
+    if key not in _named_by_tables:
+        _named_by_tables[key] = _named_files(tables, fmt, columns)
+    named = _named_by_tables[key]
     if not named:
         return None
-    listing = [[p, content_digest(resolve_local(card, p), cache)] for p in sorted(named)]
+    listing = [[p, content_digest(resolve_local(card, p), cache)] for p in named]
     return hashlib.sha256(json.dumps(listing).encode()).hexdigest()
+
+
+_named_by_tables: dict[tuple, list[str]] = {}
+
+
+def _named_files(tables: list[Path], fmt: str, columns: list[str]) -> list[str]:
+    """The media paths the tables' ``columns`` name, sorted; [] when a table cannot be read here
+    (loading reports it, in one line)."""
+    named: set[str] = set()
+    for path in tables:
+        try:
+            frame = _read_columns(path, fmt, columns)
+        except Exception:  # noqa: BLE001 - unreadable or not a table
+            return []
+        for column in frame.columns:
+            named.update(p for p in map(_named_path, frame[column].tolist()) if p)
+    return sorted(named)
 
 
 # ---------------------------------------------------------------------------------- the card
