@@ -13,6 +13,50 @@ TAG_KIND, TAG_MATRIX, TAG_CELL, TAG_STATUS, TAG_ERROR = (
 # that state a limit on how many modalities they take and so were not planned on that dataset.
 TAG_NOT_APPLICABLE = "fusebench.not_applicable"
 
+# The results schema: the shape of what a matrix's parent run and its cell runs record in MLflow (tags,
+# params, metric names), logged as the tag TAG_SCHEMA on both. Raise it whenever that shape changes,
+# and teach the reader (benchmark/reporting/fetch.py, UPGRADES) to bring the previous version up to the
+# new one, so that nothing after the reader ever asks which version wrote a run. A run without the
+# tag is version 1. What each version changed:
+RESULTS_SCHEMA_CHANGES = {
+    1: "every run written before the tag existed; its shape grew field by field: the identity params "
+       "(dataset, variant, strategy, family) only as tags on the oldest runs; no `task` param (multiclass); "
+       "no `ranking_metric` param (the task's default ranks); references as `majority_<metric>` only; "
+       "`tuning_gain` without `default_test_accuracy` on the oldest; a failed or unfinished run carries only "
+       "`dataset`, `family` and `strategy` (holding the variant) as tags, its dropout and seed only in its run "
+       "name, its error as the first line of `fusebench.error`",
+    2: "the tag itself, on parent and cell runs; every cell run carries its identity as tags from its "
+       "start (CELL_TAGS: dataset, strategy, variant, family, modality_dropout, seed, and fold with "
+       "k-fold; the tag `strategy` is the strategy, no longer the variant); a failed run carries its error "
+       "type and first line (TAG_ERROR_TYPE, TAG_ERROR_LINE); every cell run logs `task`, `ranking_metric` "
+       "and `default_test_<ranking metric>`; its `run_result.json` holds scores, subset_scores, "
+       "missing_scores and default_scores per metric, without the multiclass copies (test_accuracy, "
+       "subset_accuracy, missing_curve, ...) beside them",
+}
+RESULTS_SCHEMA = max(RESULTS_SCHEMA_CHANGES)
+TAG_SCHEMA = "fusebench.results_schema"
+# A failed cell run's error: its exception type ("RuntimeError") and the first line of its message
+# ("RuntimeError: loss is NaN"), beside the full text with a short traceback (TAG_ERROR).
+TAG_ERROR_TYPE, TAG_ERROR_LINE = "fusebench.error_type", "fusebench.error_line"
+# The tags naming what a cell run is, set when it starts (so a run that fails or never finishes says
+# which cell it was) and equal to the params of the same names that a finished run logs. FOLD too
+# where the run is one fold of a k-fold cross-validation.
+CELL_TAGS = ("dataset", "strategy", "variant", "family", "modality_dropout", "seed")
+
+
+def schema_version(tags: dict) -> int:
+    """The results-schema version of a run, from its tags (no TAG_SCHEMA: version 1)."""
+    return int(tags.get(TAG_SCHEMA, 1))
+
+
+def cell_tags(dataset: str, strategy: str, variant: str, family: str, dropout, seed: int,
+              fold: int | None = None) -> dict[str, str]:
+    """The CELL_TAGS of one cell run (and FOLD where given), as MLflow tag values; ``dropout`` as in
+    dropout_label."""
+    tags = {"dataset": dataset, "strategy": strategy, "variant": variant, "family": family,
+            "modality_dropout": dropout_label(dropout), "seed": str(seed)}
+    return tags if fold is None else {**tags, FOLD: str(fold)}
+
 # Per-subset and per-missing-rate test accuracies: "test_accuracy_subset.image-text",
 # "test_accuracy_missing.30". MLflow metric names cannot hold "+", so a subset's modalities
 # are joined with "-" (card loading allows only letters, digits and "_" in modality names).

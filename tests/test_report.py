@@ -13,6 +13,7 @@ import pytest
 
 from benchmark.reporting import build_report, mean_ci95, paired_ttest, pareto_front
 from benchmark.tracking.mlflow_runs import MatrixTracker
+from benchmark.vocabulary import cell_tags
 
 REPO = Path(__file__).resolve().parent.parent
 MATRIX = "test-matrix"
@@ -72,8 +73,8 @@ def store(tmp_path_factory) -> tuple[str, Path]:
     # "broken" fails on every seed of alpha: its runs are failed runs with an error.
     for seed in range(3):
         run_id = tracker.start_cell(f"alpha-broken-{seed}", f"alpha · broken · dropout 0.3 · seed {seed}",
-                                    {"strategy": "broken", "dataset": "alpha"})
-        tracker.fail_cell(run_id, "RuntimeError: loss is NaN\nTraceback ...")
+                                    cell_tags("alpha", "broken", "broken", "late", 0.3, seed))
+        tracker.fail_cell(run_id, "RuntimeError: loss is NaN\nTraceback ...", "RuntimeError")
     tracker.finish_matrix({})
     return uri, folder
 

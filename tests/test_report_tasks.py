@@ -14,6 +14,7 @@ from benchmark.reporting.build import EmptyReport
 from benchmark.vocabulary import (COLLAPSED, RANKING_METRIC, TASK, data_rows_metric, missing_metric, missing_prefix,
                                     subset_metric)
 from benchmark.tracking.mlflow_runs import MatrixTracker
+from benchmark.vocabulary import cell_tags
 from tests.test_report_trust import _section, _summary  # the report's dataset section and summary block
 
 MATRIX = "tasks-matrix"
@@ -264,8 +265,8 @@ def test_empty_report_is_refused_and_latest_kept(tmp_path, monkeypatch, capsys):
     capsys.readouterr()
 
     bad = MatrixTracker(uri, "bad", {}, "cpu")  # its only cell failed while loading data
-    run_id = bad.start_cell("b", "d · concat · dropout 0 · seed 0", {"dataset": "d"})
-    bad.fail_cell(run_id, "DataError: card.yaml: label column 'y' not found\nTraceback ...")
+    run_id = bad.start_cell("b", "d · concat · dropout 0 · seed 0", cell_tags("d", "concat", "concat", "early", 0, 0))
+    bad.fail_cell(run_id, "DataError: card.yaml: label column 'y' not found\nTraceback ...", "DataError")
     assert main(["report", "--tracking-uri", uri, "--matrix-id", "bad", "--no-log"]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1, err
@@ -288,8 +289,8 @@ def test_bench_with_no_finished_cell_ends_without_report(tmp_path, monkeypatch):
     reports.mkdir()
     os.symlink("earlier", reports / "latest")
     tracker = MatrixTracker(uri, "allfail", {}, "cpu")
-    run_id = tracker.start_cell("c", "d · concat · dropout 0 · seed 0", {"dataset": "d"})
-    tracker.fail_cell(run_id, "DataError: card.yaml: no rows")
+    run_id = tracker.start_cell("c", "d · concat · dropout 0 · seed 0", cell_tags("d", "concat", "concat", "early", 0, 0))
+    tracker.fail_cell(run_id, "DataError: card.yaml: no rows", "DataError")
     lines = []
     assert finish_bench(BenchSummary("allfail", cells=1), uri, "cpu", log=lines.append) is None
     assert any(line.startswith("no report: matrix allfail has no finished cell run") for line in lines), lines

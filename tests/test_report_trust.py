@@ -15,6 +15,7 @@ from benchmark.vocabulary import (BEST_EPOCH, CHANCE_ACCURACY, COLLAPSED, CURVE_
                                     EPOCHS_RUN, LARGEST_CLASS_SHARE, MAJORITY_ACCURACY, MAJORITY_MACRO_F1,
                                     NOT_CONVERGED, RANKING_METRIC, STOP_REASON, missing_metric)
 from benchmark.tracking.mlflow_runs import MatrixTracker
+from benchmark.vocabulary import TAG_SCHEMA, reference_metric
 
 MATRIX = "trust-matrix"
 RATES = [0, 30, 60, 90]
@@ -65,7 +66,8 @@ def _metrics(cell: Cell, seed: int) -> dict[str, float]:
          "test_accuracy_subset.text": acc - 0.2,
          EPOCHS_RUN: 30.0 if stalled else 12.0 + seed, BEST_EPOCH: 30.0 if stalled else 7.0 + seed,
          COLLAPSED: float(collapsed), NOT_CONVERGED: float(stalled), LARGEST_CLASS_SHARE: 0.99 if collapsed else 0.4,
-         MAJORITY_ACCURACY: MAJORITY, MAJORITY_MACRO_F1: MAJORITY_F1, CHANCE_ACCURACY: CHANCE}
+         MAJORITY_ACCURACY: MAJORITY, MAJORITY_MACRO_F1: MAJORITY_F1, CHANCE_ACCURACY: CHANCE,
+         reference_metric("accuracy"): MAJORITY, reference_metric("macro_f1"): MAJORITY_F1}
     for r in RATES:
         m[missing_metric(r / 100)] = acc - cell.drop * r / 90
     if not collapsed and acc > MAJORITY:  # the writer leaves robustness out otherwise
@@ -93,9 +95,11 @@ def report(tmp_path_factory) -> str:
                     tracker.client.log_metric(run_id, CURVE_VAL_METRIC, 0.5, step=step)
                 tracker.finish_cell(run_id, params, _metrics(cell, seed), {"family": cell.family, STOP_REASON: stop},
                                     {"note": "test"})
-    # an older run without any of the trust metrics: its dataset still reports, with no marks and no references
+    # an older run (results schema 1) without any of the trust metrics: its dataset still reports, with
+    # no marks and no references
     run_id = tracker.start_cell("legacy-concat-0", "legacy · concat · dropout 0 · seed 0",
                                 {"strategy": "concat", "dataset": "legacy"})
+    tracker.client.delete_tag(run_id, TAG_SCHEMA)
     tracker.finish_cell(run_id, {"dataset": "legacy", "strategy": "concat", "variant": "concat", "family": "early",
                                  "seed": "0", "modality_dropout": "0", "device": "cpu"},
                         {"test_accuracy": 0.7, "test_macro_f1": 0.6, "robustness": 0.9}, {"family": "early"}, {})

@@ -26,7 +26,7 @@ def test_run_cell_through_a_trainable_encoder():
     study = optuna.create_study(direction="maximize")
     result = run_cell(Cell("t", "concat", "concat", 0.0, 0), features, features.splits, study, CellBudget(2, 16, 0, "cpu"))
     assert result.family == "early"
-    assert 0.0 <= result.test_accuracy <= 1.0 and result.param_count > 0
+    assert 0.0 <= result.scores["accuracy"] <= 1.0 and result.param_count > 0
 
 
 def test_worker_resolves_auto_device_on_its_own_machine():
@@ -282,7 +282,7 @@ def test_default_retrain_does_not_depend_on_what_tuning_picked(monkeypatch):
         result = run_cell(Cell("t", "concat", "concat", 0.0, 0), features, features.splits, study,
                           CellBudget(3, 16, 1, "cpu"))
         assert result.hparams["hidden"] == hidden
-        default_scores.append(result.default_test_accuracy)
+        default_scores.append(result.default_scores["accuracy"])
     assert [len(states) for states in entry_states] == [2, 2]  # the tuned run, then the defaults' run
     assert torch.equal(entry_states[0][1], entry_states[1][1])
     assert default_scores[0] == default_scores[1]

@@ -26,7 +26,7 @@ TASK_METRICS = {task: task_metrics(task, sign_accuracy=True) for task in TASKS}
 DEFAULT_RANKINGS = DEFAULT_RANKING_METRICS  # the ranking metric of runs that name none, per task
 DEFAULT_RANKING = DEFAULT_RANKINGS[DEFAULT_TASK]
 # The reference predictor of each task, in words (the vocabulary's "reference_<metric>"; multiclass runs
-# logged before tasks existed carry "majority_<metric>" and "chance_accuracy").
+# also carry "chance_accuracy").
 REFERENCE_NAMES = {"multiclass": "majority class", "binary": "constant (training prevalence)",
                    "multilabel": "constant (training prevalence per label)", "regression": "constant (training mean)"}
 METRIC_LABELS = {"accuracy": "accuracy", "macro_f1": "macro-F1", "auroc": "AUROC", "f1": "F1", "micro_f1": "micro-F1",
@@ -41,8 +41,6 @@ def metric_spec(metric: str) -> tuple[str, bool]:
     spec = RANKING_METRICS.get(metric)
     if spec is None:
         return f"test_{metric}", metric not in _LOWER_IS_BETTER
-    if isinstance(spec, str):  # an older schema: name only, higher is better
-        return spec, True
     return spec[0], bool(spec[1])
 
 
@@ -62,7 +60,8 @@ class MemoryMetric(NamedTuple):
 
 
 # In order of preference on ties: the measured GPU peak; then the tensor accounting of one
-# training step (same on every device, separates strategies); the CPU readings only for older runs.
+# training step (same on every device, separates strategies); the CPU readings last (for runs that logged
+# no tensor accounting).
 MEMORY_METRICS = {
     "peak_gpu_mem_mb": MemoryMetric("peak GPU memory allocated (MiB)", "peak GPU mem (MiB)", "peak GPU memory", "",
                                     "gpu"),
@@ -98,7 +97,7 @@ class DatasetAnalysis:
     ranking: str = DEFAULT_RANKING  # key of RANKING_METRICS that ranks this dataset
     ranking_declared: bool = False  # the runs named their ranking metric (param `ranking_metric`)
     ranking_note: str = ""  # why the ranking is not the declared one, or that runs disagreed
-    task: str = DEFAULT_TASK  # the runs' `task` param (missing: multiclass)
+    task: str = DEFAULT_TASK  # the runs' `task` param
     metrics: tuple[str, ...] = TASK_METRICS[DEFAULT_TASK]  # the task's metrics the runs logged, in column order
     higher_is_better: bool = True  # direction of the ranking metric
     subset_metric: str = "accuracy"  # the metric of the per-subset columns ("subset:<suffix>")
@@ -225,8 +224,8 @@ def _constant(runs: pd.DataFrame, column: str) -> float:
 
 
 def _task(runs: pd.DataFrame) -> str:
-    """The runs' task (the most common `task` param; runs without one are multiclass)."""
-    values = runs[TASK].fillna(DEFAULT_TASK).astype(str) if TASK in runs else pd.Series(dtype=str)
+    """The runs' task (the most common `task` param; the reader sets it on every run)."""
+    values = runs[TASK].dropna().astype(str) if TASK in runs else pd.Series(dtype=str)
     task = str(values.value_counts().index[0]) if len(values) else DEFAULT_TASK
     return task if task in TASK_METRICS else DEFAULT_TASK
 
@@ -275,8 +274,9 @@ def _data_rows(runs: pd.DataFrame) -> dict[str, dict[str, int]]:
 
 
 def _logged_metric(runs: pd.DataFrame, prefix_of, preferred: str) -> str:
-    """The preferred metric when the runs logged `prefix_of(preferred)` columns, else accuracy (runs
-    logged before every metric had its own subsets and curve), else the preferred one."""
+    """The preferred metric when the runs logged `prefix_of(preferred)` columns, else accuracy (runs of
+    results schema 1 made without per-metric scores logged subsets and curves in accuracy only, which no
+    upgrade can supply), else the preferred one."""
     for metric in (preferred, "accuracy"):
         if _suffixes(runs, prefix_of(metric)):
             return metric
@@ -340,10 +340,10 @@ def analyse(name: str, runs: pd.DataFrame, problems: pd.DataFrame) -> DatasetAna
         rows.append(row)
     configs = pd.DataFrame(rows)
     # reference predictors, logged with every cell of the dataset: "reference_<metric>" (the task's constant
-    # predictor), or before tasks existed "majority_<metric>"; "chance_<metric>"
+    # predictor), "chance_<metric>" and "zero_shot_<metric>"
     references = {kind: {m: v for m in ALL_METRICS if (v := _constant(runs, f"{kind}_{m}")) == v}
-                  for kind in (REFERENCE_PREFIX.rstrip("_"), "majority", "chance", ZERO_SHOT_PREFIX.rstrip("_"))}
-    majority = {**references["majority"], **references[REFERENCE_PREFIX.rstrip("_")]}
+                  for kind in (REFERENCE_PREFIX.rstrip("_"), "chance", ZERO_SHOT_PREFIX.rstrip("_"))}
+    majority = references[REFERENCE_PREFIX.rstrip("_")]
     analysis = DatasetAnalysis(
         name, configs, runs, problems, subsets, rates, memory_key, ranking=ranking, ranking_declared=declared,
         ranking_note=note, task=task, metrics=tuple(shown), higher_is_better=higher, subset_metric=subset_key,
@@ -363,26 +363,20 @@ def analyse(name: str, runs: pd.DataFrame, problems: pd.DataFrame) -> DatasetAna
 
 
 def _default_column(group: pd.DataFrame, ranking: str) -> str | None:
-    """The MLflow metric holding the ranking metric with the strategy's default hyperparameters:
-    "default_test_<metric>", or (runs logged before other metrics) "default_test_accuracy" when ranked by accuracy."""
-    for column in (f"default_{metric_spec(ranking)[0]}",) + (("default_test_accuracy",) if ranking == "accuracy"
-                                                              else ()):
-        if column in group and group[column].notna().any():
-            return column
-    return None
+    """The MLflow metric holding the ranking metric with the strategy's default hyperparameters,
+    "default_test_<metric>", where some run of ``group`` logged it."""
+    column = f"default_{metric_spec(ranking)[0]}"
+    return column if column in group and group[column].notna().any() else None
 
 
 def tuning_gains(runs: pd.DataFrame, metric: str) -> pd.Series:
     """Per run: how much tuning improved `metric` (positive = better, whatever its direction): tuned − default
-    (default − tuned when lower is better) where "default_test_<metric>" is logged, else the logged
-    `tuning_gain` (test accuracy, tuned − default, as runs logged it before other metrics existed)."""
+    (default − tuned when lower is better) where "default_test_<metric>" is logged, else NaN."""
     column, higher = metric_spec(metric)
     default = _default_column(runs, metric)
     if default and column in runs:
         gain = runs[column] - runs[default]
         return gain if higher else -gain
-    if metric == "accuracy" and "tuning_gain" in runs:
-        return runs["tuning_gain"]
     return pd.Series(float("nan"), index=runs.index, dtype=float)
 
 

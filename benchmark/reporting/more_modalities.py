@@ -70,7 +70,7 @@ def pair_gain_table(a: DatasetAnalysis) -> tuple[str, list[str], list[list[str]]
 
 def not_applicable(parent: dict, dataset: str) -> dict[str, str]:
     """Strategy -> why it did not run on ``dataset`` (its stated modality limit), from the parent run's
-    tag; empty for matrices recorded before the tag existed."""
+    tag; empty when the matrix skipped none (the tag is written only then)."""
     raw = (parent or {}).get("tags", {}).get(TAG_NOT_APPLICABLE)
     if not raw:
         return {}

@@ -12,8 +12,8 @@ run, metric names decoded into plain columns with the vocabulary's own prefixes:
 - cost: param_count, train_samples_per_s, inference_samples_per_s, latency_ms_per_batch,
   seconds_per_epoch, wall_seconds and the memory metrics the runs logged.
 
-Runs logged before a metric existed have NaN there; runs without a task are multiclass, runs
-without a ranking metric use their task's default."""
+A metric a run did not measure is NaN there; a run that named no ranking metric is ranked by its
+task's default (the reader, reporting/fetch.py, sets every run's task)."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ import re
 import pandas as pd
 
 from benchmark.reporting.fetch import MatrixRuns
-from benchmark.vocabulary import (BEST_EPOCH, COLLAPSED, DEFAULT_RANKING_METRICS, DEFAULT_TASK, EPOCHS_RUN,
+from benchmark.vocabulary import (BEST_EPOCH, COLLAPSED, DEFAULT_RANKING_METRICS, EPOCHS_RUN,
                                     NOT_CONVERGED, RANKING_METRIC, RANKING_METRICS, STOP_REASON, TASK,
                                     metric_name, missing_prefix, subset_modalities, subset_prefix)
 
@@ -41,7 +41,8 @@ def _metric_key(name: str) -> str:
 
 def _decoded(record: dict, metric: str) -> dict:
     """The subset and missing-rate columns of one run, in ``metric`` (accuracy where the run logged
-    those scores only in accuracy, as runs did before every metric had its own)."""
+    those scores only in accuracy: runs of results schema 1 made without per-metric scores, which no
+    upgrade can supply)."""
     out = {}
     for wanted in dict.fromkeys((metric, "accuracy")):
         subsets, missing = subset_prefix(wanted), missing_prefix(wanted)
@@ -67,7 +68,7 @@ def cell_table(runs: MatrixRuns) -> pd.DataFrame:
     rows = []
     for record in runs.ok.to_dict("records"):
         record = {k: v for k, v in record.items() if not (isinstance(v, float) and v != v)}  # logged here
-        task = record.get(TASK) or DEFAULT_TASK
+        task = record[TASK]
         ranking = record.get(RANKING_METRIC) or DEFAULT_RANKING_METRICS.get(task, "accuracy")
         column = RANKING_METRICS.get(ranking, (metric_name(ranking),))[0]
         row = {key: record.get(key) for key in ("dataset", "strategy", "variant", "family", "dropout", "fold", "seed")}

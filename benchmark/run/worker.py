@@ -24,7 +24,7 @@ from benchmark.run.folds import FoldSplits
 from benchmark.run.planning import cell_hash, cell_unit, matrix_units, plan_cells, study_units
 from benchmark.stores.database import open_storage
 from benchmark.stores.retry import is_store_outage, retry
-from benchmark.vocabulary import FOLD, STOP_REASON, dropout_label
+from benchmark.vocabulary import STOP_REASON, cell_tags, dropout_label
 from benchmark.tracking.mlflow_runs import MatrixTracker
 from benchmark.train.cell import CellBudget, run_cells
 from benchmark.train.cost import peak_rss_mb
@@ -184,10 +184,10 @@ class Worker:
                 continue
             self.tracker.discard_unfinished(key)
             source = self.tracker.finished_elsewhere(key)  # the same cell, finished for another matrix
+            family = discover().get(cell.strategy).family
             run_id = self.tracker.start_cell(key, cell.label(), {
-                "strategy": cell.variant, "dataset": cell.dataset, "worker": self.worker_id,
-                "family": discover().get(cell.strategy).family, "modality_dropout": dropout_label(cell.dropout),
-                "seed": str(cell.seed), **({FOLD: str(cell.fold)} if cell.fold is not None else {})})
+                **cell_tags(cell.dataset, cell.strategy, cell.variant, family, cell.dropout, cell.seed, cell.fold),
+                "worker": self.worker_id})
             if source is not None:
                 self.tracker.adopt_cell(run_id, source)
                 self.outcome.reused += 1
@@ -233,7 +233,7 @@ class Worker:
             for unit, cell, run_id in todo:
                 if unit in recorded or not self._still_holds(unit, cell.label()):
                     continue
-                self.tracker.fail_cell(run_id, message + "\n" + traceback.format_exc(limit=5))
+                self.tracker.fail_cell(run_id, message + "\n" + traceback.format_exc(limit=5), type(exc).__name__)
                 self.outcome.failed.append((cell.label(), message))
                 self.queue.mark_done(self.matrix_id, unit)
                 self.log(f"FAILED {cell.label()}: {message}")

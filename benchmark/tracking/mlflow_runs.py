@@ -1,5 +1,6 @@
 """MLflow tracking: one parent run per matrix, one nested child run per cell. Cells are
-recognised by a hash of their configuration so finished work is never logged twice."""
+recognised by a hash of their configuration so finished work is never logged twice. Every run
+written here carries the results-schema version it is written in (vocabulary.TAG_SCHEMA)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from benchmark.paths import REPO_ROOT
 from benchmark.vocabulary import CURVE_LR, CURVE_TRAIN_LOSS, CURVE_VAL_METRIC, TAG_REUSED_FROM
 from benchmark.vocabulary import EXPERIMENT, TAG_CELL, TAG_ERROR, TAG_KIND, TAG_MATRIX, TAG_STATUS
 from benchmark.vocabulary import EXPERIMENT_KIND, EXPERIMENT_KIND_TAG
+from benchmark.vocabulary import RESULTS_SCHEMA, TAG_ERROR_LINE, TAG_ERROR_TYPE, TAG_SCHEMA, schema_version
 PACKAGES = ("torch", "torchvision", "transformers", "datasets", "mlflow", "optuna", "scikit-learn", "numpy")
 
 
@@ -115,7 +117,8 @@ class MatrixTracker:
             raise LookupError(f"matrix {self.matrix_id} has no parent run in {self.tracking_uri}; "
                               "start it with `fusebench bench` against the same tracking store")
         run = self.client.create_run(self.experiment_id, run_name=f"matrix {self.matrix_id}",
-                                     tags={TAG_KIND: "matrix", TAG_MATRIX: self.matrix_id, "device": device})
+                                     tags={TAG_KIND: "matrix", TAG_MATRIX: self.matrix_id, "device": device,
+                                           TAG_SCHEMA: str(RESULTS_SCHEMA)})
         env = environment()
         from mlflow.entities import Param, RunTag
 
@@ -146,9 +149,12 @@ class MatrixTracker:
         return count
 
     def start_cell(self, cell_hash: str, run_name: str, tags: dict[str, str]) -> str:
+        """Open a cell's run. ``tags`` should hold the cell's identity (vocabulary.CELL_TAGS, made by
+        vocabulary.cell_tags): the report reads a run that fails or never finishes from them (a tag not
+        given reads as unknown, "?"); the run name is for people only."""
         run = self.client.create_run(self.experiment_id, run_name=run_name, tags={
             "mlflow.parentRunId": self.parent_id, TAG_KIND: "cell", TAG_MATRIX: self.matrix_id,
-            TAG_CELL: cell_hash, TAG_STATUS: "running", **tags})
+            TAG_CELL: cell_hash, TAG_STATUS: "running", TAG_SCHEMA: str(RESULTS_SCHEMA), **tags})
         return run.info.run_id
 
     def finish_cell(self, run_id: str, params: dict[str, str], metrics: dict[str, float],
@@ -188,7 +194,8 @@ class MatrixTracker:
     def adopt_cell(self, run_id: str, source) -> None:
         """Record ``source`` (a finished run of the same cell under another matrix) as this matrix's
         run ``run_id``: its params, metrics with their learning curves, tags and artifacts, with a
-        tag naming the run it came from."""
+        tag naming the run it came from. The copy is in the source's results-schema version: what it
+        holds is the source's record, in the source's shape (its identity tags included)."""
         import tempfile
 
         from mlflow.entities import Metric, Param, RunTag
@@ -197,6 +204,7 @@ class MatrixTracker:
         curves = [key for key in (CURVE_TRAIN_LOSS, CURVE_VAL_METRIC, CURVE_LR) if key in source.data.metrics]
         own = {"mlflow.parentRunId", TAG_MATRIX, TAG_STATUS, TAG_KIND}
         tags = {k: v for k, v in source.data.tags.items() if k not in own and not k.startswith("mlflow.")}
+        tags[TAG_SCHEMA] = str(schema_version(source.data.tags))
         self.client.log_batch(
             run_id, metrics=[Metric(k, float(v), now, 0) for k, v in source.data.metrics.items() if k not in curves],
             params=[Param(k, v) for k, v in source.data.params.items()],
@@ -217,14 +225,24 @@ class MatrixTracker:
         """Cell hash -> (run name, first line of the error) for cells whose latest run failed."""
         failed = {}
         for run in self.cell_runs():
-            if run.data.tags.get(TAG_STATUS) == "failed":
-                error = (run.data.tags.get(TAG_ERROR) or "").splitlines()
-                failed[run.data.tags[TAG_CELL]] = (run.info.run_name, error[0] if error else "")
+            tags = run.data.tags
+            if tags.get(TAG_STATUS) == "failed":
+                if schema_version(tags) >= 2:
+                    line = tags.get(TAG_ERROR_LINE, "")
+                else:  # version 1 kept the error only as one text
+                    line = next(iter((tags.get(TAG_ERROR) or "").splitlines()), "")
+                failed[tags[TAG_CELL]] = (run.info.run_name, line)
         return failed
 
-    def fail_cell(self, run_id: str, error: str) -> None:
-        self.client.set_tag(run_id, TAG_STATUS, "failed")
-        self.client.set_tag(run_id, TAG_ERROR, error[:4000])
+    def fail_cell(self, run_id: str, error: str, error_type: str) -> None:
+        """Close a cell's run as failed: ``error`` is the message (its first line names the error,
+        e.g. "RuntimeError: loss is NaN") with any traceback after it; ``error_type`` the exception's
+        class name."""
+        from mlflow.entities import RunTag
+
+        line = next(iter(error.splitlines()), "")
+        self.client.log_batch(run_id, tags=[RunTag(TAG_STATUS, "failed"), RunTag(TAG_ERROR, error[:4000]),
+                                            RunTag(TAG_ERROR_TYPE, error_type), RunTag(TAG_ERROR_LINE, line[:4000])])
         self.client.set_terminated(run_id, "FAILED")
 
     def kill_cell(self, run_id: str) -> None:

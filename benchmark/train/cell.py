@@ -122,9 +122,8 @@ def run_cells(cells: list[Cell], features: FeatureSet, splits, study, config: Ce
     for cell, test, run_stats, default in zip(cells, tests, stats, default_scores):
         results.append(RunResult(
             cell=cell, family=models[0].family, hparams=hparams, training=training,
-            test_accuracy=test.accuracy, test_macro_f1=test.macro_f1, subset_accuracy=test.subset_accuracy,
-            missing_curve=test.missing_curve, robustness=test.robustness,
-            default_test_accuracy=default.get("accuracy", float("nan")),
+            task=task.kind, scores=test.scores, subset_scores=test.subset_scores, missing_scores=test.missing_scores,
+            robustness=test.robustness, default_scores=default,
             best_val_score=run_stats.best_score, param_count=n_params, train_samples_per_s=run_stats.train_samples_per_s,
             inference_samples_per_s=test.inference_samples_per_s, latency_ms_per_batch=test.latency_ms_per_batch,
             seconds_per_epoch=run_stats.seconds_per_epoch, memory={**memory.metrics(), **tensor_memory},
@@ -133,9 +132,7 @@ def run_cells(cells: list[Cell], features: FeatureSet, splits, study, config: Ce
             stop_reason=run_stats.stop_reason, collapsed=test.collapsed, not_converged=not run_stats.converged,
             largest_class_share=test.largest_class_share, references=references,
             curves={"train_loss": run_stats.train_loss, "val_metric": run_stats.val_score, "lr": run_stats.lr},
-            missing_curve_macro_f1=test.missing_curve_macro_f1, stacked_with=run_stats.stacked_with,
-            data_rows=features.data_row_counts(splits), task=task.kind, scores=test.scores, subset_scores=test.subset_scores,
-            missing_scores=test.missing_scores, default_score=default[metric], confusion=test.confusion,
+            stacked_with=run_stats.stacked_with, data_rows=features.data_row_counts(splits), confusion=test.confusion,
             modality_missing_scores=test.modality_missing_scores, modality_robustness=test.modality_robustness,
             zero_shot=zero_shot,
         ))

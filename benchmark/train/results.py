@@ -44,12 +44,17 @@ class RunResult:
     family: str
     hparams: dict[str, Any]
     training: dict[str, Any]
-    test_accuracy: float
-    test_macro_f1: float
-    subset_accuracy: dict[str, float]
-    missing_curve: dict[float, float]
+    # The task (param `task`) and its test scores in every metric of the task (vocabulary.task_metrics):
+    # full input (metric -> score), per modality subset ("image+text" -> metric -> score), per missing
+    # rate (rate -> metric -> score); multiclass accuracy is scores["accuracy"], and so on.
+    task: str
+    scores: dict[str, float]
+    subset_scores: dict[str, dict[str, float]]
+    missing_scores: dict[float, dict[str, float]]
     robustness: float
-    default_test_accuracy: float
+    # The defaults' retrain's test scores: metric -> score, in the ranking metric (and in accuracy for
+    # multiclass), logged as "default_test_<metric>".
+    default_scores: dict[str, float]
     best_val_score: float  # the best validation score of the tuned retrain, in the ranking metric
     param_count: int
     train_samples_per_s: float
@@ -70,20 +75,10 @@ class RunResult:
     largest_class_share: float = float("nan")
     references: Any = None  # evaluation.References of the test split
     curves: dict[str, list[float]] = field(default_factory=dict)  # "train_loss", "val_metric", "lr": per epoch
-    missing_curve_macro_f1: dict[float, float] = field(default_factory=dict)  # rate -> test macro-F1
     stacked_with: int = 1  # models trained in one stacked computation with this one (benchmark/train/stacked.py)
     # rows per split and combination of modalities present in the data: metric name -> count
     # ("data_rows.train.image-text", vocabulary.data_rows_metric; FeatureSet.data_row_counts)
     data_rows: dict[str, int] = field(default_factory=dict)
-    # The task (param `task`) and its test scores in every metric of the task (vocabulary.task_metrics):
-    # full input, per modality subset ("image+text" -> metric -> score), per missing rate. The
-    # multiclass fields above (test_accuracy, subset_accuracy, ...) are their accuracy / macro-F1
-    # part (NaN / empty for tasks without them); a result made without ``scores`` logs those alone.
-    task: str = vocabulary.DEFAULT_TASK
-    scores: dict[str, float] = field(default_factory=dict)
-    subset_scores: dict[str, dict[str, float]] = field(default_factory=dict)
-    missing_scores: dict[float, dict[str, float]] = field(default_factory=dict)
-    default_score: float = float("nan")  # the defaults' retrain's test score in the ranking metric
     # The full-input test confusion matrix of a classifying task ({"labels", "matrix"}; None otherwise),
     # logged as the artifact vocabulary.CONFUSION_ARTIFACT.
     confusion: dict | None = None
@@ -96,10 +91,8 @@ class RunResult:
     def tuning_gain(self) -> float:
         """How much tuning improved the test ranking metric over the defaults (positive: tuning
         helped; for mae and rmse, the decrease)."""
-        if not self.scores:
-            return self.test_accuracy - self.default_test_accuracy
         sign = 1.0 if vocabulary.higher_is_better(self.ranking_metric) else -1.0
-        return sign * (self.scores[self.ranking_metric] - self.default_score)
+        return sign * (self.scores[self.ranking_metric] - self.default_scores[self.ranking_metric])
 
     def params(self) -> dict[str, str]:
         out = {
@@ -143,10 +136,7 @@ class RunResult:
         if self.references is not None:
             out.update({reference_metric(m): v for m, v in self.references.all_scores().items()})
         out.update({vocabulary.zero_shot_metric(m): v for m, v in self.zero_shot.items() if v == v})
-        if self.scores:
-            self._task_metrics(out)
-        else:
-            self._multiclass_metrics(out)
+        self._task_metrics(out)
         out.update({name: float(count) for name, count in self.data_rows.items()})
         for modality, by_rate in self.modality_missing_scores.items():
             out.update({vocabulary.modality_missing_metric(modality, rate, metric): v
@@ -156,27 +146,15 @@ class RunResult:
 
     def _task_metrics(self, out: dict[str, float]) -> None:
         """test_<metric>, test_<metric>_subset.<mods>, test_<metric>_missing.NN for every metric of
-        the task; default_test_<ranking metric> (and default_test_accuracy for multiclass)."""
+        the task; default_test_<metric> for each default score (the ranking metric, and accuracy for
+        multiclass)."""
         for metric, value in self.scores.items():
             out[metric_name(metric)] = value
         for subset, scores in self.subset_scores.items():
             out.update({subset_metric(subset.split("+"), metric): v for metric, v in scores.items()})
         for rate, scores in self.missing_scores.items():
             out.update({missing_metric(rate, missing_prefix(metric)): v for metric, v in scores.items()})
-        out["default_" + metric_name(self.ranking_metric)] = self.default_score
-        if self.task == "multiclass":
-            out["default_test_accuracy"] = self.default_test_accuracy
-
-    def _multiclass_metrics(self, out: dict[str, float]) -> None:
-        """The names of a result made without ``scores`` (accuracy and macro-F1 only)."""
-        out.update({"test_accuracy": self.test_accuracy, "test_macro_f1": self.test_macro_f1,
-                    "default_test_accuracy": self.default_test_accuracy})
-        for subset, acc in self.subset_accuracy.items():
-            out[subset_metric(subset.split("+"))] = acc
-        for rate, acc in self.missing_curve.items():
-            out[missing_metric(rate)] = acc
-        for rate, f1 in self.missing_curve_macro_f1.items():
-            out[missing_metric(rate, vocabulary.MISSING_MACRO_F1_PREFIX)] = f1
+        out.update({"default_" + metric_name(metric): v for metric, v in self.default_scores.items()})
 
     def step_metrics(self) -> list[tuple[str, float, int]]:
         """The learning curves as MLflow step metrics: (name, value, epoch from 1)."""
