@@ -256,8 +256,8 @@ def test_worker_exits_with_clear_error_when_tracking_server_unreachable(toy_card
 def test_worker_rides_out_a_tracking_server_outage(toy_card, fusebench_home, monkeypatch):
     """Stop the MLflow tracking server in the middle of a matrix and start it again on the same
     port: the worker waits, then finishes every cell exactly once."""
-    from tests.helpers_runs import assert_each_cell_once, cell_runs, finished, free_port, fusebench, mlflow_server, \
-        wait_for
+    from tests.helpers_runs import OutputWatch, assert_each_cell_once, cell_runs, finished, free_port, fusebench, \
+        mlflow_server, wait_for
 
     storage = os.environ["FUSEBENCH_OPTUNA_STORAGE"]
     port, folder = free_port(), fusebench_home / "mlflow-server"
@@ -269,15 +269,20 @@ def test_worker_rides_out_a_tracking_server_outage(toy_card, fusebench_home, mon
         # Each cell is held 2 s after its run is opened, so the outage lands mid-matrix.
         worker = fusebench("worker", "--storage", storage, "--tracking-uri", uri, "--device", "cpu",
                            env={"FUSEBENCH_FAULT_CELL_DELAY_S": "2", "FUSEBENCH_RETRY_S": "240"})
+        watch = OutputWatch(worker)
         try:
             wait_for(lambda: len(finished(cell_runs(uri))) >= 2, timeout=300, what="two finished cells")
         except BaseException:
             worker.kill()
             raise
-    time.sleep(5)  # the server is down; the worker is retrying
+    try:  # the server is down: wait until the worker has met the outage (it says so) before restarting it
+        watch.wait_for_text("store unreachable", timeout=120)
+    except BaseException:
+        worker.kill()
+        raise
     with mlflow_server(folder, port):
         try:
-            output = worker.communicate(timeout=600)[0]
+            output = watch.finish(timeout=600)
         finally:
             if worker.poll() is None:
                 worker.kill()
