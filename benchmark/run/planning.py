@@ -110,10 +110,10 @@ def cell_hash(cell: Cell, config: MatrixConfig, fingerprint: str, tuned_at: Drop
     ``fingerprint`` (of its inputs, ``input_fingerprint``) and ``tuned_at`` (``tuning_rate``)."""
     # "tuned_at": the rate whose study chose the hyperparameters: a cell retrained from another
     # rate's study is another result than one tuned at its own rate.
-    payload = {**asdict(cell), "budget": budget_tag(config), "inputs": fingerprint, "tuned_at": dropout_label(tuned_at)}
+    hashed = {**asdict(cell), "budget": budget_tag(config), "inputs": fingerprint, "tuned_at": dropout_label(tuned_at)}
     if cell.fold is None:
-        del payload["fold"]  # a cell without k-fold keeps the hash it had before the field
-    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
+        del hashed["fold"]  # a cell without k-fold keeps the hash it had before the field
+    return hashlib.sha256(json.dumps(hashed, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def study_key(cell: Cell, config: MatrixConfig, fingerprint: str, tuned_at: Dropout) -> str:
@@ -137,13 +137,13 @@ def matrix_id(config: MatrixConfig, cards: dict, strategies: list[str], dataset_
     is), and the fingerprint of its cells' inputs (cards and their data, encoder versions, strategy
     code, protocol version; benchmark/run/identity.py), the same on every machine.
     ``dataset_fingerprints``: dataset -> identity.dataset_fingerprint of its card."""
-    payload = {k: v for k, v in asdict(config).items() if k not in ("device", "stack_seeds", "card_files")}
+    hashed = {k: v for k, v in asdict(config).items() if k not in ("device", "stack_seeds", "card_files")}
     if config.amp == "off":
-        del payload["amp"]  # the same id as before the field existed
+        del hashed["amp"]  # the same id as before the field existed
     if tuple(config.missing_inputs) == ("zero",):
-        del payload["missing_inputs"]  # likewise
+        del hashed["missing_inputs"]  # likewise
     if config.folds is None:
-        del payload["folds"]  # likewise
-    payload["datasets"] = dataset_names(config.datasets, cards)  # a card's name, never its path
-    payload["inputs"] = matrix_inputs_fingerprint(list(cards.values()), strategies, dataset_fingerprints)
-    return f"{config.name}-{hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:10]}"
+        del hashed["folds"]  # likewise
+    hashed["datasets"] = dataset_names(config.datasets, cards)  # a card's name, never its path
+    hashed["inputs"] = matrix_inputs_fingerprint(list(cards.values()), strategies, dataset_fingerprints)
+    return f"{config.name}-{hashlib.sha256(json.dumps(hashed, sort_keys=True).encode()).hexdigest()[:10]}"
