@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 
 from benchmark.run.config import MatrixConfig
-from benchmark.run.planning import not_applicable, plan_cells
+from benchmark.run.plan import Plan
 from benchmark.vocabulary import TAG_NOT_APPLICABLE, subset_metric
 from tests.test_plugins import PLUGIN_SOURCE
 
@@ -26,10 +26,11 @@ def test_a_strategy_limited_to_two_modalities_is_not_applicable_to_three(toy_car
     plugin.write_text(LIMITED_PLUGIN)
     config = MatrixConfig(name="t", datasets=("toy", "toy3"), strategies=("concat", "two_only_test"),
                           plugins=(str(plugin),))
-    planned = {(c.dataset, c.strategy) for c in plan_cells(config)}
+    plan = Plan.build(config)
+    planned = {(c.dataset, c.strategy) for c in plan.cells}
     assert ("toy", "two_only_test") in planned and ("toy3", "two_only_test") not in planned
     assert ("toy3", "concat") in planned
-    skipped = not_applicable(config)
+    skipped = plan.not_applicable
     assert list(skipped) == ["toy3"] and list(skipped["toy3"]) == ["two_only_test"]
     assert skipped["toy3"]["two_only_test"] == "takes 2 to 2 modalities; `toy3` has 3"
 
