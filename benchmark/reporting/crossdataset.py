@@ -4,7 +4,9 @@ One score per (strategy variant, dataset): the mean of the dataset's ranking met
 and training dropout rate (no choice made on test data). Strategies are ranked within each dataset in
 the metric's direction (ties share the average rank), so datasets with different metrics combine.
 Then the Friedman test with Iman-Davenport's F, the Nemenyi critical difference and pairwise Wilcoxon
-signed-rank tests with Holm's correction (Demsar 2006; Benavoli, Corani and Mangili 2016)."""
+signed-rank tests with Holm's correction (Demsar 2006; Benavoli, Corani and Mangili 2016). The verdict
+drawn from them is in reporting/verdicts.py, its words in reporting/summary.py, the section in
+reporting/cross_section.py."""
 
 from __future__ import annotations
 

@@ -186,7 +186,7 @@ class WhenMissing:
     rate: int | None = None  # percent, for AT_HIGHEST_RATE
     value: float = float("nan")  # the pick's curve metric at that rate
     is_best_overall: bool = False
-    best_overall_value: float = float("nan")  # the best overall's value at that rate (nan: no best overall)
+    best_overall_value: float = float("nan")  # the best overall's value at that rate (a pick implies one)
     robustness: float = float("nan")
     singles: tuple[tuple[str, float], ...] = ()  # (single-modality subset, the pick's score with only it)
 
@@ -232,7 +232,7 @@ class WithinBudget:
     score: float = float("nan")
     throughput: float = float("nan")
     is_best_overall: bool = False
-    best_overall_score: float = float("nan")  # nan: no best overall
+    best_overall_score: float = float("nan")  # a pick implies a best overall
     best_overall_throughput: float = float("nan")
 
 
