@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from benchmark.run.config import MatrixConfig
 from benchmark.run.plan import Plan
 from benchmark.vocabulary import TAG_NOT_APPLICABLE, subset_metric
@@ -98,6 +100,15 @@ def test_summary_names_a_marked_unimodal_stronger_than_the_fusion_gain_baseline(
             tracker.finish_cell(run_id, params, metrics, {"family": family}, {})
     tracker.finish_matrix({})
     _, text = build_report(uri, out_root=tmp_path / "reports")
+    from benchmark.reporting.analysis import analyse_matrix
+    from benchmark.reporting.fetch import fetch_matrix
+    from benchmark.reporting.verdicts import fusion_gain
+
+    runs = fetch_matrix(uri, "shadow-matrix")
+    verdict = fusion_gain(analyse_matrix(runs.ok, runs.problems)[0])
+    assert verdict.baseline == "unimodal[a]" and verdict.baseline_score == pytest.approx(0.6)
+    (stronger, score), = verdict.stronger_marked
+    assert stronger.variant == "unimodal[b]" and stronger.not_converged == 1 and score == pytest.approx(0.75)
     gain = next(line for line in text.splitlines() if line.startswith("- **Fusion gain:**"))
     assert "over `unimodal[a]`" in gain
     assert ("A marked unimodal configuration scores higher than `unimodal[a]` (0.600) and so is never the "
