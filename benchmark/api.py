@@ -70,21 +70,22 @@ def run(profile: str = "default", *, tracking_uri: str | None = None, storage: s
     With ``report`` (default) the report is built and logged to the matrix's parent run, as `bench` does."""
     from benchmark.quiet import configure
     from benchmark.run.coordinator import finish_bench, run_bench
+    from benchmark.run.plan import Plan
     from benchmark.stores.database import checked_storage_url
     from benchmark.stores.retry import reached
 
     if not isinstance(workers, int) or isinstance(workers, bool) or workers < 0:
         raise ProfileError(f"api.run(): workers: expected an integer >= 0, got {workers!r}")
     configure(verbose=verbose)
-    config = matrix_config(profile, **overrides)
+    plan = Plan.build(matrix_config(profile, **overrides))  # checked against its cards before a store is opened
     tracking_uri = _tracking(tracking_uri)
     storage = checked_storage_url(storage, "storage")
     reached(tracking_uri, "tracking_uri")  # a missing server database: one line at once, not MLflow's retries
     reached(storage, "storage")
-    summary = run_bench(config, tracking_uri, storage, workers=workers, log=log, retry_failed=retry_failed)
+    summary = run_bench(plan, tracking_uri, storage, workers=workers, log=log, retry_failed=retry_failed)
     if workers > 0:
         # the report's full text is for the terminal; here only the one-line messages are shown
-        finish_bench(summary, tracking_uri, config.device, report=report,
+        finish_bench(summary, tracking_uri, plan.config.device, report=report,
                      log=lambda text: None if "\n" in text else log(text))
     return summary.matrix_id
 

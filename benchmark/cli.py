@@ -137,9 +137,9 @@ def _data(args) -> int:
 
 
 def _matrix_config(args):
-    from benchmark.features.card_encoders import check_all_encoders
-    from benchmark.run.config import ProfileError, load_profile, profile_path
-    from benchmark.run.dropout import unknown_modalities
+    """The MatrixConfig of `bench`'s profile and flags (checked by the profile model; against its
+    cards when its Plan is built, ``_matrix_plan``)."""
+    from benchmark.run.config import load_profile
     from benchmark.train.device import resolve_device
 
     flags = {field: flag for flag, _, field in BENCH_OVERRIDES}
@@ -149,22 +149,26 @@ def _matrix_config(args):
     config = load_profile(args.profile).overridden(overrides, lambda field: flags.get(field, field))
     config = config.with_overrides(device=resolve_device(args.device),
                                    plugins=tuple(args.plugin) if args.plugin else None)
-    cards = config.cards()
-    check_all_encoders(cards)  # encoder names, options and columns, before anything is registered
-    problem = unknown_modalities(config.dropout_rates, cards)  # per-modality rates name real modalities
-    if problem:
-        where = "--dropout" if args.dropout is not None else f"{profile_path(args.profile)}: field 'dropout_rates'"
-        raise ProfileError(f"{where}: {problem}")
     return config.pinned()  # the sha256 of each card file named by path, checked by every worker
+
+
+def _matrix_plan(args):
+    """The Plan of `bench`'s matrix, built once for the command; a value the cards refuse names its
+    flag, or the profile's field when no flag gave it."""
+    from benchmark.run.config import profile_path
+    from benchmark.run.plan import Plan
+
+    flags = {field: flag for flag, dest, field in BENCH_OVERRIDES if getattr(args, dest, None) is not None}
+    return Plan.build(_matrix_config(args),
+                      lambda field: flags.get(field) or f"{profile_path(args.profile)}: field '{field}'")
 
 
 def _bench(args) -> int:
     from benchmark.run.coordinator import finish_bench, format_worker_rss, run_bench, write_summary
-    from benchmark.run.planning import plan_cells
     from benchmark.stores.database import mask_secrets
 
-    config = _matrix_config(args)
-    cells = plan_cells(config)
+    plan = _matrix_plan(args)
+    config, cells = plan.config, plan.cells
     if args.dry_run:
         from benchmark.run.estimate import estimate_seconds
 
@@ -172,14 +176,11 @@ def _bench(args) -> int:
             _tracking_uri(args, connect=False)
         if args.storage:
             _storage(args, connect=False)
-
-        from benchmark.run.planning import study_units
-
-        studies = study_units(config, cells)  # the studies the run will have (shared tuning, folds)
         for cell in cells:
             print(cell.label())
-        seconds = estimate_seconds(config, cells, workers=max(1, args.workers))
-        print(f"{len(cells)} cells, {len(studies)} Optuna studies x {config.trials} trials; estimated time on "
+        seconds = estimate_seconds(plan, workers=max(1, args.workers))
+        print(f"{len(cells)} cells, {len(plan.studies)} Optuna studies x {plan.trial_slots_per_study} trials; "
+              f"estimated time on "
               f"{config.device} with {args.workers} worker(s): {seconds / 60:.1f} min (rough: features not cached "
               "yet, an otherwise idle machine; see benchmark/run/estimate.py)")
         return 0
@@ -187,9 +188,9 @@ def _bench(args) -> int:
     _reached(tracking_uri, "--tracking-uri")  # both checked (above) before waiting on either
     _reached(storage, "--storage")
     _check_folders(reports=not args.no_report and args.workers > 0)
-    print(mask_secrets(f"fusebench bench: profile {config.name}, matrix {config.matrix_id()}, {len(cells)} cells, "
+    print(mask_secrets(f"fusebench bench: profile {config.name}, matrix {plan.matrix_id}, {len(cells)} cells, "
                        f"device {config.device}, workers {args.workers}, tracking {tracking_uri}, optuna {storage}"))
-    summary = run_bench(config, tracking_uri, storage, workers=args.workers, retry_failed=args.retry_failed)
+    summary = run_bench(plan, tracking_uri, storage, workers=args.workers, retry_failed=args.retry_failed)
     if args.workers == 0:
         command = f"fusebench worker --storage '{storage}' --tracking-uri '{tracking_uri}' --matrix-id {summary.matrix_id}"
         print(f"matrix {summary.matrix_id} registered and its data prepared; start workers with:\n  {mask_secrets(command)}")

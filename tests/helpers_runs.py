@@ -8,6 +8,7 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -31,6 +32,35 @@ def finished(runs):
 def fusebench(*args: str, env: dict | None = None) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "benchmark.cli", *args], cwd=REPO,
                             env={**os.environ, **(env or {})}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+class OutputWatch:
+    """Reads a child's output on a thread as it comes, so a test can wait for a line the child
+    prints (an event) instead of sleeping for a guessed time, and still read all of it at the end."""
+
+    def __init__(self, process: subprocess.Popen) -> None:
+        self.process, self._lines, self._lock = process, [], threading.Lock()
+        self._thread = threading.Thread(target=self._read, daemon=True)
+        self._thread.start()
+
+    def _read(self) -> None:
+        for line in self.process.stdout:
+            with self._lock:
+                self._lines.append(line)
+
+    def text(self) -> str:
+        with self._lock:
+            return "".join(self._lines)
+
+    def wait_for_text(self, needle: str, timeout: float) -> None:
+        wait_for(lambda: needle in self.text() or self.process.poll() is not None, timeout, repr(needle))
+        assert needle in self.text(), f"the process ended without printing {needle!r}:\n{self.text()}"
+
+    def finish(self, timeout: float) -> str:
+        """Waits for the process to exit and returns everything it printed."""
+        self.process.wait(timeout=timeout)
+        self._thread.join(timeout=10)
+        return self.text()
 
 
 # Two numeric columns per modality, encoded by `tabular` (no network, no model to load): for tests

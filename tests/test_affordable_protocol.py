@@ -57,46 +57,41 @@ def _config(**overrides) -> MatrixConfig:
 
 
 def test_shared_tuning_is_one_study_per_variant_tuned_at_the_middle_rate():
-    from benchmark.run.planning import matrix_units, plan_cells, study_units
+    from benchmark.run.plan import Plan
 
-    config = _config()
-    cells = plan_cells(config)
-    studies = study_units(config, cells)
-    assert len(studies) == 1 and len(cells) == 6
-    (key,) = studies
-    assert "/drop0.3/" in key
-    trials = [payload for _, kind, payload in matrix_units(config, studies) if kind == "trial"]
-    assert [t[1].dropout for t in trials] == [0.3, 0.3]  # trials train at the tuning rate
-    assert [len(t[3]) for t in trials] == [0, 1]  # slot 1 waits for slot 0
-    per_rate = _config(tuning="per_rate")
-    assert len(study_units(per_rate, plan_cells(per_rate))) == 3
+    plan = Plan.build(_config())
+    assert len(plan.studies) == 1 and len(plan.cells) == 6
+    (study,) = plan.studies
+    assert "/drop0.3/" in study.key
+    trials = plan.trial_units
+    assert [t.tuning_cell.dropout for t in trials] == [0.3, 0.3]  # trials train at the tuning rate
+    assert [len(t.waits_for) for t in trials] == [0, 1]  # slot 1 waits for slot 0
+    assert len(Plan.build(_config(tuning="per_rate")).studies) == 3
 
 
 def test_the_tuning_rule_is_part_of_the_cell_identity():
     """Cells retrained from another rate's study are other results: changing the rule re-runs them;
     the cell at the tuning rate is the same computation either way and keeps its hash."""
-    from benchmark.run.planning import cell_hash, plan_cells
+    from benchmark.run.plan import Plan
 
-    fingerprint = "0123456789abcdef" * 4
-    shared, per_rate = _config(), _config(tuning="per_rate")
-    for cell in plan_cells(shared):
-        same = cell_hash(cell, shared, fingerprint) == cell_hash(cell, per_rate, fingerprint)
+    shared, per_rate = Plan.build(_config()), Plan.build(_config(tuning="per_rate"))
+    for cell in shared.cells:
+        same = shared.cell_hash(cell) == per_rate.cell_hash(cell)
         assert same == (cell.dropout == 0.3), cell
-    moved = _config(dropout_rates=(0.0, 0.6, 0.3))  # another middle rate: another tuning rate
-    zero = next(c for c in plan_cells(shared) if c.dropout == 0.0)
-    assert cell_hash(zero, moved, fingerprint) != cell_hash(zero, shared, fingerprint)
+    moved = Plan.build(_config(dropout_rates=(0.0, 0.6, 0.3)))  # another middle rate: another tuning rate
+    zero = next(c for c in shared.cells if c.dropout == 0.0)
+    assert moved.cell_hash(zero) != shared.cell_hash(zero)
 
 
 def test_the_budget_rules_are_part_of_the_study_and_cell_identity():
-    from benchmark.run.planning import cell_hash, plan_cells, study_units
+    from benchmark.run.plan import Plan
 
-    fingerprint = "0123456789abcdef" * 4
-    base = _config()
-    cell = plan_cells(base)[0]
+    base = Plan.build(_config())
+    cell = base.cells[0]
     for change in ({"patience_ratio": 0.0}, {"min_epochs": 10}, {"max_tokens": None}, {"max_tokens": 8}):
-        other = _config(**change)
-        assert cell_hash(cell, other, fingerprint) != cell_hash(cell, base, fingerprint), change
-        assert set(study_units(other, plan_cells(other))) != set(study_units(base, plan_cells(base))), change
+        other = Plan.build(_config(**change))
+        assert other.cell_hash(cell) != base.cell_hash(cell), change
+        assert {s.key for s in other.studies} != {s.key for s in base.studies}, change
 
 
 def test_the_token_budget_pools_a_grid_in_2d_and_sequences_by_windows():

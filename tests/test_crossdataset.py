@@ -12,7 +12,9 @@ import pytest
 from benchmark.reporting import build_report
 from benchmark.reporting.analysis import analyse
 from benchmark.reporting.cd_diagram import nemenyi_groups
-from benchmark.reporting.crossdataset import cross_dataset, verdict_items
+from benchmark.reporting.crossdataset import cross_dataset
+from benchmark.reporting.summary import cross_dataset_items
+from benchmark.reporting.verdicts import CrossStatus, cross_dataset_verdict
 from benchmark.reporting.fetch import fetch_matrix
 from benchmark.reporting.stats import (friedman, holm, iman_davenport, nemenyi_cd, paired_ttest,
                                        smallest_wilcoxon_p, wilcoxon_p)
@@ -148,8 +150,16 @@ def test_cross_dataset_scores_ranks_and_tests(store):
     # six pairs, each with N = 3: the smallest raw p is 0.25, Holm over 6 pushes every one to 1
     assert len(x.pairs) == 6 and min(p.p for p in x.pairs) == pytest.approx(0.25)
     assert all(p.p_holm == pytest.approx(1.0) for p in x.pairs)
-    one = verdict_items(cross_dataset(analyses[:1]), None, None)
-    assert len(one) == 1 and "no cross-dataset verdict" in one[0]
+    verdict = cross_dataset_verdict(x)
+    assert verdict.status is CrossStatus.RANKED and verdict.leaders == ("fancy",) and verdict.best_rank == 1
+    assert not verdict.ranks_differ or verdict.friedman.p < 0.05
+    assert verdict.pairs_tested == 6 and verdict.pairs_significant == 0 and verdict.lowest_pair.p_holm == 1
+    assert verdict.low_power and verdict.smallest_possible_p == pytest.approx(0.25)
+    assert [variant for variant, _ in verdict.marked] == ["slow"]
+    one = cross_dataset_verdict(cross_dataset(analyses[:1]))
+    assert one.status is CrossStatus.TOO_FEW_DATASETS and one.n_datasets == 1
+    words = cross_dataset_items(one, None, None)
+    assert len(words) == 1 and "no cross-dataset verdict" in words[0]
 
 
 def test_report_opens_with_the_cross_dataset_verdict(store):

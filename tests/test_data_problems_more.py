@@ -165,15 +165,17 @@ def test_encoder_problems_are_refused_before_registration(fusebench_home, capsys
 
 
 def test_run_bench_checks_encoders_before_registering(fusebench_home):
-    """The Python API's path (run_bench without the CLI) refuses before it opens any store too."""
+    """The Python API's path (run_bench without the CLI) refuses before it opens any store too: its
+    Plan is built, and the cards checked, before run_bench registers anything."""
     from benchmark.data.cards import CardError
     from benchmark.run.config import load_profile
     from benchmark.run.coordinator import run_bench
+    from benchmark.run.plan import Plan
 
     _write_good(fusebench_home, CARD.replace("encoder: tabular}\n  right", "encoder: tabulr}\n  right"))
     config = load_profile("smoke").with_overrides(datasets=("csvs",), strategies=("concat",), seeds=(0,))
     with pytest.raises(CardError, match="modalities.left.encoder"):
-        run_bench(config, os.environ["MLFLOW_TRACKING_URI"], os.environ["FUSEBENCH_OPTUNA_STORAGE"])
+        run_bench(Plan.build(config), os.environ["MLFLOW_TRACKING_URI"], os.environ["FUSEBENCH_OPTUNA_STORAGE"])
     _nothing_registered(fusebench_home)
 
 

@@ -3,9 +3,8 @@ benchmark commands, not in tests)."""
 
 from __future__ import annotations
 
-from benchmark.cli import _matrix_config, build_parser
+from benchmark.cli import _matrix_plan, build_parser
 from benchmark.run.estimate import card_rows, estimate_parts, estimate_seconds
-from benchmark.run.planning import plan_cells
 
 FACTOR = 2.0
 ARGS = ["bench", "--profile", "smoke", "--datasets", "toy", "--strategies", "concat,cross_attention", "--trials", "2",
@@ -25,12 +24,11 @@ def test_estimate_counts_every_overhead_and_grows_with_the_work(toy_card, fusebe
     """Every overhead is counted and more work is estimated to take longer. How close the estimate is
     to a real run is a measurement, not a timed test (docs/performance.md: `bench --dry-run` against
     the smoke bench)."""
-    config = _matrix_config(build_parser().parse_args(ARGS))
-    cells = plan_cells(config)
-    assert len(cells) == 4
-    parts = estimate_parts(config, cells, config.cards())
+    plan = _matrix_plan(build_parser().parse_args(ARGS))
+    assert len(plan.cells) == 4
+    parts = estimate_parts(plan)
     assert parts["encoding"] > 0 and parts["tuning"] > 0 and parts["cells"] > 0  # every overhead is counted
-    estimate = estimate_seconds(config, cells, workers=1)
-    bigger = _matrix_config(build_parser().parse_args([("0,1,2,3" if a == "0,1" else a) for a in ARGS]))
-    assert estimate_seconds(bigger, plan_cells(bigger), workers=1) > estimate
-    assert estimate_seconds(config, cells, workers=2) < estimate  # two workers share the cells
+    estimate = estimate_seconds(plan, workers=1)
+    bigger = _matrix_plan(build_parser().parse_args([("0,1,2,3" if a == "0,1" else a) for a in ARGS]))
+    assert estimate_seconds(bigger, workers=1) > estimate
+    assert estimate_seconds(plan, workers=2) < estimate  # two workers share the cells

@@ -157,6 +157,7 @@ def test_api_unknown_keywords_are_named_with_the_closest_name(fusebench_home):
 def test_the_cli_and_the_api_build_the_same_matrix(toy_card, capsys):
     """The same overrides through a flag or a keyword: the same MatrixConfig and matrix id."""
     from benchmark.cli import _matrix_config
+    from benchmark.run.plan import Plan
 
     args = build_parser().parse_args(["bench", "--profile", "smoke", "--datasets", "toy", "--strategies", "concat,sum",
                                       "--seeds", "0,2", "--trials", "1", "--epochs", "3", "--folds", "2",
@@ -164,7 +165,7 @@ def test_the_cli_and_the_api_build_the_same_matrix(toy_card, capsys):
     from_cli = _matrix_config(args)
     from_api = api.matrix_config("smoke", datasets=["toy"], strategies=("concat", "sum"), seeds=[0, 2], trials=1,
                                  epochs=3, folds=2, missing_inputs=["zero", "learned"], amp="bf16", device="cpu")
-    assert from_cli == from_api and from_cli.matrix_id() == from_api.matrix_id()
+    assert from_cli == from_api and Plan.build(from_cli).matrix_id == Plan.build(from_api).matrix_id
     assert (from_cli.seeds, from_cli.missing_inputs, from_cli.folds) == ((0, 2), ("zero", "learned"), 2)
 
 

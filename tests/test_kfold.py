@@ -102,17 +102,18 @@ def test_fold_splits_reindex_the_pooled_cached_features():
 
 def test_every_strategy_and_seed_sees_the_same_folds(fusebench_home):
     from benchmark.run.folds import FoldSplits
-    from benchmark.run.planning import plan_cells
+    from benchmark.run.plan import Plan
 
     card = fusebench_home / "cards" / "syn.yaml"
     card.write_text("name: syn\nsource: {local: {format: csv, data_files: syn.csv}}\nlabel: y\n"
                     "split: {seed: 3, validation: 0.2}\nfolds: 3\n"
                     "modalities:\n  a: {column: a, encoder: vector}\n  b: {column: b, encoder: vector}\n")
     config = MatrixConfig(name="kf", datasets=("syn",), strategies=("concat", "sum"), seeds=(0, 1), trials=0)
-    cells = plan_cells(config)
+    plan = Plan.build(config)
+    cells = plan.cells
     assert len(cells) == 2 * 3 * 2 and {c.fold for c in cells} == {0, 1, 2}  # strategies x folds x seeds
     features = _features()
-    splits = FoldSplits(config, config.cards())
+    splits = FoldSplits(config, plan.cards)
     for fold in range(3):
         mine = [c for c in cells if c.fold == fold]
         tests = {tuple(splits.of(c, features, "cpu")["test"].pooled["a"][:, 0].tolist()) for c in mine}
@@ -127,32 +128,35 @@ OLD_HASHES = {  # the hashes of protocol 3's payload with no `fold` key (fixed f
 
 
 def test_a_cell_without_a_fold_keeps_its_old_hash_and_study_name():
+    from benchmark.run.plan import Plan
     from benchmark.run.planning import budget_tag, cell_hash
 
     config = MatrixConfig(name="h", datasets=("emoji",), strategies=("concat",), trials=2, epochs=3, batch_size=16,
                           patience=2)
     fingerprint = "0123456789abcdef" * 4
+    tuned_at = 0.3  # shared tuning at the middle of the profile's rates, (0.3,)
     for (variant, dropout, seed), (old_hash, old_study) in OLD_HASHES.items():
         fixed = {"modality": "text"} if variant.startswith("unimodal") else {}
         cell = Cell("emoji", variant.split("[")[0], variant, dropout, seed, fixed)
-        assert cell_hash(cell, config, fingerprint) == old_hash
+        assert cell_hash(cell, config, fingerprint, tuned_at) == old_hash
         assert cell.study_name(budget_tag(config), fingerprint) == old_study
         folded = Cell("emoji", variant.split("[")[0], variant, dropout, seed, fixed, fold=2)
-        assert cell_hash(folded, config, fingerprint) != old_hash
+        assert cell_hash(folded, config, fingerprint, tuned_at) != old_hash
         assert folded.study_name(budget_tag(config), fingerprint) == old_study.replace("/01234567", "/fold2/01234567")
         assert folded.label().endswith(f"seed {seed} · fold 2")
     # the matrix id of a profile without folds does not carry the field
-    assert MatrixConfig(name="h", datasets=("emoji",)).matrix_id() != MatrixConfig(name="h", datasets=("emoji",),
-                                                                                   folds=5).matrix_id()
+    assert (Plan.build(MatrixConfig(name="h", datasets=("emoji",))).matrix_id
+            != Plan.build(MatrixConfig(name="h", datasets=("emoji",), folds=5)).matrix_id)
 
 
 def test_fold_k_of_five_is_not_fold_k_of_two():
-    from benchmark.run.planning import input_fingerprint, plan_cells
+    from benchmark.run.plan import Plan
 
-    two, five = (MatrixConfig(name="kf", datasets=("emoji",), strategies=("concat",), folds=k) for k in (2, 5))
-    assert input_fingerprint(plan_cells(two)[0], two) != input_fingerprint(plan_cells(five)[0], five)
-    assert len(plan_cells(five)) == 5 * len(plan_cells(MatrixConfig(name="kf", datasets=("emoji",),
-                                                                     strategies=("concat",))))
+    two, five = (Plan.build(MatrixConfig(name="kf", datasets=("emoji",), strategies=("concat",), folds=k))
+                 for k in (2, 5))
+    assert two.input_fingerprints["emoji", "concat"] != five.input_fingerprints["emoji", "concat"]
+    assert len(five.cells) == 5 * len(Plan.build(MatrixConfig(name="kf", datasets=("emoji",),
+                                                              strategies=("concat",))).cells)
 
 
 @pytest.mark.parametrize("value", ["1", "x", "true", "0"])

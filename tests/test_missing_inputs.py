@@ -105,22 +105,23 @@ def test_profile_field_is_validated(tmp_path):
 
 
 def test_planning_adds_learned_variants_and_keeps_zero_cells_unchanged():
-    from benchmark.run.planning import cell_hash, plan_cells, study_units
+    from benchmark.run.plan import Plan
 
     base = MatrixConfig(name="m", datasets=("noisy_mnist",), strategies=("concat", "unimodal"), dropout_rates=(0.3,),
                         seeds=(0, 1))
     both = replace(base, missing_inputs=("zero", "learned"))
-    before, after = plan_cells(base), plan_cells(both)
+    base_plan, both_plan = Plan.build(base), Plan.build(both)
+    before, after = list(base_plan.cells), list(both_plan.cells)
     learned = [c for c in after if c.variant.endswith("@learned")]
     assert {c.variant for c in learned} == {"concat@learned"}  # unimodal baselines stay zero-filled
     assert all(c.strategy == "concat" and c.fixed_hparams == LEARNED for c in learned)
     zero = [c for c in after if c not in learned]
     assert zero == before
-    assert [cell_hash(c, both) for c in zero] == [cell_hash(c, base) for c in before]
-    assert set(study_units(base, before)) < set(study_units(both, after))
-    assert len(set(study_units(both, after))) == len(set(study_units(base, before))) + 1
-    assert base.matrix_id() == replace(base, missing_inputs=("zero",)).matrix_id()
-    assert both.matrix_id() != base.matrix_id()
+    assert [both_plan.cell_hash(c) for c in zero] == [base_plan.cell_hash(c) for c in before]
+    before_studies, after_studies = {s.key for s in base_plan.studies}, {s.key for s in both_plan.studies}
+    assert before_studies < after_studies and len(after_studies) == len(before_studies) + 1
+    assert base_plan.matrix_id == Plan.build(replace(base, missing_inputs=("zero",))).matrix_id
+    assert both_plan.matrix_id != base_plan.matrix_id
 
 
 # ------------------------------------------------------------------ report

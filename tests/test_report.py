@@ -12,6 +12,9 @@ from pathlib import Path
 import pytest
 
 from benchmark.reporting import build_report, mean_ci95, paired_ttest, pareto_front
+from benchmark.reporting.analysis import analyse_matrix
+from benchmark.reporting.fetch import fetch_matrix
+from benchmark.reporting.verdicts import Criterion, Versus, report_verdicts
 from benchmark.tracking.mlflow_runs import MatrixTracker
 from benchmark.vocabulary import cell_tags
 
@@ -196,16 +199,37 @@ def test_tuning_robustness_and_memory_label(report):
     assert "peak CPU RSS (MiB)" in text and "GPU" not in text.replace("not GPU memory", "")
 
 
+def test_summary_verdicts(store):
+    uri, _ = store
+    runs = fetch_matrix(uri, MATRIX)
+    verdicts = {v.scoring.dataset: v for v in report_verdicts(analyse_matrix(runs.ok, runs.problems)).datasets}
+    alpha = verdicts["alpha"]
+    best = alpha.best
+    assert best.config.variant == "fancy" and best.config.dropout == "0.3"
+    assert best.score.mean == pytest.approx(0.8) and best.score.ci_half == pytest.approx(0.248414, abs=1e-6)
+    assert best.score.n == 3 and best.versus is Versus.TESTED
+    assert best.test.p == pytest.approx(0.225403, abs=1e-6) and not best.significant
+    # fast keeps its accuracy at 90% missing (0.700); the others lose 0.3
+    missing = alpha.when_missing
+    assert missing.config.variant == "fast" and missing.criterion is Criterion.AT_HIGHEST_RATE and missing.rate == 90
+    assert missing.value == pytest.approx(0.7) and missing.best_overall_value == pytest.approx(0.5)
+    # median throughput of the 5 finished alpha configurations = 90,000 (fast): fast is the best at or above it
+    budget = alpha.within_budget
+    assert budget.config.variant == "fast" and budget.median_throughput == 90000 and not budget.is_best_overall
+    beta = verdicts["beta"].best
+    assert beta.config.variant == "concat" and beta.score.mean == pytest.approx(0.9) and beta.score.n == 1
+
+
 def test_summary_claims_cite_their_evidence(report):
+    """The verdicts in words, each citing the table or figure it rests on."""
     _, text = report
     summary = text[text.index("## Which strategy to use"):text.index("## Dataset `alpha`")]
     alpha = summary[summary.index("### `alpha`"):summary.index("### `beta`")]
     best, missing, budget = [line for line in alpha.splitlines() if line.startswith("- **")][:3]
-    assert "**Best overall:** `fancy` (train dropout 0.3)" in best and "0.800 ± 0.248" in best
-    assert "p = 0.225" in best and "n = 3" in best and "not significant" in best and "Table 1" in best
+    assert best.startswith("- **Best overall:** `fancy` (train dropout 0.3), test accuracy 0.800 ± 0.248 (n = 3 "
+                           "seeds)") and "p = 0.225" in best and "not significant" in best and "Table 1" in best
     assert "often missing:** `fast`" in missing and "90% missing" in missing
     assert "Figure" in missing and "Table" in missing
-    # median throughput of the 5 finished alpha configurations = 90,000 (fast): fast is the best at or above it
     assert "`fast` (train dropout 0.3)" in budget and "90,000" in budget and "Figure" in budget
     beta = summary[summary.index("### `beta`"):]
     assert "**Best overall:** `concat` (train dropout 0), test accuracy 0.900 (1 seed: no CI)" in beta

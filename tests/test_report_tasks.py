@@ -10,7 +10,10 @@ import pytest
 
 from benchmark.cli import main
 from benchmark.reporting import build_report
+from benchmark.reporting.analysis import analyse_matrix
 from benchmark.reporting.build import EmptyReport
+from benchmark.reporting.fetch import fetch_matrix
+from benchmark.reporting.verdicts import dataset_verdicts
 from benchmark.vocabulary import (COLLAPSED, RANKING_METRIC, TASK, data_rows_metric, missing_metric, missing_prefix,
                                     subset_metric)
 from benchmark.tracking.mlflow_runs import MatrixTracker
@@ -119,7 +122,7 @@ def report(tmp_path_factory) -> tuple[object, str]:
     uri = f"sqlite:///{folder}/mlruns.db"
     _fill(uri)
     out, text = build_report(uri, out_root=folder / "reports")
-    return out, text
+    return out, text, uri
 
 
 def _table(section: str, first_header: str) -> list[list[str]]:
@@ -160,19 +163,25 @@ def test_regression_gain_picks_and_tuning_follow_direction(report):
     assert gain["concat"][4] == "+0.050" and gain["steady"][4] == "+0.090"
     # paired Δ vs concat is the raw MAE difference: 0.71 - 0.80 = -0.090
     assert gain["low_mae"][5].startswith("-0.090")
+    runs = fetch_matrix(report[2], MATRIX)
+    v = dataset_verdicts(next(a for a in analyse_matrix(runs.ok, runs.problems) if a.name == "mosi"))
+    assert not v.scoring.higher_is_better and v.scoring.ranking == "mae"
+    assert v.best.config.variant == "low_mae" and v.best.score.mean == pytest.approx(0.71)
+    assert v.best.marked_better == 1 and v.best.marked_best_score == pytest.approx(0.5)  # stuck: marked
+    # at 90% missing: low_mae 0.71 + 0.36 = 1.070, concat 1.160, steady 0.760 -> steady is the most robust
+    assert v.when_missing.config.variant == "steady" and v.when_missing.rate == 90
+    assert v.when_missing.value == pytest.approx(0.76) and v.when_missing.best_overall_value == pytest.approx(1.07)
+    # median throughput of the 6 configurations = 5,500: text, audio and stuck (marked) are at or above it
+    budget = v.within_budget
+    assert budget.config.variant == "unimodal[text]" and budget.median_throughput == 5500
+    assert budget.score == pytest.approx(0.85) and budget.throughput == 9000
+    assert (v.fusion.beats, v.fusion.of, v.fusion.some_marked) == (3, 3, True)
+    assert v.fusion.top.variant == "low_mae" and v.fusion.top_gain == pytest.approx(0.14)
     claims = {line[4:line.index("**", 4)].rstrip(":"): line for line in _summary(report[1], "mosi").splitlines()
               if line.startswith("- **")}
-    assert claims["Best overall"].startswith("- **Best overall:** `low_mae` (train dropout 0.2), test MAE 0.710 ± ")
     assert "(lower is better)" in claims["Best overall"]
     assert "1 marked configuration(s) score better (down to 0.500)" in claims["Best overall"]
-    # at 90% missing: low_mae 0.71 + 0.36 = 1.070, concat 1.160, steady 0.760 -> steady is the most robust
-    assert "`steady`" in claims["Best when a modality is often missing"]
     assert "lowest MAE at 90% missing: 0.760" in claims["Best when a modality is often missing"]
-    # median throughput of the 6 configurations = 5,500: text, audio and stuck (marked) are at or above it
-    assert "`unimodal[text]` (train dropout 0.2), test MAE 0.850 at 9,000 samples/s" in \
-        claims["Best within a cost budget"]
-    assert "3 of 3 unmarked fused configurations beat the best unimodal" in claims["Fusion gain"]
-    assert "largest gain is +0.140 for `low_mae`" in claims["Fusion gain"]
     # tuning: default MAE = tuned + 0.05, so tuning helped by +0.050 on every seed
     assert "| low_mae | 0.2 | 0.760 | 0.710 | +0.050 ± 0.000 | 3 |" in mosi
     assert "default − tuned (MAE: lower is better" in mosi
@@ -227,7 +236,7 @@ def test_multilabel_ranked_by_micro_f1_with_its_columns(report):
 
 
 def test_figures_for_every_task(report):
-    folder, text = report
+    folder, text, _ = report
     pngs = {p.name for p in folder.glob("*.png")}
     for dataset in DATASETS:
         for stem in ("robustness_heatmap", "missing_curves", "accuracy_vs_throughput", "tuning_gain"):

@@ -10,7 +10,10 @@ import pandas as pd
 import pytest
 
 from benchmark.reporting import build_report
-from benchmark.reporting.analysis import analyse, best_overall, best_when_missing, best_within_budget
+from benchmark.reporting.analysis import analyse, analyse_matrix
+from benchmark.reporting.fetch import fetch_matrix
+from benchmark.reporting.verdicts import (NoPick, Reference, TuningStatus, best_overall, best_when_missing,
+                                          best_within_budget, report_verdicts)
 from benchmark.vocabulary import (BEST_EPOCH, CHANCE_ACCURACY, COLLAPSED, CURVE_TRAIN_LOSS, CURVE_VAL_METRIC,
                                     EPOCHS_RUN, LARGEST_CLASS_SHARE, MAJORITY_ACCURACY, MAJORITY_MACRO_F1,
                                     NOT_CONVERGED, RANKING_METRIC, STOP_REASON, missing_metric)
@@ -76,7 +79,8 @@ def _metrics(cell: Cell, seed: int) -> dict[str, float]:
 
 
 @pytest.fixture(scope="module")
-def report(tmp_path_factory) -> str:
+def store(tmp_path_factory) -> tuple[str, str]:
+    """(tracking URI, report Markdown)."""
     folder = tmp_path_factory.mktemp("trust")
     uri = f"sqlite:///{folder}/mlruns.db"
     tracker = MatrixTracker(uri, MATRIX, {"profile": "test"}, "cpu")
@@ -105,7 +109,19 @@ def report(tmp_path_factory) -> str:
                         {"test_accuracy": 0.7, "test_macro_f1": 0.6, "robustness": 0.9}, {"family": "early"}, {})
     tracker.finish_matrix({})
     _, text = build_report(uri, out_root=folder / "reports")
-    return text
+    return uri, text
+
+
+@pytest.fixture(scope="module")
+def report(store) -> str:
+    return store[1]
+
+
+@pytest.fixture(scope="module")
+def verdicts(store) -> dict:
+    """Dataset -> its DatasetVerdicts, computed from the same store the report was built from."""
+    runs = fetch_matrix(store[0], MATRIX)
+    return {v.scoring.dataset: v for v in report_verdicts(analyse_matrix(runs.ok, runs.problems)).datasets}
 
 
 def _section(text: str, dataset: str) -> str:
@@ -137,7 +153,29 @@ def _claims(summary: str) -> dict[str, str]:
 
 
 # ------------------------------------------------------------------ collapsed / not converged
-def test_marked_configurations_are_never_named_best(report):
+def test_marked_configurations_are_never_named_best(verdicts):
+    v = verdicts["gamma"]
+    picks = [v.best.config, v.when_missing.config, v.within_budget.config, v.fusion.top, v.tuning.top]
+    assert all(c is not None and not c.marked and c.variant not in ("stuck", "slow") for c in picks), picks
+    assert v.best.config.variant == "fancy" and v.best.score.mean == pytest.approx(0.823, abs=5e-4)
+    assert v.best.n_ranked == 3 and v.when_missing.config.variant == "fancy"
+    # median throughput 30,000: stuck, slow and concat are at or above it; concat is the only unmarked one
+    budget = v.within_budget
+    assert budget.config.variant == "concat" and budget.median_throughput == 30000
+    assert budget.score == pytest.approx(0.79) and budget.throughput == 30000
+    assert v.fusion.top.variant == "fancy" and v.fusion.baseline == "unimodal[text]"
+    assert v.tuning.status is TuningStatus.NAMED and v.tuning.top.variant == "fancy"
+    assert v.tuning.top_gain == pytest.approx(0.01)
+    # the marked ones that score higher are acknowledged, not recommended
+    assert v.best.marked_better == 2 and v.best.marked_best_score == pytest.approx(0.95)
+    trust = v.trust
+    assert (trust.marked, trust.ranked, trust.marks.collapsed, trust.marks.not_converged) == (2, 5, 1, 1)
+    assert (Reference.CONSTANT, "accuracy", pytest.approx(0.6)) in trust.references
+    assert (Reference.CHANCE, "accuracy", pytest.approx(0.25)) in trust.references
+
+
+def test_marked_configurations_in_the_summary_text(report):
+    """The same verdicts in words: the picks name no marked configuration; the marked ones are counted."""
     claims = _claims(_summary(report, "gamma"))
     assert claims["Best overall"].startswith("- **Best overall:** `fancy` (train dropout 0), test accuracy 0.823 ± ")
     for name in ("Best overall", "Best when a modality is often missing", "Best within a cost budget",
@@ -145,12 +183,6 @@ def test_marked_configurations_are_never_named_best(report):
         named = claims[name].split("(", 1)[0] if name != "Best within a cost budget" else \
             claims[name].split("samples/s):", 1)[1].split("(")[0]
         assert "`stuck`" not in named and "`slow`" not in named, claims[name]
-    assert "`fancy`" in claims["Best when a modality is often missing"]
-    # median throughput 30,000: stuck, slow and concat are at or above it; concat is the only unmarked one
-    assert "`concat` (train dropout 0), test accuracy 0.790 at 30,000 samples/s" in claims["Best within a cost budget"]
-    assert "for `fancy` (train dropout 0) over `unimodal[text]`" in claims["Fusion gain"]
-    assert "largest +0.010 for `fancy` (train dropout 0)" in claims["Tuning"]
-    # the marked ones that score higher are acknowledged, not recommended
     assert "2 marked configuration(s) score higher (up to 0.950) but are not recommended" in claims["Best overall"]
     assert claims["Trust"].startswith("- **Trust:** 2 of 5 configurations are marked (1 collapsed, 1 not converged)")
     assert "majority-class accuracy 0.600" in claims["Trust"] and "chance accuracy 0.250" in claims["Trust"]
@@ -215,21 +247,26 @@ def test_robustness_and_training_columns(report):
 
 
 # ------------------------------------------------------------------ ranking metric
-def test_ranked_by_macro_f1_when_the_card_says_so(report):
+def test_ranked_by_macro_f1_when_the_card_says_so(report, verdicts):
     delta = _section(report, "delta")
     assert "ranked by mean test macro-F1" in delta and "`ranking_metric: macro_f1`" in delta
     assert _rows(delta, "f1_high")[0].startswith("| 1 | f1_high | late | 0 | 0.850 ± ")
     assert "| 0.710 ± " in _rows(delta, "f1_high")[0]
     assert _rows(delta, "concat")[0].startswith("| 2 | concat |")
     assert _rows(delta, "acc_high")[0].startswith("| 3 | acc_high |")  # highest accuracy, lowest macro-F1
-    best = _claims(_summary(report, "delta"))["Best overall"]
-    assert best.startswith("- **Best overall:** `f1_high` (train dropout 0), test macro-F1 0.710 ± ")
-    assert "test accuracy 0.850 ± " in best
+    best = verdicts["delta"].best
+    assert verdicts["delta"].scoring.ranking == "macro_f1" and verdicts["delta"].scoring.lead == "accuracy"
+    assert best.config.variant == "f1_high" and best.score.mean == pytest.approx(0.71)
+    assert best.lead.mean == pytest.approx(0.85)
     # the paired test against concat is on macro-F1 too: f1_high - concat = +0.100 on every seed
-    assert "Δ +0.100" in best
+    assert best.test.mean_diff == pytest.approx(0.1)
 
 
-def test_every_configuration_marked_names_none(report):
+def test_every_configuration_marked_names_none(report, verdicts):
+    v = verdicts["omega"]
+    assert v.best.config is None and v.best.why_none is NoPick.ALL_MARKED
+    assert (v.best.marks.collapsed, v.best.marks.not_converged) == (1, 1)
+    assert v.when_missing.config is None and v.within_budget.config is None and v.fusion.top is None
     claims = _claims(_summary(report, "omega"))
     assert claims["Best overall"].startswith("- **Best overall:** none named: every finished configuration is "
                                              "marked (1 collapsed, 1 not converged)")
@@ -265,9 +302,9 @@ def _no_problems() -> pd.DataFrame:
 
 def test_analysis_picks_skip_marked_configurations():
     a = analyse("gamma", _frame(GAMMA, "accuracy"), _no_problems())
-    assert best_overall(a).row["variant"] == "fancy"
-    assert best_when_missing(a)[0].row["variant"] == "fancy"
-    assert best_within_budget(a)[0].row["variant"] == "concat"
+    assert best_overall(a).config.variant == "fancy"
+    assert best_when_missing(a).config.variant == "fancy"
+    assert best_within_budget(a).config.variant == "concat"
     configs = a.configs.set_index("variant")
     assert configs.loc["stuck", "marked"] and configs.loc["slow", "marked"] and not configs.loc["fancy", "marked"]
     assert math.isnan(configs.loc["stuck", "rank"]) and configs.loc["fancy", "rank"] == 1
@@ -276,12 +313,12 @@ def test_analysis_picks_skip_marked_configurations():
 
 
 def test_analysis_ranking_metric_and_fallbacks():
-    assert best_overall(analyse("delta", _frame(DELTA, "macro_f1"), _no_problems())).row["variant"] == "f1_high"
-    assert best_overall(analyse("delta", _frame(DELTA, "accuracy"), _no_problems())).row["variant"] == "acc_high"
-    assert best_overall(analyse("delta", _frame(DELTA, None), _no_problems())).row["variant"] == "acc_high"
+    assert best_overall(analyse("delta", _frame(DELTA, "macro_f1"), _no_problems())).config.variant == "f1_high"
+    assert best_overall(analyse("delta", _frame(DELTA, "accuracy"), _no_problems())).config.variant == "acc_high"
+    assert best_overall(analyse("delta", _frame(DELTA, None), _no_problems())).config.variant == "acc_high"
     unknown = analyse("delta", _frame(DELTA, "bogus"), _no_problems())
     assert unknown.ranking == "accuracy" and "Unknown ranking metric `bogus`" in unknown.ranking_note
     unlogged = analyse("delta", _frame(DELTA, "auroc"), _no_problems())  # known, but no run logged test_auroc
     assert unlogged.ranking == "accuracy" and "no run logged `test_auroc`" in unlogged.ranking_note
     none = best_overall(analyse("omega", _frame(OMEGA, "accuracy"), _no_problems()))
-    assert none.row is None and "every finished configuration is marked" in none.reason
+    assert none.config is None and none.why_none is NoPick.ALL_MARKED

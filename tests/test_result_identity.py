@@ -39,13 +39,11 @@ def _config(**overrides):
 
 def _ids(config=None) -> dict:
     """Every id planning gives the matrix: cell hashes, study names, units, matrix id."""
-    from benchmark.run.planning import cell_hash, matrix_units, plan_cells, study_units
+    from benchmark.run.plan import Plan
 
-    config = config or _config()
-    cells = plan_cells(config)
-    studies = study_units(config, cells)
-    return {"hashes": [cell_hash(c, config) for c in cells], "studies": list(studies),
-            "units": [u for u, _, _ in matrix_units(config, studies)], "matrix": config.matrix_id()}
+    plan = Plan.build(config or _config())
+    return {"hashes": [plan.cell_hash(c) for c in plan.cells], "studies": [s.key for s in plan.studies],
+            "units": [u.id for u in plan.units], "matrix": plan.matrix_id}
 
 
 def _assert_all_differ(before: dict, after: dict) -> None:
@@ -77,11 +75,12 @@ def test_unchanged_card_gives_identical_ids(card):
 
 
 def test_study_names_stay_readable(card):
-    from benchmark.run.planning import input_fingerprint, plan_cells
+    from benchmark.run.plan import Plan
 
     config = _config()
-    cell = plan_cells(config)[0]
-    fingerprint = input_fingerprint(cell, config)
+    plan = Plan.build(config)
+    cell = plan.cells[0]
+    fingerprint = plan.input_fingerprints[cell.dataset, cell.strategy]
     # shared tuning: the study of every rate is the one tuned at the middle rate of (0, 0.3)
     budget = f"t2-e1-b16-p{config.patience}r{config.patience_ratio:g}m{config.min_epochs}-k{config.max_tokens}"
     assert _ids()["studies"][0] == f"idt/concat/drop0.3/{budget}/{fingerprint[:8]}"
@@ -110,13 +109,18 @@ def test_editing_the_card_changes_every_id(card, old, new):
 
 
 def test_only_the_edited_cards_cells_change(card):
-    from benchmark.run.planning import cell_hash, plan_cells
+    from benchmark.run.plan import Plan
 
     (card.parent / "other.yaml").write_text(CARD.replace("name: idt", "name: other"))
     config = _config(datasets=("idt", "other"))
-    before = {(c.dataset, c.variant, c.dropout, c.seed): cell_hash(c, config) for c in plan_cells(config)}
+
+    def hashes() -> dict:
+        plan = Plan.build(config)
+        return {(c.dataset, c.variant, c.dropout, c.seed): plan.cell_hash(c) for c in plan.cells}
+
+    before = hashes()
     card.write_text(CARD.replace("encoder: minilm", "encoder: hf-text:some/model"))
-    after = {(c.dataset, c.variant, c.dropout, c.seed): cell_hash(c, config) for c in plan_cells(config)}
+    after = hashes()
     assert all(after[k] == v for k, v in before.items() if k[0] == "other")
     assert all(after[k] != v for k, v in before.items() if k[0] == "idt")
 

@@ -24,7 +24,7 @@ def test_run_cell_through_a_trainable_encoder():
 
     features = _trainable_features()
     study = optuna.create_study(direction="maximize")
-    result = run_cell(Cell("t", "concat", "concat", 0.0, 0), features, features.splits, study, CellBudget(2, 16, 0, "cpu"))
+    result = run_cell(Cell("t", "concat", "concat", 0.0, 0), features, features.splits, study, CellBudget(2, 16, False, "cpu"))
     assert result.family == "early"
     assert 0.0 <= result.scores["accuracy"] <= 1.0 and result.param_count > 0
 
@@ -153,11 +153,11 @@ class _Display:
 
 def _two_workers_on_one_matrix(home, trials: int):
     """A one-cell matrix on a small two-modality table; two workers sharing a queue whose
-    leases last 0.5 s. -> (config, queue, worker A, its log, worker B, the matrix units)"""
+    leases last 0.5 s. -> (plan, queue, worker A, its log, worker B)"""
     from benchmark.paths import default_optuna_storage, default_tracking_uri
     from benchmark.run import worker as worker_module
     from benchmark.run.config import MatrixConfig
-    from benchmark.run.planning import matrix_units, plan_cells, study_units
+    from benchmark.run.plan import Plan
     from benchmark.stores.database import open_storage
     from benchmark.tracking.mlflow_runs import MatrixTracker
     from benchmark.engine.workqueue import open_queue
@@ -172,41 +172,41 @@ def _two_workers_on_one_matrix(home, trials: int):
                           seeds=(0,), trials=trials, epochs=1, batch_size=16)
     tracking, storage = default_tracking_uri(), default_optuna_storage()
     queue = open_queue(storage, lease_s=0.5)
-    queue.register_matrix(config.matrix_id(), asdict(config), tracking, storage)
+    plan = Plan.build(config)
+    queue.register_matrix(plan.matrix_id, asdict(config), tracking, storage)
     open_storage(storage)
-    MatrixTracker(tracking, config.matrix_id(), asdict(config), "cpu", create=True)
+    MatrixTracker(tracking, plan.matrix_id, asdict(config), "cpu", create=True)
     log_a: list[str] = []
-    worker_a = worker_module.Worker(config, tracking, storage, queue, "worker-a", log_a.append)
-    worker_b = worker_module.Worker(config, tracking, storage, queue, "worker-b", lambda *_: None)
-    units = list(matrix_units(config, study_units(config, plan_cells(config))))
-    return config, queue, worker_a, log_a, worker_b, units
+    worker_a = worker_module.Worker(plan, tracking, storage, queue, "worker-a", log_a.append)
+    worker_b = worker_module.Worker(plan, tracking, storage, queue, "worker-b", lambda *_: None)
+    return plan, queue, worker_a, log_a, worker_b
 
 
 def test_a_worker_whose_lease_was_taken_over_does_not_crash(fusebench_home, monkeypatch):
     """Defect 7: after a lapsed lease a second worker deleted the first worker's MLflow run and
     the first worker crashed when it finished the cell. It now checks it still holds the lease."""
     from benchmark.run import worker as worker_module
-    from benchmark.run.planning import cell_hash, cell_unit
+    from benchmark.run.units import CellUnit
 
-    config, queue, worker_a, logs_a, worker_b, units = _two_workers_on_one_matrix(fusebench_home, trials=0)
-    [(unit, _, (study_key, cell, _))] = units
-    assert unit == cell_unit(cell, config)
+    plan, queue, worker_a, logs_a, worker_b = _two_workers_on_one_matrix(fusebench_home, trials=0)
+    [unit] = plan.units
+    assert isinstance(unit, CellUnit) and unit.id == f"cell:{plan.cell_hash(unit.cell)}"
     real_run_cells = worker_module.run_cells
 
     def stalled_then_taken_over(*args, **kwargs):
         result = real_run_cells(*args, **kwargs)
         monkeypatch.setattr(worker_module, "run_cells", real_run_cells)  # worker B runs the real protocol
         # worker A stalls until its 0.5 s lease lapses and worker B can claim the unit
-        wait_for(lambda: queue.claim(config.matrix_id(), unit, "worker-b"), timeout=30, interval=0.05,
+        wait_for(lambda: queue.claim(plan.matrix_id, unit.id, "worker-b"), timeout=30, interval=0.05,
                  what="worker A's 0.5 s lease to lapse so that worker B can claim the unit")
-        run_one_cell(worker_b, unit, study_key, cell, _Display())  # deletes A's unfinished run, finishes the cell
-        queue.mark_done(config.matrix_id(), unit)
+        run_one_cell(worker_b, unit, _Display())  # deletes A's unfinished run, finishes the cell
+        queue.mark_done(plan.matrix_id, unit.id)
         return result
 
-    assert queue.claim(config.matrix_id(), unit, "worker-a")
+    assert queue.claim(plan.matrix_id, unit.id, "worker-a")
     monkeypatch.setattr(worker_module, "run_cells", stalled_then_taken_over)
-    run_one_cell(worker_a, unit, study_key, cell, _Display())  # must neither raise nor write
-    runs = worker_a.tracker.cell_runs(cell_hash(cell, config))
+    run_one_cell(worker_a, unit, _Display())  # must neither raise nor write
+    runs = worker_a.tracker.cell_runs(unit.cell_hash)
     assert [(r.info.status, r.data.tags.get("fusebench.status"), r.data.tags.get("worker")) for r in runs] == [
         ("FINISHED", "ok", "worker-b")]
     assert any("taken over" in line for line in logs_a), logs_a
@@ -219,25 +219,27 @@ def test_a_worker_whose_trial_lease_was_taken_over_does_not_crash(fusebench_home
     from benchmark.train import tuning
     from benchmark.train.tuning import budget_trials, load_study, stale_trials
 
-    config, queue, worker_a, logs_a, worker_b, units = _two_workers_on_one_matrix(fusebench_home, trials=1)
-    unit, kind, (study_key, cell, slot, _after) = units[0]
-    assert kind == "trial"
+    from benchmark.run.units import TrialUnit
+
+    plan, queue, worker_a, logs_a, worker_b = _two_workers_on_one_matrix(fusebench_home, trials=1)
+    trial = plan.units[0]
+    assert isinstance(trial, TrialUnit) and trial.slot == 0 and trial.waits_for == ()
     real_train = tuning.train
 
     def stalled_then_taken_over(*args, **kwargs):
         stats = real_train(*args, **kwargs)
         monkeypatch.setattr(tuning, "train", real_train)
         # worker A stalls inside its running trial until its 0.5 s lease lapses and worker B can claim the unit
-        wait_for(lambda: queue.claim(config.matrix_id(), unit, "worker-b"), timeout=30, interval=0.05,
+        wait_for(lambda: queue.claim(plan.matrix_id, trial.id, "worker-b"), timeout=30, interval=0.05,
                  what="worker A's 0.5 s lease to lapse so that worker B can claim the unit")
-        worker_b._trial(unit, study_key, cell, slot, [], _Display())
-        queue.mark_done(config.matrix_id(), unit)
+        worker_b._trial(trial, _Display())
+        queue.mark_done(plan.matrix_id, trial.id)
         return stats
 
-    assert queue.claim(config.matrix_id(), unit, "worker-a")
+    assert queue.claim(plan.matrix_id, trial.id, "worker-a")
     monkeypatch.setattr(tuning, "train", stalled_then_taken_over)
-    worker_a._trial(unit, study_key, cell, slot, [], _Display())  # must not raise
-    study = load_study(study_key, worker_a.storage, config.trials)
+    worker_a._trial(trial, _Display())  # must not raise
+    study = load_study(trial.study_key, worker_a.storage, plan.trial_slots_per_study)
     assert len(budget_trials(study)) == 1 and budget_trials(study)[0].state.name == "COMPLETE"
     assert len(stale_trials(study)) == 1
     assert any("taken over" in line for line in logs_a), logs_a
@@ -280,7 +282,7 @@ def test_default_retrain_does_not_depend_on_what_tuning_picked(monkeypatch):
             distributions={"hp.hidden": IntDistribution(32, 256, log=True), "hp.dropout": FloatDistribution(0.0, 0.5)},
             value=0.5, user_attrs={"slot": 0}))
         result = run_cell(Cell("t", "concat", "concat", 0.0, 0), features, features.splits, study,
-                          CellBudget(3, 16, 1, "cpu"))
+                          CellBudget(3, 16, True, "cpu"))
         assert result.hparams["hidden"] == hidden
         default_scores.append(result.default_scores["accuracy"])
     assert [len(states) for states in entry_states] == [2, 2]  # the tuned run, then the defaults' run

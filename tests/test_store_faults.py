@@ -256,8 +256,8 @@ def test_worker_exits_with_clear_error_when_tracking_server_unreachable(toy_card
 def test_worker_rides_out_a_tracking_server_outage(toy_card, fusebench_home, monkeypatch):
     """Stop the MLflow tracking server in the middle of a matrix and start it again on the same
     port: the worker waits, then finishes every cell exactly once."""
-    from tests.helpers_runs import assert_each_cell_once, cell_runs, finished, free_port, fusebench, mlflow_server, \
-        wait_for
+    from tests.helpers_runs import OutputWatch, assert_each_cell_once, cell_runs, finished, free_port, fusebench, \
+        mlflow_server, wait_for
 
     storage = os.environ["FUSEBENCH_OPTUNA_STORAGE"]
     port, folder = free_port(), fusebench_home / "mlflow-server"
@@ -269,15 +269,20 @@ def test_worker_rides_out_a_tracking_server_outage(toy_card, fusebench_home, mon
         # Each cell is held 2 s after its run is opened, so the outage lands mid-matrix.
         worker = fusebench("worker", "--storage", storage, "--tracking-uri", uri, "--device", "cpu",
                            env={"FUSEBENCH_FAULT_CELL_DELAY_S": "2", "FUSEBENCH_RETRY_S": "240"})
+        watch = OutputWatch(worker)
         try:
             wait_for(lambda: len(finished(cell_runs(uri))) >= 2, timeout=300, what="two finished cells")
         except BaseException:
             worker.kill()
             raise
-    time.sleep(5)  # the server is down; the worker is retrying
+    try:  # the server is down: wait until the worker has met the outage (it says so) before restarting it
+        watch.wait_for_text("store unreachable", timeout=120)
+    except BaseException:
+        worker.kill()
+        raise
     with mlflow_server(folder, port):
         try:
-            output = worker.communicate(timeout=600)[0]
+            output = watch.finish(timeout=600)
         finally:
             if worker.poll() is None:
                 worker.kill()
@@ -294,7 +299,7 @@ def test_status_names_a_unit_whose_worker_died(tmp_path, monkeypatch):
 
     from benchmark.run.config import MatrixConfig
     from benchmark.engine.workqueue import open_queue
-    from benchmark.run.planning import plan_cells, study_units, trial_unit
+    from benchmark.run.plan import Plan
     from benchmark.run.status import format_status, matrix_status
     from benchmark.engine.workqueue import new_worker_id
 
@@ -304,15 +309,16 @@ def test_status_names_a_unit_whose_worker_died(tmp_path, monkeypatch):
     config = MatrixConfig(name="t", strategies=("concat",), datasets=("emoji",), dropout_rates=(0.3,), seeds=(0,),
                           trials=2, epochs=1, batch_size=32, device="cpu")
     queue = open_queue(storage)
-    queue.register_matrix(config.matrix_id(), asdict(config), os.environ["MLFLOW_TRACKING_URI"], storage)
-    study = next(iter(study_units(config, plan_cells(config))))
+    plan = Plan.build(config)
+    queue.register_matrix(plan.matrix_id, asdict(config), os.environ["MLFLOW_TRACKING_URI"], storage)
+    slots = plan.studies[0].trial_units
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     dead_worker = new_worker_id().replace(f"-{os.getpid()}-", f"-{dead.stdout.strip()}-")
-    assert queue.claim(config.matrix_id(), trial_unit(study, 0), new_worker_id())
-    queue.mark_done(config.matrix_id(), trial_unit(study, 0))
-    assert queue.claim(config.matrix_id(), trial_unit(study, 1), dead_worker)
+    assert queue.claim(plan.matrix_id, slots[0], new_worker_id())
+    queue.mark_done(plan.matrix_id, slots[0])
+    assert queue.claim(plan.matrix_id, slots[1], dead_worker)
 
-    text = format_status(matrix_status(storage, config.matrix_id(), read_failed=False))
+    text = format_status(matrix_status(storage, plan.matrix_id, read_failed=False))
     assert "tuning trial slots 1/2 done" in text and "final cells        0/1 done" in text, text
     assert "running now: 0; interrupted, to be taken over by the next worker: 1" in text, text
     assert "trial 2/2" in text and "worker process gone" in text, text

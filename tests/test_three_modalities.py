@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from benchmark.run.config import MatrixConfig
-from benchmark.run.planning import not_applicable, plan_cells
+from benchmark.run.plan import Plan
 from benchmark.vocabulary import TAG_NOT_APPLICABLE, subset_metric
 from tests.test_plugins import PLUGIN_SOURCE
 
@@ -26,10 +28,11 @@ def test_a_strategy_limited_to_two_modalities_is_not_applicable_to_three(toy_car
     plugin.write_text(LIMITED_PLUGIN)
     config = MatrixConfig(name="t", datasets=("toy", "toy3"), strategies=("concat", "two_only_test"),
                           plugins=(str(plugin),))
-    planned = {(c.dataset, c.strategy) for c in plan_cells(config)}
+    plan = Plan.build(config)
+    planned = {(c.dataset, c.strategy) for c in plan.cells}
     assert ("toy", "two_only_test") in planned and ("toy3", "two_only_test") not in planned
     assert ("toy3", "concat") in planned
-    skipped = not_applicable(config)
+    skipped = plan.not_applicable
     assert list(skipped) == ["toy3"] and list(skipped["toy3"]) == ["two_only_test"]
     assert skipped["toy3"]["two_only_test"] == "takes 2 to 2 modalities; `toy3` has 3"
 
@@ -97,6 +100,15 @@ def test_summary_names_a_marked_unimodal_stronger_than_the_fusion_gain_baseline(
             tracker.finish_cell(run_id, params, metrics, {"family": family}, {})
     tracker.finish_matrix({})
     _, text = build_report(uri, out_root=tmp_path / "reports")
+    from benchmark.reporting.analysis import analyse_matrix
+    from benchmark.reporting.fetch import fetch_matrix
+    from benchmark.reporting.verdicts import fusion_gain
+
+    runs = fetch_matrix(uri, "shadow-matrix")
+    verdict = fusion_gain(analyse_matrix(runs.ok, runs.problems)[0])
+    assert verdict.baseline == "unimodal[a]" and verdict.baseline_score == pytest.approx(0.6)
+    (stronger, score), = verdict.stronger_marked
+    assert stronger.variant == "unimodal[b]" and stronger.not_converged == 1 and score == pytest.approx(0.75)
     gain = next(line for line in text.splitlines() if line.startswith("- **Fusion gain:**"))
     assert "over `unimodal[a]`" in gain
     assert ("A marked unimodal configuration scores higher than `unimodal[a]` (0.600) and so is never the "

@@ -12,8 +12,7 @@ import time
 from dataclasses import dataclass
 from typing import Callable
 
-from benchmark.run.config import MatrixConfig
-from benchmark.run.planning import plan_cells
+from benchmark.run.plan import Plan
 
 
 @dataclass
@@ -36,10 +35,11 @@ class BudgetRow:
         return gain if self.higher_is_better else -gain
 
 
-def budget_regret(config: MatrixConfig, dropout: float, factor: int,
+def budget_regret(plan: Plan, dropout: float, factor: int,
                   log: Callable[[str], None] = print) -> list[BudgetRow]:
-    """Train every (dataset, strategy variant) of ``config`` on its seeds at ``dropout`` with the
-    defaults, under the profile's (epochs, patience) and under (factor x epochs, factor x patience)."""
+    """Train every (dataset, strategy variant) of the matrix of ``plan`` on its seeds at ``dropout``
+    with the defaults, under the profile's (epochs, patience) and under (factor x epochs, factor x
+    patience)."""
     from benchmark.features.tensors import build_features
     from benchmark.vocabulary import higher_is_better
     from benchmark.train.cell import CellBudget
@@ -49,19 +49,20 @@ def budget_regret(config: MatrixConfig, dropout: float, factor: int,
     from benchmark.train.tasks import Task
     from benchmark.train.tuning import default_params
 
-    profile = dataclasses.replace(CellBudget.of(config), trials=0)
+    config = plan.config
+    profile = dataclasses.replace(CellBudget.of(config), tuned=False)
     # The larger budget waits a fixed factor x patience after the best epoch, from epoch 10 on
     # (the fixed rule of protocol 2), whatever rule the profile uses.
     large = dataclasses.replace(profile, epochs=config.epochs * factor, patience=config.patience * factor,
                                 patience_ratio=0.0, min_epochs=max(10, config.min_epochs))
     budgets = {"profile": profile, "large": large}
-    cells = [c for c in plan_cells(config) if c.dropout == dropout]
+    cells = [c for c in plan.cells if c.dropout == dropout]
     rows: list[BudgetRow] = []
     groups: dict[tuple[str, str], list] = {}
     for cell in cells:
         groups.setdefault((cell.dataset, cell.variant), []).append(cell)
     features_by_dataset = {}
-    cards = config.cards()  # names, globs and card paths alike
+    cards = plan.cards
     for (dataset, variant), group in groups.items():
         if dataset not in features_by_dataset:
             features = build_features(cards[dataset], log=lambda *_: None, max_tokens=config.max_tokens)

@@ -198,6 +198,7 @@ def main(args) -> int:
 def budget_main(args, device: str) -> int:
     from benchmark.perf.budget_check import budget_regret, header, summary
     from benchmark.run.config import load_profile, parse_list
+    from benchmark.run.plan import Plan
 
     config = load_profile(args.profile).with_overrides(
         datasets=parse_list(args.datasets), strategies=parse_list(args.strategies), seeds=parse_list(args.seeds, int),
@@ -206,7 +207,7 @@ def budget_main(args, device: str) -> int:
           f"{args.factor}x both; default hyperparameters, training dropout {args.dropout:g}, seeds "
           f"{', '.join(map(str, config.seeds))}; mean test score in each dataset's ranking metric ({device})")
     print(header(args.factor), flush=True)
-    rows = budget_regret(config, args.dropout, args.factor, log=lambda line: print(line, flush=True))
+    rows = budget_regret(Plan.build(config), args.dropout, args.factor, log=lambda line: print(line, flush=True))
     for line in summary(rows):
         print(line)
     return 0

@@ -137,13 +137,14 @@ def run_fidelity(config: MatrixConfig, tracking_uri: str, storage_url: str, work
                  log: Callable[[str], None] = print) -> list[Fidelity]:
     """Run (or resume) ``config`` and its reference, then compare them per dataset."""
     from benchmark.run.coordinator import finish_bench, run_bench
+    from benchmark.run.plan import Plan
 
     ids = {}
     for label, matrix in (("profile", config), ("reference", reference_protocol(config))):
         log(f"[{label}] matrix {matrix.name}: tuning {matrix.tuning}, early stopping from epoch {matrix.min_epochs}, "
             f"wait {'ceil(%g x best epoch), at most %d' % (matrix.patience_ratio, matrix.patience) if matrix.patience_ratio else matrix.patience}, "
             f"cap {matrix.epochs}, tokens {'all' if matrix.max_tokens is None else f'<= {matrix.max_tokens}'}")
-        summary = run_bench(matrix, tracking_uri, storage_url, workers=workers, log=log)
+        summary = run_bench(Plan.build(matrix), tracking_uri, storage_url, workers=workers, log=log)
         finish_bench(summary, tracking_uri, matrix.device, report=False, log=log)
         log(f"[{label}] {summary.cells} cells in {summary.wall_seconds:.0f} s ({summary.skipped} already done, "
             f"{len(summary.failed)} failed)")

@@ -1,8 +1,9 @@
 """Comparison reports from the MLflow tracking store alone (never imports torch).
 
 fetch: MLflow runs -> pandas; stats: CI, paired test, Pareto front; analysis: per-dataset
-numbers and recommendations; figures: PNGs; document: Markdown + self-contained HTML;
-build: composes the report and writes reports/<matrix id>/."""
+numbers; verdicts: the recommendations as data; summary: the verdicts in words; render (with
+the section modules): one Document; figures: PNGs; document: Markdown + self-contained HTML;
+build: fetch -> analyse -> verdicts -> render, and writes reports/<matrix id>/."""
 
 from benchmark.reporting.build import EmptyReport, build_report
 from benchmark.reporting.stats import mean_ci95, paired_ttest, pareto_front

@@ -1,7 +1,7 @@
 """Per-dataset numbers behind the report: one row per configuration (strategy x training
 dropout) with means and confidence intervals over seeds, trust marks (collapsed, not
-converged), the training record, fusion gain, the paired test against concatenation, and the
-recommendations derived from them. Marked configurations are never ranked or recommended."""
+converged), the training record, fusion gain, the paired test against concatenation. The
+recommendations derived from them are in reporting/verdicts.py. Marked configurations are never ranked."""
 
 from __future__ import annotations
 
@@ -362,6 +362,14 @@ def analyse(name: str, runs: pd.DataFrame, problems: pd.DataFrame) -> DatasetAna
     return analysis
 
 
+def analyse_matrix(ok: pd.DataFrame, problems: pd.DataFrame) -> list[DatasetAnalysis]:
+    """One analysis per dataset of a matrix (finished runs `ok`, failed and unfinished `problems`),
+    sorted by dataset name; a dataset with only failed or unfinished runs is analysed too."""
+    datasets = sorted(set(ok["dataset"]) | set(problems["dataset"])) if len(ok) or len(problems) else []
+    return [analyse(dataset, ok[ok["dataset"] == dataset] if len(ok) else ok, problems[problems["dataset"] == dataset])
+            for dataset in datasets]
+
+
 def _default_column(group: pd.DataFrame, ranking: str) -> str | None:
     """The MLflow metric holding the ranking metric with the strategy's default hyperparameters,
     "default_test_<metric>", where some run of ``group`` logged it."""
@@ -435,61 +443,9 @@ def _baseline_tests(configs: pd.DataFrame, runs: pd.DataFrame, metric: str = "te
     return tests
 
 
-# ------------------------------------------------------------------ recommendations
-@dataclass
-class Pick:
-    row: pd.Series | None
-    reason: str = ""  # why there is no pick, when there is none
-
-
 def marked_counts(a: DatasetAnalysis) -> str:
     """"2 collapsed, 1 not converged" over the dataset's configurations (one may be both)."""
     marked = a.marked
     parts = [f"{int((marked[key] > 0).sum())} {words}" for key, words in
              (("n_collapsed", "collapsed"), ("n_not_converged", "not converged")) if (marked[key] > 0).any()]
     return ", ".join(parts)
-
-
-def _all_marked(a: DatasetAnalysis, what: str = "finished configuration") -> str:
-    return f"every {what} is marked ({marked_counts(a)})"
-
-
-def best_overall(a: DatasetAnalysis) -> Pick:
-    """The top of the ranking: the best unmarked configuration by the dataset's ranking metric."""
-    if a.ranked.empty:
-        return Pick(None, "no finished runs")
-    trusted = a.trusted
-    return Pick(trusted.iloc[0]) if len(trusted) else Pick(None, _all_marked(a))
-
-
-def best_when_missing(a: DatasetAnalysis) -> tuple[Pick, str]:
-    """Highest mean accuracy at the highest test-time missing rate measured (robustness score when
-    no missing-rate curve was logged), among unmarked configurations. Returns the pick and the
-    criterion in words."""
-    ranked = a.trusted
-    if ranked.empty and len(a.ranked):
-        return Pick(None, _all_marked(a)), ""
-    if a.missing_rates:
-        column = f"missing:{a.missing_rates[-1]}"
-        usable = ranked[ranked[column].notna()]
-        if len(usable):
-            best = usable[column].idxmax() if a.curve_higher_is_better else usable[column].idxmin()
-            return Pick(usable.loc[best]), f"{metric_label(a.curve_metric)} at {a.missing_rates[-1]}% missing"
-    usable = ranked[ranked["robustness"].notna()] if "robustness" in ranked else ranked.iloc[0:0]
-    if len(usable):
-        return Pick(usable.loc[usable["robustness"].idxmax()]), "robustness score"
-    return Pick(None, "no missing-modality metrics logged"), ""
-
-
-def best_within_budget(a: DatasetAnalysis) -> tuple[Pick, float]:
-    """Best ranking score among unmarked configurations at or above the median inference throughput
-    (the median over every finished configuration)."""
-    ranked = a.ranked
-    usable = ranked[ranked["infer_sps"].notna()]
-    if usable.empty:
-        return Pick(None, "no inference throughput logged"), float("nan")
-    median = float(usable["infer_sps"].median())
-    fast = usable[(usable["infer_sps"] >= median) & ~usable["marked"] & usable[a.score].notna()]
-    if fast.empty:
-        return Pick(None, _all_marked(a, "configuration at or above the median throughput")), median
-    return Pick(fast.loc[a.better(fast[a.score]).idxmax()]), median

@@ -1,8 +1,9 @@
 """Datasets with three or more modalities: what a fused configuration gains over the best PAIR of
 modalities (the same trained model evaluated with only two present: the subset scores the runs
 log), next to the gain over the best single modality; and the strategies the matrix asked for that
-state a limit on the number of modalities they take, listed as not applicable (planning skips them:
-benchmark/run/planning.py records them on the parent run, tag ``vocabulary.TAG_NOT_APPLICABLE``)."""
+state a limit on the number of modalities they take, listed as not applicable (the matrix's Plan
+has no cells for them, benchmark/run/plan.py; the coordinator records them on the parent run, tag
+``vocabulary.TAG_NOT_APPLICABLE``)."""
 
 from __future__ import annotations
 

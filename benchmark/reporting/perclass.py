@@ -11,7 +11,7 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
-from benchmark.reporting.analysis import (BASELINE, DatasetAnalysis, best_overall, config_label, metric_label,
+from benchmark.reporting.analysis import (BASELINE, DatasetAnalysis, config_label, metric_label,
                                           metric_spec, same_config)
 from benchmark.reporting.class_figures import ANNOTATE_MAX, confusion_figure, learning_curves_figure
 from benchmark.reporting.details import RunDetails
@@ -86,7 +86,7 @@ def write_per_class(doc: Document, a: DatasetAnalysis, png: Callable[[str], Path
     """Append the confusion-matrix and learning-curve subsections of one dataset."""
     if a.ranked.empty:
         return
-    winner = best_overall(a).row
+    winner = a.trusted.iloc[0] if len(a.trusted) else None  # the best overall (reporting/verdicts.py)
     baseline = _baseline_row(a, winner["dropout"] if winner is not None else None)
     if a.task in CLASSIFYING:
         _confusion(doc, a, png, cite, details, winner, baseline)

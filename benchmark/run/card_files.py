@@ -194,9 +194,8 @@ def _select(datasets: tuple[str, ...], folder: dict[str, DatasetCard],
     return chosen
 
 
-def dataset_names(datasets: tuple[str, ...], card_files: tuple[tuple[str, str], ...] = ()) -> list[str]:
+def dataset_names(datasets: tuple[str, ...], cards: dict[str, DatasetCard]) -> list[str]:
     """The entries with each card path replaced by its card's name (what a matrix id hashes:
-    where a card lies is not part of what it is)."""
-    cards = matrix_cards(datasets, card_files)
+    where a card lies is not part of what it is); ``cards``: the entries' cards (``matrix_cards``)."""
     by_path = {os.path.abspath(card.path): name for name, card in cards.items()}
     return [by_path.get(os.path.abspath(entry), entry) if is_card_path(entry) else entry for entry in datasets]

@@ -5,9 +5,7 @@ all checked by the profile model (benchmark/run/profile_model.py)."""
 from __future__ import annotations
 
 import fnmatch
-import hashlib
-import json
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -31,9 +29,11 @@ class MatrixConfig:
     name: str
     datasets: tuple[str, ...] = ("emoji",)
     strategies: tuple[str, ...] = ("*",)
-    dropout_rates: tuple[Dropout, ...] = (0.3,)  # a rate for every modality, or sorted ((modality, rate), ...)
+    # A rate for every modality, or sorted ((modality, rate), ...), as the profile wrote it (0 and 0.0
+    # are different matrix ids); the Plan holds them as dropout.training_rate makes them.
+    dropout_rates: tuple[Dropout, ...] = (0.3,)
     seeds: tuple[int, ...] = (0,)
-    trials: int = 4
+    trials: int = 4  # the profile's trial budget per Optuna study (the Plan's trial_slots_per_study)
     epochs: int = 15  # the epoch cap; early stopping (patience) usually ends training first
     batch_size: int = 64
     device: str = "cpu"
@@ -63,35 +63,6 @@ class MatrixConfig:
     # many (an image grid by 2-D average pooling, a sequence by masked means over windows);
     # None: every token (benchmark/features/token_budget.py).
     max_tokens: int | None = 16
-
-    def matrix_id(self) -> str:
-        """Stable id of this matrix (everything that changes its results): the configuration but
-        the device and whether seeds are stacked (how the work runs, not what it is), and the fingerprint of its cells' inputs (cards, encoder versions, strategy
-        code, protocol version; benchmark/run/identity.py), the same on every machine."""
-        from benchmark.run.card_files import dataset_names
-        from benchmark.run.identity import load_strategies, matrix_inputs_fingerprint
-
-        payload = {k: v for k, v in asdict(self).items() if k not in ("device", "stack_seeds", "card_files")}
-        if self.amp == "off":
-            del payload["amp"]  # the same id as before the field existed
-        if tuple(self.missing_inputs) == ("zero",):
-            del payload["missing_inputs"]  # likewise
-        if self.folds is None:
-            del payload["folds"]  # likewise
-        payload["datasets"] = dataset_names(self.datasets, self.card_files)  # a card's name, never its path
-        registry = load_strategies(self.plugins)
-        payload["inputs"] = matrix_inputs_fingerprint(list(self.cards().values()),
-                                                      expand(self.strategies, registry.names(), "strategy"))
-        return f"{self.name}-{hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:10]}"
-
-    def tuning_dropout(self, dropout: Dropout) -> Dropout:
-        """The training dropout rate at which the study of a cell trained at ``dropout`` tunes: the
-        cell's own under ``tuning: per_rate``; under ``shared``, the middle of the matrix's rates as
-        listed (0.3 of 0, 0.3, 0.6), so one study serves every rate."""
-        if self.tuning == "per_rate":
-            return dropout
-        middle = self.dropout_rates[len(self.dropout_rates) // 2]
-        return middle if isinstance(middle, tuple) else float(middle)
 
     def cards(self):
         """Dataset name -> card of this matrix's datasets (names, globs, card paths), in order."""

@@ -15,12 +15,10 @@ from pathlib import Path
 from typing import Callable
 
 from benchmark.data.builtin import ensure_prepared
-from benchmark.features.card_encoders import check_all_encoders
 from benchmark.features.tensors import build_features
 from benchmark.reporting import EmptyReport, build_report
 from benchmark.run.config import MatrixConfig
-from benchmark.run.planning import (cell_unit_of, cell_units, matrix_units, not_applicable, plan_cells,
-                                    study_units)
+from benchmark.run.plan import Plan
 from benchmark.run.worker import QUIET_PROGRESS_ENV, MatrixOutcome, Worker, matrix_display
 from benchmark.stores.database import mask_secrets, open_storage
 from benchmark.stores.retry import retry
@@ -60,18 +58,20 @@ def prepare_data(cards: dict, log: Callable[[str], None], max_tokens: int | None
     return features, {"data": data_s, "encoding": time.perf_counter() - started - data_s}
 
 
-def run_bench(config: MatrixConfig, tracking_uri: str, storage_url: str, workers: int = 1,
+def run_bench(plan: Plan, tracking_uri: str, storage_url: str, workers: int = 1,
               log: Callable[[str], None] = print, retry_failed: bool = False) -> BenchSummary:
+    """Register the matrix of ``plan`` (built, and so checked against its cards, before anything is
+    registered), prepare its data and run it with ``workers`` processes (1: in this process; 0:
+    register and prepare only)."""
     started = time.perf_counter()
-    check_all_encoders(config.cards())  # a card's encoder problems refused before the matrix is registered
-    matrix_id = config.matrix_id()
+    config, matrix_id = plan.config, plan.matrix_id
     queue = open_queue(storage_url)
     queue.register_matrix(matrix_id, asdict(config), tracking_uri, storage_url)
     open_storage(storage_url)  # create Optuna's tables once, before any worker races to do it
     tracker = retry(lambda: MatrixTracker(tracking_uri, matrix_id, asdict(config), config.device, create=True),
                     f"open tracking store {tracking_uri}")
     try:
-        return _run_bench(config, tracking_uri, storage_url, workers, log, retry_failed, queue, tracker, started)
+        return _run_bench(plan, tracking_uri, storage_url, workers, log, retry_failed, queue, tracker, started)
     except BaseException as exc:
         # Nothing may stay RUNNING: a bench that stops here (bad data, an interrupt) closes its parent run.
         _close_parent(tracker, exc)
@@ -87,33 +87,31 @@ def _close_parent(tracker: MatrixTracker, exc: BaseException) -> None:
         pass
 
 
-def _run_bench(config: MatrixConfig, tracking_uri: str, storage_url: str, workers: int, log: Callable[[str], None],
+def _run_bench(plan: Plan, tracking_uri: str, storage_url: str, workers: int, log: Callable[[str], None],
                retry_failed: bool, queue, tracker: MatrixTracker, started: float) -> BenchSummary:
-    matrix_id = tracker.matrix_id
-    cells = plan_cells(config)
-    summary = BenchSummary(matrix_id, len(cells))
-    skipped = not_applicable(config)
+    matrix_id = plan.matrix_id
+    summary = BenchSummary(matrix_id, len(plan.cells))
+    skipped = plan.not_applicable
     if skipped:  # strategies whose stated modality limit a dataset falls outside of: the report lists them
         for dataset, strategies in skipped.items():
             log(f"[{dataset}] not applicable: " + "; ".join(f"{s} ({why})" for s, why in strategies.items()))
         retry(lambda: tracker.client.set_tag(tracker.parent_id, TAG_NOT_APPLICABLE, json.dumps(skipped)[:7900]),
               "record the strategies that do not apply")
     if retry_failed:
-        failed_units = [cell_unit_of(h) for h in tracker.failed_cells()]
+        failed_units = [plan.cell_unit_id(h) for h in tracker.failed_cells()]
         log(f"retrying {queue.reopen(matrix_id, failed_units)} failed cells")
-    unrecorded = unrecorded_done_cells(config, cells, queue, tracker)
+    unrecorded = unrecorded_done_cells(plan, queue, tracker)
     if unrecorded:  # done means recorded: the queue's mark alone never stands for a result
         log(f"{queue.reopen(matrix_id, unrecorded)} cells marked done in the work queue have no run in the tracking "
             f"store this bench writes to: running them again")
-    cards = config.cards()
-    features, phases = prepare_data({name: cards[name] for name in sorted({c.dataset for c in cells})}, log,
-                                    config.max_tokens)
+    features, phases = prepare_data({name: plan.cards[name] for name in sorted({c.dataset for c in plan.cells})},
+                                    log, plan.config.max_tokens)
     summary.phase_seconds.update(phases)
     if workers == 0:  # register only: workers on this or other machines join with `fusebench worker`
         summary.wall_seconds = time.perf_counter() - started
         return summary
     if workers == 1:
-        outcome = Worker(config, tracking_uri, storage_url, queue, new_worker_id(), log, features=features).run()
+        outcome = Worker(plan, tracking_uri, storage_url, queue, new_worker_id(), log, features=features).run()
         summary.completed, summary.skipped = len(outcome.completed) + outcome.reused, outcome.skipped
         summary.reused = outcome.reused
         summary.worker_peak_rss_mb = [outcome.peak_rss_mb]
@@ -121,17 +119,17 @@ def _run_bench(config: MatrixConfig, tracking_uri: str, storage_url: str, worker
         summary.phase_seconds.update({"tuning": outcome.phase_seconds["tuning"],
                                       "final_runs": outcome.phase_seconds["final_runs"]})
     else:
-        units = cell_units(config, cells)
+        units = [u.id for u in plan.cell_units]
         done_before = queue.done_units(matrix_id)
         t0 = time.perf_counter()
         features.clear()  # the workers encode nothing (the cache is full) and this process trains nothing
         release_memory()
-        with matrix_display(list(matrix_units(config, study_units(config, cells)))) as display:
+        with matrix_display(plan) as display:
             def poll() -> None:
                 display.sync(queue.done_units(matrix_id))
                 summary.coordinator_rss_mb = max(summary.coordinator_rss_mb or 0.0, current_rss_mb())
 
-            exits = spawn_workers(workers, matrix_id, tracking_uri, storage_url, config.device, on_poll=poll)
+            exits = spawn_workers(workers, matrix_id, tracking_uri, storage_url, plan.config.device, on_poll=poll)
         summary.phase_seconds["workers"] = time.perf_counter() - t0
         summary.worker_peak_rss_mb = [e.peak_rss_mb for e in exits]
         codes = [e.code for e in exits]
@@ -141,7 +139,7 @@ def _run_bench(config: MatrixConfig, tracking_uri: str, storage_url: str, worker
             raise RuntimeError(f"{len(missing)} cells unfinished; worker exit codes {codes}; re-run to resume")
         failed = tracker.failed_cells()
         summary.skipped = sum(u in done_before for u in units)
-        failed_now = sum(cell_unit_of(h) not in done_before for h in failed)
+        failed_now = sum(plan.cell_unit_id(h) not in done_before for h in failed)
         summary.completed = len(units) - summary.skipped - failed_now
         summary.reused = sum(e.reused for e in exits)
     # Every failed cell of the matrix, this run's and earlier ones', as MLflow records them.
@@ -168,15 +166,15 @@ def release_memory() -> None:
         pass
 
 
-def unrecorded_done_cells(config: MatrixConfig, cells: list, queue, tracker: MatrixTracker) -> list[str]:
+def unrecorded_done_cells(plan: Plan, queue, tracker: MatrixTracker) -> list[str]:
     """Cell units the work queue (in the Optuna storage) marks done whose result this matrix's
     tracking store does not hold, finished or failed: e.g. the same matrix run before against
     another tracking store. They must run again (or be copied from another matrix of this store)."""
     done = queue.done_units(tracker.matrix_id)
     recorded = {run.data.tags.get(TAG_CELL) for run in tracker.cell_runs()
                 if run.data.tags.get(TAG_STATUS) in ("ok", "failed") and run.info.status in ("FINISHED", "FAILED")}
-    recorded_units = {cell_unit_of(h) for h in recorded if h}
-    return [unit for unit in cell_units(config, cells) if unit in done and unit not in recorded_units]
+    recorded_units = {plan.cell_unit_id(h) for h in recorded if h}
+    return [u.id for u in plan.cell_units if u.id in done and u.id not in recorded_units]
 
 
 @dataclass(frozen=True)
@@ -259,8 +257,8 @@ def run_worker(storage_url: str, tracking_uri: str | None, matrix_id: str | None
     queue = open_queue(storage_url)
     registered = queue.matrix(matrix_id)
     config = worker_config(registered, device).localised(search)
-    check_all_encoders(config.cards())  # before this worker claims any work
-    here = config.matrix_id()
+    plan = Plan.build(config)  # this machine's own Plan, checked against its cards before it claims any work
+    here = plan.matrix_id
     if here != registered["matrix_id"]:
         raise LookupError(f"matrix {registered['matrix_id']}: its inputs differ on this machine (a dataset card, an "
                           f"encoder version or a strategy's code is not the same here: computed id {here}); use the "
@@ -269,7 +267,7 @@ def run_worker(storage_url: str, tracking_uri: str | None, matrix_id: str | None
     worker_id = new_worker_id()
     log(f"worker {worker_id} joined matrix {registered['matrix_id']} on {config.device}")
     tracking_uri = tracking_uri or os.environ.get(WORKER_TRACKING_ENV) or registered["tracking_uri"]
-    return Worker(config, tracking_uri, storage_url, queue, worker_id, log).run()
+    return Worker(plan, tracking_uri, storage_url, queue, worker_id, log).run()
 
 
 def finish_bench(summary: BenchSummary, tracking_uri: str, device: str, report: bool = True,

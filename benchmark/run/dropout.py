@@ -38,6 +38,13 @@ def dropout_value(entry: Any) -> Dropout:
     return tuple(sorted(pairs))
 
 
+def training_rate(entry: Dropout) -> Dropout:
+    """A checked profile entry (``dropout_value``) in the one form the Plan, its cells and training
+    hold: a number as a float (0 -> 0.0), per-modality pairs as they are. Labels
+    (vocabulary.dropout_label) are for display, tags and names only."""
+    return entry if isinstance(entry, tuple) else float(entry)
+
+
 def read_dropout(part: str) -> float | dict[str, float]:
     """One ``--dropout`` item as a profile writes it: "0.3" -> 0.3; "text=0.1:image=0.5" -> {"text": 0.1,
     "image": 0.5}. Only its syntax is checked here; the rates are checked with the profile's

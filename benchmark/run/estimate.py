@@ -6,8 +6,8 @@ The estimate adds up what a bench run spends, part by part, on an otherwise idle
   every row (ENCODE_S_PER_ROW by kind of encoder); cheap encoders (vectors, tabular, raw pixels) cost
   only the rows;
 - per Optuna study (one per dataset and strategy variant under shared tuning, one per training
-  dropout rate under per_rate, one per fold under k-fold; the studies planning.study_units makes):
-  ``trials`` x (TRIAL_S + TRIAL_EPOCHS epochs of training), most trials being pruned after 2 or 6 epochs;
+  dropout rate under per_rate, one per fold under k-fold; the Plan's studies):
+  its trial slots x (TRIAL_S + TRIAL_EPOCHS epochs of training), most trials being pruned after 2 or 6 epochs;
 - per cell: CELL_EPOCHS epochs at CELL_S_PER_ROW_EPOCH, which holds the tuned retrain, the default
   retrain where tuning chose other hyperparameters, the validation passes, the batched evaluation,
   throughput timing and MLflow logging.
@@ -68,12 +68,11 @@ def _train_share(card) -> float:
     return 1.0 - sum(held) if len(held) == 2 else TRAIN_SHARE_GUESS
 
 
-def estimate_parts(config, cells, cards: dict | None = None) -> dict[str, float]:
-    """Seconds per part (fixed, encoding, tuning, cells) of one worker with one torch thread on an idle machine."""
-    from benchmark.run.planning import study_units
-
+def estimate_parts(plan) -> dict[str, float]:
+    """Seconds per part (fixed, encoding, tuning, cells) of one worker with one torch thread on an idle
+    machine, for the matrix of ``plan`` (benchmark/run/plan.py; its cards give the rows and encoders)."""
+    config, cells, cards = plan.config, plan.cells, plan.cards
     speedup = GPU_SPEEDUP if config.device.startswith("cuda") else 1.0
-    cards = cards or {}
     rows = {name: card_rows(card) for name, card in cards.items()}
     train_rows = {name: (rows[name] * _train_share(cards[name]) if rows.get(name) else TRAIN_ROWS_GUESS)
                   for name in cards}
@@ -94,26 +93,17 @@ def estimate_parts(config, cells, cards: dict | None = None) -> dict[str, float]
             encoder = str(getattr(spec, "encoder", ""))
             load = ENCODER_LOAD_S if _pretrained(encoder) else 0.0
             encoding += load + n * ENCODE_S_PER_ROW[_encoder_kind(encoder)]
-    try:
-        studies = [members[0] for members in study_units(config, cells).values()]
-    except Exception:  # noqa: BLE001 - without the cards' fingerprints: one study per dataset, variant, rate, fold
-        studies = list({(c.dataset, c.variant, config.tuning_dropout(c.dropout), c.fold): c for c in cells}.values())
-    tuning = sum(config.trials * (TRIAL_S + min(TRIAL_EPOCHS, config.epochs) * rows_of(c)
-                                  * TRIAL_S_PER_ROW_EPOCH[kind(c)] / speedup) for c in studies)
+    tuning = sum(plan.trial_slots_per_study * (TRIAL_S + min(TRIAL_EPOCHS, config.epochs) * rows_of(s.tuning_cell)
+                                               * TRIAL_S_PER_ROW_EPOCH[kind(s.tuning_cell)] / speedup)
+                 for s in plan.studies)
     final = sum(CELL_EPOCHS[kind(c)] * epoch_ratio * rows_of(c) * CELL_S_PER_ROW_EPOCH[kind(c)] / speedup
                 for c in cells)
     return {"fixed": FIXED_S, "encoding": encoding, "tuning": tuning, "cells": final}
 
 
-def estimate_seconds(config, cells, workers: int = 1, cards: dict | None = None) -> float:
-    """Estimated wall seconds of `fusebench bench` for these cells (features not cached yet). `cards`
-    (dataset -> card) gives the rows and encoders; by default they are read from the configuration."""
-    if cards is None:
-        try:
-            cards = config.cards()
-        except Exception:  # noqa: BLE001 - an estimate without the cards falls back to guesses
-            cards = {}
-    parts = estimate_parts(config, cells, cards)
+def estimate_seconds(plan, workers: int = 1) -> float:
+    """Estimated wall seconds of `fusebench bench` for the matrix of ``plan`` (features not cached yet)."""
+    parts = estimate_parts(plan)
     cores = os.cpu_count() or 1
     parallel = min(workers, cores) if workers > 1 else min(ONE_WORKER_THREAD_SPEEDUP, float(cores))
     spread = parts["tuning"] + parts["cells"]  # what several workers share; encoding is once per dataset

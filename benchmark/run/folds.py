@@ -30,10 +30,10 @@ def fold_seed(card: DatasetCard) -> int:
     return int(card.split.get("seed", 0))
 
 
-def with_folds(config: MatrixConfig, cells: list[Cell]) -> list[Cell]:
+def with_folds(config: MatrixConfig, cards: dict[str, DatasetCard], cells: list[Cell]) -> list[Cell]:
     """Each cell of a dataset with k folds replaced by k cells, one per test fold (so a
-    configuration's replicates are its folds x seeds); other cells as they are."""
-    cards = config.cards()
+    configuration's replicates are its folds x seeds); other cells as they are. ``cards``: dataset
+    -> card."""
     for card in {c.dataset: cards[c.dataset] for c in cells}.values():
         check_validation_share(config, card)
     out: list[Cell] = []

@@ -243,9 +243,10 @@ def cell_fingerprint(card: DatasetCard, strategy: str, dataset: str | None = Non
                    "protocol": PROTOCOL_VERSION})
 
 
-def matrix_inputs_fingerprint(cards: list[DatasetCard], strategies: list[str]) -> str:
+def matrix_inputs_fingerprint(cards: list[DatasetCard], strategies: list[str], datasets: dict[str, str]) -> str:
     """Fingerprint of a matrix's inputs: its datasets' cards and encoder versions, its strategies'
-    code and search spaces, the protocol (part of ``MatrixConfig.matrix_id``)."""
-    return digest({"datasets": {card.name: dataset_fingerprint(card) for card in cards},
+    code and search spaces, the protocol (part of the matrix id, benchmark/run/planning.py).
+    ``datasets``: dataset name -> ``dataset_fingerprint`` of its card (the data hashed once)."""
+    return digest({"datasets": {card.name: datasets[card.name] for card in cards},
                    "strategies": {name: strategy_fingerprint(name) for name in strategies},
                    "protocol": PROTOCOL_VERSION})

@@ -8,7 +8,8 @@ import time
 from dataclasses import dataclass, field
 
 from benchmark.run.config import MatrixConfig
-from benchmark.run.planning import matrix_units, plan_cells, study_units
+from benchmark.run.plan import Plan
+from benchmark.run.units import TrialUnit
 from benchmark.stores.database import mask_secrets
 from benchmark.vocabulary import dropout_label
 from benchmark.tracking.mlflow_runs import MatrixTracker
@@ -49,17 +50,10 @@ def matrix_status(storage_url: str, matrix_id: str | None = None, read_failed: b
     found as a worker finds them (``search``: other places to look; benchmark/run/card_files.py)."""
     queue = open_queue(storage_url)
     registered = queue.matrix(matrix_id)
-    config = MatrixConfig.from_dict(registered["config"]).localised(search)
-    labels, trials, cells = {}, set(), set()
-    for unit, kind, payload in matrix_units(config, study_units(config, plan_cells(config))):
-        cell, slot = payload[1], payload[2]
-        if kind == "trial":
-            trials.add(unit)
-            labels[unit] = (f"tuning {cell.dataset} · {cell.variant} · dropout {dropout_label(cell.dropout)} · "
-                            f"trial {slot + 1}/{config.trials}")
-        else:
-            cells.add(unit)
-            labels[unit] = cell.label()
+    plan = Plan.build(MatrixConfig.from_dict(registered["config"]).localised(search))
+    labels = {u.id: _trial_label(u, plan.trial_slots_per_study) if isinstance(u, TrialUnit) else u.cell.label()
+              for u in plan.units}
+    trials, cells = {u.id for u in plan.trial_units}, {u.id for u in plan.cell_units}
     leases = {row["unit"]: row for row in queue.leases(registered["matrix_id"]) if row["unit"] in labels}
     done = {unit for unit, row in leases.items() if row["done"]}
     now = time.time()
@@ -78,6 +72,12 @@ def matrix_status(storage_url: str, matrix_id: str | None = None, read_failed: b
         except Exception as exc:  # noqa: BLE001 - progress is still worth showing without MLflow
             status.tracking_error = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
     return status
+
+
+def _trial_label(unit: TrialUnit, slots: int) -> str:
+    cell = unit.tuning_cell
+    return (f"tuning {cell.dataset} · {cell.variant} · dropout {dropout_label(cell.dropout)} · "
+            f"trial {unit.slot + 1}/{slots}")
 
 
 def matrix_with_datasets(storage_url: str, names: list[str], matrix_id: str | None = None,

@@ -19,9 +19,9 @@ import torch
 
 from benchmark.features.tensors import FeatureSet, build_features
 from benchmark.progress import MatrixDisplay
-from benchmark.run.config import MatrixConfig
 from benchmark.run.folds import FoldSplits
-from benchmark.run.planning import cell_hash, cell_unit, matrix_units, plan_cells, study_units
+from benchmark.run.plan import Plan
+from benchmark.run.units import CellUnit, TrialUnit, Unit
 from benchmark.stores.database import open_storage
 from benchmark.stores.retry import is_store_outage, retry
 from benchmark.vocabulary import STOP_REASON, cell_tags, dropout_label
@@ -52,99 +52,93 @@ class MatrixOutcome:
     peak_rss_mb: float | None = None  # this process's peak resident memory, MiB (cost.peak_rss_mb)
 
 
-def matrix_display(units: list, quiet: bool = False) -> MatrixDisplay:
-    """The matrix-wide progress display over a matrix's units (planning.matrix_units)."""
-    cell_labels = {unit: payload[1].label() for unit, kind, payload in units if kind == "cell"}
-    return MatrixDisplay(cell_labels, len(units), quiet=quiet)
+def matrix_display(plan: Plan, quiet: bool = False) -> MatrixDisplay:
+    """The matrix-wide progress display over a plan's units."""
+    return MatrixDisplay({u.id: u.cell.label() for u in plan.cell_units}, len(plan.units), quiet=quiet)
 
 
 class Worker:
     """Claims units of one matrix (tuning-trial slots and final cells) through the work
     queue and runs them until every unit is done. Any number of workers, on any number of
-    machines, can run the same matrix; a single `fusebench bench` is one such worker."""
+    machines, can run the same matrix; a single `fusebench bench` is one such worker. It reads the
+    matrix's cells, studies and units from its Plan (benchmark/run/plan.py)."""
 
-    def __init__(self, config: MatrixConfig, tracking_uri: str, storage_url: str, queue, worker_id: str,
+    def __init__(self, plan: Plan, tracking_uri: str, storage_url: str, queue, worker_id: str,
                  log: Callable[[str], None] = print, poll_s: float = 2.0,
                  features: dict[str, FeatureSet] | None = None) -> None:
-        self.config, self.queue, self.worker_id, self.log, self.poll_s = config, queue, worker_id, log, poll_s
-        self.matrix_id = config.matrix_id()
-        self.cards = config.cards()  # dataset name -> card (names, globs, card paths; run/card_files.py)
-        self.cells = plan_cells(config)
-        self.studies = study_units(config, self.cells)
+        self.plan, self.queue, self.worker_id, self.log, self.poll_s = plan, queue, worker_id, log, poll_s
+        self.config, self.matrix_id = plan.config, plan.matrix_id
         self.storage = open_storage(storage_url)
-        self.tracker = retry(lambda: MatrixTracker(tracking_uri, self.matrix_id, asdict(config), config.device,
+        self.tracker = retry(lambda: MatrixTracker(tracking_uri, self.matrix_id, asdict(plan.config), plan.config.device,
                                                    create=False), f"open tracking store {tracking_uri}")
         self.features: dict[str, FeatureSet] = dict(features or {})
-        self.fold_splits = FoldSplits(config, self.cards)  # k-fold: each fold's splits (benchmark/run/folds.py)
-        self.budget = CellBudget.of(config)
-        self.unit_list = list(matrix_units(config, self.studies))  # fixed for the matrix; hashed once, not per poll
+        self.fold_splits = FoldSplits(plan.config, plan.cards)  # k-fold: each fold's splits (benchmark/run/folds.py)
+        self.budget = CellBudget.of(plan.config)
         self.phases = {"data_and_encoding": 0.0, "tuning": 0.0, "final_runs": 0.0}
         self.outcome = MatrixOutcome(self.matrix_id, self.tracker.parent_id)
 
     def run(self) -> MatrixOutcome:
-        total = len(self.cells)
+        plan = self.plan
         done = self.queue.done_units(self.matrix_id)
-        already = sum(cell_unit(c, self.config) in done for c in self.cells)
-        self.log(f"matrix {self.matrix_id}: {total} cells in {len(self.studies)} studies x {self.config.trials} trials; "
-                 f"{already} cells already finished")
+        already = sum(u.id in done for u in plan.cell_units)
+        self.log(f"matrix {self.matrix_id}: {len(plan.cells)} cells in {len(plan.studies)} studies x "
+                 f"{plan.trial_slots_per_study} trial slots; {already} cells already finished")
         self.outcome.skipped = already
-        with matrix_display(self.unit_list, quiet=os.environ.get(QUIET_PROGRESS_ENV) == "1") as display:
+        with matrix_display(plan, quiet=os.environ.get(QUIET_PROGRESS_ENV) == "1") as display:
             while True:
                 done = self.queue.done_units(self.matrix_id)
                 display.sync(done)  # matrix-wide: every worker's finished cells
-                pending = [u for u in self.unit_list if u[0] not in done]
+                pending = [u for u in plan.units if u.id not in done]
                 if not pending:
                     break
                 claimed = next((u for u in pending if self._ready(u, done) and
-                                self.queue.claim(self.matrix_id, u[0], self.worker_id)), None)
+                                self.queue.claim(self.matrix_id, u.id, self.worker_id)), None)
                 if claimed is None:
                     self.queue.release_dead_local(self.matrix_id)
                     display.detail("waiting for other workers")
                     time.sleep(self.poll_s)
                     continue
-                unit, kind, payload = claimed
-                if kind == "trial":
-                    with self.queue.holding(self.matrix_id, unit, self.worker_id):
+                if isinstance(claimed, TrialUnit):
+                    with self.queue.holding(self.matrix_id, claimed.id, self.worker_id):
                         # A store that drops out mid-unit: back off and redo the unit (its own checks
                         # skip what was recorded), or give up with StoreUnavailable after the budget.
-                        retry(lambda: self._trial(unit, *payload, display), f"trial unit {unit}")
-                    if self.queue.holds(self.matrix_id, unit, self.worker_id):
-                        self.queue.mark_done(self.matrix_id, unit)
+                        retry(lambda: self._trial(claimed, display), f"trial unit {claimed.id}")
+                    if self.queue.holds(self.matrix_id, claimed.id, self.worker_id):
+                        self.queue.mark_done(self.matrix_id, claimed.id)
                     continue
-                group = [claimed] + self._claim_siblings(claimed, pending, done)
-                members = [(u, p[1]) for u, _, p in group]
+                members = [claimed] + self._claim_siblings(claimed, pending, done)
                 with contextlib.ExitStack() as leases:
-                    for member, _ in members:
-                        leases.enter_context(self.queue.holding(self.matrix_id, member, self.worker_id))
-                    retry(lambda: self._cells(members, payload[0], display), f"cell unit {unit}")
+                    for member in members:
+                        leases.enter_context(self.queue.holding(self.matrix_id, member.id, self.worker_id))
+                    retry(lambda: self._cells(members, display), f"cell unit {claimed.id}")
         self.outcome.phase_seconds = self.phases
         self.outcome.peak_rss_mb = peak_rss_mb()
         return self.outcome
 
     @staticmethod
-    def _ready(unit, done: set[str]) -> bool:
-        _, kind, payload = unit
-        waits_for = payload[3] if kind == "trial" else payload[2]  # earlier trial slots of the study
-        return all(slot in done for slot in waits_for)
+    def _ready(unit: Unit, done: set[str]) -> bool:
+        return all(slot in done for slot in unit.waits_for)  # earlier trial slots of the study
 
     def _features(self, dataset: str) -> FeatureSet:
         if dataset not in self.features:
             started = time.perf_counter()
-            self.features[dataset] = build_features(self.cards[dataset], log=self.log, max_tokens=self.config.max_tokens)
+            self.features[dataset] = build_features(self.plan.cards[dataset], log=self.log,
+                                                    max_tokens=self.config.max_tokens)
             self.phases["data_and_encoding"] += time.perf_counter() - started
         return self.features[dataset]
 
     def _ranking_metric(self, dataset: str) -> str:
-        return self.cards[dataset].ranking_metric
+        return self.plan.cards[dataset].ranking_metric
 
-    def _trial(self, unit: str, study_key: str, cell: Cell, slot: int, _after: list[str], display) -> None:
+    def _trial(self, trial: TrialUnit, display) -> None:
+        unit, study_key, cell, slot = trial.id, trial.study_key, trial.tuning_cell, trial.slot
         features = self._features(cell.dataset)
         display.cell(f"tuning {cell.dataset} · {cell.variant} · dropout {dropout_label(cell.dropout)}")
-        display.detail(f"trial {slot + 1}/{self.config.trials}")
+        display.detail(f"trial {slot + 1}/{self.plan.trial_slots_per_study}")
         started = time.perf_counter()
         splits = self.fold_splits.of(cell, features, self.config.device)
         fixed = default_trial_params(cell.strategy) if slot == 0 else None
-        study = load_study(study_key, self.storage, self.config.trials, slot, fixed,
+        study = load_study(study_key, self.storage, self.plan.trial_slots_per_study, slot, fixed,
                            metric=self._ranking_metric(cell.dataset))
         try:
             run_trial_slot(study, slot, cell.strategy, cell.fixed_hparams, features, splits["train"],
@@ -156,28 +150,28 @@ class Worker:
                 raise
         self.phases["tuning"] += time.perf_counter() - started
 
-    def _claim_siblings(self, claimed, pending, done: set[str]) -> list:
+    def _claim_siblings(self, claimed: CellUnit, pending: list[Unit], done: set[str]) -> list[CellUnit]:
         """The other pending cells of the claimed cell's study (its seeds) this worker can claim
         now, to train them stacked with it (none when the profile turns stacking off)."""
         if not self.config.stack_seeds:
             return []
-        study_key = claimed[2][0]
-        rate = claimed[2][1].dropout  # under shared tuning a study holds the cells of every rate: one rate a stack
-        return [u for u in pending if u[1] == "cell" and u[0] != claimed[0] and u[2][0] == study_key
-                and u[2][1].dropout == rate and self._ready(u, done)
-                and self.queue.claim(self.matrix_id, u[0], self.worker_id)]
+        # under shared tuning a study holds the cells of every rate: one rate a stack
+        return [u for u in pending if isinstance(u, CellUnit) and u.id != claimed.id and u.study_key == claimed.study_key
+                and u.cell.dropout == claimed.cell.dropout and self._ready(u, done)
+                and self.queue.claim(self.matrix_id, u.id, self.worker_id)]
 
-    def _cells(self, members: list[tuple[str, Cell]], study_key: str, display) -> None:
-        """Run cells of one study (unit, cell), trained together, and record each as its own run.
+    def _cells(self, members: list[CellUnit], display) -> None:
+        """Run cells of one study, trained together, and record each as its own run.
         Each unit is marked done as its cell reaches an end (recorded, found finished, or failed)
         while this worker holds it; one a store outage interrupts stays open for the retry, and one
         Ctrl-C interrupts stays open too, its run closed as KILLED."""
-        display.cell(members[0][1].label() if len(members) == 1 else
-                     f"{members[0][1].dataset} · {members[0][1].variant} · dropout {dropout_label(members[0][1].dropout)} · "
-                     f"seeds {', '.join(str(c.seed) for _, c in members)}")
+        first = members[0].cell
+        display.cell(first.label() if len(members) == 1 else
+                     f"{first.dataset} · {first.variant} · dropout {dropout_label(first.dropout)} · "
+                     f"seeds {', '.join(str(m.cell.seed) for m in members)}")
         todo = []  # (unit, cell, run id)
-        for unit, cell in members:
-            key = cell_hash(cell, self.config)
+        for member in members:
+            unit, cell, key = member.id, member.cell, member.cell_hash
             if self.tracker.is_finished(key):  # finished by a worker killed before it marked the unit done
                 self.outcome.skipped += 1
                 self.queue.mark_done(self.matrix_id, unit)
@@ -198,7 +192,7 @@ class Worker:
             return
         recorded: set[str] = set()  # units whose result is written: never failed or killed afterwards
         try:
-            self._train_and_record(todo, study_key, display, recorded)
+            self._train_and_record(todo, members[0].study_key, display, recorded)
         except KeyboardInterrupt:
             self._close_interrupted([run_id for unit, _, run_id in todo if unit not in recorded])
             raise
@@ -211,7 +205,7 @@ class Worker:
         try:
             time.sleep(FAULT_CELL_DELAY_S)  # fault injection for tests: widen the mid-cell window
             splits = self.fold_splits.of(todo[0][1], features, self.config.device)
-            study = load_study(study_key, self.storage, self.config.trials,
+            study = load_study(study_key, self.storage, self.plan.trial_slots_per_study,
                                metric=self._ranking_metric(todo[0][1].dataset))
             results = run_cells([cell for _, cell, _ in todo], features, splits, study, self.budget,
                                 self._ranking_metric(todo[0][1].dataset), display.detail, self.log,

@@ -23,11 +23,14 @@ from benchmark.train.zero_shot import zero_shot_scores
 @dataclass(frozen=True)
 class CellBudget:
     """What every cell of a matrix gets: the epoch cap and early-stopping patience, batch size,
-    the tuning trials of its study, the device."""
+    whether its study is tuned, the device."""
 
     epochs: int
     batch_size: int
-    trials: int
+    # Whether the cells' study has trial slots (the profile's ``trials`` > 0): a tuned cell must find
+    # a completed trial to retrain; an untuned one retrains the defaults. How many trials a study
+    # gets is the Plan's (benchmark/run/plan.py, trial_slots_per_study), never the cell's.
+    tuned: bool
     device: str
     patience: int = 5
     amp: str = "off"
@@ -37,7 +40,7 @@ class CellBudget:
     @classmethod
     def of(cls, config) -> "CellBudget":
         """The budget of a matrix configuration (benchmark/run/config.py, MatrixConfig)."""
-        return cls(config.epochs, config.batch_size, config.trials, config.device, config.patience, config.amp,
+        return cls(config.epochs, config.batch_size, config.trials > 0, config.device, config.patience, config.amp,
                    config.min_epochs, config.patience_ratio)
 
     def train_config(self, cell: Cell, metric: str, task: Task | None = None, **training) -> TrainConfig:
@@ -62,7 +65,7 @@ def run_cells(cells: list[Cell], features: FeatureSet, splits, study, config: Ce
     strategy, fixed = cells[0].strategy, cells[0].fixed_hparams
     default_model, default_training = default_params(strategy)
     best = winning_trial(study, metric)  # in the metric's direction (mae: the lowest)
-    if config.trials > 0 and best is None:
+    if config.tuned and best is None:
         raise RuntimeError(f"no tuning trial of study {study.study_name!r} completed; see its failed trials")
     if best is not None:
         tuned_model, tuned_training = split_params(best.params)

@@ -91,15 +91,17 @@ def default_trial_params(strategy: str) -> dict[str, Any]:
     return {**{f"hp.{k}": v for k, v in model.items()}, **{f"train.{k}": v for k, v in training.items()}}
 
 
-def load_study(study_name: str, storage, n_trials: int, slot: int = 0,
+def load_study(study_name: str, storage, trial_slots: int, slot: int = 0,
                fixed: dict[str, Any] | None = None, metric: str = "accuracy") -> optuna.Study:
-    """Create or reload a study. The TPE seed depends on the slot, so parallel workers
+    """Create or reload a study. ``trial_slots``: the study's trial budget (the Plan's
+    ``trial_slots_per_study``, which the Plan enforces); here it only sets how many of the first
+    trials TPE samples at random. The TPE seed depends on the slot, so parallel workers
     sample different points and a re-run of a slot samples the same one. ``fixed`` pins
     parameters (slot 0 evaluates the strategy's defaults, so tuning never ranks below them).
     ``metric`` (the card's ranking metric, scored on validation) sets the direction: minimise
     for mae and rmse, else maximise."""
     seed = int(hashlib.sha256(f"{study_name}#{slot}".encode()).hexdigest()[:8], 16)
-    sampler = optuna.samplers.TPESampler(seed=seed, n_startup_trials=max(1, min(5, n_trials // 2)))
+    sampler = optuna.samplers.TPESampler(seed=seed, n_startup_trials=max(1, min(5, trial_slots // 2)))
     if fixed:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)

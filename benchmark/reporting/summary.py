@@ -1,0 +1,233 @@
+"""The verdicts in words: each claim of the "Which strategy to use" section, one sentence (or a
+few) per verdict object of reporting/verdicts.py, citing the table or figure it rests on. The
+numbers come from the verdicts; this module only writes them."""
+
+from __future__ import annotations
+
+from benchmark.reporting.analysis import BASELINE, REFERENCE_NAMES, metric_label
+from benchmark.reporting.cells import config_name, estimate_text
+from benchmark.reporting.numbers import count, num, p_value, signed
+from benchmark.reporting.verdicts import (ALPHA, BestOverall, Config, Criterion, CrossDatasetVerdict, CrossStatus,
+                                          DatasetVerdicts, Estimate, FusionGain, GainStatus, MarkCounts, NoPick,
+                                          Reference, Scoring, Trust, TuningGain, TuningStatus, Versus, WhenMissing,
+                                          WithinBudget)
+from benchmark.vocabulary import DEFAULT_TASK
+
+
+# ------------------------------------------------------------------ small words
+def name(c: Config) -> str:
+    """"`fancy` (train dropout 0.3) [collapsed 1/3]"."""
+    return config_name({"variant": c.variant, "dropout": c.dropout, "n_collapsed": c.collapsed,
+                        "n_collapsed_of": c.collapsed_of, "n_not_converged": c.not_converged,
+                        "n_not_converged_of": c.not_converged_of})
+
+
+def estimate(e: Estimate) -> str:
+    return estimate_text(e.mean, e.ci_half, e.n)
+
+
+def marks_text(m: MarkCounts) -> str:
+    """"2 collapsed, 1 not converged"."""
+    return ", ".join(f"{k} {words}" for k, words in ((m.collapsed, "collapsed"), (m.not_converged, "not converged"))
+                     if k)
+
+
+def replicates(s: Scoring) -> str:
+    return "runs (folds x seeds)" if s.folds else "seeds"
+
+
+def score_label(s: Scoring) -> str:
+    return f"test {metric_label(s.ranking)}"
+
+
+def direction(s: Scoring) -> str:
+    return "higher is better" if s.higher_is_better else "lower is better"
+
+
+def why_none(reason: NoPick, marks: MarkCounts) -> str:
+    return {NoPick.NO_FINISHED_RUNS: "no finished runs",
+            NoPick.ALL_MARKED: f"every finished configuration is marked ({marks_text(marks)})",
+            NoPick.ALL_FAST_MARKED: "every configuration at or above the median throughput is marked "
+                                    f"({marks_text(marks)})",
+            NoPick.NO_MISSING_METRICS: "no missing-modality metrics logged",
+            NoPick.NO_THROUGHPUT: "no inference throughput logged"}[reason]
+
+
+# ------------------------------------------------------------------ one claim per verdict
+def best_overall_text(v: BestOverall, s: Scoring, cite: dict[str, str]) -> str:
+    label = score_label(s)
+    if v.config is None:
+        return (f"**Best overall:** none named: {why_none(v.why_none, v.marks)}, so no configuration can be "
+                f"recommended ({cite['leaderboard']}). The highest {label}, {num(v.marked_best_score)}, belongs to a "
+                "marked configuration; train longer or check the data before trusting any result here.")
+    n_note = "" if v.score.n == 1 else f" (n = {v.score.n} {replicates(s)})"
+    text = (f"**Best overall:** {name(v.config)}, {label} {estimate(v.score)}{n_note}"
+            + (f" ({direction(s)})" if not s.higher_is_better else "")
+            + (f", test {metric_label(s.lead)} {estimate(v.lead)}" if v.lead is not None else "")
+            + f", rank 1 of {v.n_ranked} ranked ({cite['leaderboard']}).")
+    if v.runner_up is not None:
+        text += f" Runner-up: {name(v.runner_up)} at {num(v.runner_up_score)}."
+    test = v.test
+    if v.versus is Versus.IS_BASELINE:
+        text += f" It is the `{BASELINE}` baseline itself."
+    elif v.versus is Versus.NO_BASELINE_RUN:
+        text += f" No `{BASELINE}` run at this dropout to test against."
+    elif v.versus is Versus.UNTESTED:
+        text += f" Against `{BASELINE}`: Δ {signed(test.mean_diff)}; {test.note} ({cite['significance']})."
+    else:
+        verdict = "significant" if v.significant else "not significant"
+        text += (f" Against `{BASELINE}`: Δ {signed(test.mean_diff)}, paired t-test t({test.df}) = {test.t:.2f}, "
+                 f"p = {p_value(test.p)} (Holm-adjusted {p_value(test.p_holm)}), n = {test.n} "
+                 f"{replicates(s)}: {verdict} at {ALPHA} after Holm's correction ({cite['significance']}).")
+    if v.marked_better:
+        if s.higher_is_better:
+            text += (f" {v.marked_better} marked configuration(s) score higher (up to {num(v.marked_best_score)}) "
+                     "but are not recommended: see the marks in the leaderboard.")
+        else:
+            text += (f" {v.marked_better} marked configuration(s) score better (down to {num(v.marked_best_score)}) "
+                     "but are not recommended: see the marks in the leaderboard.")
+    return text
+
+
+def when_missing_text(v: WhenMissing, s: Scoring, cite: dict[str, str]) -> str:
+    if v.config is None:
+        return f"**Best when a modality is often missing:** not available ({why_none(v.why_none, v.marks)})."
+    where = " and ".join(c for c in (cite.get("curves"), cite.get("robustness")) if c) or cite["leaderboard"]
+    if v.criterion is Criterion.AT_HIGHEST_RATE:
+        measured = " (missing-rate curves are logged as accuracy)" if s.ranking != s.curve_metric else ""
+        criterion = f"{metric_label(s.curve_metric)} at {v.rate}% missing"
+        criterion = ("lowest " if not s.curve_higher_is_better else "highest ") + criterion
+        text = (f"**Best when a modality is often missing:** {name(v.config)}, {criterion}{measured}: {num(v.value)}"
+                + (" (it is also the best overall)" if v.is_best_overall else
+                   f" (best overall: {num(v.best_overall_value)})")
+                + f"; robustness score {num(v.robustness)} ({where}).")
+    else:
+        text = (f"**Best when a modality is often missing:** {name(v.config)}, highest robustness score "
+                f"{num(v.robustness)} ({where}).")
+    if cite.get("heatmap") and v.singles:
+        parts = ", ".join(f"{subset} only {num(value)}" for subset, value in v.singles)
+        text += f" With one modality left it scores {parts} ({cite['heatmap']})."
+    return text
+
+
+def within_budget_text(v: WithinBudget, s: Scoring, cite: dict[str, str]) -> str:
+    if v.config is None:
+        return f"**Best within a cost budget:** not available ({why_none(v.why_none, v.marks)})."
+    text = (f"**Best within a cost budget** (inference throughput at or above the median, "
+            f"{count(v.median_throughput)} samples/s): {name(v.config)}, {score_label(s)} {num(v.score)} at "
+            f"{count(v.throughput)} samples/s")
+    if v.is_best_overall:
+        text += " (it is also the best overall)"
+    else:
+        text += f" (best overall: {num(v.best_overall_score)} at {count(v.best_overall_throughput)} samples/s)"
+    return text + f" ({cite.get('throughput', cite['leaderboard'])})."
+
+
+def fusion_gain_text(v: FusionGain, s: Scoring, cite: dict[str, str]) -> str:
+    if v.status is GainStatus.ALL_MARKED:
+        return (f"**Fusion gain:** not named: every fused configuration with a unimodal baseline is marked "
+                f"({cite['significance']}).")
+    if v.status is GainStatus.NO_BASELINE:
+        return f"**Fusion gain:** not available, no finished unimodal baseline ({cite['significance']})."
+    text = (f"**Fusion gain:** {v.beats} of {v.of}{' unmarked' if v.some_marked else ''} fused configurations beat "
+            f"the best unimodal baseline trained with the same dropout on {score_label(s)}"
+            + ("" if s.higher_is_better else f" ({direction(s)}; gain = unimodal − fused)")
+            + f"; the largest gain is {signed(v.top_gain)} for {name(v.top)} over `{v.baseline}` "
+            f"({cite['significance']}).")
+    any_ = v.any_dropout
+    if any_ is not None:
+        text += (f" Against the best unimodal baseline at any training dropout ({any_.baseline}, chosen by validation "
+                 f"score), {any_.beats} of {any_.of} beat it; the largest gain is {signed(any_.top_gain)} for "
+                 f"{name(any_.top)}.")
+    if v.stronger_marked:
+        names = ", ".join(f"{name(c)} at {num(score)}" for c, score in v.stronger_marked)
+        text += (f" A marked unimodal configuration scores higher than `{v.baseline}` ({num(v.baseline_score)}) "
+                 f"and so is never the baseline: {names}; against it the gains would be smaller.")
+    return text
+
+
+def tuning_text(v: TuningGain, cite: dict[str, str]) -> str:
+    if v.status is TuningStatus.UNCHANGED:
+        return (f"**Tuning:** tuning changed nothing: the tuned and the default hyperparameters score the same "
+                f"(to 3 decimals) in all {v.n} configurations ({cite['tuning']}).")
+    text = f"**Tuning:** mean gain {signed(v.mean_gain)} over {v.n} configurations; "
+    if v.status is TuningStatus.NONE_GAINED:
+        return text + f"no configuration gained from tuning ({cite['tuning']})."
+    if v.status is TuningStatus.NAMED:
+        return text + f"largest {signed(v.top_gain)} for {name(v.top)} ({cite['tuning']})."
+    return text + f"no largest named, every configuration is marked ({cite['tuning']})."
+
+
+def trust_text(v: Trust, s: Scoring, cite: dict[str, str]) -> str:
+    constant = "majority-class" if s.task == DEFAULT_TASK else REFERENCE_NAMES[s.task]
+    refs = [f"{constant if which is Reference.CONSTANT else 'chance'} {metric_label(m)} {num(value)}"
+            for which, m, value in v.references]
+    where = cite["leaderboard"] + (f", {cite['training']}" if "training" in cite else "")
+    if v.marked:
+        text = (f"**Trust:** {v.marked} of {v.ranked} configurations are marked ({marks_text(v.marks)}) and "
+                "left out of every pick above")
+    else:
+        text = "**Trust:** no configuration collapsed or stopped at the epoch cap while still improving"
+    return text + (f"; references: {', '.join(refs)}" if refs else "") + f" ({where})."
+
+
+def dataset_items(v: DatasetVerdicts, cite: dict[str, str]) -> list[str]:
+    """The "which strategy to use" claims for one dataset, each citing the table or figure
+    (`cite`: "leaderboard", "significance", ... -> "Table 3") it rests on."""
+    s = v.scoring
+    if v.best.why_none is NoPick.NO_FINISHED_RUNS:
+        return [f"No finished runs ({why_none(v.best.why_none, v.best.marks)})."]
+    items = [best_overall_text(v.best, s, cite), when_missing_text(v.when_missing, s, cite),
+             within_budget_text(v.within_budget, s, cite), fusion_gain_text(v.fusion, s, cite)]
+    if v.tuning is not None:
+        items.append(tuning_text(v.tuning, cite))
+    if v.trust is not None:
+        items.append(trust_text(v.trust, s, cite))
+    return items
+
+
+# ------------------------------------------------------------------ across datasets
+def cross_dataset_items(v: CrossDatasetVerdict, figure: str | None, table: str | None) -> list[str]:
+    """The cross-dataset claims for the report's opening section."""
+    cite = ", ".join(c for c in (table, figure) if c)
+    cite = f" ({cite})" if cite else ""
+    if v.status is CrossStatus.TOO_FEW_DATASETS:
+        return [f"**Across datasets:** no cross-dataset verdict: the matrix has {v.n_datasets} dataset(s) with "
+                "finished runs, and ranks over datasets need at least two."]
+    if v.status is CrossStatus.TOO_FEW_STRATEGIES:
+        return [f"**Across datasets:** no verdict: {v.n_strategies} fused strategy finished on every dataset."]
+    lead = " and ".join(f"`{name}`" for name in v.leaders)
+    text = (f"**Across datasets:** best average rank {v.best_rank:.2f} of {v.n_strategies} strategies: {lead}, "
+            f"ranked on each dataset's own ranking metric (mean over seeds and training dropout rates) over "
+            f"N = {v.n_datasets} datasets{cite}.")
+    f = v.friedman
+    if f is None or f.note:
+        text += f" Friedman test: {f.note if f else 'not run'}."
+    else:
+        text += (f" Friedman χ²({f.k - 1}) = {f.chi2:.2f}, p = {p_value(f.p)}; Iman-Davenport F({f.k - 1}, "
+                 f"{(f.k - 1) * (f.n - 1)}) = {f.iman_davenport:.2f}, p = {p_value(f.p_iman_davenport)}: the strategies' "
+                 + ("ranks differ significantly" if v.ranks_differ else "ranks do not differ significantly")
+                 + f" at {ALPHA} (Friedman).")
+        text += (f" Nemenyi critical difference CD = {v.cd:.2f} ranks (the largest possible gap is "
+                 f"{v.n_strategies - 1}): {v.within_cd} of {v.n_strategies} strategies are within CD of the best"
+                 + ("" if v.ranks_differ else ", and without a significant Friedman test the post-hoc test is not "
+                    "interpreted") + ".")
+    low = v.lowest_pair
+    if low is not None:
+        text += (f" Pairwise Wilcoxon signed-rank tests over datasets, Holm-corrected for {v.pairs_tested} "
+                 f"comparisons: {v.pairs_significant} significant at {ALPHA}; the smallest adjusted p is "
+                 f"{p_value(low.p_holm)} (`{low.a}` vs `{low.b}`, raw p {p_value(low.p)}).")
+    items = [text]
+    if v.low_power:
+        smallest = v.smallest_possible_p
+        items.append(f"**Power:** with only N = {v.n_datasets} datasets these tests have very little power: the "
+                     f"smallest two-sided Wilcoxon p-value N = {v.n_datasets} pairs can give is {smallest:.3f}"
+                     + (" (no pair can reach 0.05 even before correction)" if smallest >= ALPHA else "")
+                     + f", and the critical difference ({v.cd:.2f} ranks) is wide. Read the average ranks as a "
+                     "description of these datasets, not as evidence that holds on others; Demsar (2006) suggests "
+                     "at least 10 datasets.")
+    if v.marked:
+        names = "; ".join(f"`{variant}` on {', '.join(where)}" for variant, where in v.marked)
+        items.append(f"**Marked configurations stay in the ranks:** {names}. Their scores are averaged like the "
+                     "others (leaving them out would reward a strategy for failing); see each dataset's marks.")
+    return items
