@@ -164,3 +164,25 @@ def mlflow_server(folder: Path, port: int | None = None):
             os.killpg(process.pid, 15)
         process.wait(timeout=30)
         log.close()
+
+
+def start_synthetic_cell(tracker, cell_hash: str, run_name: str, params: dict) -> str:
+    """Opens a hand-written cell run as the worker opens one: its identity tags (vocabulary.cell_tags)
+    taken from the params it will log when it finishes."""
+    from benchmark.vocabulary import FOLD, cell_tags
+
+    return tracker.start_cell(cell_hash, run_name, cell_tags(
+        params["dataset"], params["strategy"], params["variant"], params["family"], params["modality_dropout"],
+        int(params["seed"]), int(params[FOLD]) if FOLD in params else None))
+
+
+def start_version1_cell(tracker, cell_hash: str, run_name: str, tags: dict) -> str:
+    """Opens a cell run as fusebench wrote them before results schema 2: no schema tag and only the
+    tags given (version 1 set the variant as `strategy` and the dataset), for tests of the reader's
+    upgrade of older runs."""
+    from benchmark.vocabulary import TAG_CELL, TAG_KIND, TAG_MATRIX, TAG_STATUS
+
+    run = tracker.client.create_run(tracker.experiment_id, run_name=run_name, tags={
+        "mlflow.parentRunId": tracker.parent_id, TAG_KIND: "cell", TAG_MATRIX: tracker.matrix_id,
+        TAG_CELL: cell_hash, TAG_STATUS: "running", **tags})
+    return run.info.run_id

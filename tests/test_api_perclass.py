@@ -25,6 +25,7 @@ from benchmark.train.evaluation import confusion_matrix
 from benchmark.train.tasks import Task
 from tests.conftest import COLOURS, TOY_CARD, make_toy_dataset
 from tests.helpers_runs import REPO, cell_runs, finished
+from tests.helpers_runs import start_synthetic_cell
 
 README = REPO / "README.md"
 
@@ -129,10 +130,9 @@ def test_confusion_matrix_of_binary_outputs_uses_the_threshold():
 
 
 def _log(tracker, dataset, variant, seed, accuracy, confusion=None, curve=()):
-    run_id = tracker.start_cell(f"{dataset}-{variant}-{seed}", f"{dataset} · {variant} · dropout 0.3 · seed {seed}",
-                                {"strategy": variant, "dataset": dataset})
     params = {"dataset": dataset, "strategy": variant, "variant": variant, "family": "early", "seed": str(seed),
               "modality_dropout": "0.3", "device": "cpu"}
+    run_id = start_synthetic_cell(tracker, f"{dataset}-{variant}-{seed}", f"{dataset} · {variant} · dropout 0.3 · seed {seed}", params)
     metrics = {"test_accuracy": accuracy, "test_macro_f1": accuracy, "inference_samples_per_s": 1000.0}
     steps = [(CURVE_VAL_METRIC, v, epoch + 1) for epoch, v in enumerate(curve)]
     tracker.finish_cell(run_id, params, metrics, {}, {}, steps=steps,

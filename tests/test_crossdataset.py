@@ -20,6 +20,7 @@ from benchmark.reporting.stats import (friedman, holm, iman_davenport, nemenyi_c
                                        smallest_wilcoxon_p, wilcoxon_p)
 from benchmark.tracking.mlflow_runs import MatrixTracker
 from tests.helpers_stats import friedman_chi2_from_ranks
+from tests.helpers_runs import start_synthetic_cell
 
 MATRIX = "cross-matrix"
 
@@ -115,12 +116,11 @@ def store(tmp_path_factory) -> tuple[str, Path]:
         for dropout, variants in grid.items():
             for variant, (family, value) in variants.items():
                 for seed, delta in enumerate((-0.01, 0.01)):
-                    run_id = tracker.start_cell(f"{dataset}-{variant}-{dropout}-{seed}",
-                                                f"{dataset} · {variant} · dropout {dropout:g} · seed {seed}",
-                                                {"strategy": variant, "dataset": dataset})
                     params = {"dataset": dataset, "strategy": variant.split("[")[0], "variant": variant,
                               "family": family, "seed": str(seed), "modality_dropout": str(dropout), "device": "cpu",
                               "task": task, "ranking_metric": metric}
+                    run_id = start_synthetic_cell(tracker, f"{dataset}-{variant}-{dropout}-{seed}",
+                                                f"{dataset} · {variant} · dropout {dropout:g} · seed {seed}", params)
                     collapsed = dataset == "beta" and variant == "slow"
                     tracker.finish_cell(run_id, params, _metrics(task, metric, value + delta, collapsed),
                                         {"family": family}, {"note": "test"})

@@ -15,6 +15,7 @@ from benchmark.train.model import build_model
 from benchmark.train.stacked import stacking_problem, train_stacked
 from tests.test_encoders_extra import _trainable_features
 from tests.test_stacked_training import _deterministic_hparams, _features
+from tests.helpers_runs import start_synthetic_cell
 
 LEARNED = {"missing_input": "learned"}
 
@@ -138,10 +139,9 @@ def test_report_pairs_zero_and_learned_by_seed(tmp_path):
     }
     for variant, (family, values) in runs.items():
         for seed, (acc, rob) in enumerate(values):
-            run_id = tracker.start_cell(f"{variant}-{seed}", f"d · {variant} · dropout 0.3 · seed {seed}",
-                                        {"strategy": variant, "dataset": "d"})
             params = {"dataset": "d", "strategy": variant.split("[")[0].split("@")[0], "variant": variant,
                       "family": family, "seed": str(seed), "modality_dropout": "0.3", "device": "cpu"}
+            run_id = start_synthetic_cell(tracker, f"{variant}-{seed}", f"d · {variant} · dropout 0.3 · seed {seed}", params)
             metrics = {"test_accuracy": acc, "test_macro_f1": acc, "robustness": rob, "default_test_accuracy": acc}
             tracker.finish_cell(run_id, params, metrics, {"family": family}, {})
     tracker.finish_matrix({})

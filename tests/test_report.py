@@ -17,6 +17,7 @@ from benchmark.reporting.fetch import fetch_matrix
 from benchmark.reporting.verdicts import Criterion, Versus, report_verdicts
 from benchmark.tracking.mlflow_runs import MatrixTracker
 from benchmark.vocabulary import cell_tags
+from tests.helpers_runs import start_synthetic_cell
 
 REPO = Path(__file__).resolve().parent.parent
 MATRIX = "test-matrix"
@@ -56,10 +57,9 @@ def _metrics(variant: str, acc: float) -> dict[str, float]:
 
 def _log(tracker: MatrixTracker, dataset: str, variant: str, family: str, dropout: float, seed: int, acc: float):
     label = f"{dataset} · {variant} · dropout {dropout:g} · seed {seed}"
-    run_id = tracker.start_cell(f"{dataset}-{variant}-{dropout}-{seed}", label,
-                                {"strategy": variant, "dataset": dataset})
     params = {"dataset": dataset, "strategy": variant.split("[")[0], "variant": variant, "family": family,
               "seed": str(seed), "modality_dropout": str(dropout), "device": "cpu", "hp.hidden": "64"}
+    run_id = start_synthetic_cell(tracker, f"{dataset}-{variant}-{dropout}-{seed}", label, params)
     tracker.finish_cell(run_id, params, _metrics(variant, acc), {"family": family}, {"note": "test"})
 
 

@@ -19,6 +19,7 @@ from benchmark.vocabulary import (COLLAPSED, RANKING_METRIC, TASK, data_rows_met
 from benchmark.tracking.mlflow_runs import MatrixTracker
 from benchmark.vocabulary import cell_tags
 from tests.test_report_trust import _section, _summary  # the report's dataset section and summary block
+from tests.helpers_runs import start_synthetic_cell, start_version1_cell
 
 MATRIX = "tasks-matrix"
 RATES = [0, 30, 60, 90]
@@ -106,11 +107,11 @@ def _fill(uri: str) -> None:
     for dataset, (task, ranking, cells) in DATASETS.items():
         for variant, cell in cells.items():
             for seed in range(cell.seeds):
-                run_id = tracker.start_cell(f"{dataset}-{variant}-{seed}", f"{dataset} · {variant} · dropout 0.2 · "
-                                            f"seed {seed}", {"strategy": variant, "dataset": dataset})
                 params = {"dataset": dataset, "strategy": variant.split("[")[0], "variant": variant,
                           "family": cell.family, "seed": str(seed), "modality_dropout": "0.2", "device": "cpu",
                           TASK: task, RANKING_METRIC: ranking}
+                run_id = start_synthetic_cell(tracker, f"{dataset}-{variant}-{seed}", f"{dataset} · {variant} · dropout 0.2 · "
+                                            f"seed {seed}", params)
                 tracker.finish_cell(run_id, params, _metrics(dataset, ranking, cell, seed), {"family": cell.family},
                                     {"note": "test"})
     tracker.finish_matrix({})
@@ -248,7 +249,7 @@ def test_runs_without_task_param_are_multiclass(tmp_path):
     uri = f"sqlite:///{tmp_path}/mlruns.db"
     tracker = MatrixTracker(uri, "old", {}, "cpu")
     for variant, acc in (("concat", 0.7), ("fancy", 0.8)):
-        run_id = tracker.start_cell(variant, f"old · {variant} · dropout 0 · seed 0", {"dataset": "old"})
+        run_id = start_version1_cell(tracker, variant, f"old · {variant} · dropout 0 · seed 0", {"dataset": "old"})
         tracker.finish_cell(run_id, {"dataset": "old", "strategy": variant, "variant": variant, "family": "early",
                                      "seed": "0", "modality_dropout": "0", "device": "cpu"},
                             {"test_accuracy": acc, "test_macro_f1": acc - 0.1}, {}, {})
@@ -265,7 +266,7 @@ def test_empty_report_is_refused_and_latest_kept(tmp_path, monkeypatch, capsys):
     reports = tmp_path / "reports"
     monkeypatch.setenv("FUSEBENCH_REPORTS", str(reports))
     good = MatrixTracker(uri, "good", {}, "cpu")
-    run_id = good.start_cell("a", "d · concat · dropout 0 · seed 0", {"dataset": "d"})
+    run_id = good.start_cell("a", "d · concat · dropout 0 · seed 0", cell_tags("d", "concat", "concat", "early", 0, 0))
     good.finish_cell(run_id, {"dataset": "d", "strategy": "concat", "variant": "concat", "family": "early",
                               "seed": "0", "modality_dropout": "0", "device": "cpu"}, {"test_accuracy": 0.7}, {}, {})
     good.finish_matrix({})

@@ -18,7 +18,8 @@ from benchmark.vocabulary import (BEST_EPOCH, CHANCE_ACCURACY, COLLAPSED, CURVE_
                                     EPOCHS_RUN, LARGEST_CLASS_SHARE, MAJORITY_ACCURACY, MAJORITY_MACRO_F1,
                                     NOT_CONVERGED, RANKING_METRIC, STOP_REASON, missing_metric)
 from benchmark.tracking.mlflow_runs import MatrixTracker
-from benchmark.vocabulary import TAG_SCHEMA, reference_metric
+from benchmark.vocabulary import reference_metric
+from tests.helpers_runs import start_synthetic_cell, start_version1_cell
 
 MATRIX = "trust-matrix"
 RATES = [0, 30, 60, 90]
@@ -88,12 +89,11 @@ def store(tmp_path_factory) -> tuple[str, str]:
         for variant, cell in cells.items():
             for seed in range(len(cell.accs)):
                 label = f"{dataset} · {variant} · dropout 0 · seed {seed}"
-                run_id = tracker.start_cell(f"{dataset}-{variant}-{seed}", label,
-                                            {"strategy": variant, "dataset": dataset})
                 stop = "cap" if seed in cell.not_converged else "plateau"
                 params = {"dataset": dataset, "strategy": variant.split("[")[0], "variant": variant,
                           "family": cell.family, "seed": str(seed), "modality_dropout": "0", "device": "cpu",
                           RANKING_METRIC: ranking, STOP_REASON: stop}
+                run_id = start_synthetic_cell(tracker, f"{dataset}-{variant}-{seed}", label, params)
                 for step in range(1, 4):  # learning curves: step metrics, never a table column
                     tracker.client.log_metric(run_id, CURVE_TRAIN_LOSS, 1.0 / step, step=step)
                     tracker.client.log_metric(run_id, CURVE_VAL_METRIC, 0.5, step=step)
@@ -101,9 +101,8 @@ def store(tmp_path_factory) -> tuple[str, str]:
                                     {"note": "test"})
     # an older run (results schema 1) without any of the trust metrics: its dataset still reports, with
     # no marks and no references
-    run_id = tracker.start_cell("legacy-concat-0", "legacy · concat · dropout 0 · seed 0",
-                                {"strategy": "concat", "dataset": "legacy"})
-    tracker.client.delete_tag(run_id, TAG_SCHEMA)
+    run_id = start_version1_cell(tracker, "legacy-concat-0", "legacy · concat · dropout 0 · seed 0",
+                                 {"strategy": "concat", "dataset": "legacy"})
     tracker.finish_cell(run_id, {"dataset": "legacy", "strategy": "concat", "variant": "concat", "family": "early",
                                  "seed": "0", "modality_dropout": "0", "device": "cpu"},
                         {"test_accuracy": 0.7, "test_macro_f1": 0.6, "robustness": 0.9}, {"family": "early"}, {})

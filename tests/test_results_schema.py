@@ -9,6 +9,7 @@ import pytest
 
 from benchmark.reporting.fetch import NewerSchema, fetch_matrix, upgrade_run
 from benchmark.tracking.mlflow_runs import MatrixTracker
+from tests.helpers_runs import start_version1_cell
 from benchmark.vocabulary import (RESULTS_SCHEMA, RESULTS_SCHEMA_CHANGES, TAG_ERROR, TAG_ERROR_LINE, TAG_ERROR_TYPE,
                                     TAG_KIND, TAG_SCHEMA, TASK, cell_tags, schema_version)
 
@@ -41,8 +42,7 @@ def test_parent_and_cell_runs_carry_the_schema_version(tmp_path):
 
 def test_a_copied_run_keeps_the_version_of_the_run_it_copies(tmp_path):
     old = _tracker(tmp_path, "old")
-    source = old.start_cell("h", "d · concat · dropout 0 · seed 0", {"strategy": "concat", "dataset": "d"})
-    old.client.delete_tag(source, TAG_SCHEMA)  # as an older fusebench wrote it
+    source = start_version1_cell(old, "h", "d · concat · dropout 0 · seed 0", {"strategy": "concat", "dataset": "d"})
     old.finish_cell(source, {"dataset": "d", "variant": "concat", "strategy": "concat"}, {"test_accuracy": 0.5}, {}, {})
     new = _tracker(tmp_path, "new")
     run_id = new.start_cell("h", "d · concat · dropout 0 · seed 0", cell_tags("d", "concat", "concat", "early", 0, 0))
@@ -106,3 +106,11 @@ def test_a_failed_run_of_the_current_version_is_read_from_its_tags_not_its_name(
 def test_a_run_of_a_newer_version_is_refused_with_a_clear_error():
     with pytest.raises(NewerSchema, match="update fusebench"):
         upgrade_run({"name": "x", "params": {}, "tags": {}, "metrics": {}}, RESULTS_SCHEMA + 1)
+
+
+def test_a_cell_run_cannot_start_without_its_identity(tmp_path):
+    """Schema 2 reads a failed run from its identity tags alone, so opening a run without them is refused."""
+    tracker = _tracker(tmp_path)
+    partial = {k: v for k, v in cell_tags("d", "concat", "concat", "early", 0.3, 0).items() if k != "family"}
+    with pytest.raises(ValueError, match="family"):
+        tracker.start_cell("h", "d · concat · dropout 0.3 · seed 0", partial)

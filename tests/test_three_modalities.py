@@ -12,6 +12,7 @@ from benchmark.run.config import MatrixConfig
 from benchmark.run.plan import Plan
 from benchmark.vocabulary import TAG_NOT_APPLICABLE, subset_metric
 from tests.test_plugins import PLUGIN_SOURCE
+from tests.helpers_runs import start_synthetic_cell
 
 # test_plugins' plugin, stating a limit of two modalities
 LIMITED_PLUGIN = PLUGIN_SOURCE.format(name="two_only_test").replace(
@@ -55,10 +56,9 @@ def test_report_shows_gain_over_best_pair_and_not_applicable(tmp_path):
     }
     for variant, (family, accuracies) in runs.items():
         for seed, acc in enumerate(accuracies):
-            run_id = tracker.start_cell(f"{variant}-{seed}", f"d · {variant} · dropout 0.3 · seed {seed}",
-                                        {"strategy": variant, "dataset": "d"})
             params = {"dataset": "d", "strategy": variant.split("[")[0], "variant": variant, "family": family,
                       "seed": str(seed), "modality_dropout": "0.3", "device": "cpu"}
+            run_id = start_synthetic_cell(tracker, f"{variant}-{seed}", f"d · {variant} · dropout 0.3 · seed {seed}", params)
             metrics = {"test_accuracy": acc, "test_macro_f1": acc, "default_test_accuracy": acc,
                        subset_metric(("a", "b", "c")): acc}
             metrics.update({subset_metric(s): v for s, v in subsets.items()})
@@ -91,10 +91,9 @@ def test_summary_names_a_marked_unimodal_stronger_than_the_fusion_gain_baseline(
     }
     for variant, (family, accuracies, capped) in runs.items():
         for seed, (acc, flag) in enumerate(zip(accuracies, capped)):
-            run_id = tracker.start_cell(f"{variant}-{seed}", f"d · {variant} · dropout 0.3 · seed {seed}",
-                                        {"strategy": variant, "dataset": "d"})
             params = {"dataset": "d", "strategy": variant.split("[")[0], "variant": variant, "family": family,
                       "seed": str(seed), "modality_dropout": "0.3", "device": "cpu"}
+            run_id = start_synthetic_cell(tracker, f"{variant}-{seed}", f"d · {variant} · dropout 0.3 · seed {seed}", params)
             metrics = {"test_accuracy": acc, "test_macro_f1": acc, "default_test_accuracy": acc,
                        "not_converged": float(flag), "collapsed": 0.0}
             tracker.finish_cell(run_id, params, metrics, {"family": family}, {})

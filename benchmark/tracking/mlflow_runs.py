@@ -18,7 +18,7 @@ from benchmark.paths import REPO_ROOT
 from benchmark.vocabulary import CURVE_LR, CURVE_TRAIN_LOSS, CURVE_VAL_METRIC, TAG_REUSED_FROM
 from benchmark.vocabulary import EXPERIMENT, TAG_CELL, TAG_ERROR, TAG_KIND, TAG_MATRIX, TAG_STATUS
 from benchmark.vocabulary import EXPERIMENT_KIND, EXPERIMENT_KIND_TAG
-from benchmark.vocabulary import RESULTS_SCHEMA, TAG_ERROR_LINE, TAG_ERROR_TYPE, TAG_SCHEMA, schema_version
+from benchmark.vocabulary import CELL_TAGS, RESULTS_SCHEMA, TAG_ERROR_LINE, TAG_ERROR_TYPE, TAG_SCHEMA, schema_version
 PACKAGES = ("torch", "torchvision", "transformers", "datasets", "mlflow", "optuna", "scikit-learn", "numpy")
 
 
@@ -149,9 +149,13 @@ class MatrixTracker:
         return count
 
     def start_cell(self, cell_hash: str, run_name: str, tags: dict[str, str]) -> str:
-        """Open a cell's run. ``tags`` should hold the cell's identity (vocabulary.CELL_TAGS, made by
-        vocabulary.cell_tags): the report reads a run that fails or never finishes from them (a tag not
-        given reads as unknown, "?"); the run name is for people only."""
+        """Open a cell's run. ``tags`` must hold the cell's identity (vocabulary.CELL_TAGS, made by
+        vocabulary.cell_tags): the report reads a run that fails or never finishes from them alone
+        (results schema 2); the run name is for people only."""
+        missing = [name for name in CELL_TAGS if not tags.get(name)]
+        if missing:
+            raise ValueError(f"cell run {run_name!r}: identity tags {missing} not given (vocabulary.cell_tags "
+                             "makes all of them); a failed run would be unreadable without them")
         run = self.client.create_run(self.experiment_id, run_name=run_name, tags={
             "mlflow.parentRunId": self.parent_id, TAG_KIND: "cell", TAG_MATRIX: self.matrix_id,
             TAG_CELL: cell_hash, TAG_STATUS: "running", TAG_SCHEMA: str(RESULTS_SCHEMA), **tags})
