@@ -63,6 +63,10 @@ def write_bayes_dataset(section: SectionContext) -> None:
     score = f"test {metric_label(a.ranking)}"
     folds = v.unit is Unit.FOLDS
     rows = [[c.variant, f"{c.dropout}", str(c.n), signed(c.mean_diff)] + _cells(c) for c in v.comparisons]
+    ranked = a.ranked
+    header, rows, align = section.marks(  # the comparisons are the ranked rows less concat, in that order
+        ["strategy", "train dropout", f"n ({'folds' if folds else 'seeds'})", f"mean Δ vs {BASELINE}"]
+        + PROBABILITIES, "lrrr" + "rrr", rows, ranked[ranked["variant"] != BASELINE])
     after = section.cite.get("significance")
     label = f"{after}b" if after else None
     section.cite["bayes"] = doc.table(
@@ -76,5 +80,4 @@ def write_bayes_dataset(section: SectionContext) -> None:
         + "These probabilities count " + ("fold-to-fold" if folds else "seed-to-seed")
         + " variation only, not the sampling of the test rows, and with few "
         + ("folds" if folds else "seeds") + " the prior still weighs.",
-        ["strategy", "train dropout", f"n ({'folds' if folds else 'seeds'})", f"mean Δ vs {BASELINE}"]
-        + PROBABILITIES, rows, "lrrr" + "rrr", label=label)
+        header, rows, align, label=label)
