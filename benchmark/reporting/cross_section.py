@@ -1,12 +1,14 @@
 """The "Across datasets" part of the opening section: the ranks table, the critical-difference
 diagram and the cross-dataset verdict in words (reporting/summary.py), with the strategies left
-out of the ranks or compared with a caveat."""
+out of the ranks or compared with a caveat, then the Bayesian comparisons with concat (Table B)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from benchmark.reporting.analysis import metric_label
+from benchmark.reporting.bayes_section import write_bayes_across
+from benchmark.reporting.bayesian import BayesComparisons
 from benchmark.reporting.crossdataset import CrossDataset
 from benchmark.reporting.document import Document
 from benchmark.reporting.summary import cross_dataset_items
@@ -14,9 +16,10 @@ from benchmark.reporting.verdicts import CrossDatasetVerdict
 
 
 def write_cross_dataset(doc: Document, x: CrossDataset, verdict: CrossDatasetVerdict, n_datasets: int,
-                        folder: Path, into: list) -> None:
+                        folder: Path, into: list, bayes: BayesComparisons | None = None) -> None:
     """Written into `into`, the opening section's blocks. `n_datasets` counts every dataset of the
-    matrix (with or without finished runs): a one-dataset matrix gets one sentence and no heading."""
+    matrix (with or without finished runs): a one-dataset matrix gets one sentence and no heading.
+    `bayes`, the Bayesian comparisons with concat over the datasets, ends the part (Table B)."""
     from benchmark.reporting.cd_diagram import cd_diagram
 
     if n_datasets < 2:  # a one-dataset matrix: nothing across datasets to rank
@@ -51,3 +54,4 @@ def write_cross_dataset(doc: Document, x: CrossDataset, verdict: CrossDatasetVer
     if notes:
         doc.para("Left out of the cross-dataset ranks, or compared with a caveat: " + "; ".join(notes) + ".",
                  into=into)
+    write_bayes_across(doc, bayes, x.marked, into)

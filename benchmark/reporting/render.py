@@ -39,9 +39,9 @@ def render(runs: MatrixRuns, analyses: list[DatasetAnalysis], verdicts: ReportVe
     write_opening(doc, runs, [a.name for a in analyses])
     summary_at = len(doc.blocks)
     sections = []
-    for a in analyses:
+    for a, verdict in zip(analyses, verdicts.datasets):
         section = SectionContext(doc, a, folder, RunDetails(runs.tracking_uri) if runs.tracking_uri else None,
-                                 runs.parent or {})
+                                 runs.parent or {}, bayes=verdict.bayes)
         write_dataset_section(section)
         sections.append(section)
     summary: list = []
@@ -51,7 +51,8 @@ def render(runs: MatrixRuns, analyses: list[DatasetAnalysis], verdicts: ReportVe
     if not analyses:
         doc.para("No cell runs were found for this matrix.", into=summary)
     else:  # the verdict over datasets (ranks, Friedman, CD diagram) before the per-dataset claims
-        write_cross_dataset(doc, verdicts.cross, verdicts.across, len(analyses), folder, into=summary)
+        write_cross_dataset(doc, verdicts.cross, verdicts.across, len(analyses), folder, into=summary,
+                            bayes=verdicts.bayes)
     for section, verdict in zip(sections, verdicts.datasets):
         if len(sections) > 1:
             doc.heading(f"`{section.a.name}`", 3, into=summary)

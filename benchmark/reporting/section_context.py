@@ -11,6 +11,7 @@ from pathlib import Path
 import pandas as pd
 
 from benchmark.reporting.analysis import DatasetAnalysis, mark_text
+from benchmark.reporting.bayesian import BayesComparisons
 from benchmark.reporting.details import RunDetails
 from benchmark.reporting.document import Document
 
@@ -23,6 +24,7 @@ class SectionContext:
     details: RunDetails | None = None  # per-run artifacts and curves, fetched for the runs shown (None: no store)
     parent: dict = field(default_factory=dict)  # the matrix's parent run (tags, config): strategies not applicable
     cite: dict[str, str] = field(default_factory=dict)
+    bayes: BayesComparisons | None = None  # the dataset's Bayesian comparisons with concat (its verdict)
 
     def png(self, stem: str) -> Path:
         return self.folder / f"{_slug(self.a.name)}_{stem}.png"

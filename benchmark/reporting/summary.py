@@ -5,6 +5,7 @@ numbers come from the verdicts; this module only writes them."""
 from __future__ import annotations
 
 from benchmark.reporting.analysis import BASELINE, REFERENCE_NAMES, metric_label
+from benchmark.reporting.bayesian import MIN_PAIRS, BayesComparisons, NoComparison, Rope, RopeBasis, Unit
 from benchmark.reporting.cells import config_name, estimate_text
 from benchmark.reporting.numbers import count, num, p_value, signed
 from benchmark.reporting.verdicts import (ALPHA, BestOverall, Config, Criterion, CrossDatasetVerdict, CrossStatus,
@@ -231,3 +232,46 @@ def cross_dataset_items(v: CrossDatasetVerdict, figure: str | None, table: str |
         items.append(f"**Marked configurations stay in the ranks:** {names}. Their scores are averaged like the "
                      "others (leaving them out would reward a strategy for failing); see each dataset's marks.")
     return items
+
+
+# ------------------------------------------------------------------ Bayesian comparisons with concat
+def rope_text(r: Rope) -> str:
+    """"0.01 macro-F1 (1 point)", or "0.52 MAE (1% of the constant predictor's)"."""
+    label = metric_label(r.metric)
+    if r.basis is RopeBasis.POINT:
+        return f"{r.width:g} {label} (1 point)"
+    if r.basis is RopeBasis.REFERENCE:
+        return f"{r.width:.3g} {label} (1% of the constant predictor's)"
+    if r.basis is RopeBasis.BASELINE_SCORE:
+        return f"{r.width:.3g} {label} (1% of `{BASELINE}`'s mean; no reference predictor logged)"
+    return f"none: {label} is an error metric and neither a reference predictor nor `{BASELINE}` logged a value"
+
+
+def bayes_unit(v: BayesComparisons) -> str:
+    """What n counts in a Bayesian comparison."""
+    return {Unit.DATASETS: "datasets (one mean per dataset)", Unit.SEEDS: "matched seeds",
+            Unit.FOLDS: "folds (the mean difference over each fold's matched seeds)"}[v.unit]
+
+
+def bayes_none(v: BayesComparisons) -> str:
+    """Why a Bayesian comparison table is absent."""
+    where = "over the datasets" if v.unit is Unit.DATASETS else "on this dataset"
+    if v.why_none is NoComparison.NO_BASELINE:
+        return (f"No Bayesian comparison with `{BASELINE}` {where}: `{BASELINE}` "
+                + ("is not among the strategies finished on every dataset." if v.unit is Unit.DATASETS
+                   else "has no finished run."))
+    if v.why_none is NoComparison.TOO_FEW_PAIRS:
+        return (f"No Bayesian comparison with `{BASELINE}` {where}: {v.n} {v.unit.value} with finished runs, and "
+                f"the signed-rank test is run only from {MIN_PAIRS} paired values (with fewer its prior would be most "
+                "of the answer).")
+    return (f"No Bayesian comparison with `{BASELINE}` {where}: no region of practical equivalence: "
+            + "; ".join(f"`{r.dataset}`: {rope_text(r)}" for r in v.ropes if r.basis is None) + ".")
+
+
+def bayes_reading(v: BayesComparisons) -> str:
+    """The one-sentence reading guide of the cross-dataset Bayesian table."""
+    return (f"**Bayesian comparison with `{BASELINE}`:** each row of Table B gives the posterior probability that, on "
+            f"datasets like these {v.n}, the strategy most often trails `{BASELINE}` by more than 1 point (P(worse)), "
+            "most often lands within 1 point of it (P(equivalent): the region of practical equivalence) or most often "
+            "beats it by more than 1 point (P(better)); the three add up to 1, they read directly as chances (unlike "
+            "p-values), and 0.95 or more is a strong claim.")

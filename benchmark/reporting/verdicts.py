@@ -14,6 +14,7 @@ from enum import Enum
 import pandas as pd
 
 from benchmark.reporting.analysis import BASELINE, UNIMODAL, DatasetAnalysis
+from benchmark.reporting.bayesian import BayesComparisons, across_datasets, within_dataset
 from benchmark.reporting.crossdataset import CrossDataset, cross_dataset
 from benchmark.reporting.replicates import uses_folds
 from benchmark.reporting.stats import Friedman, PairedTest, smallest_wilcoxon_p
@@ -399,6 +400,7 @@ class DatasetVerdicts:
     fusion: FusionGain | None = None
     tuning: TuningGain | None = None
     trust: Trust | None = None
+    bayes: BayesComparisons | None = None  # each configuration against BASELINE over seeds (reporting/bayesian.py)
 
 
 def scoring(a: DatasetAnalysis) -> Scoring:
@@ -411,7 +413,7 @@ def dataset_verdicts(a: DatasetAnalysis) -> DatasetVerdicts:
     if best.why_none is NoPick.NO_FINISHED_RUNS:
         return DatasetVerdicts(scoring(a), best)
     return DatasetVerdicts(scoring(a), best, best_when_missing(a), best_within_budget(a), fusion_gain(a),
-                           tuning_gain(a), trust(a))
+                           tuning_gain(a), trust(a), within_dataset(a))
 
 
 # ------------------------------------------------------------------ across datasets
@@ -480,10 +482,12 @@ class ReportVerdicts:
     datasets: tuple[DatasetVerdicts, ...]
     cross: CrossDataset | None = None  # the scores and ranks the cross-dataset verdict rests on
     across: CrossDatasetVerdict | None = None
+    bayes: BayesComparisons | None = None  # each strategy against BASELINE over the datasets (reporting/bayesian.py)
 
 
 def report_verdicts(analyses: list[DatasetAnalysis]) -> ReportVerdicts:
     if not analyses:
         return ReportVerdicts(())
     x = cross_dataset(analyses)
-    return ReportVerdicts(tuple(dataset_verdicts(a) for a in analyses), x, cross_dataset_verdict(x))
+    return ReportVerdicts(tuple(dataset_verdicts(a) for a in analyses), x, cross_dataset_verdict(x),
+                          across_datasets(x, analyses))
