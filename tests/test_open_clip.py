@@ -31,6 +31,13 @@ SIZES = {"train": 4, "validation": 2, "test": 3}  # a few images: RN50 at 224 px
 RN50 = {"pooled": 1024, "grid": 7 * 7, "channels": 2048, "text_width": 512}
 
 
+@pytest.fixture
+def own_cache(fusebench_home, monkeypatch):
+    """A feature cache of this test's own (not one $FUSEBENCH_CACHE names): the misses are counted."""
+    monkeypatch.setenv("FUSEBENCH_CACHE", str(fusebench_home / "features"))
+    return fusebench_home
+
+
 def colour_card(folder, encoder: str = "open_clip:RN50"):
     rows = {split: [{"picture": png_bytes(COLOURS[i % 3]), "caption": f"a {NAMES[i % 3]} square",
                      "label": NAMES[i % 3]} for i in range(n)] for split, n in SIZES.items()}
@@ -68,7 +75,8 @@ def test_random_rn50_shapes_of_both_towers_one_load_one_warning():
     assert torch.allclose(again.pooled[0], text.pooled[0], atol=1e-5)
 
 
-def test_features_are_cached_and_zero_shot_row_runs(fusebench_home):
+def test_features_are_cached_and_zero_shot_row_runs(own_cache):
+    fusebench_home = own_cache
     card = load_card(colour_card(fusebench_home / "cards"))
     features = build_features(card, log=lambda *_: None)
     assert features.cache_misses == 6 and features.cache_hits == 0  # 2 modalities x 3 splits
@@ -152,3 +160,30 @@ def test_bad_names_are_one_line_card_errors(fusebench_home, capsys, encoder, fie
     [line] = ours(capsys.readouterr().err)
     assert line.startswith(f"fusebench: error: {card}: field '{field}': "), line
     assert expected in line, line
+
+
+@pytest.mark.slow
+def test_bench_with_random_rn50_logs_the_zero_shot_reference_row(own_cache, capsys):
+    """A real fusion run on open_clip features (concat over pooled, cross_attention over tokens) whose
+    cells log the zero-shot baseline and whose report shows its reference row."""
+    import os
+
+    from mlflow.tracking import MlflowClient
+
+    from benchmark.reporting import build_report
+    from benchmark.vocabulary import EXPERIMENT, zero_shot_metric
+
+    fusebench_home = own_cache
+    colour_card(fusebench_home / "cards")
+    args = ["bench", "--profile", "smoke", "--datasets", "coloured", "--strategies", "concat,cross_attention",
+            "--trials", "1", "--epochs", "2", "--patience", "1", "--seeds", "0", "--dropout", "0.3", "--device", "cpu"]
+    assert main(args) == 0, capsys.readouterr()
+    uri = os.environ["MLFLOW_TRACKING_URI"]
+    client = MlflowClient(tracking_uri=uri)
+    runs = client.search_runs([client.get_experiment_by_name(EXPERIMENT).experiment_id],
+                              "tags.`fusebench.kind` = 'cell'")
+    assert len(runs) == 2 and all(run.data.tags["fusebench.status"] == "ok" for run in runs)
+    logged = {run.data.metrics[zero_shot_metric("accuracy")] for run in runs}
+    assert len(logged) == 1 and 0.0 <= next(iter(logged)) <= 1.0
+    _, text = build_report(uri, out_root=fusebench_home / "reports")
+    assert any("zero-shot CLIP (reference)" in line for line in text.splitlines())
