@@ -196,8 +196,8 @@ def reference_metric(metric: str) -> str:
     return REFERENCE_PREFIX + metric
 
 
-# The zero-shot CLIP baseline (multiclass cards whose image modality uses an hf-clip encoder): class
-# names as prompts, each test row predicted as the most cosine-similar prompt, no training, scored in
+# The zero-shot CLIP baseline (multiclass cards whose image modality uses a CLIP encoder: hf-clip or
+# open_clip): class names as prompts, each test row predicted as the most cosine-similar prompt, no training, scored in
 # each of the task's metrics on the cell's test split: "zero_shot_<metric>", logged with every cell run.
 ZERO_SHOT_PREFIX = "zero_shot_"
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from benchmark.features import audio, audio_pretrained, clip, image, tabular, text, vector  # noqa: F401 - registration side effects
+from benchmark.features import audio, audio_pretrained, clip, image, openclip, tabular, text, vector  # noqa: F401 - registration side effects
 from benchmark.features.base import ENCODERS, Encoder
 from benchmark.features.encoder_options import check_options
 

@@ -1,10 +1,11 @@
 """CLIP (Radford et al. 2021, "Learning Transferable Visual Models From Natural Language
 Supervision") for online users: ``hf-clip:<model id>`` embeds an image or a text modality
 with ``transformers`` ``CLIPModel`` / ``CLIPProcessor`` (the option ``input: image`` or
-``input: text`` says which), and :func:`zero_shot_prompts` embeds the class names as prompts
-for the zero-shot baseline (benchmark/train/zero_shot.py). No CLIP weights ship in any package
-reachable offline: the model id is a hub id (online) or a local folder written by
-``save_pretrained``."""
+``input: text`` says which). :class:`ClipTower` is what every CLIP family shares (this one and
+``open_clip:``, benchmark/features/openclip.py): the ``input`` option and the class-name prompt
+(:func:`prompt_text`) that the zero-shot baseline embeds with the text tower
+(benchmark/features/class_prompts.py). No CLIP weights ship in any package reachable offline:
+the model id is a hub id (online) or a local folder written by ``save_pretrained``."""
 
 from __future__ import annotations
 
@@ -14,7 +15,6 @@ from typing import Any
 import torch
 
 from benchmark.data.loading import DataError
-from benchmark.features import cache as feature_cache
 from benchmark.features.base import ENCODERS, Encoded, Encoder, EncodingError, batches
 from benchmark.features.image import decode_image
 from benchmark.features.media import MediaInput
@@ -64,24 +64,21 @@ def text_embeddings(model_id: str, texts: list[str], revision: str | None = None
     return Encoded(torch.cat(pooled), torch.cat(tokens), torch.cat(masks))
 
 
-@ENCODERS.register("hf-clip:")
-class HFClip(MediaInput):
-    """CLIP image or text embeddings of any ``transformers`` CLIPModel (hub id online, or a local
-    folder); option ``input: image`` or ``input: text``. Pooled = projected embedding (L2-normalised)."""
+class ClipTower(MediaInput):
+    """One tower of a CLIP model (image or text, the option ``input``), whose pooled embedding
+    shares one space with the other tower's: the zero-shot baseline embeds the class-name prompts
+    with the text tower of the encoder that embeds the images (benchmark/features/class_prompts.py).
+    Subclasses name the model and encode; the ``input`` option and the absent-value rules live here."""
 
-    name = "hf-clip"
     input_kind = "image|text"
+    family = ""  # the encoder name's prefix, in errors
 
-    def __init__(self, *, model_id: str, input: str | None = None, revision: str | None = None) -> None:
+    def __init__(self, *, input: str | None = None) -> None:
         super().__init__()
         self.input = input
         if self.input not in INPUTS:
-            raise ValueError(f"hf-clip needs the option 'input: image' or 'input: text' (which CLIP tower "
+            raise ValueError(f"{self.family} needs the option 'input: image' or 'input: text' (which CLIP tower "
                              f"embeds this column), got {self.input!r}")
-
-    @property
-    def version(self) -> str:  # type: ignore[override]
-        return f"hf-clip:{self.options['model_id']}:{self.options.get('revision', 'main')}:{self.input}:v1"
 
     def is_absent(self, value: Any) -> bool:
         return Encoder.is_absent(self, value) if self.input == "text" else super().is_absent(value)
@@ -89,13 +86,34 @@ class HFClip(MediaInput):
     def referenced_file(self, value: Any):
         return None if self.input == "text" else super().referenced_file(value)
 
+    @staticmethod
+    def texts(values) -> list[str]:
+        """The column's values as strings; a row that holds anything else is an EncodingError."""
+        for row, value in enumerate(values):
+            if not isinstance(value, str):
+                raise EncodingError(row, f"expected a string, got {type(value).__name__} {value!r}")
+        return list(values)
+
+
+@ENCODERS.register("hf-clip:")
+class HFClip(ClipTower):
+    """CLIP image or text embeddings of any ``transformers`` CLIPModel (hub id online, or a local
+    folder); option ``input: image`` or ``input: text``. Pooled = projected embedding (L2-normalised)."""
+
+    name = "hf-clip"
+    family = "hf-clip"
+
+    def __init__(self, *, model_id: str, input: str | None = None, revision: str | None = None) -> None:
+        super().__init__(input=input)
+
+    @property
+    def version(self) -> str:  # type: ignore[override]
+        return f"hf-clip:{self.options['model_id']}:{self.options.get('revision', 'main')}:{self.input}:v1"
+
     def encode(self, values, progress=None):
         model_id, revision = self.options["model_id"], self.options.get("revision")
         if self.input == "text":
-            for row, value in enumerate(values):
-                if not isinstance(value, str):
-                    raise EncodingError(row, f"expected a string, got {type(value).__name__} {value!r}")
-            return text_embeddings(model_id, list(values), revision, self.batch_size, progress)
+            return text_embeddings(model_id, self.texts(values), revision, self.batch_size, progress)
         processor, model = load_clip(model_id, revision)
         pooled, tokens = [], []
         with torch.no_grad():
@@ -115,7 +133,8 @@ class HFClip(MediaInput):
 @dataclass(frozen=True)
 class ZeroShotPrompts:
     """The zero-shot classifier of a dataset: the image modality whose pooled CLIP embeddings it
-    reads, and one prompt embedding per class (C, P), L2-normalised, in class-id order."""
+    reads, and one prompt embedding per class (C, P), L2-normalised, in class-id order
+    (built by benchmark/features/class_prompts.py)."""
 
     modality: str
     prompts: torch.Tensor  # (C, P)
@@ -125,26 +144,3 @@ class ZeroShotPrompts:
 def prompt_text(class_name: str, template: str = PROMPT) -> str:
     """"hot_dog" -> "a photo of a hot dog"."""
     return template.format(str(class_name).replace("_", " "))
-
-
-def zero_shot_prompts(card, class_names: list[str]) -> ZeroShotPrompts | None:
-    """The class-name prompts embedded by the CLIP text tower of the card's first (sorted) image
-    modality that uses ``hf-clip:``; None when none does or the task is not multiclass. Cached
-    like features (keyed by the model, its revision and the class names)."""
-    if card.task != "multiclass":
-        return None
-    spec = next((m for m in sorted(card.modalities, key=lambda m: m.name)
-                 if m.encoder.startswith("hf-clip:") and m.options.get("input") == "image"), None)
-    if spec is None:
-        return None
-    model_id, model_revision = spec.encoder.split(":", 1)[1], spec.options.get("revision")
-    texts = [prompt_text(name) for name in class_names]
-    key = feature_cache.cache_key(kind="zero-shot-prompts", encoder=spec.encoder,
-                                  model_revision=model_revision, prompts=texts, format=1)
-    entry = feature_cache.load_entry(key)
-    if entry is None:  # stored as a feature entry: the prompts' pooled (C, P), tokens and mask
-        encoded = text_embeddings(model_id, texts, model_revision)
-        entry = {"pooled": encoded.pooled, "tokens": encoded.tokens, "mask": encoded.mask.to(torch.uint8)}
-        feature_cache.save_entry(key, entry, {"dataset": card.name, "encoder": spec.encoder, "kind": "zero-shot prompts"})
-    prompts = entry["pooled"]  # (C, P)
-    return ZeroShotPrompts(spec.name, prompts.float().clone())

@@ -14,7 +14,8 @@ from benchmark.features import cache as feature_cache
 from benchmark.features.base import Encoded, Encoder, EncodingError, FrontEnd
 from benchmark.features.catalog import get_encoder
 from benchmark.features.token_budget import apply_token_budget
-from benchmark.features.clip import ZeroShotPrompts, zero_shot_prompts
+from benchmark.features.class_prompts import zero_shot_prompts
+from benchmark.features.clip import ZeroShotPrompts
 from benchmark.progress import progress_bar
 from benchmark.vocabulary import data_rows_metric
 
@@ -105,8 +106,8 @@ class FeatureSet:
     task: str = "multiclass"  # the card's task: multiclass | binary | multilabel | regression
     regression_loss: str = "mse"  # the card's regression_loss: "mse" or "l1"
     sign_accuracy: bool = False  # regression: the card asks for the accuracy of the sign (MOSI acc-2)
-    # multiclass cards whose image modality uses hf-clip: the class-name prompt embeddings of the
-    # zero-shot baseline (benchmark/features/clip.py; scored by benchmark/train/zero_shot.py)
+    # multiclass cards whose image modality uses a CLIP family (hf-clip, open_clip): the class-name prompt
+    # embeddings of the zero-shot baseline (benchmark/features/class_prompts.py; scored by benchmark/train/zero_shot.py)
     zero_shot: ZeroShotPrompts | None = None
     # modality -> how the token budget pooled its tokens (benchmark/features/token_budget.py); {} when none was
     token_budget: dict[str, str] = field(default_factory=dict)

@@ -77,7 +77,7 @@ def run_cells(cells: list[Cell], features: FeatureSet, splits, study, config: Ce
     defaults_won = tuned_model == default_model and tuned_training == default_training
     task = Task.of(features)
     references = References.of(splits["train"].labels, splits["test"].labels, features.num_classes, task)
-    zero_shot = zero_shot_scores(features, splits, task)  # {} unless the card's image modality uses hf-clip
+    zero_shot = zero_shot_scores(features, splits, task)  # {} unless the card's image modality uses a CLIP encoder
     seeds = [c.seed for c in cells]
 
     # Every run to train: the tuned configuration per seed, then (unless tuning picked the

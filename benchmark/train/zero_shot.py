@@ -1,6 +1,6 @@
 """The zero-shot CLIP baseline of a cell's test split: no training, each row is predicted as the
 class whose prompt ("a photo of a {name}") is most cosine-similar to the row's CLIP image
-embedding (benchmark/features/clip.py), scored in every metric of the task. A reference like
+embedding (benchmark/features/class_prompts.py; hf-clip or open_clip), scored in every metric of the task. A reference like
 the majority class: it chooses nothing and is never ranked."""
 
 from __future__ import annotations
