@@ -84,6 +84,9 @@ def fusebench_home(tmp_path, monkeypatch):
     cards = tmp_path / "cards"
     cards.mkdir()
     monkeypatch.setenv("FUSEBENCH_HOME", str(home))
+    # The feature cache under this test's home, never one the developer's environment names: some tests
+    # zero or delete cache entries on purpose.
+    monkeypatch.delenv("FUSEBENCH_CACHE", raising=False)
     monkeypatch.setenv("FUSEBENCH_DATASETS", str(cards))
     monkeypatch.setenv("FUSEBENCH_REPORTS", str(tmp_path / "reports"))
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlruns.db'}")
