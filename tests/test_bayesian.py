@@ -19,6 +19,7 @@ from benchmark.reporting.crossdataset import cross_dataset
 from benchmark.reporting.stats import bayesian_signed_rank
 from benchmark.reporting.summary import bayes_none
 from benchmark.tracking.mlflow_runs import MatrixTracker
+from tests.helpers_runs import start_synthetic_cell
 
 MATRIX = "bayes-matrix"
 
@@ -143,11 +144,11 @@ def store(tmp_path_factory):
     for i, dataset in enumerate(("alpha", "beta", "gamma")):
         for variant, offset in (("concat", 0.0), ("better", 0.05), ("same", 0.0005)):
             for seed in range(3):
-                run_id = tracker.start_cell(f"{dataset}-{variant}-{seed}", f"{dataset} · {variant} · seed {seed}",
-                                            {"strategy": variant, "dataset": dataset})
                 params = {"dataset": dataset, "strategy": variant, "variant": variant, "family": "fused",
                           "seed": str(seed), "modality_dropout": "0", "device": "cpu", "task": "multiclass",
                           "ranking_metric": "accuracy"}
+                run_id = start_synthetic_cell(tracker, f"{dataset}-{variant}-{seed}",
+                                              f"{dataset} · {variant} · seed {seed}", params)
                 value = 0.6 + 0.1 * i + offset + 0.01 * seed
                 tracker.finish_cell(run_id, params, {"test_accuracy": value, "test_macro_f1": value - 0.05},
                                     {"family": "fused"}, {"note": "test"})
