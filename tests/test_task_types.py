@@ -269,12 +269,13 @@ def test_budget_check_on_a_regression_card(tmp_path, fusebench_home):
     """`fusebench perf budget` trains with the card's task and reads regret in the metric's direction."""
     from benchmark.perf.budget_check import budget_regret
     from benchmark.run.config import load_profile
+    from benchmark.run.plan import Plan
 
     _write(tmp_path, "regression")
     config = load_profile("smoke").with_overrides(datasets=(str(tmp_path / "regression_toy.yaml"),),
                                                   strategies=("concat",), seeds=(0,), dropout_rates=(0.0,), epochs=2, patience=2,
                                                   device="cpu")
-    rows = budget_regret(config, dropout=0.0, factor=3, log=lambda _: None)
+    rows = budget_regret(Plan.build(config), dropout=0.0, factor=3, log=lambda _: None)
     assert [(r.dataset, r.metric, r.higher_is_better) for r in rows] == [("regression_toy", "mae", False)]
     row = rows[0]
     assert 0 < row.score < 10 and 0 < row.score_large < 10 and row.epochs_large >= row.epochs
