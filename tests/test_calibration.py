@@ -152,3 +152,74 @@ def test_a_bench_logs_calibration_at_every_missing_rate_and_api_results_shows_it
     run = next(r for r in runs if r.info.run_id == row["run_id"])
     assert row["ece_missing:50"] == run.data.metrics["test_ece_missing.50"]
     assert row["ece"] == run.data.metrics["test_ece"]
+
+
+# ------------------------------------------------------------------ the report, from a hand-written store
+def _write_store(tmp_path, with_calibration: bool = True) -> str:
+    """A matrix of two fused strategies on one dataset, 2 seeds each, with missing-rate curves. `drifty`'s ECE
+    at 50% missing is 0.05 -> 0.16 (more than twice), concat's 0.04 -> 0.06."""
+    from benchmark.tracking.mlflow_runs import MatrixTracker
+    from tests.helpers_runs import start_synthetic_cell
+
+    uri = f"sqlite:///{tmp_path}/mlruns.db"
+    tracker = MatrixTracker(uri, "calib-matrix", {"profile": "test"}, "cpu")
+    # variant -> (accuracy per seed, full-input ECE per seed, ECE at 50% missing per seed)
+    runs = {"drifty": ([0.85, 0.87], [0.04, 0.06], [0.15, 0.17]),
+            "concat": ([0.80, 0.82], [0.03, 0.05], [0.05, 0.07])}
+    for variant, (accuracies, full, half) in runs.items():
+        for seed, (acc, ece, ece_half) in enumerate(zip(accuracies, full, half)):
+            params = {"dataset": "d", "strategy": variant, "variant": variant, "family": "early", "seed": str(seed),
+                      "modality_dropout": "0.3", "device": "cpu"}
+            run_id = start_synthetic_cell(tracker, f"{variant}-{seed}", f"d · {variant} · dropout 0.3 · seed {seed}",
+                                          params)
+            metrics = {"test_accuracy": acc, "test_macro_f1": acc, "default_test_accuracy": acc}
+            for rate in (0.0, 0.5, 0.9):
+                metrics[missing_metric(rate, missing_prefix("accuracy"))] = acc - rate / 3
+            if with_calibration:
+                metrics.update({"test_ece": ece, "test_nll": 10 * ece, "test_brier": 2 * ece})
+                for rate, value in ((0.0, ece), (0.5, ece_half), (0.9, ece_half + 0.1)):
+                    metrics[missing_metric(rate, missing_prefix("ece"))] = value
+                    metrics[missing_metric(rate, missing_prefix("nll"))] = 10 * value
+                    metrics[missing_metric(rate, missing_prefix("brier"))] = 2 * value
+            tracker.finish_cell(run_id, params, metrics, {"family": "early"}, {})
+    tracker.finish_matrix({})
+    return uri
+
+
+def test_the_report_tables_calibration_draws_it_and_calls_out_the_drifting_configuration(tmp_path):
+    from benchmark.reporting import build_report
+    from benchmark.reporting.analysis import analyse_matrix
+    from benchmark.reporting.fetch import fetch_matrix
+    from benchmark.reporting.verdicts import calibration_drift
+
+    uri = _write_store(tmp_path)
+    runs = fetch_matrix(uri, "calib-matrix")
+    drift = calibration_drift(analyse_matrix(runs.ok, runs.problems)[0])
+    assert drift.rate == 50 and drift.checked == 2
+    (config, full, half), = drift.drifting  # concat: 0.04 -> 0.06 is not more than twice
+    assert config.variant == "drifty" and full == pytest.approx(0.05) and half == pytest.approx(0.16)
+
+    folder, text = build_report(uri, out_root=tmp_path / "reports")
+    section = text.split("### Calibration under missing modalities", 1)[1].split("\n### ", 1)[0]
+    rows = {line.split("|")[1].strip(): [c.strip() for c in line.strip("|").split("|")]
+            for line in section.splitlines() if line.startswith("| drifty ") or line.startswith("| concat ")}
+    # strategy, dropout, ECE, ECE 50%, NLL, NLL 50%, Brier, Brier 50% (means over the two seeds)
+    assert rows["drifty"][:8] == ["drifty", "0.3", "0.050", "0.160", "0.500", "1.600", "0.100", "0.320"]
+    assert rows["concat"][:8] == ["concat", "0.3", "0.040", "0.060", "0.400", "0.600", "0.080", "0.120"]
+    assert "| strategy | train dropout | ECE | ECE 50% missing | NLL | NLL 50% missing | Brier | Brier 50% missing |" \
+        in section
+    callout = ("**Calibration under missingness:** 1 of 2 configurations have a calibration error (ECE) at 50% "
+               "missing more than 2 times their full-input ECE")
+    assert callout in section and "`drifty` (train dropout 0.3): ECE 0.050 → 0.160" in section
+    summary = text.split("## Which strategy to use", 1)[1].split("## Dataset", 1)[0]
+    assert callout in summary and "concat` (train dropout 0.3): ECE" not in summary
+    figure = folder / "d_calibration_curves.png"
+    assert figure.exists() and figure.stat().st_size > 10_000
+
+
+def test_a_store_without_calibration_has_no_calibration_section_or_callout(tmp_path):
+    from benchmark.reporting import build_report
+
+    _, text = build_report(_write_store(tmp_path, with_calibration=False), out_root=tmp_path / "reports")
+    assert "Calibration" not in text and "calibration" not in text
+    assert not list((tmp_path / "reports").glob("*/*calibration*"))
