@@ -111,6 +111,38 @@ def test_metric_names_follow_the_codec():
     assert modality_missing_metric("image", 0.5, "brier") == "test_brier_missing_image.50"
 
 
+# ------------------------------------------------------------------ evaluation: every condition, same outputs
+def test_evaluation_gives_calibration_for_every_condition_from_the_outputs_it_scores():
+    from benchmark.train.batching import random_presence, subset_presence
+    from benchmark.train.evaluation import MISSING_RATES, References, evaluate, logits_under
+    from benchmark.train.model import build_model
+    from benchmark.train.modality_curves import modality_missing_masks
+    from benchmark.train.tasks import Task
+    from tests.test_stacked_training import _deterministic_hparams, _features
+
+    features = _features()
+    split, modalities = features.splits["test"], features.modalities
+    task = Task.of(features)
+    model = build_model("concat", features, _deterministic_hparams("concat"), seed=3)
+    references = References.of(features.splits["train"].labels, split.labels, features.num_classes, task)
+    result = evaluate(model, split, modalities, references, seed=11)
+    n, labels = len(split), split.labels
+
+    def alone(mask):
+        return calibration_scores(task.kind, logits_under(model, split, modalities, [mask])[0], labels)
+
+    assert result.calibration == pytest.approx(alone(subset_presence(n, modalities, tuple(modalities), "cpu")))
+    generator = torch.Generator().manual_seed(11)
+    assert list(result.missing_calibration) == list(MISSING_RATES)
+    for rate in MISSING_RATES:
+        mask = random_presence(n, len(modalities), rate, generator, "cpu", split.available)
+        assert result.missing_calibration[rate] == pytest.approx(alone(mask)), rate
+    for modality, by_rate in modality_missing_masks(n, modalities, MISSING_RATES, split.available, 11).items():
+        for rate, mask in by_rate.items():
+            expected = result.calibration if mask is None else alone(mask)
+            assert result.modality_missing_calibration[modality][rate] == pytest.approx(expected), (modality, rate)
+
+
 # ------------------------------------------------------------------ end to end: a real small bench
 @pytest.mark.slow
 def test_a_bench_logs_calibration_at_every_missing_rate_and_api_results_shows_it(fusebench_home, capsys):
