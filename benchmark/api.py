@@ -93,7 +93,9 @@ def run(profile: str = "default", *, tracking_uri: str | None = None, storage: s
 def results(matrix_id: str | None = None, tracking_uri: str | None = None) -> pd.DataFrame:
     """One row per finished cell of the matrix (the newest when ``matrix_id`` is None), with decoded
     columns (benchmark/reporting/table.py): dataset, strategy, variant, dropout, seed, task,
-    ranking_metric, score, the task's metrics, robustness, ``subset:image+text``, ``missing:30``, costs."""
+    ranking_metric, score, the task's metrics, robustness, ``subset:image+text``, ``missing:30``, costs; for
+    classifying tasks the calibration ``ece``, ``nll``, ``brier``, ``ece_missing:30`` and ``ece_missing[image]:30``
+    (likewise nll and brier; benchmark/train/calibration.py)."""
     from benchmark.reporting.fetch import fetch_matrix
     from benchmark.reporting.table import cell_table
 

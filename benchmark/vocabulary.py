@@ -147,6 +147,20 @@ TASK_METRICS = {
     "multilabel": ("micro_f1", "macro_f1", "mean_ap"),
     "regression": ("mae", "rmse", "pearson_r"),
 }
+# Calibration of a classifying task's probabilities (benchmark/train/calibration.py): expected
+# calibration error (15 equal-width bins; top-label for multiclass), negative log-likelihood and Brier
+# score, all lower is better, logged under the same names as the task's metrics: "test_ece" on the
+# full input, "test_ece_missing.30" per missing rate, "test_ece_missing_image.30" with only image
+# missing. Reported only: never a ranking metric, never used for a choice. Regression logs none.
+CALIBRATION_METRICS = ("ece", "nll", "brier")
+CALIBRATED_TASKS = ("multiclass", "binary", "multilabel")
+
+
+def calibration_metrics(task: str) -> tuple[str, ...]:
+    """The calibration metrics a task logs: CALIBRATION_METRICS for a classifying task, () for regression."""
+    return CALIBRATION_METRICS if task in CALIBRATED_TASKS else ()
+
+
 # The ranking metric of a card that names none.
 DEFAULT_RANKING_METRICS = {"multiclass": "accuracy", "binary": "auroc", "multilabel": "micro_f1", "regression": "mae"}
 # A ranking-metric name -> (its MLflow metric name, whether higher is better).

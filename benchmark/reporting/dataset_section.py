@@ -1,5 +1,6 @@
 """One dataset's section of the report, in order: data rows, leaderboard, fusion gain and
-significance (and the Bayesian comparison with concat), gain over the best pair, robustness, per-modality robustness, missing-input technique,
+significance (and the Bayesian comparison with concat), gain over the best pair, robustness, per-modality robustness,
+calibration under missingness, missing-input technique,
 cost, tuning, training, per-class figures, and the missing data. Each part lives in its own module;
 this one sets the order and remembers (in the SectionContext) which table or figure holds what, for
 the summary."""
@@ -7,6 +8,7 @@ the summary."""
 from __future__ import annotations
 
 from benchmark.reporting.bayes_section import write_bayes_dataset
+from benchmark.reporting.calibration_section import write_calibration
 from benchmark.reporting.cost_section import write_cost, write_training, write_tuning
 from benchmark.reporting.gain_section import write_gain_and_significance, write_missing_technique, write_pair_gain
 from benchmark.reporting.leaderboard_section import write_data_rows, write_leaderboard
@@ -29,6 +31,7 @@ def write_dataset_section(section: SectionContext) -> None:
     write_pair_gain(section)
     write_robustness(section)
     write_modality_missing(section)
+    write_calibration(section)
     write_missing_technique(section)
     write_cost(section)
     write_tuning(section)

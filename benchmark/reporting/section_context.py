@@ -14,6 +14,7 @@ from benchmark.reporting.analysis import DatasetAnalysis, mark_text
 from benchmark.reporting.bayesian import BayesComparisons
 from benchmark.reporting.details import RunDetails
 from benchmark.reporting.document import Document
+from benchmark.reporting.verdicts import CalibrationDrift
 
 
 @dataclass
@@ -25,6 +26,7 @@ class SectionContext:
     parent: dict = field(default_factory=dict)  # the matrix's parent run (tags, config): strategies not applicable
     cite: dict[str, str] = field(default_factory=dict)
     bayes: BayesComparisons | None = None  # the dataset's Bayesian comparisons with concat (its verdict)
+    calibration: CalibrationDrift | None = None  # the dataset's calibration verdict (None: no calibration logged)
 
     def png(self, stem: str) -> Path:
         return self.folder / f"{_slug(self.a.name)}_{stem}.png"

@@ -8,7 +8,7 @@ from benchmark.reporting.analysis import BASELINE, REFERENCE_NAMES, metric_label
 from benchmark.reporting.bayesian import MIN_PAIRS, BayesComparisons, NoComparison, Rope, RopeBasis, Unit
 from benchmark.reporting.cells import config_name, estimate_text
 from benchmark.reporting.numbers import count, num, p_value, signed
-from benchmark.reporting.verdicts import (ALPHA, BestOverall, Config, Criterion, CrossDatasetVerdict, CrossStatus,
+from benchmark.reporting.verdicts import (ALPHA, BestOverall, CalibrationDrift, Config, Criterion, CrossDatasetVerdict, CrossStatus,
                                           DatasetVerdicts, Estimate, FusionGain, GainStatus, MarkCounts, NoPick,
                                           Reference, Scoring, Trust, TuningGain, TuningStatus, Versus, WhenMissing,
                                           WithinBudget)
@@ -172,6 +172,20 @@ def trust_text(v: Trust, s: Scoring, cite: dict[str, str]) -> str:
     return text + (f"; references: {', '.join(refs)}" if refs else "") + f" ({where})."
 
 
+def calibration_text(v: CalibrationDrift, cite: dict[str, str]) -> str:
+    """The calibration call-out: the configurations whose ECE at the middle missing rate is more than
+    the drift factor times their full-input ECE (or that none is)."""
+    where = ", ".join(cite[key] for key in ("calibration", "calibration_curves") if key in cite)
+    where = f" ({where})" if where else ""
+    if not v.drifting:
+        return (f"**Calibration under missingness:** no configuration's calibration error (ECE) at {v.rate}% "
+                f"missing is more than {v.factor:g} times its full-input ECE ({v.checked} checked){where}.")
+    names = "; ".join(f"{name(c)}: ECE {num(full)} → {num(missing)}" for c, full, missing in v.drifting)
+    return (f"**Calibration under missingness:** {len(v.drifting)} of {v.checked} configurations have a calibration "
+            f"error (ECE) at {v.rate}% missing more than {v.factor:g} times their full-input ECE: their confidence "
+            f"overstates what they know once modalities drop out: {names}{where}.")
+
+
 def dataset_items(v: DatasetVerdicts, cite: dict[str, str]) -> list[str]:
     """The "which strategy to use" claims for one dataset, each citing the table or figure
     (`cite`: "leaderboard", "significance", ... -> "Table 3") it rests on."""
@@ -184,6 +198,8 @@ def dataset_items(v: DatasetVerdicts, cite: dict[str, str]) -> list[str]:
         items.append(tuning_text(v.tuning, cite))
     if v.trust is not None:
         items.append(trust_text(v.trust, s, cite))
+    if v.calibration is not None and v.calibration.drifting:
+        items.append(calibration_text(v.calibration, cite))
     return items
 
 

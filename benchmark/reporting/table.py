@@ -9,6 +9,9 @@ run, metric names decoded into plain columns with the vocabulary's own prefixes:
 - subset:<a>+<b>: the score in the ranking metric with only those modalities available;
 - missing:<NN>: the score at test-time missing rate NN% (every modality); missing[<m>]:<NN> and
   robustness[<m>]: only modality m missing, where the runs logged those curves;
+- ece, nll, brier: calibration on the full input (classifying tasks; benchmark/train/calibration.py),
+  and ece_missing:<NN>, nll_missing:<NN>, brier_missing:<NN> along the missing-rate curve,
+  ece_missing[<m>]:<NN> (and so on) with only modality m missing, where the runs logged them;
 - cost: param_count, train_samples_per_s, inference_samples_per_s, latency_ms_per_batch,
   seconds_per_epoch, wall_seconds and the memory metrics the runs logged.
 
@@ -22,7 +25,7 @@ import re
 import pandas as pd
 
 from benchmark.reporting.fetch import MatrixRuns
-from benchmark.vocabulary import (BEST_EPOCH, COLLAPSED, DEFAULT_RANKING_METRICS, EPOCHS_RUN,
+from benchmark.vocabulary import (BEST_EPOCH, CALIBRATION_METRICS, COLLAPSED, DEFAULT_RANKING_METRICS, EPOCHS_RUN,
                                     NOT_CONVERGED, RANKING_METRIC, RANKING_METRICS, STOP_REASON, TASK,
                                     metric_name, missing_prefix, subset_modalities, subset_prefix)
 
@@ -63,6 +66,22 @@ def _decoded(record: dict, metric: str) -> dict:
     return out
 
 
+def _calibration_curves(record: dict) -> dict:
+    """The calibration columns along the missing-rate curves: "test_ece_missing.30" -> "ece_missing:30",
+    "test_ece_missing_image.30" -> "ece_missing[image]:30" (likewise nll and brier)."""
+    out = {}
+    for metric in CALIBRATION_METRICS:
+        missing, one = missing_prefix(metric), f"test_{metric}_missing_"
+        for name, value in record.items():
+            if name.startswith(missing) and _RATE.match(name[len(missing):]):
+                out[f"{metric}_missing:{int(name[len(missing):])}"] = value
+            elif name.startswith(one) and "." in name:
+                modality, _, rate = name[len(one):].rpartition(".")
+                if _RATE.match(rate):
+                    out[f"{metric}_missing[{modality}]:{int(rate)}"] = value
+    return out
+
+
 def cell_table(runs: MatrixRuns) -> pd.DataFrame:
     """One row per finished cell run of ``runs`` (reporting/fetch.py), decoded as the module says."""
     rows = []
@@ -82,6 +101,7 @@ def cell_table(runs: MatrixRuns) -> pd.DataFrame:
         row.update(_decoded(record, ranking))
         row.update({f"robustness[{name[len('robustness_missing_'):]}]": value for name, value in record.items()
                     if name.startswith("robustness_missing_")})
+        row.update(_calibration_curves(record))
         row.update({key: record[key] for key in COST if key in record})
         row["run_id"] = record.get("run_id")
         rows.append(row)

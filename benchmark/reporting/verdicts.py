@@ -1,6 +1,6 @@
 """The report's verdicts as data: what the "Which strategy to use" section claims for each dataset
 (best overall, best when a modality is missing, best within a cost budget, fusion gain, tuning gain,
-trust) and across datasets, computed from a DatasetAnalysis (or a CrossDataset) into frozen
+trust, calibration under missingness) and across datasets, computed from a DatasetAnalysis (or a CrossDataset) into frozen
 dataclasses that hold the numbers and the reasons as codes. No sentence is written here: the
 words live in reporting/summary.py, so a test can check a number without parsing a caption and a
 caption can change without touching a number. Marked configurations (collapsed, not converged)
@@ -15,6 +15,7 @@ import pandas as pd
 
 from benchmark.reporting.analysis import BASELINE, UNIMODAL, DatasetAnalysis
 from benchmark.reporting.bayesian import BayesComparisons, across_datasets, within_dataset
+from benchmark.reporting.calibration_curves import calibration_curves
 from benchmark.reporting.crossdataset import CrossDataset, cross_dataset
 from benchmark.reporting.replicates import uses_folds
 from benchmark.reporting.stats import Friedman, PairedTest, smallest_wilcoxon_p
@@ -388,6 +389,37 @@ def trust(a: DatasetAnalysis) -> Trust | None:
 
 
 # ------------------------------------------------------------------ one dataset
+# ------------------------------------------------------------------ calibration under missingness
+CALIBRATION_DRIFT_FACTOR = 2.0  # ECE at the middle missing rate above this many times the full-input ECE: called out
+
+
+@dataclass(frozen=True)
+class CalibrationDrift:
+    """The configurations whose calibration error (ECE, mean over seeds) at ``rate`` % missing is more
+    than CALIBRATION_DRIFT_FACTOR times their full-input ECE: their confidence stops meaning what it
+    says as modalities go missing. Every ranked configuration with both values is checked (marked ones
+    too: a warning, not a pick); ``drifting`` is (config, full-input ECE, ECE at the rate), largest
+    ratio first."""
+
+    rate: int  # percent
+    checked: int
+    drifting: tuple[tuple[Config, float, float], ...] = ()
+    factor: float = CALIBRATION_DRIFT_FACTOR
+
+
+def calibration_drift(a: DatasetAnalysis) -> CalibrationDrift | None:
+    """None when no run of the dataset logged calibration (older stores, regression)."""
+    curves = calibration_curves(a)
+    if curves is None:
+        return None
+    rate = curves.middle_rate
+    both = curves.configs[curves.configs["ece:full"].notna() & curves.configs[f"ece:{rate}"].notna()]
+    drifting = [(Config.of(r), float(r["ece:full"]), float(r[f"ece:{rate}"])) for _, r in both.iterrows()
+                if r[f"ece:{rate}"] > CALIBRATION_DRIFT_FACTOR * r["ece:full"]]
+    drifting.sort(key=lambda item: -(item[2] / item[1] if item[1] > 0 else float("inf")))
+    return CalibrationDrift(rate, len(both), tuple(drifting))
+
+
 @dataclass(frozen=True)
 class DatasetVerdicts:
     """Every claim the summary makes about one dataset. With no finished run only `best` is set
@@ -401,6 +433,7 @@ class DatasetVerdicts:
     tuning: TuningGain | None = None
     trust: Trust | None = None
     bayes: BayesComparisons | None = None  # each configuration against BASELINE over seeds (reporting/bayesian.py)
+    calibration: CalibrationDrift | None = None  # None: no run logged calibration
 
 
 def scoring(a: DatasetAnalysis) -> Scoring:
@@ -413,7 +446,7 @@ def dataset_verdicts(a: DatasetAnalysis) -> DatasetVerdicts:
     if best.why_none is NoPick.NO_FINISHED_RUNS:
         return DatasetVerdicts(scoring(a), best)
     return DatasetVerdicts(scoring(a), best, best_when_missing(a), best_within_budget(a), fusion_gain(a),
-                           tuning_gain(a), trust(a), within_dataset(a))
+                           tuning_gain(a), trust(a), within_dataset(a), calibration_drift(a))
 
 
 # ------------------------------------------------------------------ across datasets

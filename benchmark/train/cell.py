@@ -137,6 +137,7 @@ def run_cells(cells: list[Cell], features: FeatureSet, splits, study, config: Ce
             curves={"train_loss": run_stats.train_loss, "val_metric": run_stats.val_score, "lr": run_stats.lr},
             stacked_with=run_stats.stacked_with, data_rows=features.data_row_counts(splits), confusion=test.confusion,
             modality_missing_scores=test.modality_missing_scores, modality_robustness=test.modality_robustness,
-            zero_shot=zero_shot,
+            zero_shot=zero_shot, calibration=test.calibration, missing_calibration=test.missing_calibration,
+            modality_missing_calibration=test.modality_missing_calibration,
         ))
     return results

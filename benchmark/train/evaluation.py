@@ -1,6 +1,8 @@
 """Evaluation: full input, every non-empty subset of modalities, a test-time missing-rate
-curve with its robustness score, inference cost; the reference predictors (majority class,
-chance) that the collapse rule (benchmark/train/tasks.py, ``Task.collapsed``) compares a model with."""
+curve with its robustness score, the calibration of a classifier's probabilities on the full input
+and along both missing-rate curves (benchmark/train/calibration.py), inference cost; the reference
+predictors (majority class, chance) that the collapse rule (benchmark/train/tasks.py,
+``Task.collapsed``) compares a model with."""
 
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ import numpy as np
 import torch
 
 from benchmark.train.batching import model_inputs, random_presence, subset_presence, with_available
+from benchmark.train.calibration import calibration_scores
 from benchmark.features.tensors import SplitTensors
 from benchmark.train.device import synchronize
 from benchmark.train.modality_curves import modality_missing_masks
@@ -76,6 +79,12 @@ class Evaluation:
     collapsed: bool = False
     inference_samples_per_s: float = float("nan")
     latency_ms_per_batch: float = float("nan")
+    # Calibration (benchmark/train/calibration.py; {} for regression): metric ("ece", "nll", "brier") ->
+    # value on the full input, per missing rate (rate -> metric -> value) and with only one modality
+    # missing (modality -> rate -> metric -> value), from the same outputs as the scores above.
+    calibration: dict[str, float] = field(default_factory=dict)
+    missing_calibration: dict[float, dict[str, float]] = field(default_factory=dict)
+    modality_missing_calibration: dict[str, dict[float, dict[str, float]]] = field(default_factory=dict)
     # Full-input confusion matrix of a classifying task (vocabulary.CONFUSION_ARTIFACT): {"labels": class
     # names, "matrix": counts, rows the true class, columns the predicted one}; None for other tasks.
     confusion: dict | None = None
@@ -269,12 +278,15 @@ def evaluate(model, split: SplitTensors, modalities: list[str], references: Refe
     result = Evaluation(scores=task.scores(full, labels), largest_class_share=task.largest_class_share(full))
     result.collapsed = task.collapsed(full, labels, result.scores, references.all_scores())
     result.confusion = confusion_matrix(task, full, labels, class_names)
+    result.calibration = calibration_scores(task.kind, full, labels)
     for subset, scored in scored_subsets.items():
         subset_outputs = outputs[("subset", subset)][scored.to(full.device)]  # (N_scored, width)
         result.subset_scores["+".join(subset)] = task.scores(subset_outputs, labels[scored.to(labels.device)])
     if curve:
         for rate in MISSING_RATES:
             result.missing_scores[rate] = task.scores(outputs[("missing", rate)], labels)
+            if result.calibration:
+                result.missing_calibration[rate] = calibration_scores(task.kind, outputs[("missing", rate)], labels)
         if not result.collapsed:
             result.robustness = robustness_score(result.missing_curve_in(metric), references.majority(metric),
                                                  higher_is_better(metric))
@@ -283,6 +295,11 @@ def evaluate(model, split: SplitTensors, modalities: list[str], references: Refe
                                                                                   labels)
                        for rate, mask in by_rate.items()}
             for modality, by_rate in modality_masks.items()}
+        if result.calibration:
+            result.modality_missing_calibration = {
+                modality: {rate: dict(result.calibration) if mask is None else calibration_scores(
+                    task.kind, outputs[("modality", modality, rate)], labels) for rate, mask in by_rate.items()}
+                for modality, by_rate in modality_masks.items()}
         for modality, by_rate in result.modality_missing_scores.items():
             result.modality_robustness[modality] = float("nan") if result.collapsed else robustness_score(
                 {rate: scores[metric] for rate, scores in by_rate.items()}, references.majority(metric),

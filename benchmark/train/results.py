@@ -86,6 +86,11 @@ class RunResult:
     modality_missing_scores: dict[str, dict[float, dict[str, float]]] = field(default_factory=dict)
     modality_robustness: dict[str, float] = field(default_factory=dict)
     zero_shot: dict[str, float] = field(default_factory=dict)  # zero-shot CLIP baseline: metric -> test score
+    # Calibration of a classifying task (benchmark/train/calibration.py; empty for regression): "ece",
+    # "nll", "brier" -> value on the full input, per missing rate, with only one modality missing.
+    calibration: dict[str, float] = field(default_factory=dict)
+    missing_calibration: dict[float, dict[str, float]] = field(default_factory=dict)
+    modality_missing_calibration: dict[str, dict[float, dict[str, float]]] = field(default_factory=dict)
 
     @property
     def tuning_gain(self) -> float:
@@ -137,6 +142,7 @@ class RunResult:
             out.update({reference_metric(m): v for m, v in self.references.all_scores().items()})
         out.update({vocabulary.zero_shot_metric(m): v for m, v in self.zero_shot.items() if v == v})
         self._task_metrics(out)
+        self._calibration_metrics(out)
         out.update({name: float(count) for name, count in self.data_rows.items()})
         for modality, by_rate in self.modality_missing_scores.items():
             out.update({vocabulary.modality_missing_metric(modality, rate, metric): v
@@ -155,6 +161,16 @@ class RunResult:
         for rate, scores in self.missing_scores.items():
             out.update({missing_metric(rate, missing_prefix(metric)): v for metric, v in scores.items()})
         out.update({"default_" + metric_name(metric): v for metric, v in self.default_scores.items()})
+
+    def _calibration_metrics(self, out: dict[str, float]) -> None:
+        """test_<c>, test_<c>_missing.NN and test_<c>_missing_<modality>.NN for each calibration metric
+        c (ece, nll, brier; vocabulary.CALIBRATION_METRICS) the evaluation measured."""
+        out.update({metric_name(metric): v for metric, v in self.calibration.items()})
+        for rate, values in self.missing_calibration.items():
+            out.update({missing_metric(rate, missing_prefix(metric)): v for metric, v in values.items()})
+        for modality, by_rate in self.modality_missing_calibration.items():
+            out.update({vocabulary.modality_missing_metric(modality, rate, metric): v
+                        for rate, values in by_rate.items() for metric, v in values.items()})
 
     def step_metrics(self) -> list[tuple[str, float, int]]:
         """The learning curves as MLflow step metrics: (name, value, epoch from 1)."""
