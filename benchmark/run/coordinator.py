@@ -19,7 +19,8 @@ from benchmark.features.tensors import build_features
 from benchmark.reporting import EmptyReport, build_report
 from benchmark.run.config import MatrixConfig
 from benchmark.run.plan import Plan
-from benchmark.run.worker import QUIET_PROGRESS_ENV, MatrixOutcome, Worker, matrix_display
+from benchmark.run.unit_runner import MatrixOutcome
+from benchmark.run.worker import QUIET_PROGRESS_ENV, Worker, matrix_display
 from benchmark.stores.database import mask_secrets, open_storage
 from benchmark.stores.retry import retry
 from benchmark.vocabulary import TAG_CELL, TAG_ERROR, TAG_NOT_APPLICABLE, TAG_STATUS
