@@ -34,6 +34,10 @@ from benchmark.vocabulary import STOP_REASON, cell_tags, dropout_label
 from strategies import discover
 
 FAULT_CELL_DELAY_S = float(os.environ.get("FUSEBENCH_FAULT_CELL_DELAY_S", "0"))
+# The tracking URI a process running units for `fusebench bench` writes to (a `fusebench worker` it
+# spawned, a Ray worker of its local instance), passed in its environment as its storage URL is passed
+# in FUSEBENCH_OPTUNA_STORAGE: a password in either stays off command lines and task arguments.
+WORKER_TRACKING_ENV = "FUSEBENCH_WORKER_TRACKING_URI"
 
 
 @dataclass
