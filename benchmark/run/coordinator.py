@@ -123,8 +123,9 @@ def _run_bench_on_ray(plan: Plan, tracking_uri: str, storage_url: str, workers: 
         first = next(iter(run.errors.items()))
         raise RuntimeError(f"{len(run.errors)} Ray tasks did not finish (first: {first[0]}: {first[1]}); "
                            "re-run the same bench to resume")
-    summary.phase_seconds.update({"ray_start": run.start_seconds, **{k: v for k, v in run.phase_seconds.items()
-                                                                     if k in ("tuning", "final_runs", "ray_tasks")}})
+    if run.start_seconds is not None:  # None: everything was done already, Ray was not started
+        summary.phase_seconds["ray_start"] = run.start_seconds
+    summary.phase_seconds.update({k: v for k, v in run.phase_seconds.items() if k in ("tuning", "final_runs", "ray_tasks")})
     summary.completed, summary.skipped, summary.reused = run.completed, run.skipped, run.reused
     summary.worker_peak_rss_mb = list(run.worker_peak_rss_mb.values())
     summary.failed = list(tracker.failed_cells().values())

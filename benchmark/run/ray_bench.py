@@ -122,7 +122,7 @@ class RayRun:
     completed: int = 0
     reused: int = 0
     skipped: int = 0  # cells found done: by the driver before submitting, or by a task
-    start_seconds: float = 0.0
+    start_seconds: float | None = None  # None when Ray was not started (nothing left to do)
     phase_seconds: dict[str, float] = field(default_factory=dict)
     worker_peak_rss_mb: dict[int, float | None] = field(default_factory=dict)
     errors: dict[str, str] = field(default_factory=dict)
