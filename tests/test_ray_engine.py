@@ -139,9 +139,9 @@ def test_a_cluster_that_loses_a_node_mid_cell_still_runs_each_cell_once(fusebenc
 
         thread = threading.Thread(target=bench)
         thread.start()
-        wait_for(lambda: any(r.info.status == "RUNNING" for r in cell_runs(uri)), timeout=600,
-                 what="a cell run to start on the cluster", interval=0.5)
-        cluster.remove_node(nodes[0])
+        running = wait_for(lambda: [r for r in cell_runs(uri) if r.info.status == "RUNNING"], timeout=600,
+                           what="a cell run to start on the cluster", interval=0.5)[0]
+        cluster.remove_node(_node_of(nodes, running.data.tags["worker"]))  # the node training that cell
         thread.join(timeout=900)
         assert not thread.is_alive(), "the bench did not finish after a node was removed"
         assert "error" not in outcome, outcome.get("error")
@@ -151,3 +151,21 @@ def test_a_cluster_that_loses_a_node_mid_cell_still_runs_each_cell_once(fusebenc
     assert_trial_budget(storage, trials=1, studies=2)
     _no_running_runs(uri)
     assert not MatrixTracker(uri, plan.matrix_id, {}, "cpu", create=False).failed_cells()
+    # the killed attempt's run was deleted when Ray ran the cell again elsewhere
+    from mlflow.entities import ViewType
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(uri)
+    deleted = client.search_runs([client.get_experiment_by_name("fusebench").experiment_id],
+                                 f"tags.`fusebench.cell_hash` = '{running.data.tags['fusebench.cell_hash']}'",
+                                 run_view_type=ViewType.DELETED_ONLY)
+    assert [r.info.run_id for r in deleted] == [running.info.run_id]
+
+
+def _node_of(nodes, worker_tag: str):
+    """The simulated node whose raylet started the Ray worker process named in a cell run's ``worker``
+    tag (ray-<host>-<pid>)."""
+    pid = int(worker_tag.rsplit("-", 1)[1])
+    with open(f"/proc/{pid}/stat") as handle:
+        parent = int(handle.read().rsplit(")", 1)[1].split()[1])
+    return next(node for node in nodes if node.all_processes["raylet"][0].process.pid == parent)
