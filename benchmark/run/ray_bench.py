@@ -74,6 +74,7 @@ class PlanUnits:
     resources: Resources
 
     def __call__(self, unit_ids: tuple[str, ...]) -> dict[str, Any]:
+        started = time.time()
         runner = _runner_of(self)
         runner.outcome = MatrixOutcome(self.matrix_id, runner.outcome.parent_run_id)  # this task's own counts
         runner.phases = dict.fromkeys(runner.phases, 0.0)
@@ -86,7 +87,7 @@ class PlanUnits:
         outcome = runner.finish()
         return {"completed": len(outcome.completed), "reused": outcome.reused, "skipped": outcome.skipped,
                 "failed": list(outcome.failed), "phase_seconds": outcome.phase_seconds,
-                "peak_rss_mb": outcome.peak_rss_mb, "pid": os.getpid()}
+                "peak_rss_mb": outcome.peak_rss_mb, "pid": os.getpid(), "started": started, "ended": time.time()}
 
 
 # The UnitRunner of each matrix this Ray worker process ran a task of: Ray reuses a worker process
