@@ -173,3 +173,20 @@ def _node_of(nodes, worker_tag: str):
     with open(f"/proc/{pid}/stat") as handle:
         parent = int(handle.read().rsplit(")", 1)[1].split()[1])
     return next(node for node in nodes if node.all_processes["raylet"][0].process.pid == parent)
+
+
+def test_store_urls_are_never_task_arguments(fusebench_home, monkeypatch):
+    """What a task carries (the pickled PlanUnits and its unit ids) holds no store URL: Ray's dashboard
+    and state API show task arguments. The URLs reach the workers through their environment."""
+    import pickle
+    from dataclasses import asdict
+
+    from benchmark.run.ray_bench import PlanUnits, default_resources, plan_tasks
+
+    secret = "s3cr3t-pw"
+    monkeypatch.setenv("FUSEBENCH_OPTUNA_STORAGE", f"postgresql://alice:{secret}@db.example/optuna")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"https://bob:{secret}@mlflow.example")
+    plan = _plan(fusebench_home)
+    shipped = pickle.dumps((PlanUnits(asdict(plan.config), plan.matrix_id, default_resources(plan.config)),
+                            plan_tasks(plan, set())))
+    assert secret.encode() not in shipped and b"alice" not in shipped

@@ -28,7 +28,6 @@ from benchmark.stores.retry import retry
 from benchmark.vocabulary import TAG_CELL, TAG_ERROR, TAG_NOT_APPLICABLE, TAG_STATUS
 from benchmark.tracking.mlflow_runs import MatrixTracker
 from benchmark.engine.workqueue import new_worker_id, open_queue
-from benchmark.train.cost import current_rss_mb
 from benchmark.train.device import resolve_device
 
 
@@ -151,38 +150,14 @@ def _run_bench(plan: Plan, tracking_uri: str, storage_url: str, workers: int, lo
     if workers == 0:  # register only: workers on this or other machines join with `fusebench worker`
         summary.wall_seconds = time.perf_counter() - started
         return summary
-    if workers == 1:
-        outcome = Worker(plan, tracking_uri, storage_url, queue, new_worker_id(), log, features=features).run()
-        summary.completed, summary.skipped = len(outcome.completed) + outcome.reused, outcome.skipped
-        summary.reused = outcome.reused
-        summary.worker_peak_rss_mb = [outcome.peak_rss_mb]
-        failed = tracker.failed_cells()
-        summary.phase_seconds.update({"tuning": outcome.phase_seconds["tuning"],
-                                      "final_runs": outcome.phase_seconds["final_runs"]})
-    else:
-        units = [u.id for u in plan.cell_units]
-        done_before = queue.done_units(matrix_id)
-        t0 = time.perf_counter()
-        features.clear()  # the workers encode nothing (the cache is full) and this process trains nothing
-        release_memory()
-        with matrix_display(plan) as display:
-            def poll() -> None:
-                display.sync(queue.done_units(matrix_id))
-                summary.coordinator_rss_mb = max(summary.coordinator_rss_mb or 0.0, current_rss_mb())
-
-            exits = spawn_workers(workers, matrix_id, tracking_uri, storage_url, plan.config.device, on_poll=poll)
-        summary.phase_seconds["workers"] = time.perf_counter() - t0
-        summary.worker_peak_rss_mb = [e.peak_rss_mb for e in exits]
-        codes = [e.code for e in exits]
-        done = queue.done_units(matrix_id)
-        missing = [u for u in units if u not in done]
-        if missing:
-            raise RuntimeError(f"{len(missing)} cells unfinished; worker exit codes {codes}; re-run to resume")
-        failed = tracker.failed_cells()
-        summary.skipped = sum(u in done_before for u in units)
-        failed_now = sum(plan.cell_unit_id(h) not in done_before for h in failed)
-        summary.completed = len(units) - summary.skipped - failed_now
-        summary.reused = sum(e.reused for e in exits)
+    # One worker, in this process (two or more run on Ray: _run_bench_on_ray).
+    outcome = Worker(plan, tracking_uri, storage_url, queue, new_worker_id(), log, features=features).run()
+    summary.completed, summary.skipped = len(outcome.completed) + outcome.reused, outcome.skipped
+    summary.reused = outcome.reused
+    summary.worker_peak_rss_mb = [outcome.peak_rss_mb]
+    failed = tracker.failed_cells()
+    summary.phase_seconds.update({"tuning": outcome.phase_seconds["tuning"],
+                                  "final_runs": outcome.phase_seconds["final_runs"]})
     # Every failed cell of the matrix, this run's and earlier ones', as MLflow records them.
     summary.failed = list(failed.values())
     summary.wall_seconds = time.perf_counter() - started
@@ -230,6 +205,8 @@ class WorkerExit:
 
 
 
+# spawn_workers (with WorkerExit, _exit_of and BenchSummary.coordinator_rss_mb) served `bench --workers N`
+# before Ray ran it; nothing in the product calls it now. It goes with the work queue and `fusebench worker`.
 def spawn_workers(count: int, matrix_id: str, tracking_uri: str, storage_url: str, device: str,
                   on_poll: Callable[[], None] = lambda: None, poll_s: float = 2.0) -> list[WorkerExit]:
     """Start ``count`` `fusebench worker` processes on this machine and wait for them, calling
