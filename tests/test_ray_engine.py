@@ -60,8 +60,13 @@ def test_done_units_are_not_submitted_and_nothing_waits_for_them(fusebench_home)
 def test_a_task_may_only_wait_for_an_earlier_task():
     from benchmark.engine.ray_executor import Resources, Task, run_tasks
 
+    import ray
+
     with pytest.raises(ValueError, match="waits for"):
         run_tasks([Task("b", ("b",), ("a",)), Task("a", ("a",))], lambda units: None, Resources())
+    with pytest.raises(RuntimeError, match="ray_session"):  # no implicit Ray start with default settings
+        run_tasks([Task("a", ("a",))], lambda units: None, Resources())
+    assert not ray.is_initialized()
 
 
 def test_unit_resources_default_from_the_device_and_flags_are_checked(capsys):

@@ -21,6 +21,9 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, Mapping
 
 DEFAULT_MAX_RETRIES = 3  # runs of a task after the first, on node or worker-process death
+# A local instance's object store: tasks pass only unit ids and small summaries (results go to the
+# stores), so Ray's default of 30% of the machine's memory would only reserve shared memory for nothing.
+OBJECT_STORE_BYTES = 128 * 1024 ** 2
 
 
 @dataclass(frozen=True)
@@ -85,7 +88,7 @@ def ray_session(workers: int | None = None, address: str | None = None,
         else:
             info = ray.init(num_cpus=workers, include_dashboard=False, logging_level=logging.ERROR,
                             log_to_driver=False, _node_ip_address="127.0.0.1", namespace="fusebench",
-                            configure_logging=True)
+                            object_store_memory=OBJECT_STORE_BYTES)
         session = RaySession(getattr(info, "address_info", {}).get("address", address or "local"), not address,
                              time.perf_counter() - started)
         yield session
@@ -114,14 +117,19 @@ def run_tasks(tasks: list[Task], run_units: Callable[[tuple[str, ...]], Any], re
     ``max_retries`` times. Ctrl-C cancels the tasks still pending (each sees KeyboardInterrupt)."""
     import ray
 
+    seen: set[str] = set()
+    for task in tasks:  # checked before anything is submitted
+        missing = [key for key in task.after if key not in seen]
+        if missing:
+            raise ValueError(f"task {task.key} waits for {missing}, which come later or not at all")
+        seen.add(task.key)
+    if not ray.is_initialized():  # never Ray's implicit start with default settings
+        raise RuntimeError("run_tasks needs a Ray connection: call it inside ray_session()")
     remote = ray.remote(_run_after).options(num_cpus=resources.cpus, num_gpus=resources.gpus,
                                             max_retries=max_retries, retry_exceptions=False)
     runner = ray.put(run_units)  # shipped once, not with every task
     refs: dict[str, Any] = {}
     for task in tasks:
-        missing = [key for key in task.after if key not in refs]
-        if missing:
-            raise ValueError(f"task {task.key} waits for {missing}, which come later or not at all")
         refs[task.key] = remote.remote(runner, task.units, *(refs[key] for key in task.after))
     by_ref = {ref: task for task, ref in zip(tasks, refs.values())}
     result, pending = ExecutionResult(), list(refs.values())
