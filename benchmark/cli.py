@@ -44,6 +44,20 @@ def _count(low: int):
     return _flag(lambda text: parse_count(text, low), f"integer >= {low}")
 
 
+def _share(low: float, what: str):
+    """A resource share per unit (``--cpus-per-unit``, ``--gpus-per-unit``): a number >= ``low``."""
+    def read(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            value = float("nan")
+        if not low <= value < float("inf"):
+            raise ValueError(f"expected {what} >= {low:g}; got {text!r}")
+        return value
+
+    return _flag(read, f"{what} >= {low:g}")
+
+
 def _override(field: str, read=None):
     """An argparse ``type=`` for a flag that overrides profile field ``field``: ``read`` turns the text
     into the value a profile would hold (comma-separated lists, numbers), and the profile model checks
@@ -188,9 +202,17 @@ def _bench(args) -> int:
     _reached(tracking_uri, "--tracking-uri")  # both checked (above) before waiting on either
     _reached(storage, "--storage")
     _check_folders(reports=not args.no_report and args.workers > 0)
+    resources, executor = None, f"workers {args.workers}"
+    if args.cluster or args.workers >= 2:  # Ray runs the units (benchmark/run/ray_bench.py)
+        from benchmark.run.ray_bench import default_resources
+
+        resources = default_resources(config, args.cpus_per_unit, args.gpus_per_unit)
+        where = f"Ray cluster {args.cluster}" if args.cluster else f"local Ray, {args.workers} CPUs"
+        executor = f"{where}, {resources.describe()}"
     print(mask_secrets(f"fusebench bench: profile {config.name}, matrix {plan.matrix_id}, {len(cells)} cells, "
-                       f"device {config.device}, workers {args.workers}, tracking {tracking_uri}, optuna {storage}"))
-    summary = run_bench(plan, tracking_uri, storage, workers=args.workers, retry_failed=args.retry_failed)
+                       f"device {config.device}, {executor}, tracking {tracking_uri}, optuna {storage}"))
+    summary = run_bench(plan, tracking_uri, storage, workers=args.workers, retry_failed=args.retry_failed,
+                        cluster=args.cluster, resources=resources)
     if args.workers == 0:
         command = f"fusebench worker --storage '{storage}' --tracking-uri '{tracking_uri}' --matrix-id {summary.matrix_id}"
         print(f"matrix {summary.matrix_id} registered and its data prepared; start workers with:\n  {mask_secrets(command)}")
@@ -436,7 +458,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tracking-uri", help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI or sqlite:///mlruns.db)")
     p.add_argument("--storage", help="Optuna storage URL (default: sqlite:///.fusebench/optuna.db)")
     p.add_argument("--plugin", action="append", help="load extra strategies from this Python file")
-    p.add_argument("--workers", type=_count(0), default=1, help="worker processes on this machine (default 1; 0 = register the matrix and prepare data only)")
+    p.add_argument("--workers", type=_count(0), default=1,
+                   help="parallel units on this machine (default 1: in this process; 2 or more: a local Ray instance "
+                        "of that many CPUs runs the units as tasks; 0 = register the matrix and prepare data only)")
+    p.add_argument("--cluster", metavar="ADDRESS",
+                   help="run the units on an existing Ray cluster (its address, or auto: the cluster this machine "
+                        "is a node of); its nodes need the same checkout and cards, and the store URLs in "
+                        "$FUSEBENCH_OPTUNA_STORAGE and $FUSEBENCH_WORKER_TRACKING_URI (docs/)")
+    p.add_argument("--cpus-per-unit", type=_share(0.01, "a number of CPUs"), dest="cpus_per_unit",
+                   help="(Ray) CPUs each unit declares (default 1)")
+    p.add_argument("--gpus-per-unit", type=_share(0.0, "a share of a GPU"), dest="gpus_per_unit",
+                   help="(Ray) GPUs each unit declares; fractions pack units on a GPU, e.g. 0.25 (default 1 on a "
+                        "CUDA device, else 0)")
     p.add_argument("--dry-run", action="store_true", help="print the cells and a time estimate, run nothing")
     p.add_argument("--no-report", action="store_true", help="skip building the report at the end")
     p.add_argument("--summary", metavar="PATH", type=output,

@@ -1,5 +1,5 @@
 """Running one cell by itself, as tests do: the product always runs the cells of a study together
-(benchmark/train/cell.py ``run_cells``, benchmark/run/worker.py ``Worker._cells``)."""
+(benchmark/train/cell.py ``run_cells``, benchmark/run/unit_runner.py ``UnitRunner.cells``)."""
 
 from __future__ import annotations
 

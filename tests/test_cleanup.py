@@ -132,7 +132,7 @@ def test_the_ui_stops_the_mlflow_server_it_started(stop, tmp_path):
 
 
 def test_an_interrupted_cell_is_closed_killed_and_reported_unfinished(fusebench_home, monkeypatch, capsys):
-    from benchmark.run import worker as worker_module
+    from benchmark.run import unit_runner as worker_module
 
     write_card(fusebench_home / "cards")
     real_run_cells, calls = worker_module.run_cells, []

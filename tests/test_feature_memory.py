@@ -202,7 +202,7 @@ def test_a_process_reports_its_own_peak_rss_not_its_parents():
 
 def test_worker_peak_rss_reaches_the_bench_summary(tmp_path):
     from benchmark.run.coordinator import _exit_of, format_worker_rss, write_worker_summary
-    from benchmark.run.worker import MatrixOutcome
+    from benchmark.run.unit_runner import MatrixOutcome
 
     path = tmp_path / "worker.json"
     write_worker_summary(MatrixOutcome("m", "run", skipped=2, reused=3, peak_rss_mb=812.4), path)

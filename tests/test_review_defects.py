@@ -185,7 +185,7 @@ def _two_workers_on_one_matrix(home, trials: int):
 def test_a_worker_whose_lease_was_taken_over_does_not_crash(fusebench_home, monkeypatch):
     """Defect 7: after a lapsed lease a second worker deleted the first worker's MLflow run and
     the first worker crashed when it finished the cell. It now checks it still holds the lease."""
-    from benchmark.run import worker as worker_module
+    from benchmark.run import unit_runner as worker_module  # where a cell unit runs
     from benchmark.run.units import CellUnit
 
     plan, queue, worker_a, logs_a, worker_b = _two_workers_on_one_matrix(fusebench_home, trials=0)

@@ -140,7 +140,7 @@ def _layer_violations(graph: dict[str, set[str]], layers, exceptions=frozenset()
 
 def test_the_import_graph_is_read():
     graph = _graph()
-    assert "benchmark.run.worker" in graph and "benchmark.train.cell" in graph["benchmark.run.worker"]
+    assert "benchmark.run.unit_runner" in graph and "benchmark.train.cell" in graph["benchmark.run.unit_runner"]
     assert "strategies.registry" in graph["strategies"]
 
 

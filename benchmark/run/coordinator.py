@@ -18,14 +18,16 @@ from benchmark.data.builtin import ensure_prepared
 from benchmark.features.tensors import build_features
 from benchmark.reporting import EmptyReport, build_report
 from benchmark.run.config import MatrixConfig
+from benchmark.engine.ray_executor import Resources
 from benchmark.run.plan import Plan
-from benchmark.run.worker import QUIET_PROGRESS_ENV, MatrixOutcome, Worker, matrix_display
+from benchmark.run.ray_bench import default_resources, run_on_ray
+from benchmark.run.unit_runner import WORKER_TRACKING_ENV, MatrixOutcome  # noqa: F401 - re-exported for callers
+from benchmark.run.worker import QUIET_PROGRESS_ENV, Worker, matrix_display
 from benchmark.stores.database import mask_secrets, open_storage
 from benchmark.stores.retry import retry
 from benchmark.vocabulary import TAG_CELL, TAG_ERROR, TAG_NOT_APPLICABLE, TAG_STATUS
 from benchmark.tracking.mlflow_runs import MatrixTracker
 from benchmark.engine.workqueue import new_worker_id, open_queue
-from benchmark.train.cost import current_rss_mb
 from benchmark.train.device import resolve_device
 
 
@@ -59,10 +61,13 @@ def prepare_data(cards: dict, log: Callable[[str], None], max_tokens: int | None
 
 
 def run_bench(plan: Plan, tracking_uri: str, storage_url: str, workers: int = 1,
-              log: Callable[[str], None] = print, retry_failed: bool = False) -> BenchSummary:
+              log: Callable[[str], None] = print, retry_failed: bool = False, cluster: str | None = None,
+              resources: Resources | None = None) -> BenchSummary:
     """Register the matrix of ``plan`` (built, and so checked against its cards, before anything is
-    registered), prepare its data and run it with ``workers`` processes (1: in this process; 0:
-    register and prepare only)."""
+    registered), prepare its data and run it: in this process (``workers`` 1), as Ray tasks on a local
+    Ray instance of ``workers`` CPUs (2 or more) or on the Ray cluster at ``cluster`` (an address or
+    ``auto``), each task declaring ``resources`` (default: ray_bench.default_resources); with
+    ``workers`` 0 and no cluster, register and prepare only."""
     started = time.perf_counter()
     config, matrix_id = plan.config, plan.matrix_id
     queue = open_queue(storage_url)
@@ -71,6 +76,9 @@ def run_bench(plan: Plan, tracking_uri: str, storage_url: str, workers: int = 1,
     tracker = retry(lambda: MatrixTracker(tracking_uri, matrix_id, asdict(config), config.device, create=True),
                     f"open tracking store {tracking_uri}")
     try:
+        if cluster or workers >= 2:
+            return _run_bench_on_ray(plan, tracking_uri, storage_url, workers, cluster, resources, log, retry_failed,
+                                     tracker, started)
         return _run_bench(plan, tracking_uri, storage_url, workers, log, retry_failed, queue, tracker, started)
     except BaseException as exc:
         # Nothing may stay RUNNING: a bench that stops here (bad data, an interrupt) closes its parent run.
@@ -87,16 +95,48 @@ def _close_parent(tracker: MatrixTracker, exc: BaseException) -> None:
         pass
 
 
-def _run_bench(plan: Plan, tracking_uri: str, storage_url: str, workers: int, log: Callable[[str], None],
-               retry_failed: bool, queue, tracker: MatrixTracker, started: float) -> BenchSummary:
-    matrix_id = plan.matrix_id
-    summary = BenchSummary(matrix_id, len(plan.cells))
+def _record_not_applicable(plan: Plan, tracker: MatrixTracker, log: Callable[[str], None]) -> None:
     skipped = plan.not_applicable
     if skipped:  # strategies whose stated modality limit a dataset falls outside of: the report lists them
         for dataset, strategies in skipped.items():
             log(f"[{dataset}] not applicable: " + "; ".join(f"{s} ({why})" for s, why in strategies.items()))
         retry(lambda: tracker.client.set_tag(tracker.parent_id, TAG_NOT_APPLICABLE, json.dumps(skipped)[:7900]),
               "record the strategies that do not apply")
+
+
+def _run_bench_on_ray(plan: Plan, tracking_uri: str, storage_url: str, workers: int, cluster: str | None,
+                      resources: Resources | None, log: Callable[[str], None], retry_failed: bool,
+                      tracker: MatrixTracker, started: float) -> BenchSummary:
+    """The matrix's units as Ray tasks (benchmark/run/ray_bench.py); the stores say what is done."""
+    summary = BenchSummary(plan.matrix_id, len(plan.cells))
+    _record_not_applicable(plan, tracker, log)
+    features, phases = prepare_data({name: plan.cards[name] for name in sorted({c.dataset for c in plan.cells})},
+                                    log, plan.config.max_tokens)
+    summary.phase_seconds.update(phases)
+    features.clear()  # the Ray workers read the filled cache; this process trains nothing
+    release_memory()
+    run = run_on_ray(plan, tracking_uri, storage_url, resources or default_resources(plan.config),
+                     workers=None if cluster else workers, address=cluster, retry_failed=retry_failed,
+                     display=matrix_display)
+    if run.errors:
+        first = next(iter(run.errors.items()))
+        raise RuntimeError(f"{len(run.errors)} Ray tasks did not finish (first: {first[0]}: {first[1]}); "
+                           "re-run the same bench to resume")
+    if run.start_seconds is not None:  # None: everything was done already, Ray was not started
+        summary.phase_seconds["ray_start"] = run.start_seconds
+    summary.phase_seconds.update({k: v for k, v in run.phase_seconds.items() if k in ("tuning", "final_runs", "ray_tasks")})
+    summary.completed, summary.skipped, summary.reused = run.completed, run.skipped, run.reused
+    summary.worker_peak_rss_mb = list(run.worker_peak_rss_mb.values())
+    summary.failed = list(tracker.failed_cells().values())
+    summary.wall_seconds = time.perf_counter() - started
+    return summary
+
+
+def _run_bench(plan: Plan, tracking_uri: str, storage_url: str, workers: int, log: Callable[[str], None],
+               retry_failed: bool, queue, tracker: MatrixTracker, started: float) -> BenchSummary:
+    matrix_id = plan.matrix_id
+    summary = BenchSummary(matrix_id, len(plan.cells))
+    _record_not_applicable(plan, tracker, log)
     if retry_failed:
         failed_units = [plan.cell_unit_id(h) for h in tracker.failed_cells()]
         log(f"retrying {queue.reopen(matrix_id, failed_units)} failed cells")
@@ -110,38 +150,14 @@ def _run_bench(plan: Plan, tracking_uri: str, storage_url: str, workers: int, lo
     if workers == 0:  # register only: workers on this or other machines join with `fusebench worker`
         summary.wall_seconds = time.perf_counter() - started
         return summary
-    if workers == 1:
-        outcome = Worker(plan, tracking_uri, storage_url, queue, new_worker_id(), log, features=features).run()
-        summary.completed, summary.skipped = len(outcome.completed) + outcome.reused, outcome.skipped
-        summary.reused = outcome.reused
-        summary.worker_peak_rss_mb = [outcome.peak_rss_mb]
-        failed = tracker.failed_cells()
-        summary.phase_seconds.update({"tuning": outcome.phase_seconds["tuning"],
-                                      "final_runs": outcome.phase_seconds["final_runs"]})
-    else:
-        units = [u.id for u in plan.cell_units]
-        done_before = queue.done_units(matrix_id)
-        t0 = time.perf_counter()
-        features.clear()  # the workers encode nothing (the cache is full) and this process trains nothing
-        release_memory()
-        with matrix_display(plan) as display:
-            def poll() -> None:
-                display.sync(queue.done_units(matrix_id))
-                summary.coordinator_rss_mb = max(summary.coordinator_rss_mb or 0.0, current_rss_mb())
-
-            exits = spawn_workers(workers, matrix_id, tracking_uri, storage_url, plan.config.device, on_poll=poll)
-        summary.phase_seconds["workers"] = time.perf_counter() - t0
-        summary.worker_peak_rss_mb = [e.peak_rss_mb for e in exits]
-        codes = [e.code for e in exits]
-        done = queue.done_units(matrix_id)
-        missing = [u for u in units if u not in done]
-        if missing:
-            raise RuntimeError(f"{len(missing)} cells unfinished; worker exit codes {codes}; re-run to resume")
-        failed = tracker.failed_cells()
-        summary.skipped = sum(u in done_before for u in units)
-        failed_now = sum(plan.cell_unit_id(h) not in done_before for h in failed)
-        summary.completed = len(units) - summary.skipped - failed_now
-        summary.reused = sum(e.reused for e in exits)
+    # One worker, in this process (two or more run on Ray: _run_bench_on_ray).
+    outcome = Worker(plan, tracking_uri, storage_url, queue, new_worker_id(), log, features=features).run()
+    summary.completed, summary.skipped = len(outcome.completed) + outcome.reused, outcome.skipped
+    summary.reused = outcome.reused
+    summary.worker_peak_rss_mb = [outcome.peak_rss_mb]
+    failed = tracker.failed_cells()
+    summary.phase_seconds.update({"tuning": outcome.phase_seconds["tuning"],
+                                  "final_runs": outcome.phase_seconds["final_runs"]})
     # Every failed cell of the matrix, this run's and earlier ones', as MLflow records them.
     summary.failed = list(failed.values())
     summary.wall_seconds = time.perf_counter() - started
@@ -187,12 +203,10 @@ class WorkerExit:
     reused: int = 0  # cells it copied from another matrix's run of the same cell
 
 
-# The tracking URI a `fusebench worker` process started by `bench --workers N` writes to, passed in
-# its environment (its default when it has no --tracking-uri), as its storage URL is passed in
-# FUSEBENCH_OPTUNA_STORAGE: a password in either stays off the command line, which `ps` shows.
-WORKER_TRACKING_ENV = "FUSEBENCH_WORKER_TRACKING_URI"
 
 
+# spawn_workers (with WorkerExit, _exit_of and BenchSummary.coordinator_rss_mb) served `bench --workers N`
+# before Ray ran it; nothing in the product calls it now. It goes with the work queue and `fusebench worker`.
 def spawn_workers(count: int, matrix_id: str, tracking_uri: str, storage_url: str, device: str,
                   on_poll: Callable[[], None] = lambda: None, poll_s: float = 2.0) -> list[WorkerExit]:
     """Start ``count`` `fusebench worker` processes on this machine and wait for them, calling

@@ -1,5 +1,6 @@
 """`fusebench status`: how far a registered matrix has got, read from the shared work queue
-(the Optuna database) and, for failed cells, from the MLflow tracking store. Useful while
+(the Optuna database) and from the stores themselves (finished trials in Optuna, finished and failed
+cells in MLflow: what a Ray run leaves, benchmark/run/store_progress.py). Useful while
 workers on several machines share one matrix."""
 
 from __future__ import annotations
@@ -10,7 +11,8 @@ from dataclasses import dataclass, field
 from benchmark.run.config import MatrixConfig
 from benchmark.run.plan import Plan
 from benchmark.run.units import TrialUnit
-from benchmark.stores.database import mask_secrets
+from benchmark.run.store_progress import units_done
+from benchmark.stores.database import mask_secrets, open_storage
 from benchmark.vocabulary import dropout_label
 from benchmark.tracking.mlflow_runs import MatrixTracker
 from benchmark.engine.workqueue import open_queue, worker_process_gone
@@ -69,6 +71,10 @@ def matrix_status(storage_url: str, matrix_id: str | None = None, read_failed: b
         try:
             tracker = MatrixTracker(status.tracking_uri, status.matrix_id, {}, "", create=False)
             status.failed = list(tracker.failed_cells().values())
+            # A matrix run by Ray marks nothing in the work queue: the stores say what is done.
+            done |= units_done(plan, tracker, open_storage(storage_url))
+            status.trials_done, status.cells_done = len(trials & done), len(cells & done)
+            status.running = [r for r in status.running if r.unit not in done]
         except Exception as exc:  # noqa: BLE001 - progress is still worth showing without MLflow
             status.tracking_error = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
     return status
