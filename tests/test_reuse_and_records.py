@@ -27,7 +27,7 @@ def test_adding_a_seed_runs_only_the_new_cell(toy_card, fusebench_home, capsys, 
     first = {r.info.run_id: r for r in finished(cell_runs(uri))}
     trained: list[int] = []
     real = cell_module.run_cells
-    monkeypatch.setattr("benchmark.run.worker.run_cells",
+    monkeypatch.setattr("benchmark.run.unit_runner.run_cells",
                         lambda cells, *a, **k: trained.extend(c.seed for c in cells) or real(cells, *a, **k))
     capsys.readouterr()
     assert main(ARGS + ["--seeds", "0,1"]) == 0  # another matrix: one more seed
