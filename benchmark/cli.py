@@ -227,9 +227,7 @@ def _bench(args) -> int:
     reused = f" ({summary.reused} of them copied from earlier matrices)" if summary.reused else ""
     print(f"matrix {summary.matrix_id}: {summary.cells} cells: {summary.completed} run now{reused}, {summary.skipped} "
           f"already done, {len(summary.failed)} failed; wall time {summary.wall_seconds:.1f}s ({phases})")
-    print(f"peak RSS per worker: {format_worker_rss(summary.worker_peak_rss_mb)}"
-          + ("" if summary.coordinator_rss_mb is None else
-             f"; coordinating process while the workers trained: {summary.coordinator_rss_mb:.0f} MiB"))
+    print(f"peak RSS per worker: {format_worker_rss(summary.worker_peak_rss_mb)}")
     for label, error in summary.failed:
         print(f"  failed: {label}: {error}")
     if summary.failed:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import socket
-import subprocess
 
 import pytest
 
@@ -64,32 +63,6 @@ def test_the_printed_worker_command_masks_the_password(toy_card, fusebench_home,
     assert PASSWORD not in out, out
     assert "fusebench worker --storage 'postgresql+psycopg2://alice:***@db.example/optuna'" in out
     assert "FUSEBENCH_OPTUNA_STORAGE" in out  # how to keep the real password off the command line
-
-
-def test_spawned_workers_get_the_store_urls_through_the_environment(monkeypatch, tmp_path):
-    from benchmark.run import coordinator
-
-    started = []
-
-    class FakeProcess:
-        def __init__(self, args, env=None, **kwargs):
-            started.append((args, env))
-
-        def poll(self):
-            return 0
-
-        def wait(self):
-            return 0
-
-    monkeypatch.setattr(subprocess, "Popen", FakeProcess)
-    storage = f"postgresql+psycopg2://alice:{PASSWORD}@db.example/optuna"
-    tracking = f"https://bob:{PASSWORD}@mlflow.example"
-    exits = coordinator.spawn_workers(2, "m-1", tracking, storage, "cpu")
-    assert [e.code for e in exits] == [0, 0] and len(started) == 2
-    for argv, env in started:
-        assert not any(PASSWORD in arg for arg in argv), argv
-        assert "--storage" not in argv and "--tracking-uri" not in argv
-        assert env["FUSEBENCH_OPTUNA_STORAGE"] == storage and env[coordinator.WORKER_TRACKING_ENV] == tracking
 
 
 @pytest.mark.slow

@@ -6,9 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -22,10 +19,10 @@ from benchmark.engine.ray_executor import Resources
 from benchmark.run.plan import Plan
 from benchmark.run.ray_bench import default_resources, run_on_ray
 from benchmark.run.unit_runner import WORKER_TRACKING_ENV, MatrixOutcome  # noqa: F401 - re-exported for callers
-from benchmark.run.worker import QUIET_PROGRESS_ENV, Worker, matrix_display
+from benchmark.run.worker import Worker, matrix_display
 from benchmark.stores.database import mask_secrets, open_storage
 from benchmark.stores.retry import retry
-from benchmark.vocabulary import TAG_CELL, TAG_ERROR, TAG_NOT_APPLICABLE, TAG_STATUS
+from benchmark.vocabulary import TAG_ERROR, TAG_NOT_APPLICABLE
 from benchmark.tracking.mlflow_runs import MatrixTracker
 from benchmark.engine.workqueue import new_worker_id, open_queue
 from benchmark.train.device import resolve_device
@@ -43,9 +40,6 @@ class BenchSummary:
     wall_seconds: float = 0.0
     # Peak resident memory (ru_maxrss, MiB) of each worker process; None where it could not be had.
     worker_peak_rss_mb: list[float | None] = field(default_factory=list)
-    # The coordinating process's largest resident memory (MiB) while its workers trained; None with
-    # one worker (it trains in-process) or none.
-    coordinator_rss_mb: float | None = None
 
 
 def prepare_data(cards: dict, log: Callable[[str], None], max_tokens: int | None = None) -> tuple[dict, dict[str, float]]:
@@ -187,60 +181,8 @@ def unrecorded_done_cells(plan: Plan, queue, tracker: MatrixTracker) -> list[str
     tracking store does not hold, finished or failed: e.g. the same matrix run before against
     another tracking store. They must run again (or be copied from another matrix of this store)."""
     done = queue.done_units(tracker.matrix_id)
-    recorded = {run.data.tags.get(TAG_CELL) for run in tracker.cell_runs()
-                if run.data.tags.get(TAG_STATUS) in ("ok", "failed") and run.info.status in ("FINISHED", "FAILED")}
-    recorded_units = {plan.cell_unit_id(h) for h in recorded if h}
+    recorded_units = {plan.cell_unit_id(h) for h in tracker.ended_cells(include_failed=True) if h}
     return [u.id for u in plan.cell_units if u.id in done and u.id not in recorded_units]
-
-
-@dataclass(frozen=True)
-class WorkerExit:
-    """How a worker process ended: its exit code and its peak resident memory in MiB, from the
-    summary it writes (``fusebench worker --summary``); None when it wrote none (it crashed)."""
-
-    code: int
-    peak_rss_mb: float | None
-    reused: int = 0  # cells it copied from another matrix's run of the same cell
-
-
-
-
-# spawn_workers (with WorkerExit, _exit_of and BenchSummary.coordinator_rss_mb) served `bench --workers N`
-# before Ray ran it; nothing in the product calls it now. It goes with the work queue and `fusebench worker`.
-def spawn_workers(count: int, matrix_id: str, tracking_uri: str, storage_url: str, device: str,
-                  on_poll: Callable[[], None] = lambda: None, poll_s: float = 2.0) -> list[WorkerExit]:
-    """Start ``count`` `fusebench worker` processes on this machine and wait for them, calling
-    ``on_poll`` every ``poll_s`` seconds meanwhile (the matrix-wide progress display). The store
-    URLs go to them through the environment, never argv."""
-    threads = max(1, (os.cpu_count() or 1) // count)
-    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads), QUIET_PROGRESS_ENV: "1",
-           "FUSEBENCH_OPTUNA_STORAGE": storage_url, WORKER_TRACKING_ENV: tracking_uri}
-    command = [sys.executable, "-m", "benchmark.cli", "worker", "--matrix-id", matrix_id, "--device", device]
-    with tempfile.TemporaryDirectory(prefix="fusebench-workers-") as folder:
-        summaries = [Path(folder) / f"worker-{i}.json" for i in range(count)]
-        processes = [subprocess.Popen(command + ["--summary", str(path)], env=env) for path in summaries]
-        try:
-            while any(p.poll() is None for p in processes):
-                on_poll()
-                time.sleep(poll_s)
-            on_poll()
-            codes = [p.wait() for p in processes]
-        except KeyboardInterrupt:
-            for p in processes:
-                p.terminate()
-            raise
-        return [_exit_of(code, path) for code, path in zip(codes, summaries)]
-
-
-def _exit_of(code: int, summary_path: Path) -> WorkerExit:
-    """A worker's exit from its code and the summary it wrote (none when it crashed)."""
-    try:
-        data = json.loads(summary_path.read_text())
-        value, reused = data.get("peak_rss_mb"), data.get("reused", 0)
-    except (OSError, ValueError, AttributeError):
-        return WorkerExit(code, None)
-    return WorkerExit(code, float(value) if isinstance(value, (int, float)) else None,
-                      reused if isinstance(reused, int) else 0)
 
 
 def write_worker_summary(outcome: MatrixOutcome, path: str | Path) -> None:
@@ -265,7 +207,7 @@ def run_worker(storage_url: str, tracking_uri: str | None, matrix_id: str | None
     found by their registered path or, where that is missing here, by content among the cards
     folder and ``search`` (``--datasets``); a card file that differs stops the worker before it
     claims any work. The tracking URI: ``tracking_uri``, else $FUSEBENCH_WORKER_TRACKING_URI (set
-    by ``spawn_workers``), else the one the matrix was registered with."""
+    by the bench), else the one the matrix was registered with."""
     import torch
 
     queue = open_queue(storage_url)

@@ -10,19 +10,7 @@ import optuna
 
 from benchmark.run.plan import Plan
 from benchmark.tracking.mlflow_runs import MatrixTracker
-from benchmark.train.tuning import is_final, stale_trials
-from benchmark.vocabulary import TAG_CELL, TAG_STATUS
-
-
-def cells_ended(tracker: MatrixTracker, retry_failed: bool = False) -> set[str]:
-    """Hashes of the matrix's cells whose run finished, and of those whose run failed unless
-    ``retry_failed`` (the cells `bench --retry-failed` runs again)."""
-    ended = set()
-    for run in tracker.cell_runs():
-        status, state = run.data.tags.get(TAG_STATUS), run.info.status
-        if (status == "ok" and state == "FINISHED") or (not retry_failed and status == "failed" and state == "FAILED"):
-            ended.add(run.data.tags.get(TAG_CELL))
-    return ended
+from benchmark.train.tuning import budget_trials
 
 
 def final_slots(study_key: str, storage) -> set[int]:
@@ -31,13 +19,12 @@ def final_slots(study_key: str, storage) -> set[int]:
         study = optuna.load_study(study_name=study_key, storage=storage)
     except KeyError:
         return set()
-    stale = stale_trials(study)
-    return {t.user_attrs["slot"] for t in study.get_trials(deepcopy=False) if "slot" in t.user_attrs and is_final(t, stale)}
+    return {trial.user_attrs["slot"] for trial in budget_trials(study)}
 
 
 def units_done(plan: Plan, tracker: MatrixTracker, storage, retry_failed: bool = False) -> set[str]:
     """The ids of ``plan``'s units whose results the stores hold (see the module's docstring)."""
-    cells = cells_ended(tracker, retry_failed)
+    cells = tracker.ended_cells(include_failed=not retry_failed)
     done = {u.id for u in plan.cell_units if u.cell_hash in cells}
     for study in plan.studies:
         slots = final_slots(study.key, storage)

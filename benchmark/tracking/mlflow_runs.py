@@ -139,6 +139,16 @@ class MatrixTracker:
         return any(r.info.status == "FINISHED" and r.data.tags.get(TAG_STATUS) == "ok"
                    for r in self.cell_runs(cell_hash))
 
+    def ended_cells(self, include_failed: bool = True) -> set[str]:
+        """Hashes of this matrix's cells whose run finished, and, with ``include_failed``, of those
+        whose run failed: the cells whose result this store holds."""
+        ended = set()
+        for run in self.cell_runs():
+            status, state = run.data.tags.get(TAG_STATUS), run.info.status
+            if (status == "ok" and state == "FINISHED") or (include_failed and status == "failed" and state == "FAILED"):
+                ended.add(run.data.tags.get(TAG_CELL))
+        return ended
+
     def discard_unfinished(self, cell_hash: str) -> int:
         """Delete earlier attempts at a cell that did not finish (killed or failed)."""
         count = 0
