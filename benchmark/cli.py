@@ -533,6 +533,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tracking-uri", help="(fidelity) MLflow tracking URI (default: $MLFLOW_TRACKING_URI or "
                                           "sqlite:///mlruns.db)")
     p.add_argument("--storage", help="(fidelity) Optuna storage URL (default: sqlite:///.fusebench/optuna.db)")
+    p.add_argument("--noise-floor", action="store_true", dest="noise_floor",
+                   help="(fidelity) also rerun the profile with another draw of the tuning randomness and print how "
+                        "far tuning luck alone moves the figures")
     p.add_argument("--dropout", type=float, default=0.3, help="(budget) training modality dropout (default 0.3)")
     p.add_argument("--missing-inputs", type=missing, dest="missing_inputs",
                    help="(budget) comma-separated missing-input techniques: zero, learned (default: the profile's)")

@@ -176,9 +176,36 @@ def test_fidelity_command_on_a_toy_card(toy_card, fusebench_home, capsys):
     profile = fusebench_home / "tiny.yaml"
     profile.write_text("datasets: [toy]\nstrategies: [concat, sum]\ndropout_rates: [0.0, 0.3]\nseeds: [0, 1]\n"
                        "trials: 1\nepochs: 3\npatience: 2\nbatch_size: 16\n")
-    assert main(["perf", "fidelity", "--profile", str(profile), "--workers", "1", "--device", "cpu"]) == 0
+    assert main(["perf", "fidelity", "--profile", str(profile), "--workers", "1", "--device", "cpu",
+                 "--noise-floor"]) == 0
     out = capsys.readouterr().out
-    line = next(line for line in out.splitlines() if line.startswith("toy "))
-    tau, difference = (float(x) for x in line.split()[3:5])
-    assert (-1.0 <= tau <= 1.0 or tau != tau) and difference >= 0.0  # tau is undefined (nan) when a ranking ties
-    assert "tiny-reference" in out  # the reference protocol ran as its own matrix
+    rows = [line for line in out.splitlines() if line.startswith("toy ")]
+    assert len(rows) == 2  # against the reference, and against another tuning draw (the noise floor)
+    for line in rows:
+        tau, difference = (float(x) for x in line.split()[3:5])
+        assert (-1.0 <= tau <= 1.0 or tau != tau) and difference >= 0.0  # tau is undefined (nan) when a ranking ties
+    assert "tiny-reference" in out and "tiny-draw1" in out  # each ran as its own matrix
+    assert out.index("noise floor:") > out.index(rows[0])
+
+
+def test_protocols_draw_the_same_tuning_candidates_and_a_draw_changes_them():
+    """Common random numbers: the sampler's seed comes from what is tuned, so studies of two
+    protocols (other names) sample the same first candidate; another tuning draw samples another."""
+    import optuna
+
+    from benchmark.train.results import Cell
+    from benchmark.train.seeds import sampler_seed, tuning_seed
+    from benchmark.train.tuning import TRAINING_SPACE, load_study, suggest
+
+    cell = Cell("toy", "concat", "concat", 0.3, 0)
+    assert cell.tuning_key() == "toy/concat/drop0.3"
+    storage = optuna.storages.InMemoryStorage()
+
+    def first_candidate(study_name: str, draw: int) -> dict:
+        study = load_study(study_name, storage, 10, slot=1, seed=sampler_seed(cell.tuning_key(), 1, draw))
+        return suggest(study.ask(), TRAINING_SPACE)
+
+    cheap, reference = first_candidate("toy/concat/drop0.3/t10-k16/aa", 0), first_candidate("toy/concat/drop0.3/t10-kall/bb", 0)
+    assert cheap == reference
+    assert first_candidate("toy/concat/drop0.3/t10-k16-d1/aa", 1) != cheap
+    assert tuning_seed(2, 1) != tuning_seed(2, 0) and sampler_seed("a", 1) != sampler_seed("a", 2)

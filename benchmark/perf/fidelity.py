@@ -13,6 +13,12 @@ prints:
   interval (its reference score is at least the lower end of that interval: the reference cannot
   tell the two apart).
 
+With ``--noise-floor`` the profile also runs a second time under another *tuning draw* (the same
+protocol, seeds and data; only the tuning sampler's and the trials' seeds differ), and the same
+figures are printed for the profile against itself: no protocol comparison can be read more finely
+than the figures tuning luck alone produces. Both protocols' samplers take their seeds from what is
+tuned, not from the protocol (benchmark/train/seeds.py), so they draw the same first candidates.
+
 A strategy's score is its mean test score in the dataset's ranking metric over seeds and training
 dropout rates (a strategy variant such as ``unimodal[text]`` counts as a strategy); its interval is
 the t-interval over the per-seed means. Winners are picked among strategies none of whose runs is
@@ -133,29 +139,54 @@ def format_row(row: Fidelity) -> str:
             f"{'yes' if row.consistent else 'NO':<18}")
 
 
-def run_fidelity(config: MatrixConfig, tracking_uri: str, storage_url: str, workers: int,
-                 log: Callable[[str], None] = print) -> list[Fidelity]:
-    """Run (or resume) ``config`` and its reference, then compare them per dataset."""
-    from benchmark.run.coordinator import finish_bench, run_bench
-    from benchmark.run.plan import Plan
+def tuning_replicate(config: MatrixConfig) -> MatrixConfig:
+    """The same matrix and protocol with another draw of the tuning randomness (seeds.py)."""
+    return dataclasses.replace(config, name=f"{config.name}-draw1", tuning_draw=config.tuning_draw + 1)
 
-    ids = {}
-    for label, matrix in (("profile", config), ("reference", reference_protocol(config))):
-        log(f"[{label}] matrix {matrix.name}: tuning {matrix.tuning}, early stopping from epoch {matrix.min_epochs}, "
-            f"wait {'ceil(%g x best epoch), at most %d' % (matrix.patience_ratio, matrix.patience) if matrix.patience_ratio else matrix.patience}, "
-            f"cap {matrix.epochs}, tokens {'all' if matrix.max_tokens is None else f'<= {matrix.max_tokens}'}")
-        summary = run_bench(Plan.build(matrix), tracking_uri, storage_url, workers=workers, log=log)
-        finish_bench(summary, tracking_uri, matrix.device, report=False, log=log)
-        log(f"[{label}] {summary.cells} cells in {summary.wall_seconds:.0f} s ({summary.skipped} already done, "
-            f"{len(summary.failed)} failed)")
-        ids[label] = summary.matrix_id
-    ours, theirs = matrix_scores(tracking_uri, ids["profile"]), matrix_scores(tracking_uri, ids["reference"])
+
+def _describe(matrix: MatrixConfig) -> str:
+    wait = (f"ceil({matrix.patience_ratio:g} x best epoch), at most {matrix.patience}" if matrix.patience_ratio
+            else str(matrix.patience))
+    tokens = "all" if matrix.max_tokens is None else f"<= {matrix.max_tokens}"
+    return (f"tuning {matrix.tuning} (draw {matrix.tuning_draw}), early stopping from epoch {matrix.min_epochs}, "
+            f"wait {wait}, cap {matrix.epochs}, tokens {tokens}")
+
+
+def _compare_matrices(tracking_uri: str, ours_id: str, theirs_id: str) -> list[Fidelity]:
+    ours, theirs = matrix_scores(tracking_uri, ours_id), matrix_scores(tracking_uri, theirs_id)
     rows = []
     for dataset in ours:
         if dataset in theirs:
             metric, higher, profile_scores = ours[dataset]
             rows.append(compare(dataset, metric, higher, profile_scores, theirs[dataset][2]))
     return rows
+
+
+def run_fidelity(config: MatrixConfig, tracking_uri: str, storage_url: str, workers: int,
+                 log: Callable[[str], None] = print, noise_floor: bool = False) -> dict[str, list[Fidelity]]:
+    """Run (or resume) ``config`` and its reference, then compare them per dataset: {"reference":
+    rows}. With ``noise_floor``, also ``config`` again under another tuning draw (the same protocol,
+    other tuning luck), compared with ``config`` the same way: {"noise floor": rows} shows how
+    far the figures move when nothing but the luck of tuning changes."""
+    from benchmark.run.coordinator import finish_bench, run_bench
+    from benchmark.run.plan import Plan
+
+    matrices = [("profile", config)]
+    if noise_floor:
+        matrices.append(("tuning draw", tuning_replicate(config)))
+    matrices.append(("reference", reference_protocol(config)))
+    ids = {}
+    for label, matrix in matrices:
+        log(f"[{label}] matrix {matrix.name}: {_describe(matrix)}")
+        summary = run_bench(Plan.build(matrix), tracking_uri, storage_url, workers=workers, log=log)
+        finish_bench(summary, tracking_uri, matrix.device, report=False, log=log)
+        log(f"[{label}] {summary.cells} cells in {summary.wall_seconds:.0f} s ({summary.skipped} already done, "
+            f"{len(summary.failed)} failed)")
+        ids[label] = summary.matrix_id
+    tables = {"reference": _compare_matrices(tracking_uri, ids["profile"], ids["reference"])}
+    if noise_floor:
+        tables["noise floor"] = _compare_matrices(tracking_uri, ids["profile"], ids["tuning draw"])
+    return tables
 
 
 def main(args, device: str) -> int:
@@ -165,12 +196,19 @@ def main(args, device: str) -> int:
     config = load_profile(args.profile).with_overrides(
         datasets=parse_list(args.datasets), strategies=parse_list(args.strategies), seeds=parse_list(args.seeds, int),
         device=device)
-    rows = run_fidelity(config, checked_tracking_uri(args.tracking_uri, "--tracking-uri"),
-                        checked_storage_url(args.storage, "--storage"), args.workers,
-                        log=lambda line: print(line, flush=True))
+    tables = run_fidelity(config, checked_tracking_uri(args.tracking_uri, "--tracking-uri"),
+                          checked_storage_url(args.storage, "--storage"), args.workers,
+                          log=lambda line: print(line, flush=True), noise_floor=args.noise_floor)
     print(f"fidelity of profile {config.name!r} against the reference protocol; seeds "
           f"{', '.join(map(str, config.seeds))}; training dropout {', '.join(map(str, config.dropout_rates))} ({device})")
     print(header())
-    for row in rows:
+    for row in tables["reference"]:
         print(format_row(row))
+    if "noise floor" in tables:
+        print(f"noise floor: profile {config.name!r} against itself with another tuning draw (same protocol, seeds "
+              f"and data; only the sampler's and the trials' seeds differ): the reference comparison cannot be "
+              f"read more finely than this")
+        print(header().replace("reference winner", "draw-1 winner   ").replace("within ref 95% CI", "within draw-1 CI "))
+        for row in tables["noise floor"]:
+            print(format_row(row))
     return 0

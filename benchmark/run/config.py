@@ -63,6 +63,10 @@ class MatrixConfig:
     # many (an image grid by 2-D average pooling, a sequence by masked means over windows);
     # None: every token (benchmark/features/token_budget.py).
     max_tokens: int | None = 16
+    # Which independent draw of the tuning randomness (sampler and trial seeds) the studies use:
+    # 0 for every ordinary matrix; `perf fidelity --noise-floor` reruns a slice with draw 1 to show
+    # how far tuning luck alone moves a score (benchmark/train/seeds.py).
+    tuning_draw: int = 0
 
     def cards(self):
         """Dataset name -> card of this matrix's datasets (names, globs, card paths), in order."""

@@ -43,9 +43,10 @@ if TYPE_CHECKING:
 # The version of the training protocol every cell goes through (benchmark/train/loop.py,
 # tuning.py, cell.py, evaluation.py, model.py): bump it whenever a change there can change a
 # result, so that no earlier result is reused.
-PROTOCOL_VERSION = "3"  # 2: robustness in the ranking metric, with a minimum lead; 3: early-stopping wait
+PROTOCOL_VERSION = "4"  # 2: robustness in the ranking metric, with a minimum lead; 3: early-stopping wait
 # that grows with the best epoch, shared tuning across dropout rates, the token budget, each run seeding
-# its own in-model dropout masks
+# its own in-model dropout masks; 4: the tuning sampler's seeds come from what is tuned, not from the
+# budget or protocol (common random numbers across protocols, benchmark/train/seeds.py)
 
 # DatasetCard attributes that are not part of its identity: where it lies, and documentation.
 CARD_FIELDS_NOT_HASHED = ("path", "description", "info")

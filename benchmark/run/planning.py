@@ -86,10 +86,11 @@ def not_applicable(config: MatrixConfig, cards: dict, registry, strategies: list
 def budget_tag(config: MatrixConfig) -> str:
     """The training budget in study names and cell hashes: trial slots per study, epoch cap, batch
     size, the early-stopping rule (longest wait, its ratio to the best epoch, first epoch it may
-    fire) and the token budget (a study tuned under another budget is never continued)."""
+    fire), the token budget and the tuning draw (a study tuned under another budget is never continued)."""
     tokens = "all" if config.max_tokens is None else config.max_tokens
+    draw = f"-d{config.tuning_draw}" if config.tuning_draw else ""  # another draw of tuning luck (seeds.py)
     return (f"t{config.trials}-e{config.epochs}-b{config.batch_size}-p{config.patience}"
-            f"r{config.patience_ratio:g}m{config.min_epochs}-k{tokens}")
+            f"r{config.patience_ratio:g}m{config.min_epochs}-k{tokens}{draw}")
 
 
 def tuning_rate(config: MatrixConfig, rates: tuple[Dropout, ...], rate: Dropout) -> Dropout:
@@ -144,6 +145,8 @@ def matrix_id(config: MatrixConfig, cards: dict, strategies: list[str], dataset_
         del hashed["missing_inputs"]  # likewise
     if config.folds is None:
         del hashed["folds"]  # likewise
+    if config.tuning_draw == 0:
+        del hashed["tuning_draw"]  # likewise
     hashed["datasets"] = dataset_names(config.datasets, cards)  # a card's name, never its path
     hashed["inputs"] = matrix_inputs_fingerprint(list(cards.values()), strategies, dataset_fingerprints)
     return f"{config.name}-{hashlib.sha256(json.dumps(hashed, sort_keys=True).encode()).hexdigest()[:10]}"

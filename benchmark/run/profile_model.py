@@ -81,6 +81,8 @@ class ProfileModel(InputModel):
                                   "'per_rate': one study per training dropout rate") = None
     max_tokens: count(1, "the most tokens a token strategy sees per modality, more are pooled; null: every token",
                       nullable=True) = None
+    tuning_draw: count(0, "which independent draw of the tuning randomness (sampler and trial seeds); 0 unless "
+                          "measuring how far tuning luck moves a score") = None
 
 
 PROFILE_FIELDS = tuple(ProfileModel.model_fields)

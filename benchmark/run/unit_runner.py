@@ -29,6 +29,7 @@ from benchmark.train.cell import CellBudget, run_cells
 from benchmark.train.cost import peak_rss_mb
 from benchmark.train.results import Cell, RunResult
 from benchmark.train.study_tags import study_tags
+from benchmark.train.seeds import sampler_seed
 from benchmark.train.tuning import default_trial_params, is_final, load_study, run_trial_slot, slot_trials, stale_trials
 from benchmark.vocabulary import STOP_REASON, cell_tags, dropout_label
 from strategies import discover
@@ -125,7 +126,8 @@ class UnitRunner:
         unit, study_key, cell, slot = trial.id, trial.study_key, trial.tuning_cell, trial.slot
         fixed = default_trial_params(cell.strategy) if slot == 0 else None
         study = load_study(study_key, self.storage, self.plan.trial_slots_per_study, slot, fixed,
-                           metric=self._ranking_metric(cell.dataset))
+                           metric=self._ranking_metric(cell.dataset),
+                           seed=sampler_seed(cell.tuning_key(), slot, self.config.tuning_draw))
         stale = stale_trials(study)
         if any(is_final(t, stale) for t in slot_trials(study, slot)):
             return
@@ -136,7 +138,8 @@ class UnitRunner:
         splits = self.fold_splits.of(cell, features, self.config.device)
         try:
             run_trial_slot(study, slot, cell.strategy, cell.fixed_hparams, features, splits["train"],
-                           splits["validation"], self.budget.train_config(cell, self._ranking_metric(cell.dataset)))
+                           splits["validation"], self.budget.train_config(cell, self._ranking_metric(cell.dataset)),
+                           draw=self.config.tuning_draw)
         except Exception as exc:  # noqa: BLE001 - see below
             # A worker that took the lapsed lease over failed this worker's running trial as
             # stale; Optuna then refuses to finish it. The slot belongs to the other worker now.

@@ -33,6 +33,13 @@ class Cell:
         name += "" if self.fold is None else f"/fold{self.fold}"  # each fold tuned on its own rows only
         return f"{name}/{fingerprint[:8]}" if fingerprint else name
 
+    def tuning_key(self) -> str:
+        """What a study of this cell tunes, whatever the budget, protocol or inputs: dataset,
+        variant, training dropout rate and fold, e.g. "emoji/concat/drop0.3" (the seed of its
+        sampler, benchmark/train/seeds.py)."""
+        key = f"{self.dataset}/{self.variant}/drop{dropout_label(self.dropout)}"
+        return key if self.fold is None else f"{key}/fold{self.fold}"
+
     def label(self) -> str:
         label = f"{self.dataset} · {self.variant} · dropout {dropout_label(self.dropout)} · seed {self.seed}"
         return label if self.fold is None else f"{label} · fold {self.fold}"

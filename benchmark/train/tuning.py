@@ -92,15 +92,15 @@ def default_trial_params(strategy: str) -> dict[str, Any]:
 
 
 def load_study(study_name: str, storage, trial_slots: int, slot: int = 0,
-               fixed: dict[str, Any] | None = None, metric: str = "accuracy") -> optuna.Study:
+               fixed: dict[str, Any] | None = None, metric: str = "accuracy", seed: int | None = None) -> optuna.Study:
     """Create or reload a study. ``trial_slots``: the study's trial budget (the Plan's
     ``trial_slots_per_study``, which the Plan enforces); here it only sets how many of the first
-    trials TPE samples at random. The TPE seed depends on the slot, so parallel workers
-    sample different points and a re-run of a slot samples the same one. ``fixed`` pins
-    parameters (slot 0 evaluates the strategy's defaults, so tuning never ranks below them).
-    ``metric`` (the card's ranking metric, scored on validation) sets the direction: minimise
-    for mae and rmse, else maximise."""
-    seed = int(hashlib.sha256(f"{study_name}#{slot}".encode()).hexdigest()[:8], 16)
+    trials TPE samples at random. ``seed``: the TPE seed of this slot (seeds.sampler_seed; by
+    default one from the study name and the slot). ``fixed`` pins parameters (slot 0 evaluates
+    the strategy's defaults, so tuning never ranks below them). ``metric`` (the card's ranking
+    metric, scored on validation) sets the direction: minimise for mae and rmse, else maximise."""
+    if seed is None:
+        seed = int(hashlib.sha256(f"{study_name}#{slot}".encode()).hexdigest()[:8], 16)
     sampler = optuna.samplers.TPESampler(seed=seed, n_startup_trials=max(1, min(5, trial_slots // 2)))
     if fixed:
         with warnings.catch_warnings():
@@ -147,9 +147,9 @@ def slot_trials(study: optuna.Study, slot: int) -> list[optuna.trial.FrozenTrial
 
 def run_trial_slot(study: optuna.Study, slot: int, strategy: str, fixed_hparams: dict[str, Any],
                    features: FeatureSet, train_split: SplitTensors, val_split: SplitTensors,
-                   base: TrainConfig) -> optuna.trial.FrozenTrial | None:
-    """Run trial number ``slot`` of the study's budget, unless a finished trial already holds
-    that slot. Stale RUNNING trials of the slot (a killed worker) are failed first; the caller
+                   base: TrainConfig, draw: int = 0) -> optuna.trial.FrozenTrial | None:
+    """Run trial number ``slot`` of the study's budget (training with seed tuning_seed(slot, draw)),
+    unless a finished trial already holds that slot. Stale RUNNING trials of the slot (a killed worker) are failed first; the caller
     holds the slot's lease, so nobody else is running it."""
     previous = slot_trials(study, slot)
     stale = stale_trials(study)
@@ -167,7 +167,7 @@ def run_trial_slot(study: optuna.Study, slot: int, strategy: str, fixed_hparams:
         try:
             hparams = {**suggest(trial, cls.search_space, "hp."), **fixed_hparams}
             training = suggest(trial, TRAINING_SPACE, "train.")
-            config = TrainConfig(**{**base.__dict__, **training, "seed": tuning_seed(slot), "task": features.task,
+            config = TrainConfig(**{**base.__dict__, **training, "seed": tuning_seed(slot, draw), "task": features.task,
                                     "regression_loss": features.regression_loss})
             model = build_model(strategy, features, hparams, config.seed)
 
