@@ -113,6 +113,13 @@ TAG_REUSED_FROM = "fusebench.reused_from"
 # Artifact of each multiclass/binary cell run: the full-input test predictions' confusion matrix,
 # {"labels": [class names], "matrix": [[counts]]}, rows the true class, columns the predicted one.
 CONFUSION_ARTIFACT = "confusion_matrix.json"
+# Artifact of each cell run: its per-row test predictions, so that the report can resample test rows
+# (a paired bootstrap over rows and seeds): {"task": kind, "truth": labels, "full": predictions with
+# every modality present, "missing": {"90": predictions at the highest test-time missing rate}}, rows in
+# the test split's order (the same rows, in the same order, for every strategy and seed of a split or
+# fold). Predictions as train/tasks.py Task.predictions makes them: class ids (multiclass), the positive
+# class's probability (binary), each label's probability (multilabel), the value (regression).
+PREDICTIONS_ARTIFACT = "test_predictions.json"
 
 # Trust marks (0.0 / 1.0 metrics, decided by the writer so that every reader applies one rule):
 # collapsed: the test predictions are (nearly) one class, or macro-F1 does not beat the

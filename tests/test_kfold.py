@@ -214,8 +214,10 @@ def test_two_fold_bench_logs_folds_and_reports_folds_x_seeds(toy_card, fusebench
     studies = sorted(s.study_name for s in optuna.get_all_study_summaries(os.environ["FUSEBENCH_OPTUNA_STORAGE"]))
     assert len(studies) == 4 and sum("/fold0/" in s for s in studies) == 2 and sum("/fold1/" in s for s in studies) == 2
 
-    # the report: n counts folds x seeds, and the paired test pairs (fold, seed)
-    assert "runs (n = folds x seeds)" in out and "n ((fold, seed) pairs)" in out
+    # the report: n counts folds x seeds, and the paired test resamples each fold's test rows with its seeds
+    # nested in it (the runs logged their per-row predictions): n says folds x seeds and the rows
+    assert "runs (n = folds x seeds)" in out and "n (what it counts)" in out and "2 folds x 2 seeds (60 rows)" in out
+    assert "paired bootstrap" in out
     row = next(line for line in out.splitlines() if line.startswith("| 1 |") or line.startswith("| — |"))
     assert "| 4 |" in row, row
     ok = fetch_matrix(uri).ok

@@ -111,12 +111,12 @@ def test_a_verdict_renders_to_one_sentence_in_markdown_and_html():
                           versus=Versus.IS_BASELINE)
     doc = Document("t")
     doc.bullets([best_overall_text(verdict, SCORING, {"leaderboard": "Table 1"})])
-    sentence = ("**Best overall:** `fancy` (train dropout 0.3), test accuracy 0.800 ± 0.248 (n = 3 seeds), rank 1 "
+    sentence = ("**Best overall:** `fancy` (train dropout 0.3), test accuracy 0.800 ± 0.248 (± over n = 3 seeds), rank 1 "
                 "of 4 ranked (Table 1). Runner-up: `slow` (train dropout 0.3) [not converged 1/3] at 0.750. It is "
                 "the `concat` baseline itself.")
     assert f"- {sentence}\n" in doc.to_markdown()
     assert ("<li><strong>Best overall:</strong> <code>fancy</code> (train dropout 0.3), test accuracy 0.800 ± 0.248 "
-            '(n = 3 seeds), rank 1 of 4 ranked (<a href="#table-1">Table 1</a>). Runner-up: <code>slow</code> (train '
+            '(± over n = 3 seeds), rank 1 of 4 ranked (<a href="#table-1">Table 1</a>). Runner-up: <code>slow</code> (train '
             "dropout 0.3) [not converged 1/3] at 0.750. It is the <code>concat</code> baseline itself.</li>"
             ) in doc.to_html()
 

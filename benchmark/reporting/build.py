@@ -12,6 +12,7 @@ from benchmark.paths import reports_dir
 from benchmark.reporting.analysis import analyse_matrix
 from benchmark.reporting.fetch import fetch_matrix
 from benchmark.reporting.render import render
+from benchmark.reporting.row_predictions import PredictionStore
 from benchmark.reporting.verdicts import report_verdicts
 
 
@@ -37,7 +38,7 @@ def build_report(tracking_uri: str, matrix_id: str | None = None, out_root: Path
     for old in folder.glob("*.png"):  # figures of an earlier build that may no longer apply
         old.unlink()
     analyses = analyse_matrix(runs.ok, runs.problems)
-    doc = render(runs, analyses, report_verdicts(analyses), folder)
+    doc = render(runs, analyses, report_verdicts(analyses, PredictionStore(tracking_uri)), folder)
     text = doc.to_markdown()
     (folder / "report.md").write_text(text, encoding="utf-8")
     (folder / "report.html").write_text(doc.to_html(), encoding="utf-8")

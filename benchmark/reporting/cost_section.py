@@ -45,7 +45,8 @@ def _cost_notes(section: SectionContext) -> str:
                   "the front.")
     if a.reference_score == a.reference_score:
         name = "majority-class" if a.task == DEFAULT_TASK else REFERENCE_NAMES[a.task]
-        notes += f" The dotted horizontal line is the {name} predictor's {a.score_label}."
+        notes += (f" The dotted horizontal line is the {name} predictor's {a.score_label} (where it lies far below "
+                  "the points it is named in the legend instead, so the axis fits the points).")
     return notes
 
 

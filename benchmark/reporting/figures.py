@@ -164,8 +164,13 @@ def accuracy_vs_cost(a: DatasetAnalysis, path: Path, cost: str) -> Path | None:
             ax.scatter(part[column], part[score], s=42, color=_colour(family), marker="x", linewidth=1.5, zorder=3)
     if data["marked"].any():
         ax.scatter([], [], s=42, color="#333", marker="x", label="marked (collapsed / not converged)")
-    if a.reference_score == a.reference_score:
+    low, high = _fitted_limits(data[score], a.reference_score)
+    if a.reference_score == a.reference_score and low <= a.reference_score <= high:
         ax.axhline(a.reference_score, color="#555", linestyle=":", linewidth=1.2, label=_reference_name(a))
+    elif a.reference_score == a.reference_score:  # far below the points: named, not drawn (it would flatten them)
+        ax.plot([], [], color="#555", linestyle=":", linewidth=1.2,
+                label=f"{_reference_name(a)}: {a.reference_score:.3f} (off the axis)")
+    ax.set_ylim(low, high)
     on = data[front].sort_values(column)
     ax.plot(on[column], on[score], drawstyle="steps-post" if lower_better else "steps-pre",
             color="black", linewidth=1.3, zorder=2, label="Pareto front")
@@ -188,6 +193,18 @@ def accuracy_vs_cost(a: DatasetAnalysis, path: Path, cost: str) -> Path | None:
     ax.set_title(f"{a.name}: {title}\n(one point per strategy x training dropout)")
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8.5, title="family", title_fontsize=9)
     return _save(fig, path)
+
+
+def _fitted_limits(values, reference: float) -> tuple[float, float]:
+    """A y-range that fits the points (5% margin, at least 0.01), stretched to a reference line only when
+    it lies within half the points' spread of them: a majority-class line at 0.1 under points between
+    0.8 and 0.95 would press every point into one line."""
+    low, high = float(values.min()), float(values.max())
+    spread = high - low
+    margin = max(0.05 * spread, 0.01)
+    if reference == reference and low - 0.5 * max(spread, 0.02) <= reference <= high + 0.5 * max(spread, 0.02):
+        low, high = min(low, reference), max(high, reference)
+    return low - margin, high + margin
 
 
 def _label_points(ax, points, column: str, score: str, log: bool) -> None:

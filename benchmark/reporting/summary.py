@@ -12,6 +12,7 @@ from benchmark.reporting.verdicts import (ALPHA, BestOverall, CalibrationDrift, 
                                           DatasetVerdicts, Estimate, FusionGain, GainStatus, MarkCounts, NoPick,
                                           Reference, Scoring, Trust, TuningGain, TuningStatus, Versus, WhenMissing,
                                           WithinBudget)
+from benchmark.reporting.uncertainty import Basis, Comparison, counted, interval_text, lead_text, p_text
 from benchmark.vocabulary import DEFAULT_TASK
 
 
@@ -55,13 +56,15 @@ def why_none(reason: NoPick, marks: MarkCounts) -> str:
 
 
 # ------------------------------------------------------------------ one claim per verdict
-def best_overall_text(v: BestOverall, s: Scoring, cite: dict[str, str]) -> str:
+def best_overall_text(v: BestOverall, s: Scoring, cite: dict[str, str], against: Comparison | None = None) -> str:
+    """``against``: the pick's comparison with BASELINE over test rows and seeds (reporting/uncertainty.py),
+    said instead of the seed-only t-test where given."""
     label = score_label(s)
     if v.config is None:
         return (f"**Best overall:** none named: {why_none(v.why_none, v.marks)}, so no configuration can be "
                 f"recommended ({cite['leaderboard']}). The highest {label}, {num(v.marked_best_score)}, belongs to a "
                 "marked configuration; train longer or check the data before trusting any result here.")
-    n_note = "" if v.score.n == 1 else f" (n = {v.score.n} {replicates(s)})"
+    n_note = "" if v.score.n == 1 else f" (± over n = {v.score.n} {replicates(s)})"
     text = (f"**Best overall:** {name(v.config)}, {label} {estimate(v.score)}{n_note}"
             + (f" ({direction(s)})" if not s.higher_is_better else "")
             + (f", test {metric_label(s.lead)} {estimate(v.lead)}" if v.lead is not None else "")
@@ -75,6 +78,12 @@ def best_overall_text(v: BestOverall, s: Scoring, cite: dict[str, str]) -> str:
         text += f" No `{BASELINE}` run at this dropout to test against."
     elif v.versus is Versus.UNTESTED:
         text += f" Against `{BASELINE}`: Δ {signed(test.mean_diff)}; {test.note} ({cite['significance']})."
+    elif against is not None:
+        verdict = "significant" if against.p_holm < ALPHA else "not significant"
+        test_name = "paired bootstrap" if against.diff.basis is Basis.ROWS_AND_SEEDS else "paired t-test"
+        text += (f" Against `{BASELINE}`: Δ {interval_text(against.diff, True)}, {test_name} p = {p_text(against.p)} "
+                 f"(Holm-adjusted {p_text(against.p_holm)}; {counted(against.diff)}): {verdict} at {ALPHA} after "
+                 f"Holm's correction ({cite['significance']}).")
     else:
         verdict = "significant" if v.significant else "not significant"
         text += (f" Against `{BASELINE}`: Δ {signed(test.mean_diff)}, paired t-test t({test.df}) = {test.t:.2f}, "
@@ -192,8 +201,14 @@ def dataset_items(v: DatasetVerdicts, cite: dict[str, str]) -> list[str]:
     s = v.scoring
     if v.best.why_none is NoPick.NO_FINISHED_RUNS:
         return [f"No finished runs ({why_none(v.best.why_none, v.best.marks)})."]
-    items = [best_overall_text(v.best, s, cite), when_missing_text(v.when_missing, s, cite),
+    u = v.uncertainty
+    against = u.baseline.get((v.best.config.variant, str(v.best.config.dropout))) if u and v.best.config else None
+    items = [best_overall_text(v.best, s, cite, against), when_missing_text(v.when_missing, s, cite),
              within_budget_text(v.within_budget, s, cite), fusion_gain_text(v.fusion, s, cite)]
+    if u is not None:  # each pick with its interval and its lead over the runner-up
+        for index, lead in enumerate((u.best, u.when_missing, u.within_budget)):
+            if lead is not None and v.best.config is not None:
+                items[index] = items[index].rstrip() + lead_text(lead)
     if v.tuning is not None:
         items.append(tuning_text(v.tuning, cite))
     if v.trust is not None:

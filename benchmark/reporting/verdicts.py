@@ -18,7 +18,9 @@ from benchmark.reporting.bayesian import BayesComparisons, across_datasets, with
 from benchmark.reporting.calibration_curves import calibration_curves
 from benchmark.reporting.crossdataset import CrossDataset, cross_dataset
 from benchmark.reporting.replicates import uses_folds
+from benchmark.reporting.row_predictions import PredictionStore
 from benchmark.reporting.stats import Friedman, PairedTest, smallest_wilcoxon_p
+from benchmark.reporting.uncertainty import DatasetUncertainty, dataset_uncertainty
 from benchmark.vocabulary import subset_modalities
 
 ALPHA = 0.05  # significance level of every test the verdicts name
@@ -434,6 +436,8 @@ class DatasetVerdicts:
     trust: Trust | None = None
     bayes: BayesComparisons | None = None  # each configuration against BASELINE over seeds (reporting/bayesian.py)
     calibration: CalibrationDrift | None = None  # None: no run logged calibration
+    # each pick's interval and lead, the comparisons with BASELINE over test rows and seeds (reporting/uncertainty.py)
+    uncertainty: DatasetUncertainty | None = None
 
 
 def scoring(a: DatasetAnalysis) -> Scoring:
@@ -441,12 +445,15 @@ def scoring(a: DatasetAnalysis) -> Scoring:
                    a.curve_higher_is_better, uses_folds(a.runs))
 
 
-def dataset_verdicts(a: DatasetAnalysis) -> DatasetVerdicts:
+def dataset_verdicts(a: DatasetAnalysis, store: PredictionStore | None = None) -> DatasetVerdicts:
+    """``store``: the runs' per-row test predictions (None: intervals and tests over seeds only)."""
     best = best_overall(a)
     if best.why_none is NoPick.NO_FINISHED_RUNS:
         return DatasetVerdicts(scoring(a), best)
-    return DatasetVerdicts(scoring(a), best, best_when_missing(a), best_within_budget(a), fusion_gain(a),
-                           tuning_gain(a), trust(a), within_dataset(a), calibration_drift(a))
+    missing, budget = best_when_missing(a), best_within_budget(a)
+    return DatasetVerdicts(scoring(a), best, missing, budget, fusion_gain(a),
+                           tuning_gain(a), trust(a), within_dataset(a), calibration_drift(a),
+                           dataset_uncertainty(a, store, best, missing, budget))
 
 
 # ------------------------------------------------------------------ across datasets
@@ -518,9 +525,9 @@ class ReportVerdicts:
     bayes: BayesComparisons | None = None  # each strategy against BASELINE over the datasets (reporting/bayesian.py)
 
 
-def report_verdicts(analyses: list[DatasetAnalysis]) -> ReportVerdicts:
+def report_verdicts(analyses: list[DatasetAnalysis], store: PredictionStore | None = None) -> ReportVerdicts:
     if not analyses:
         return ReportVerdicts(())
     x = cross_dataset(analyses)
-    return ReportVerdicts(tuple(dataset_verdicts(a) for a in analyses), x, cross_dataset_verdict(x),
+    return ReportVerdicts(tuple(dataset_verdicts(a, store) for a in analyses), x, cross_dataset_verdict(x),
                           across_datasets(x, analyses))

@@ -88,6 +88,8 @@ class Evaluation:
     # Full-input confusion matrix of a classifying task (vocabulary.CONFUSION_ARTIFACT): {"labels": class
     # names, "matrix": counts, rows the true class, columns the predicted one}; None for other tasks.
     confusion: dict | None = None
+    # Per-row test predictions (vocabulary.PREDICTIONS_ARTIFACT): the report's paired bootstrap over test rows.
+    predictions: dict | None = None
 
     def score(self, metric: str) -> float:
         """The full-input test ``metric``."""
@@ -245,6 +247,20 @@ def confusion_matrix(task: Task, outputs: torch.Tensor, labels: torch.Tensor,
     return {"labels": names, "matrix": matrix.tolist()}
 
 
+def row_predictions(task: Task, labels: torch.Tensor, full: torch.Tensor, missing: dict[float, torch.Tensor]) -> dict:
+    """The PREDICTIONS_ARTIFACT content: the labels and the predictions on the full input and at each
+    rate of ``missing`` (rate -> outputs), one entry per test row in the split's order. Probabilities
+    and values are rounded to 5 decimals (the artifact stays small; no metric moves at that precision)."""
+    def listed(outputs: torch.Tensor) -> list:
+        values = task.predictions(outputs)
+        return values.tolist() if task.kind == "multiclass" else np.round(values.astype(np.float64), 5).tolist()
+
+    truth = labels.detach().cpu().numpy()
+    return {"task": task.kind, "truth": truth.tolist() if task.kind != "regression" else np.round(
+                truth.astype(np.float64), 5).tolist(),
+            "full": listed(full), "missing": {f"{int(round(rate * 100)):02d}": listed(o) for rate, o in missing.items()}}
+
+
 def evaluate(model, split: SplitTensors, modalities: list[str], references: References, seed: int = 1234,
              curve: bool = True, metric: str = "accuracy", class_names: list[str] | None = None) -> Evaluation:
     """Everything measured on the test split, in every metric of the task (``references.task``).
@@ -278,6 +294,8 @@ def evaluate(model, split: SplitTensors, modalities: list[str], references: Refe
     result = Evaluation(scores=task.scores(full, labels), largest_class_share=task.largest_class_share(full))
     result.collapsed = task.collapsed(full, labels, result.scores, references.all_scores())
     result.confusion = confusion_matrix(task, full, labels, class_names)
+    result.predictions = row_predictions(
+        task, labels, full, {MISSING_RATES[-1]: outputs[("missing", MISSING_RATES[-1])]} if curve else {})
     result.calibration = calibration_scores(task.kind, full, labels)
     for subset, scored in scored_subsets.items():
         subset_outputs = outputs[("subset", subset)][scored.to(full.device)]  # (N_scored, width)

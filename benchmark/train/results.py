@@ -89,6 +89,9 @@ class RunResult:
     # The full-input test confusion matrix of a classifying task ({"labels", "matrix"}; None otherwise),
     # logged as the artifact vocabulary.CONFUSION_ARTIFACT.
     confusion: dict | None = None
+    # Per-row test predictions (vocabulary.PREDICTIONS_ARTIFACT; None where not measured): logged as an
+    # artifact only, not repeated in the record.
+    predictions: dict | None = None
     # only one modality missing at test time: modality -> rate -> metric -> score; robustness per modality
     modality_missing_scores: dict[str, dict[float, dict[str, float]]] = field(default_factory=dict)
     modality_robustness: dict[str, float] = field(default_factory=dict)
@@ -187,9 +190,13 @@ class RunResult:
 
     def artifacts(self) -> dict[str, dict]:
         """JSON artifacts of the run beside its record: artifact file name -> content."""
-        return {vocabulary.CONFUSION_ARTIFACT: self.confusion} if self.confusion else {}
+        out = {vocabulary.CONFUSION_ARTIFACT: self.confusion} if self.confusion else {}
+        if self.predictions:
+            out[vocabulary.PREDICTIONS_ARTIFACT] = self.predictions
+        return out
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
+        data.pop("predictions", None)  # its own artifact (artifacts())
         data["tuning_gain"] = self.tuning_gain
         return data
