@@ -138,6 +138,6 @@ def run_cells(cells: list[Cell], features: FeatureSet, splits, study, config: Ce
             stacked_with=run_stats.stacked_with, data_rows=features.data_row_counts(splits), confusion=test.confusion,
             modality_missing_scores=test.modality_missing_scores, modality_robustness=test.modality_robustness,
             zero_shot=zero_shot, calibration=test.calibration, missing_calibration=test.missing_calibration,
-            modality_missing_calibration=test.modality_missing_calibration,
+            modality_missing_calibration=test.modality_missing_calibration, reliance=test.reliance,
         ))
     return results
