@@ -234,3 +234,107 @@ def test_seeds_trained_stacked_have_the_reliance_they_have_trained_one_by_one():
         assert many == pytest.approx(one, abs=1.5 / 240), (one, many)
         assert one["a"] > 0.3 and abs(one["b"]) < 0.05
     assert reliance[0][0] != reliance[1][0]  # the seeds differ
+
+
+# ------------------------------------------------------------------ the report, from a hand-written store
+# variant -> (family, accuracy per seed, permutation reliance (image, text) per seed, collapsed)
+STORE = {"leaner": ("early", [0.85, 0.87], [(0.30, 0.01), (0.28, -0.01)], 0.0),
+         "concat": ("early", [0.80, 0.82], [(0.20, 0.15), (0.16, 0.12)], 0.0),
+         "stuck": ("late", [0.40, 0.40], [(0.02, 0.0), (0.01, 0.0)], 1.0),
+         "unimodal[text]": ("unimodal", [0.60, 0.62], [(0.0, 0.25), (0.0, 0.27)], 0.0)}
+
+
+def _write_store(tmp_path, with_reliance: bool = True) -> str:
+    """One dataset (image, text), 2 seeds per configuration. `leaner` relies almost only on image (shares 0.97
+    and 1.0); concat on both; `stuck` collapsed (left out of the check); the unimodal baseline reads text only
+    (by design: left out). Removing image costs 0.2 (0.3 for leaner), removing text 0.05."""
+    from benchmark.tracking.mlflow_runs import MatrixTracker
+    from tests.helpers_runs import start_synthetic_cell
+
+    uri = f"sqlite:///{tmp_path}/mlruns.db"
+    tracker = MatrixTracker(uri, "rel-matrix", {"profile": "test"}, "cpu")
+    for variant, (family, accuracies, reliances, collapsed) in STORE.items():
+        for seed, (acc, reliance) in enumerate(zip(accuracies, reliances)):
+            params = {"dataset": "d", "strategy": variant.split("[")[0], "variant": variant, "family": family,
+                      "seed": str(seed), "modality_dropout": "0.3", "device": "cpu"}
+            run_id = start_synthetic_cell(tracker, f"{variant}-{seed}", f"d · {variant} · dropout 0.3 · seed {seed}",
+                                          params)
+            metrics = {"test_accuracy": acc, "test_macro_f1": acc, "default_test_accuracy": acc,
+                       "collapsed": collapsed, "not_converged": 0.0,
+                       "test_accuracy_subset.image-text": acc, "test_accuracy_subset.text": acc - 0.2,
+                       "test_accuracy_subset.image": acc - 0.05}
+            if variant == "leaner":
+                metrics["test_accuracy_subset.text"] = acc - 0.3
+            if with_reliance:
+                metrics.update(reliance_metrics(dict(zip(("image", "text"), reliance))))
+            tracker.finish_cell(run_id, params, metrics, {"family": family}, {})
+    tracker.finish_matrix({})
+    return uri
+
+
+def test_the_report_tables_reliance_and_names_the_configurations_that_rely_on_one_modality(tmp_path):
+    from benchmark.reporting import build_report
+    from benchmark.reporting.analysis import analyse_matrix
+    from benchmark.reporting.fetch import fetch_matrix
+    from benchmark.reporting.reliance import reliance_table
+    from benchmark.reporting.verdicts import DOMINANT_SHARE, one_modality
+
+    uri = _write_store(tmp_path)
+    runs = fetch_matrix(uri, "rel-matrix")
+    a = analyse_matrix(runs.ok, runs.problems)[0]
+    verdict = one_modality(a)
+    assert verdict.checked == 2 and DOMINANT_SHARE == 0.9  # leaner and concat; stuck collapsed, unimodal by design
+    (config, modality, share, equity), = verdict.dominated
+    # leaner's shares: 0.30 / 0.31 and 1.0 (its -0.01 clipped): mean 0.9839; equity: mean of 0.2056 and 0
+    assert (config.variant, modality) == ("leaner", "image")
+    assert share == pytest.approx((0.30 / 0.31 + 1.0) / 2) and equity == pytest.approx(
+        equity_index({"image": 0.30, "text": 0.01}) / 2)
+    from benchmark.reporting.table import cell_table
+
+    cells = cell_table(runs).set_index(["variant", "seed"])
+    assert cells.loc[("leaner", 0), "reliance[image]"] == pytest.approx(0.30)
+    assert cells.loc[("leaner", 1), "reliance_share[text]"] == 0.0
+    assert cells.loc[("concat", 0), "reliance_equity"] == pytest.approx(equity_index({"image": 0.20, "text": 0.15}))
+    table = reliance_table(a).configs.set_index("variant")
+    assert table.loc["concat", "permuted:image"] == pytest.approx(0.18)
+    assert table.loc["concat", "removed:image"] == pytest.approx(0.2) and table.loc["concat", "removed:text"] == \
+        pytest.approx(0.05)
+
+    folder, text = build_report(uri, out_root=tmp_path / "reports")
+    section = text.split("### Modality reliance", 1)[1].split("\n### ", 1)[0]
+    assert "| strategy | train dropout | image permuted | image removed | text permuted | text removed | equity |" \
+        in section
+    rows = {line.split("|")[1].strip(): [c.strip() for c in line.strip("|").split("|")]
+            for line in section.splitlines() if line.startswith(("| leaner ", "| concat "))}
+    assert rows["leaner"][:7] == ["leaner", "0.3", "+0.290", "+0.300", "+0.000", "+0.050", "0.10"]
+    concat_equity = (equity_index({"image": 0.20, "text": 0.15}) + equity_index({"image": 0.16, "text": 0.12})) / 2
+    assert rows["concat"][:7] == ["concat", "0.3", "+0.180", "+0.200", "+0.135", "+0.050", f"{concat_equity:.2f}"]
+    callout = ("**Reliance on one modality:** 1 of 2 fused configurations rely almost entirely on one modality "
+               "(one modality's share of the permutation reliance at least 0.9)")
+    assert callout in section and "`leaner` (train dropout 0.3): image 0.98 (equity 0.10)" in section
+    summary = text.split("## Which strategy to use", 1)[1].split("## Dataset", 1)[0]
+    assert callout in summary and "`concat` (train dropout 0.3): image" not in summary
+
+
+def test_removal_and_permutation_drops_are_positive_when_an_error_metric_grows(tmp_path):
+    import pandas as pd
+
+    from benchmark.reporting.analysis import analyse
+    from benchmark.reporting.reliance import reliance_table
+
+    runs = pd.DataFrame([{"dataset": "r", "variant": "concat", "strategy": "concat", "family": "early",
+                          "dropout": "0.3", "seed": seed, "run_id": str(seed), "task": "regression",
+                          "ranking_metric": "mae", "test_mae": 1.0, "test_rmse": 1.2, "test_pearson_r": 0.9,
+                          "test_mae_subset.a-b": 1.0, "test_mae_subset.a": 1.5, "test_mae_subset.b": 3.0,
+                          **reliance_metrics({"a": 2.0, "b": 0.4})} for seed in (0, 1)])
+    problems = pd.DataFrame(columns=["dataset", "variant", "strategy", "family", "dropout", "seed", "status", "error"])
+    table = reliance_table(analyse("r", runs, problems)).configs.iloc[0]
+    assert table["removed:a"] == pytest.approx(2.0) and table["removed:b"] == pytest.approx(0.5)
+    assert table["permuted:a"] == pytest.approx(2.0) and table["share:a"] == pytest.approx(2.0 / 2.4)
+
+
+def test_a_store_without_reliance_has_no_reliance_section_or_callout(tmp_path):
+    from benchmark.reporting import build_report
+
+    _, text = build_report(_write_store(tmp_path, with_reliance=False), out_root=tmp_path / "reports")
+    assert "Modality reliance" not in text and "Reliance on one modality" not in text and "permuted" not in text

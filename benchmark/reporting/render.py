@@ -41,7 +41,8 @@ def render(runs: MatrixRuns, analyses: list[DatasetAnalysis], verdicts: ReportVe
     sections = []
     for a, verdict in zip(analyses, verdicts.datasets):
         section = SectionContext(doc, a, folder, RunDetails(runs.tracking_uri) if runs.tracking_uri else None,
-                                 runs.parent or {}, bayes=verdict.bayes, calibration=verdict.calibration)
+                                 runs.parent or {}, bayes=verdict.bayes, calibration=verdict.calibration,
+                                 reliance=verdict.reliance)
         write_dataset_section(section)
         sections.append(section)
     summary: list = []

@@ -14,7 +14,7 @@ from benchmark.reporting.analysis import DatasetAnalysis, mark_text
 from benchmark.reporting.bayesian import BayesComparisons
 from benchmark.reporting.details import RunDetails
 from benchmark.reporting.document import Document
-from benchmark.reporting.verdicts import CalibrationDrift
+from benchmark.reporting.verdicts import CalibrationDrift, OneModality
 
 
 @dataclass
@@ -27,6 +27,7 @@ class SectionContext:
     cite: dict[str, str] = field(default_factory=dict)
     bayes: BayesComparisons | None = None  # the dataset's Bayesian comparisons with concat (its verdict)
     calibration: CalibrationDrift | None = None  # the dataset's calibration verdict (None: no calibration logged)
+    reliance: OneModality | None = None  # the dataset's reliance verdict (None: no reliance logged)
 
     def png(self, stem: str) -> Path:
         return self.folder / f"{_slug(self.a.name)}_{stem}.png"
