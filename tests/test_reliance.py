@@ -236,6 +236,37 @@ def test_seeds_trained_stacked_have_the_reliance_they_have_trained_one_by_one():
     assert reliance[0][0] != reliance[1][0]  # the seeds differ
 
 
+# ------------------------------------------------------------------ end to end: a real small bench
+@pytest.mark.slow
+def test_a_bench_logs_reliance_for_every_modality_and_the_report_shows_it(fusebench_home, capsys):
+    import os
+
+    from mlflow.tracking import MlflowClient
+
+    from benchmark import api
+    from benchmark.cli import main
+    from benchmark.vocabulary import EXPERIMENT
+    from tests.helpers_runs import write_tabular_card
+
+    write_tabular_card(fusebench_home / "cards", "tiny")
+    args = ["bench", "--profile", "smoke", "--datasets", "tiny", "--strategies", "concat", "--trials", "0",
+            "--epochs", "3", "--patience", "2", "--seeds", "0,1", "--dropout", "0.3", "--device", "cpu"]
+    assert main(args) == 0, capsys.readouterr()
+    uri = os.environ["MLFLOW_TRACKING_URI"]
+    client = MlflowClient(tracking_uri=uri)
+    experiment = client.get_experiment_by_name(EXPERIMENT)
+    runs = client.search_runs([experiment.experiment_id], "tags.`fusebench.kind` = 'cell'")
+    assert runs
+    for run in runs:
+        m = run.data.metrics
+        for modality in ("left", "right"):
+            assert math.isfinite(m[reliance_metric(modality)]), (modality, m)
+    table = api.results(tracking_uri=uri)
+    assert {"reliance[left]", "reliance[right]"} <= set(table.columns)
+    text = (fusebench_home / "reports" / "latest" / "report.md").read_text()
+    assert "### Modality reliance" in text and "left permuted" in text
+
+
 # ------------------------------------------------------------------ the report, from a hand-written store
 # variant -> (family, accuracy per seed, permutation reliance (image, text) per seed, collapsed)
 STORE = {"leaner": ("early", [0.85, 0.87], [(0.30, 0.01), (0.28, -0.01)], 0.0),
