@@ -95,7 +95,8 @@ def results(matrix_id: str | None = None, tracking_uri: str | None = None) -> pd
     columns (benchmark/reporting/table.py): dataset, strategy, variant, dropout, seed, task,
     ranking_metric, score, the task's metrics, robustness, ``subset:image+text``, ``missing:30``, costs; for
     classifying tasks the calibration ``ece``, ``nll``, ``brier``, ``ece_missing:30`` and ``ece_missing[image]:30``
-    (likewise nll and brier; benchmark/train/calibration.py)."""
+    (likewise nll and brier; benchmark/train/calibration.py); the modality reliance ``reliance[image]``,
+    ``reliance_share[image]`` and ``reliance_equity`` (benchmark/train/reliance.py)."""
     from benchmark.reporting.fetch import fetch_matrix
     from benchmark.reporting.table import cell_table
 

@@ -276,3 +276,27 @@ EXPERIMENT_KIND_TAG, EXPERIMENT_KIND = "mlflow.experimentKind", "custom_model_de
 # hyperparameters it retrained (tags), and the study's search space as one tag per parameter,
 # "<param>_distribution" = the Optuna distribution (as optuna-integration's MLflowCallback logs it).
 TAG_STUDY, TAG_BEST_TRIAL, DISTRIBUTION_SUFFIX = "optuna.study_name", "optuna.best_trial", "_distribution"
+
+
+# Modality reliance (benchmark/train/reliance.py): per modality, the drop in the ranking metric when that
+# modality's inputs are permuted across the test rows (positive = worse, whatever the metric's direction),
+# "reliance_permuted.<modality>"; its share of the clipped reliances, "reliance_share.<modality>"; and how
+# evenly the model relies on its modalities (normalised entropy of the shares, 1 = even, 0 = one modality),
+# "reliance_equity". The "." keeps a modality named "equity" apart from the index. Reported only.
+RELIANCE_PREFIX, RELIANCE_SHARE_PREFIX, RELIANCE_EQUITY = "reliance_permuted.", "reliance_share.", "reliance_equity"
+
+
+def reliance_metric(modality: str) -> str:
+    """"image" -> "reliance_permuted.image"."""
+    return RELIANCE_PREFIX + modality
+
+
+def reliance_share_metric(modality: str) -> str:
+    """"image" -> "reliance_share.image"."""
+    return RELIANCE_SHARE_PREFIX + modality
+
+
+def reliance_modality(name: str, prefix: str = RELIANCE_PREFIX) -> str | None:
+    """"reliance_permuted.image" -> "image" (with RELIANCE_SHARE_PREFIX: "reliance_share.image" -> "image");
+    None for any other name."""
+    return name[len(prefix):] if name.startswith(prefix) and len(name) > len(prefix) else None

@@ -1,6 +1,6 @@
 """One dataset's section of the report, in order: data rows, leaderboard, fusion gain and
 significance (and the Bayesian comparison with concat), gain over the best pair, robustness, training rate against test rate, per-modality robustness,
-calibration under missingness, missing-input technique,
+calibration under missingness, modality reliance, missing-input technique,
 cost, tuning, training, per-class figures, and the missing data. Each part lives in its own module;
 this one sets the order and remembers (in the SectionContext) which table or figure holds what, for
 the summary."""
@@ -14,6 +14,7 @@ from benchmark.reporting.gain_section import write_gain_and_significance, write_
 from benchmark.reporting.leaderboard_section import write_data_rows, write_leaderboard
 from benchmark.reporting.perclass import write_per_class
 from benchmark.reporting.rate_heatmap import write_rate_heatmap
+from benchmark.reporting.reliance_section import write_reliance
 from benchmark.reporting.robustness_section import write_modality_missing, write_robustness
 from benchmark.reporting.section_context import SectionContext
 
@@ -34,6 +35,7 @@ def write_dataset_section(section: SectionContext) -> None:
     write_rate_heatmap(section)
     write_modality_missing(section)
     write_calibration(section)
+    write_reliance(section)
     write_missing_technique(section)
     write_cost(section)
     write_tuning(section)

@@ -11,7 +11,7 @@ from benchmark.reporting.more_modalities import pair_gain_table
 from benchmark.reporting.numbers import num, p_value, signed
 from benchmark.reporting.replicates import pairs_header, uses_folds
 from benchmark.reporting.section_context import SectionContext
-from benchmark.reporting.uncertainty import Basis, Comparison, counted, interval_text
+from benchmark.reporting.uncertainty import Basis, Comparison, interval_text
 
 
 def _n_cell(c: Comparison) -> str:

@@ -42,7 +42,7 @@ def render(runs: MatrixRuns, analyses: list[DatasetAnalysis], verdicts: ReportVe
     for a, verdict in zip(analyses, verdicts.datasets):
         section = SectionContext(doc, a, folder, RunDetails(runs.tracking_uri) if runs.tracking_uri else None,
                                  runs.parent or {}, bayes=verdict.bayes, calibration=verdict.calibration,
-                                 uncertainty=verdict.uncertainty)
+                                 uncertainty=verdict.uncertainty, reliance=verdict.reliance)
         write_dataset_section(section)
         sections.append(section)
     summary: list = []

@@ -15,7 +15,7 @@ from benchmark.reporting.bayesian import BayesComparisons
 from benchmark.reporting.details import RunDetails
 from benchmark.reporting.document import Document
 from benchmark.reporting.uncertainty import DatasetUncertainty
-from benchmark.reporting.verdicts import CalibrationDrift
+from benchmark.reporting.verdicts import CalibrationDrift, OneModality
 
 
 @dataclass
@@ -29,6 +29,7 @@ class SectionContext:
     bayes: BayesComparisons | None = None  # the dataset's Bayesian comparisons with concat (its verdict)
     calibration: CalibrationDrift | None = None  # the dataset's calibration verdict (None: no calibration logged)
     uncertainty: DatasetUncertainty | None = None  # intervals and comparisons over test rows and seeds
+    reliance: OneModality | None = None  # the dataset's reliance verdict (None: no reliance logged)
 
     def png(self, stem: str) -> Path:
         return self.folder / f"{_slug(self.a.name)}_{stem}.png"

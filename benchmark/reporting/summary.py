@@ -10,8 +10,8 @@ from benchmark.reporting.cells import config_name, estimate_text
 from benchmark.reporting.numbers import count, num, p_value, signed
 from benchmark.reporting.verdicts import (ALPHA, BestOverall, CalibrationDrift, Config, Criterion, CrossDatasetVerdict, CrossStatus,
                                           DatasetVerdicts, Estimate, FusionGain, GainStatus, MarkCounts, NoPick,
-                                          Reference, Scoring, Trust, TuningGain, TuningStatus, Versus, WhenMissing,
-                                          WithinBudget)
+                                          OneModality, Reference, Scoring, Trust, TuningGain, TuningStatus, Versus,
+                                          WhenMissing, WithinBudget)
 from benchmark.reporting.uncertainty import Basis, Comparison, counted, interval_text, lead_text, p_text
 from benchmark.vocabulary import DEFAULT_TASK
 
@@ -195,6 +195,19 @@ def calibration_text(v: CalibrationDrift, cite: dict[str, str]) -> str:
             f"overstates what they know once modalities drop out: {names}{where}.")
 
 
+def reliance_text(v: OneModality, cite: dict[str, str]) -> str:
+    """The reliance call-out: the fused configurations that rely almost entirely on one modality (or that none does)."""
+    where = f" ({cite['reliance']})" if "reliance" in cite else ""
+    rule = f"one modality's share of the permutation reliance at least {v.threshold:g}"
+    if not v.dominated:
+        return (f"**Reliance on one modality:** no fused configuration relies almost entirely on one modality "
+                f"({rule}; {v.checked} checked){where}.")
+    names = "; ".join(f"{name(c)}: {modality} {num(share, 2)} (equity {num(equity, 2)})"
+                      for c, modality, share, equity in v.dominated)
+    return (f"**Reliance on one modality:** {len(v.dominated)} of {v.checked} fused configurations rely almost "
+            f"entirely on one modality ({rule}): fused in name, they barely read the others: {names}{where}.")
+
+
 def dataset_items(v: DatasetVerdicts, cite: dict[str, str]) -> list[str]:
     """The "which strategy to use" claims for one dataset, each citing the table or figure
     (`cite`: "leaderboard", "significance", ... -> "Table 3") it rests on."""
@@ -215,6 +228,8 @@ def dataset_items(v: DatasetVerdicts, cite: dict[str, str]) -> list[str]:
         items.append(trust_text(v.trust, s, cite))
     if v.calibration is not None and v.calibration.drifting:
         items.append(calibration_text(v.calibration, cite))
+    if v.reliance is not None and v.reliance.dominated:
+        items.append(reliance_text(v.reliance, cite))
     return items
 
 

@@ -12,6 +12,9 @@ run, metric names decoded into plain columns with the vocabulary's own prefixes:
 - ece, nll, brier: calibration on the full input (classifying tasks; benchmark/train/calibration.py),
   and ece_missing:<NN>, nll_missing:<NN>, brier_missing:<NN> along the missing-rate curve,
   ece_missing[<m>]:<NN> (and so on) with only modality m missing, where the runs logged them;
+- reliance[<m>]: the drop in the ranking metric when modality m is permuted across the test rows
+  (positive = worse), reliance_share[<m>] its share of the clipped reliances and reliance_equity how
+  evenly the model relies on its modalities (benchmark/train/reliance.py), where the runs logged them;
 - cost: param_count, train_samples_per_s, inference_samples_per_s, latency_ms_per_batch,
   seconds_per_epoch, wall_seconds and the memory metrics the runs logged.
 
@@ -26,8 +29,9 @@ import pandas as pd
 
 from benchmark.reporting.fetch import MatrixRuns
 from benchmark.vocabulary import (BEST_EPOCH, CALIBRATION_METRICS, COLLAPSED, DEFAULT_RANKING_METRICS, EPOCHS_RUN,
-                                    NOT_CONVERGED, RANKING_METRIC, RANKING_METRICS, STOP_REASON, TASK,
-                                    metric_name, missing_prefix, subset_modalities, subset_prefix)
+                                    NOT_CONVERGED, RANKING_METRIC, RANKING_METRICS, RELIANCE_EQUITY,
+                                    RELIANCE_SHARE_PREFIX, STOP_REASON, TASK, metric_name, missing_prefix,
+                                    reliance_modality, subset_modalities, subset_prefix)
 
 IDENTITY = ["dataset", "strategy", "variant", "family", "dropout", "fold", "seed", TASK, RANKING_METRIC, "score"]
 OUTCOME = ["robustness", "tuning_gain", COLLAPSED, NOT_CONVERGED, EPOCHS_RUN, BEST_EPOCH, STOP_REASON]
@@ -82,6 +86,20 @@ def _calibration_curves(record: dict) -> dict:
     return out
 
 
+def _reliance(record: dict) -> dict:
+    """"reliance_permuted.image" -> "reliance[image]", "reliance_share.image" -> "reliance_share[image]",
+    and "reliance_equity" as it is."""
+    out = {}
+    for name, value in record.items():
+        if (modality := reliance_modality(name)) is not None:
+            out[f"reliance[{modality}]"] = value
+        elif (modality := reliance_modality(name, RELIANCE_SHARE_PREFIX)) is not None:
+            out[f"reliance_share[{modality}]"] = value
+    if RELIANCE_EQUITY in record:
+        out[RELIANCE_EQUITY] = record[RELIANCE_EQUITY]
+    return out
+
+
 def cell_table(runs: MatrixRuns) -> pd.DataFrame:
     """One row per finished cell run of ``runs`` (reporting/fetch.py), decoded as the module says."""
     rows = []
@@ -102,6 +120,7 @@ def cell_table(runs: MatrixRuns) -> pd.DataFrame:
         row.update({f"robustness[{name[len('robustness_missing_'):]}]": value for name, value in record.items()
                     if name.startswith("robustness_missing_")})
         row.update(_calibration_curves(record))
+        row.update(_reliance(record))
         row.update({key: record[key] for key in COST if key in record})
         row["run_id"] = record.get("run_id")
         rows.append(row)

@@ -1,6 +1,6 @@
 """The report's verdicts as data: what the "Which strategy to use" section claims for each dataset
 (best overall, best when a modality is missing, best within a cost budget, fusion gain, tuning gain,
-trust, calibration under missingness) and across datasets, computed from a DatasetAnalysis (or a CrossDataset) into frozen
+trust, calibration under missingness, reliance on one modality) and across datasets, computed from a DatasetAnalysis (or a CrossDataset) into frozen
 dataclasses that hold the numbers and the reasons as codes. No sentence is written here: the
 words live in reporting/summary.py, so a test can check a number without parsing a caption and a
 caption can change without touching a number. Marked configurations (collapsed, not converged)
@@ -17,6 +17,7 @@ from benchmark.reporting.analysis import BASELINE, UNIMODAL, DatasetAnalysis
 from benchmark.reporting.bayesian import BayesComparisons, across_datasets, within_dataset
 from benchmark.reporting.calibration_curves import calibration_curves
 from benchmark.reporting.crossdataset import CrossDataset, cross_dataset
+from benchmark.reporting.reliance import reliance_table
 from benchmark.reporting.replicates import uses_folds
 from benchmark.reporting.row_predictions import PredictionStore
 from benchmark.reporting.stats import Friedman, PairedTest, smallest_wilcoxon_p
@@ -422,6 +423,40 @@ def calibration_drift(a: DatasetAnalysis) -> CalibrationDrift | None:
     return CalibrationDrift(rate, len(both), tuple(drifting))
 
 
+# ------------------------------------------------------------------ reliance on one modality
+DOMINANT_SHARE = 0.9  # one modality's reliance share (mean over seeds) at or above this: relies almost only on it
+
+
+@dataclass(frozen=True)
+class OneModality:
+    """The fused configurations that rely almost entirely on one modality: one modality's share of the
+    permutation reliance (reporting/reliance.py; mean over seeds) is at least DOMINANT_SHARE. Every
+    fused configuration with shares is checked, except those with a collapsed seed (a constant predictor
+    relies on nothing, and its shares are noise); ``dominated`` is (config, modality, its share, equity
+    index), largest share first."""
+
+    checked: int
+    dominated: tuple[tuple[Config, str, float, float], ...] = ()
+    threshold: float = DOMINANT_SHARE
+
+
+def one_modality(a: DatasetAnalysis) -> OneModality | None:
+    """None when no run of the dataset logged reliance (older stores) or it has fewer than two modalities."""
+    table = reliance_table(a)
+    if table is None or len(table.modalities) < 2:
+        return None
+    shares = [f"share:{m}" for m in table.modalities]
+    configs = table.configs
+    fused = configs[(configs["family"] != UNIMODAL) & (configs["n_collapsed"] == 0) & configs[shares].notna().any(axis=1)]
+    dominated = []
+    for _, r in fused.iterrows():
+        top = max(table.modalities, key=lambda m: r[f"share:{m}"] if r[f"share:{m}"] == r[f"share:{m}"] else -1.0)
+        if r[f"share:{top}"] >= DOMINANT_SHARE:
+            dominated.append((Config.of(r), top, float(r[f"share:{top}"]), float(r["equity"])))
+    dominated.sort(key=lambda item: -item[2])
+    return OneModality(len(fused), tuple(dominated))
+
+
 @dataclass(frozen=True)
 class DatasetVerdicts:
     """Every claim the summary makes about one dataset. With no finished run only `best` is set
@@ -438,6 +473,7 @@ class DatasetVerdicts:
     calibration: CalibrationDrift | None = None  # None: no run logged calibration
     # each pick's interval and lead, the comparisons with BASELINE over test rows and seeds (reporting/uncertainty.py)
     uncertainty: DatasetUncertainty | None = None
+    reliance: OneModality | None = None  # None: no run logged modality reliance
 
 
 def scoring(a: DatasetAnalysis) -> Scoring:
@@ -453,7 +489,7 @@ def dataset_verdicts(a: DatasetAnalysis, store: PredictionStore | None = None) -
     missing, budget = best_when_missing(a), best_within_budget(a)
     return DatasetVerdicts(scoring(a), best, missing, budget, fusion_gain(a),
                            tuning_gain(a), trust(a), within_dataset(a), calibration_drift(a),
-                           dataset_uncertainty(a, store, best, missing, budget))
+                           dataset_uncertainty(a, store, best, missing, budget), one_modality(a))
 
 
 # ------------------------------------------------------------------ across datasets

@@ -38,7 +38,6 @@ def expected_calibration_error(confidence: torch.Tensor, correct: torch.Tensor, 
     if confidence.numel() == 0:
         return float("nan")
     which = (torch.ceil(confidence * bins).long() - 1).clamp(0, bins - 1)  # (N,): bin b (from 0) holds (b/B, (b+1)/B]
-    rows = torch.bincount(which, minlength=bins).double()  # (B,)
     confidence_sum = torch.bincount(which, weights=confidence, minlength=bins)  # (B,)
     correct_sum = torch.bincount(which, weights=correct.double(), minlength=bins)  # (B,)
     gap = (correct_sum - confidence_sum).abs()  # (B,): rows_b x |accuracy_b - confidence_b|

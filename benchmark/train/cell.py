@@ -139,5 +139,6 @@ def run_cells(cells: list[Cell], features: FeatureSet, splits, study, config: Ce
             modality_missing_scores=test.modality_missing_scores, modality_robustness=test.modality_robustness,
             zero_shot=zero_shot, calibration=test.calibration, missing_calibration=test.missing_calibration,
             modality_missing_calibration=test.modality_missing_calibration, predictions=test.predictions,
+            reliance=test.reliance,
         ))
     return results

@@ -1,5 +1,6 @@
 """Evaluation: full input, every non-empty subset of modalities, a test-time missing-rate
-curve with its robustness score, the calibration of a classifier's probabilities on the full input
+curve with its robustness score, each modality's reliance (the drop when its inputs are permuted
+across the rows, benchmark/train/reliance.py), the calibration of a classifier's probabilities on the full input
 and along both missing-rate curves (benchmark/train/calibration.py), inference cost; the reference
 predictors (majority class, chance) that the collapse rule (benchmark/train/tasks.py,
 ``Task.collapsed``) compares a model with."""
@@ -18,6 +19,7 @@ from benchmark.train.calibration import calibration_scores
 from benchmark.features.tensors import SplitTensors
 from benchmark.train.device import synchronize
 from benchmark.train.modality_curves import modality_missing_masks
+from benchmark.train.reliance import modality_reliance, permuted_conditions
 from benchmark.train.tasks import MULTICLASS, Task
 from benchmark.vocabulary import higher_is_better
 
@@ -90,6 +92,9 @@ class Evaluation:
     confusion: dict | None = None
     # Per-row test predictions (vocabulary.PREDICTIONS_ARTIFACT): the report's paired bootstrap over test rows.
     predictions: dict | None = None
+    # Modality reliance in the ranking metric (benchmark/train/reliance.py): modality -> the mean drop when its
+    # inputs are permuted across the test rows (positive = worse).
+    reliance: dict[str, float] = field(default_factory=dict)
 
     def score(self, metric: str) -> float:
         """The full-input test ``metric``."""
@@ -143,16 +148,21 @@ def rows_per_pass(split: SplitTensors, modalities: list[str], tokens: bool) -> i
 
 
 @torch.no_grad()
-def logits_under(model, split: SplitTensors, modalities: list[str], masks: list[torch.Tensor]) -> list[torch.Tensor]:
+def logits_under(model, split: SplitTensors, modalities: list[str], masks: list[torch.Tensor],
+                 moves: list[dict[str, torch.Tensor] | None] | None = None) -> list[torch.Tensor]:
     """Model outputs for every row under each of ``masks`` (the test conditions: full input, each
     subset, each missing rate ...), in one pass over the rows: each chunk of rows is gathered and
     converted to float32 once, repeated once per mask, and run under all the masks in one forward
     call. Each mask is ANDed with the modalities the data holds (``split.available``; a row left
     with none keeps those: exclude it from a subset's score with :func:`scored_rows`).
-    masks: K x bool (N, M) -> K x (N, C)"""
+    ``moves`` (one per mask, None or {} for none): a condition where row i reads modality m from row
+    ``moves[k][m][i]``: its input, token padding mask and presence in the data (a permutation,
+    benchmark/train/reliance.py). masks: K x bool (N, M) -> K x (N, C)"""
     model.eval()
     count = len(masks)
-    masks = [with_available(mask, split.available) for mask in masks]  # K x (N, M)
+    moves = [move or {} for move in (moves or [None] * count)]
+    masks = [with_available(mask, moved_available(split.available, modalities, move))
+             for mask, move in zip(masks, moves)]  # K x (N, M)
     tokens = model.consumes_tokens
     device = model_device(model, split)
     n = len(split)
@@ -163,8 +173,10 @@ def logits_under(model, split: SplitTensors, modalities: list[str], masks: list[
     for start in range(0, n, chunk):
         stop = min(n, start + chunk)
         inputs, token_mask = model_inputs(split, modalities, torch.arange(start, stop), tokens, device=device)
-        repeat = {m: x.repeat(count, *([1] * (x.dim() - 1))) for m, x in inputs.items()}  # m -> (K*b, ...)
-        repeat_mask = None if token_mask is None else {m: t.repeat(count, 1) for m, t in token_mask.items()}  # (K*b, T)
+        per_condition = [_moved_inputs(split, inputs, token_mask, move, start, stop, tokens, device) for move in moves]
+        repeat = {m: torch.cat([c[0][m] for c in per_condition]) for m in inputs}  # m -> (K*b, ...)
+        repeat_mask = None if token_mask is None else {m: torch.cat([c[1][m] for c in per_condition])
+                                                       for m in token_mask}  # m -> (K*b, T)
         present = torch.cat([mask[start:stop] for mask in masks]).to(device)  # (K*b, M)
         batch = model(repeat, present, repeat_mask)  # (K*b, C)
         batch = batch.view(count, stop - start, *batch.shape[1:])  # (K, b, C)
@@ -172,6 +184,33 @@ def logits_under(model, split: SplitTensors, modalities: list[str], masks: list[
             outputs = batch.new_empty((count, n) + tuple(batch.shape[2:]))
         outputs[:, start:stop] = batch
     return list(outputs)
+
+
+def moved_available(available: torch.Tensor, modalities: list[str], move: dict[str, torch.Tensor]) -> torch.Tensor:
+    """The data's presence as a condition with ``move`` sees it: column m read from rows ``move[m]``.
+    (N, M) -> (N, M)"""
+    if not move:
+        return available
+    moved = available.clone()
+    for m, rows in move.items():
+        column = modalities.index(m)
+        moved[:, column] = available[rows.to(available.device), column]
+    return moved
+
+
+def _moved_inputs(split: SplitTensors, inputs: dict, token_mask: dict | None, move: dict[str, torch.Tensor],
+                  start: int, stop: int, tokens: bool, device):
+    """The chunk's inputs (and token masks) for one condition: those of rows start..stop, with each
+    modality of ``move`` read from the rows it names. -> (inputs, token_mask)"""
+    if not move:
+        return inputs, token_mask
+    inputs, token_mask = dict(inputs), (dict(token_mask) if token_mask is not None else None)
+    for m, rows in move.items():
+        picked, picked_mask = model_inputs(split, [m], rows[start:stop], tokens, device=device)
+        inputs[m] = picked[m]  # (b, D) or (b, T, D)
+        if token_mask is not None:
+            token_mask[m] = picked_mask[m]  # (b, T)
+    return inputs, token_mask
 
 
 def logits_of(model, split: SplitTensors, modalities: list[str], present: torch.Tensor) -> torch.Tensor:
@@ -289,7 +328,12 @@ def evaluate(model, split: SplitTensors, modalities: list[str], references: Refe
             for rate, mask in by_rate.items():
                 if mask is not None:
                     masks[("modality", modality, rate)] = mask
-    outputs = dict(zip(masks, logits_under(model, split, modalities, list(masks.values()))))  # condition -> (N, width)
+    moves = [None] * len(masks)
+    permuted = permuted_conditions(modalities, split.available)
+    for condition in permuted:
+        masks[("permuted", condition.modality, condition.index)] = masks["full"]
+        moves.append(condition.move())
+    outputs = dict(zip(masks, logits_under(model, split, modalities, list(masks.values()), moves)))  # -> (N, width)
     full = outputs["full"]
     result = Evaluation(scores=task.scores(full, labels), largest_class_share=task.largest_class_share(full))
     result.collapsed = task.collapsed(full, labels, result.scores, references.all_scores())
@@ -297,6 +341,8 @@ def evaluate(model, split: SplitTensors, modalities: list[str], references: Refe
     result.predictions = row_predictions(
         task, labels, full, {MISSING_RATES[-1]: outputs[("missing", MISSING_RATES[-1])]} if curve else {})
     result.calibration = calibration_scores(task.kind, full, labels)
+    result.reliance = modality_reliance(task, metric, full, [outputs[("permuted", c.modality, c.index)] for c in permuted],
+                                        permuted, labels)
     for subset, scored in scored_subsets.items():
         subset_outputs = outputs[("subset", subset)][scored.to(full.device)]  # (N_scored, width)
         result.subset_scores["+".join(subset)] = task.scores(subset_outputs, labels[scored.to(labels.device)])

@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from benchmark import vocabulary
+from benchmark.train.reliance import reliance_metrics
 from benchmark.vocabulary import dropout_label, metric_name, missing_metric, missing_prefix, reference_metric, subset_metric
 
 
@@ -101,6 +102,9 @@ class RunResult:
     calibration: dict[str, float] = field(default_factory=dict)
     missing_calibration: dict[float, dict[str, float]] = field(default_factory=dict)
     modality_missing_calibration: dict[str, dict[float, dict[str, float]]] = field(default_factory=dict)
+    # Modality reliance (benchmark/train/reliance.py): modality -> the mean drop in the ranking metric when its
+    # inputs are permuted across the test rows; logged with its shares and equity index (reliance_metrics).
+    reliance: dict[str, float] = field(default_factory=dict)
 
     @property
     def tuning_gain(self) -> float:
@@ -153,6 +157,7 @@ class RunResult:
         out.update({vocabulary.zero_shot_metric(m): v for m, v in self.zero_shot.items() if v == v})
         self._task_metrics(out)
         self._calibration_metrics(out)
+        out.update(reliance_metrics(self.reliance))
         out.update({name: float(count) for name, count in self.data_rows.items()})
         for modality, by_rate in self.modality_missing_scores.items():
             out.update({vocabulary.modality_missing_metric(modality, rate, metric): v
