@@ -100,3 +100,8 @@ def test_every_cell_logs_non_negative_energy_with_its_source(tmp_path, monkeypat
         if vocabulary.energy_is_estimate(source):
             assert "rated power" in source
     assert list(tmp_path.iterdir()) == []  # no emissions.csv, no lock file
+
+
+def test_a_cpu_cell_reads_no_gpu():
+    """Idle GPUs of the machine are not counted in a CPU cell's energy."""
+    assert energy._gpu_ids("cpu") == []

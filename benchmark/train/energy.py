@@ -63,15 +63,28 @@ def _tracker(device: str):
         return None
 
 
-def _gpu_ids(device: str) -> list[str]:
-    """The GPU a cell runs on, as codecarbon matches it (its NVML UUID), or none for a CPU cell (so
-    that idle GPUs of the machine are not counted)."""
+def _gpu_ids(device: str) -> list[int]:
+    """The GPU a cell runs on, as codecarbon counts GPUs (NVML's index, which CUDA_VISIBLE_DEVICES and
+    CUDA's own ordering do not change: found by the device's UUID), or none for a CPU cell (so that the
+    machine's idle GPUs are not counted). Not the UUID itself: codecarbon 3.3.2 strips the characters
+    "MIG-" from the front of an id, which turns "GPU-..." into "PU-..." that matches nothing."""
     if not is_cuda(device):
         return []
     index = torch.device(device).index
     index = torch.cuda.current_device() if index is None else index
-    uuid = getattr(torch.cuda.get_device_properties(index), "uuid", None)
-    return [f"GPU-{uuid}"] if uuid is not None else [str(index)]
+    uuid = str(getattr(torch.cuda.get_device_properties(index), "uuid", "") or "")
+    try:
+        import pynvml  # nvidia-ml-py, which codecarbon installs
+
+        pynvml.nvmlInit()
+        for nvml_index in range(pynvml.nvmlDeviceGetCount()):
+            name = pynvml.nvmlDeviceGetUUID(pynvml.nvmlDeviceGetHandleByIndex(nvml_index))
+            name = name.decode() if isinstance(name, bytes) else str(name)
+            if uuid and name.endswith(uuid):  # NVML: "GPU-<uuid>"; torch: "<uuid>"
+                return [nvml_index]
+    except Exception:  # noqa: BLE001 - no NVML: CUDA's index, right unless the visible devices are renumbered
+        pass
+    return [index]
 
 
 def _source(tracker) -> str:
