@@ -132,6 +132,20 @@ MAJORITY_ACCURACY, MAJORITY_MACRO_F1, CHANCE_ACCURACY = "majority_accuracy", "ma
 # "accuracy" -> metric "test_accuracy", "macro_f1" -> metric "test_macro_f1".
 RANKING_METRIC = "ranking_metric"
 
+# Energy of each cell (benchmark/train/energy.py, codecarbon's offline tracker): the tuned retrain's
+# training energy in watt-hours and the energy of 1,000 full-input inferences in joules, plus the param
+# saying where the figures come from: "measured: ..." (hardware energy counters: RAPL, NVML), "estimate: ..."
+# (the CPU's rated power times its load; any figure with an estimated part says so first), or ENERGY_NONE
+# (no tracker could run: no energy metrics are logged). Runs written before energy existed have none.
+ENERGY_TRAIN_WH, ENERGY_PER_1K_INFERENCES_J = "energy_train_wh", "energy_per_1k_inferences_j"
+ENERGY_SOURCE = "energy_source"
+ENERGY_NONE, ENERGY_MEASURED, ENERGY_ESTIMATE = "none", "measured", "estimate"
+
+
+def energy_is_estimate(source: str | None) -> bool:
+    """Whether an energy_source value names an estimate (in whole or in part) rather than a measurement."""
+    return not str(source or "").startswith(ENERGY_MEASURED + ":")
+
 # How a model fills an absent modality (the profile's `missing_inputs`, a cell's fixed hyperparameter
 # `missing_input`, logged as the param `hp.missing_input`): "zero" zero-fills it and tells the strategy
 # it is absent (the default; runs without the param), "learned" puts a trainable vector per modality in

@@ -28,9 +28,10 @@ from typing import Callable
 import pandas as pd
 
 from benchmark.vocabulary import (CURVE_LR, CURVE_TRAIN_LOSS, CURVE_VAL_METRIC, DATA_ROWS_PREFIX, DEFAULT_TASK,
-                                    EXPERIMENT, FOLD, MAJORITY_ACCURACY, MAJORITY_MACRO_F1, RANKING_METRIC,
-                                    RESULTS_SCHEMA, STOP_REASON, TAG_ERROR, TAG_ERROR_LINE, TAG_ERROR_TYPE, TAG_KIND,
-                                    TAG_MATRIX, TAG_STATUS, TASK, dropout_label, reference_metric, schema_version)
+                                    ENERGY_SOURCE, EXPERIMENT, FOLD, MAJORITY_ACCURACY, MAJORITY_MACRO_F1,
+                                    RANKING_METRIC, RESULTS_SCHEMA, STOP_REASON, TAG_ERROR, TAG_ERROR_LINE,
+                                    TAG_ERROR_TYPE, TAG_KIND, TAG_MATRIX, TAG_STATUS, TASK, dropout_label,
+                                    reference_metric, schema_version)
 
 ID_COLUMNS = ["dataset", "variant", "strategy", "family", "dropout", "seed"]
 # Step metrics (learning curves): run.data.metrics holds only their last value, which no table shows.
@@ -110,6 +111,8 @@ def _finished(run: dict, run_id: str) -> dict:
     }
     if FOLD in params:  # k-fold cross-validation: a replicate is a (fold, seed) pair
         record[FOLD] = int(_float(params[FOLD], -1))
+    if ENERGY_SOURCE in params:  # where its energy figures come from (absent on runs from before energy)
+        record[ENERGY_SOURCE] = params[ENERGY_SOURCE]
     record.update({k: v for k, v in run["metrics"].items() if k not in CURVE_METRICS})
     return record
 

@@ -16,7 +16,8 @@ run, metric names decoded into plain columns with the vocabulary's own prefixes:
   (positive = worse), reliance_share[<m>] its share of the clipped reliances and reliance_equity how
   evenly the model relies on its modalities (benchmark/train/reliance.py), where the runs logged them;
 - cost: param_count, train_samples_per_s, inference_samples_per_s, latency_ms_per_batch,
-  seconds_per_epoch, wall_seconds and the memory metrics the runs logged.
+  seconds_per_epoch, wall_seconds, the memory metrics the runs logged, and energy_train_wh,
+  energy_per_1k_inferences_j, energy_source where the runs measured energy (benchmark/train/energy.py).
 
 A metric a run did not measure is NaN there; a run that named no ranking metric is ranked by its
 task's default (the reader, reporting/fetch.py, sets every run's task)."""
@@ -28,7 +29,8 @@ import re
 import pandas as pd
 
 from benchmark.reporting.fetch import MatrixRuns
-from benchmark.vocabulary import (BEST_EPOCH, CALIBRATION_METRICS, COLLAPSED, DEFAULT_RANKING_METRICS, EPOCHS_RUN,
+from benchmark.vocabulary import (BEST_EPOCH, CALIBRATION_METRICS, COLLAPSED, DEFAULT_RANKING_METRICS,
+                                    ENERGY_PER_1K_INFERENCES_J, ENERGY_SOURCE, ENERGY_TRAIN_WH, EPOCHS_RUN,
                                     NOT_CONVERGED, RANKING_METRIC, RANKING_METRICS, RELIANCE_EQUITY,
                                     RELIANCE_SHARE_PREFIX, STOP_REASON, TASK, metric_name, missing_prefix,
                                     reliance_modality, subset_modalities, subset_prefix)
@@ -37,7 +39,7 @@ IDENTITY = ["dataset", "strategy", "variant", "family", "dropout", "fold", "seed
 OUTCOME = ["robustness", "tuning_gain", COLLAPSED, NOT_CONVERGED, EPOCHS_RUN, BEST_EPOCH, STOP_REASON]
 COST = ["param_count", "train_samples_per_s", "inference_samples_per_s", "latency_ms_per_batch", "seconds_per_epoch",
         "wall_seconds", "peak_gpu_mem_mb", "train_step_tensor_mb", "activation_mb", "peak_cpu_rss_mb",
-        "cpu_rss_growth_mb"]
+        "cpu_rss_growth_mb", ENERGY_TRAIN_WH, ENERGY_PER_1K_INFERENCES_J, ENERGY_SOURCE]
 _RATE = re.compile(r"^\d+$")
 
 

@@ -10,6 +10,7 @@ from typing import Callable
 
 from benchmark.features.tensors import FeatureSet
 from benchmark.train.cost import PeakMemory, parameter_count, training_step_tensor_mb
+from benchmark.train.energy import EnergyMeter, inference_energy, shares
 from benchmark.train.evaluation import References, evaluate, full_score
 from benchmark.train.loop import TrainConfig
 from benchmark.train.model import build_model
@@ -94,6 +95,7 @@ def run_cells(cells: list[Cell], features: FeatureSet, splits, study, config: Ce
         models = [build_model(strategy, features, model_hparams, c.seed) for model_hparams, c, _, _ in runs]
         configs = [config.train_config(c, metric, task, **run_training) for _, c, run_training, _ in runs]
         stats: list = [None] * len(runs)
+        energy: list = [None] * len(runs)  # joules per run, its share of its group's (energy.shares), and source
         for members in groups.values():
             # In-model dropout masks come from the global generator, seeded by each run (loop.train)
             # or each stack (stacked.train_stacked) from its own seed: the defaults' retrain draws the
@@ -102,12 +104,19 @@ def run_cells(cells: list[Cell], features: FeatureSet, splits, study, config: Ce
                 _, c, _, what = runs[members[i]]
                 progress(f"{what}seed {c.seed} epoch {epoch + 1} (cap {config.epochs}), validation {metric} {score:.3f}")
 
-            trained = train_together([models[k] for k in members], splits["train"], features.modalities,
-                                     [configs[k] for k in members], splits["validation"], show, stack, log)
+            with EnergyMeter(device) as meter:
+                trained = train_together([models[k] for k in members], splits["train"], features.modalities,
+                                         [configs[k] for k in members], splits["validation"], show, stack, log)
             for k, run_stats in zip(members, trained):
                 stats[k] = run_stats
+            if meter.reading is not None:
+                for k, joules in zip(members, shares(meter.reading.joules, [s.epochs_run for s in trained])):
+                    energy[k] = (joules, meter.reading.source)
         tests = [evaluate(models[k], splits["test"], features.modalities, references, seed=1000 + c.seed, metric=metric,
                           class_names=features.class_names) for k, c in enumerate(cells)]
+        # One model of the study stands for its seeds (same shape, like param_count): (J per 1,000, source) or None.
+        inference = inference_energy(models[0], splits["test"], features.modalities, tests[0].inference_samples_per_s,
+                                     device)
     # The defaults' retrain scored on test in the ranking metric (and in accuracy for multiclass).
     default_metrics = (metric, "accuracy") if task.kind == "multiclass" else (metric,)
     if defaults_won:  # the defaults won tuning: same seed, same model, same result
@@ -122,7 +131,7 @@ def run_cells(cells: list[Cell], features: FeatureSet, splits, study, config: Ce
         log(f"{cells[0].dataset} · {cells[0].variant}: seeds {', '.join(map(str, seeds))} trained in "
             f"{wall * len(cells):.1f}s (stacked with {max(s.stacked_with for s in stats)})")
     results = []
-    for cell, test, run_stats, default in zip(cells, tests, stats, default_scores):
+    for cell, test, run_stats, default, spent in zip(cells, tests, stats, default_scores, energy):
         results.append(RunResult(
             cell=cell, family=models[0].family, hparams=hparams, training=training,
             task=task.kind, scores=test.scores, subset_scores=test.subset_scores, missing_scores=test.missing_scores,
@@ -140,5 +149,18 @@ def run_cells(cells: list[Cell], features: FeatureSet, splits, study, config: Ce
             zero_shot=zero_shot, calibration=test.calibration, missing_calibration=test.missing_calibration,
             modality_missing_calibration=test.modality_missing_calibration, predictions=test.predictions,
             reliance=test.reliance,
+            **_energy_fields(spent, inference),
         ))
     return results
+
+
+def _energy_fields(training: tuple[float, str] | None, inference: tuple[float, str] | None) -> dict:
+    """A cell's energy fields of its RunResult: training energy (J -> Wh) and energy per 1,000 inferences,
+    each where its meter gave a reading; the source is the training's (the inference's where only it read)."""
+    fields = {}
+    if training is not None:
+        fields["energy_train_wh"], fields["energy_source"] = training[0] / 3600.0, training[1]
+    if inference is not None:
+        fields["energy_per_1k_inferences_j"] = inference[0]
+        fields.setdefault("energy_source", inference[1])
+    return fields

@@ -105,6 +105,12 @@ class RunResult:
     # Modality reliance (benchmark/train/reliance.py): modality -> the mean drop in the ranking metric when its
     # inputs are permuted across the test rows; logged with its shares and equity index (reliance_metrics).
     reliance: dict[str, float] = field(default_factory=dict)
+    # Energy (benchmark/train/energy.py): the tuned retrain's share of its training group's energy (Wh), the
+    # energy of 1,000 full-input inferences (J), and where they come from (vocabulary.ENERGY_SOURCE);
+    # nan and "none" where no tracker could run.
+    energy_train_wh: float = float("nan")
+    energy_per_1k_inferences_j: float = float("nan")
+    energy_source: str = vocabulary.ENERGY_NONE
 
     @property
     def tuning_gain(self) -> float:
@@ -119,6 +125,7 @@ class RunResult:
             "family": self.family, "seed": self.cell.seed, "modality_dropout": dropout_label(self.cell.dropout),
             "device": self.device, vocabulary.RANKING_METRIC: self.ranking_metric, vocabulary.STOP_REASON: self.stop_reason,
             vocabulary.STACKED_WITH: self.stacked_with, vocabulary.TASK: self.task,
+            vocabulary.ENERGY_SOURCE: self.energy_source,
         }
         if self.cell.fold is not None:
             out[vocabulary.FOLD] = self.cell.fold
@@ -144,6 +151,10 @@ class RunResult:
             vocabulary.NOT_CONVERGED: float(self.not_converged),
             vocabulary.LARGEST_CLASS_SHARE: self.largest_class_share,
         }
+        for name, value in ((vocabulary.ENERGY_TRAIN_WH, self.energy_train_wh),
+                            (vocabulary.ENERGY_PER_1K_INFERENCES_J, self.energy_per_1k_inferences_j)):
+            if value == value:  # nan: no tracker could run, so no figure
+                out[name] = value
         if out["robustness"] != out["robustness"]:  # undefined (collapsed, or no lead over the majority)
             del out["robustness"]
         if out[vocabulary.LARGEST_CLASS_SHARE] != out[vocabulary.LARGEST_CLASS_SHARE]:  # no classes (multilabel, regression)
