@@ -74,24 +74,24 @@ class Adaptation:
         return models_dir() / "clip-adapted" / f"{self.key}.pt"
 
     def model(self, tower: ClipTower) -> torch.nn.Module:
-        """The adapted model, loaded once per process."""
-        return cached_model(("clip-adapted", self.key), lambda: self._load(tower))
+        """The adapted model, loaded once per process; trained first when the store lacks its weights
+        (outside the model cache's lock: training encodes with the tower, which loads through it)."""
+        base = tower.base_model()
+        if not self.weights_path.is_file():
+            self._adapt(tower, base, self.weights_path)
+        return cached_model(("clip-adapted", self.key), lambda: self._load(base))
 
-    def _load(self, tower: ClipTower) -> torch.nn.Module:
-        path = self.weights_path
-        if path.is_file():
-            self.log(f"[{self.loaded.card.name}] {self.image.encoder}: adapted weights reused from {path}")
-        else:
-            self._adapt(tower, path)
-        model = copy.deepcopy(tower.base_model())
-        model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+    def _load(self, base: torch.nn.Module) -> torch.nn.Module:
+        self.log(f"[{self.loaded.card.name}] {self.image.encoder}: adapted weights from {self.weights_path}")
+        model = copy.deepcopy(base)
+        model.load_state_dict(torch.load(self.weights_path, map_location="cpu", weights_only=True))
         return model.eval()
 
-    def _adapt(self, tower: ClipTower, path: Path) -> None:
+    def _adapt(self, tower: ClipTower, base: torch.nn.Module, path: Path) -> None:
         name = self.loaded.card.name
         train, validation = self.pairs("train"), self.pairs("validation")
         device = "cuda" if torch.cuda.is_available() else "cpu"
-        adapted = adapt_clip(trainable_copy(tower.base_model()), tower, train, validation, self.settings,
+        adapted = adapt_clip(trainable_copy(base), tower, train, validation, self.settings,
                              log=lambda line: self.log(f"[{name}] {self.image.encoder} {line}"), device=device)
         record = {"model": tower.model_identity, "dataset": name, "image": self.image.column, "text": self.text.column,
                   "settings": self.settings.as_dict(), "validation_losses": adapted.validation_losses,

@@ -130,7 +130,7 @@ def adapt_clip(model: torch.nn.Module, towers: Towers, train: Pairs, validation:
         raise ValueError(f"adapting CLIP needs at least two image-text pairs in the training and the validation "
                          f"split, got {len(train)} and {len(validation)}")
     model.to(device)
-    with torch.random.fork_rng(devices=[]):
+    with torch.random.fork_rng(devices=[]), torch.enable_grad():  # the caller may be encoding under no_grad
         torch.manual_seed(settings.seed)
         shuffle = torch.Generator().manual_seed(settings.seed)
         optimiser = torch.optim.AdamW(_parameter_groups(model, settings.weight_decay), lr=settings.lr)
