@@ -202,7 +202,7 @@ def _train_epoch(model, towers: Towers, pairs: Pairs, batch_size: int, optimiser
         optimiser.step()
         with torch.no_grad():
             model.logit_scale.clamp_(0, math.log(MAX_LOGIT_SCALE))
-        total, count = total + float(loss) * len(rows), count + len(rows)
+        total, count = total + loss.item() * len(rows), count + len(rows)
     return total / max(count, 1)
 
 
