@@ -26,6 +26,11 @@ def cache_dir() -> Path:
     return Path(os.environ.get("FUSEBENCH_CACHE", state_dir() / "features"))
 
 
+def models_dir() -> Path:
+    """Model weights fusebench trains itself (a CLIP adapted to a card's pairs), ``FUSEBENCH_MODELS`` to move them."""
+    return Path(os.environ.get("FUSEBENCH_MODELS", state_dir() / "models"))
+
+
 def default_tracking_uri() -> str:
     return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{REPO_ROOT / 'mlruns.db'}"
 

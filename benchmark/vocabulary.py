@@ -242,6 +242,16 @@ def zero_shot_metric(metric: str) -> str:
     return ZERO_SHOT_PREFIX + metric
 
 
+# The same baseline when the card's CLIP was first adapted to its own image-text pairs (the encoder
+# option `adapt`): "zero_shot_adapted_<metric>", a reference row of its own.
+ZERO_SHOT_ADAPTED_PREFIX = "zero_shot_adapted_"
+
+
+def zero_shot_adapted_metric(metric: str) -> str:
+    """"accuracy" -> "zero_shot_adapted_accuracy"."""
+    return ZERO_SHOT_ADAPTED_PREFIX + metric
+
+
 # Training modality dropout (the param `modality_dropout`, a cell's study name and run label): one
 # rate for every modality ("0.3"), or a rate per modality ("image=0.5,text=0.1", modalities in sorted
 # order; a modality not named is never dropped). The report's "dropout" column holds this label.

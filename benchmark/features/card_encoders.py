@@ -1,7 +1,8 @@
 """A card's encoders checked from the card alone, before anything is registered or written: each
 modality's encoder name is known, its options are ones the encoder takes (with the closest valid
 name for a misspelt one), the encoder gets ``column:`` or ``columns:`` as it reads one column or
-several, and the option values pass the encoder's own checks. Without this an unknown encoder
+several, the option values pass the encoder's own checks, and a CLIP adapted to the card's pairs
+(option ``adapt``) has its image and text modality. Without this an unknown encoder
 was found only when the features were built, after the matrix was registered (a FAILED parent
 run left behind on every attempt), and an unknown option was ignored."""
 
@@ -10,7 +11,9 @@ from __future__ import annotations
 import re
 
 from benchmark.data.cards import CardError, DatasetCard, ModalitySpec
+from benchmark.features.adapted_clip import pair_modalities
 from benchmark.features.catalog import get_encoder
+from benchmark.features.clip import ClipTower
 from benchmark.features.encoder_options import EncoderOptionError
 from strategies.registry import RegistryError
 
@@ -29,7 +32,9 @@ def check_encoders(card: DatasetCard) -> None:
     for spec in card.modalities:
         where = f"modalities.{spec.name}"
         try:
-            get_encoder(spec.encoder, **encoder_options(spec))
+            encoder = get_encoder(spec.encoder, **encoder_options(spec))
+            if isinstance(encoder, ClipTower) and encoder.adapt is not None:
+                pair_modalities(card, spec)  # an adapted CLIP needs one image and one text modality to pair
         except RegistryError as exc:
             raise CardError(card.path, f"{where}.encoder", str(exc)) from None
         except EncoderOptionError as exc:

@@ -5,17 +5,24 @@ with ``transformers`` ``CLIPModel`` / ``CLIPProcessor`` (the option ``input: ima
 ``open_clip:``, benchmark/features/openclip.py): the ``input`` option and the class-name prompt
 (:func:`prompt_text`) that the zero-shot baseline embeds with the text tower
 (benchmark/features/class_prompts.py). No CLIP weights ship in any package reachable offline:
-the model id is a hub id (online) or a local folder written by ``save_pretrained``."""
+the model id is a hub id (online) or a local folder written by ``save_pretrained``.
+
+Either family takes the option ``adapt:`` (true, or a mapping of benchmark/features/clip_adaptation.py's
+``AdaptSettings``): the model is first fine-tuned on the card's own image-text pairs
+(benchmark/features/adapted_clip.py), and both towers then encode with the adapted weights."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Sequence
 
 import torch
 
 from benchmark.data.loading import DataError
 from benchmark.features.base import ENCODERS, Encoded, Encoder, EncodingError, batches
+from benchmark.features.clip_adaptation import AdaptSettings, adaptation_code_version
 from benchmark.features.image import decode_image
 from benchmark.features.media import MediaInput
 from benchmark.features.model_cache import cached_model
@@ -40,13 +47,11 @@ def load_clip(model_id: str, revision: str | None = None):
     return cached_model(("hf-clip", model_id, revision), load)
 
 
-def text_embeddings(model_id: str, texts: list[str], revision: str | None = None, batch_size: int = 32,
-                    progress=None) -> Encoded:
+def text_embeddings(processor, model, texts: list[str], batch_size: int = 32, progress=None) -> Encoded:
     """CLIP text embeddings: pooled = the projected embedding, L2-normalised (N, P); tokens = the
     last hidden states (N, T, D) padded to the longest text, with its attention mask (N, T)."""
-    processor, model = load_clip(model_id, revision)
     tokenizer = processor.tokenizer
-    limit = min(int(tokenizer.model_max_length), int(model.config.text_config.max_position_embeddings))
+    limit = text_limit(processor, model)
     lengths = [len(ids) for ids in tokenizer(texts, truncation=True, max_length=limit)["input_ids"]]
     width = max(lengths) if lengths else 1
     pooled, tokens, masks = [], [], []
@@ -64,6 +69,11 @@ def text_embeddings(model_id: str, texts: list[str], revision: str | None = None
     return Encoded(torch.cat(pooled), torch.cat(tokens), torch.cat(masks))
 
 
+def text_limit(processor, model) -> int:
+    """The most tokens a text keeps: the tokenizer's and the model's limit, whichever is smaller."""
+    return min(int(processor.tokenizer.model_max_length), int(model.config.text_config.max_position_embeddings))
+
+
 class ClipTower(MediaInput):
     """One tower of a CLIP model (image or text, the option ``input``), whose pooled embedding
     shares one space with the other tower's: the zero-shot baseline embeds the class-name prompts
@@ -72,13 +82,65 @@ class ClipTower(MediaInput):
 
     input_kind = "image|text"
     family = ""  # the encoder name's prefix, in errors
+    # Set by benchmark/features/adapted_clip.py when the option ``adapt`` is given: the card's pairs and
+    # the key of the adapted weights. None: the model's own weights.
+    adaptation = None
 
-    def __init__(self, *, input: str | None = None) -> None:
+    def __init__(self, *, input: str | None = None, adapt: Any = None) -> None:
         super().__init__()
         self.input = input
         if self.input not in INPUTS:
             raise ValueError(f"{self.family} needs the option 'input: image' or 'input: text' (which CLIP tower "
                              f"embeds this column), got {self.input!r}")
+        self.adapt = AdaptSettings.of(adapt)
+
+    @property
+    def model_identity(self) -> str:
+        """The model's weights as given (before any adaptation), e.g. "hf-clip:<id>:<revision>"."""
+        raise NotImplementedError
+
+    @property
+    def version(self) -> str:  # type: ignore[override]
+        """The model, the tower and (adapted) a digest of the settings and of the adaptation code. The
+        pairs the weights are adapted on are part of the data's identity (the feature-cache key holds
+        the data's revision and ``state``)."""
+        frozen = f"{self.model_identity}:{self.input}:v1"
+        return frozen + (f":adapted-{self.adaptation_identity()}" if self.adapt else "")
+
+    def adaptation_identity(self) -> str:
+        """A digest of the adaptation settings and code (what changes the adapted weights beside the
+        model and the pairs)."""
+        blob = json.dumps({"settings": self.adapt.as_dict(), "code": adaptation_code_version()}, sort_keys=True)
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+    def state(self) -> dict[str, Any]:
+        return {"adaptation": self.adaptation.key} if self.adaptation is not None else {}
+
+    def base_model(self) -> torch.nn.Module:
+        """The model with its own weights, loaded once per process (shared: never trained in place)."""
+        raise NotImplementedError
+
+    def network(self) -> torch.nn.Module:
+        """The model that encodes: the base model, or its adapted copy (trained or read from the store on
+        first use)."""
+        if self.adapt is None:
+            return self.base_model()
+        if self.adaptation is None:
+            raise RuntimeError(f"{self.family}: an encoder with the option 'adapt' encodes only once the card's "
+                               f"image-text pairs are bound to it (benchmark/features/adapted_clip.py)")
+        return self.adaptation.model(self)
+
+    def image_embeddings(self, model: torch.nn.Module, images: Sequence[Any]) -> torch.Tensor:
+        """The projected image embeddings (B, P) of raw image values, not normalised, with gradients
+        (the adaptation's training loop: benchmark/features/clip_adaptation.py)."""
+        raise NotImplementedError
+
+    def text_embeddings(self, model: torch.nn.Module, texts: Sequence[str]) -> torch.Tensor:
+        """The projected text embeddings (B, P), not normalised, with gradients."""
+        raise NotImplementedError
+
+    def decoded(self, values: Sequence[Any]) -> list:
+        return [decode_image(v, i, self.base_dir) for i, v in enumerate(values)]
 
     def is_absent(self, value: Any) -> bool:
         return Encoder.is_absent(self, value) if self.input == "text" else super().is_absent(value)
@@ -103,18 +165,24 @@ class HFClip(ClipTower):
     name = "hf-clip"
     family = "hf-clip"
 
-    def __init__(self, *, model_id: str, input: str | None = None, revision: str | None = None) -> None:
-        super().__init__(input=input)
+    def __init__(self, *, model_id: str, input: str | None = None, revision: str | None = None,
+                 adapt: Any = None) -> None:
+        super().__init__(input=input, adapt=adapt)
 
     @property
-    def version(self) -> str:  # type: ignore[override]
-        return f"hf-clip:{self.options['model_id']}:{self.options.get('revision', 'main')}:{self.input}:v1"
+    def model_identity(self) -> str:
+        return f"hf-clip:{self.options['model_id']}:{self.options.get('revision', 'main')}"
+
+    def _processor(self):
+        return load_clip(self.options["model_id"], self.options.get("revision"))[0]
+
+    def base_model(self) -> torch.nn.Module:
+        return load_clip(self.options["model_id"], self.options.get("revision"))[1]
 
     def encode(self, values, progress=None):
-        model_id, revision = self.options["model_id"], self.options.get("revision")
+        processor, model = self._processor(), self.network()
         if self.input == "text":
-            return text_embeddings(model_id, self.texts(values), revision, self.batch_size, progress)
-        processor, model = load_clip(model_id, revision)
+            return text_embeddings(processor, model, self.texts(values), self.batch_size, progress)
         pooled, tokens = [], []
         with torch.no_grad():
             for start, stop in batches(len(values), self.batch_size):
@@ -129,6 +197,18 @@ class HFClip(ClipTower):
         tokens_t = torch.cat(tokens)
         return Encoded(torch.cat(pooled), tokens_t, torch.ones(tokens_t.shape[:2], dtype=torch.bool))
 
+    def image_embeddings(self, model, images):
+        pixels = self._processor().image_processor(images=self.decoded(images), return_tensors="pt")["pixel_values"]
+        device = model.logit_scale.device
+        return model.visual_projection(model.vision_model(pixel_values=pixels.to(device)).pooler_output)  # (B, P)
+
+    def text_embeddings(self, model, texts):
+        processor = self._processor()
+        batch = processor.tokenizer(list(texts), padding=True, truncation=True, max_length=text_limit(processor, model),
+                                    return_tensors="pt").to(model.logit_scale.device)
+        out = model.text_model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
+        return model.text_projection(out.pooler_output)  # (B, P)
+
 
 @dataclass(frozen=True)
 class ZeroShotPrompts:
@@ -139,6 +219,7 @@ class ZeroShotPrompts:
     modality: str
     prompts: torch.Tensor  # (C, P)
     template: str = PROMPT
+    adapted: bool = False  # the model was adapted to the card's pairs (option adapt): another reference row
 
 
 def prompt_text(class_name: str, template: str = PROMPT) -> str:

@@ -17,7 +17,8 @@ The weights are named by the part after the architecture:
 
 The identity (``version``, part of the feature-cache key and of the cell fingerprint) holds the
 architecture, the tag, or the checkpoint file's sha256 (not its path), and for random weights
-the seed and open_clip's version (its initialisation code decides the weights).
+the seed and open_clip's version (its initialisation code decides the weights). The option
+``adapt:`` fine-tunes the model on the card's image-text pairs first (benchmark/features/clip.py).
 
 Outputs, both towers from one model loaded once per process:
 - image: pooled = the projected image embedding, L2-normalised (N, P) (RN50: P = 1024, the
@@ -139,8 +140,8 @@ class OpenClip(ClipTower):
     name = "open_clip"
     family = "open_clip"
 
-    def __init__(self, *, model_id: str, input: str | None = None) -> None:  # model_id: '<arch>[:<weights>]'
-        super().__init__(input=input)
+    def __init__(self, *, model_id: str, input: str | None = None, adapt=None) -> None:  # model_id: '<arch>[:<weights>]'
+        super().__init__(input=input, adapt=adapt)
         self.architecture, _, weights = model_id.partition(":")
         check_architecture(self.architecture)
         self.tag: str | None = None
@@ -167,12 +168,19 @@ class OpenClip(ClipTower):
         return f"random-seed{RANDOM_SEED}-open_clip-{open_clip.__version__}"
 
     @property
-    def version(self) -> str:  # type: ignore[override]
-        return f"open_clip:{self.architecture}:{self.weights}:{self.input}:v1"
+    def model_identity(self) -> str:
+        return f"open_clip:{self.architecture}:{self.weights}"
+
+    def _loaded(self):
+        return load_open_clip(self.architecture, self.tag, self.checkpoint)
+
+    def base_model(self) -> torch.nn.Module:
+        return self._loaded()[0]
 
     @torch.no_grad()
     def encode(self, values, progress=None):
-        model, preprocess, tokenizer = load_open_clip(self.architecture, self.tag, self.checkpoint)
+        _, preprocess, tokenizer = self._loaded()
+        model = self.network()
         if self.input == "text":
             return self._encode_texts(model, tokenizer, self.texts(values), progress)
         pooled, tokens = [], []
@@ -187,6 +195,15 @@ class OpenClip(ClipTower):
                 progress(stop - start)
         tokens_t = torch.cat(tokens)
         return Encoded(torch.cat(pooled), tokens_t, torch.ones(tokens_t.shape[:2], dtype=torch.bool))
+
+    def image_embeddings(self, model, images):
+        preprocess = self._loaded()[1]
+        pixels = torch.stack([preprocess(image) for image in self.decoded(images)])  # (B, 3, S, S)
+        return model.encode_image(pixels.to(model.logit_scale.device))  # (B, P)
+
+    def text_embeddings(self, model, texts):
+        ids = self._loaded()[2](list(texts))  # (B, context)
+        return model.encode_text(ids.to(model.logit_scale.device))  # (B, P)
 
     def _encode_texts(self, model, tokenizer, texts: list[str], progress) -> Encoded:
         ids = tokenizer(texts)  # (N, context), padded with 0

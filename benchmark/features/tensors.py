@@ -11,8 +11,10 @@ from benchmark.data.cards import SPLITS, CardError, DatasetCard
 from benchmark.data.loading import DataError, LoadedDataset, load_splits
 from benchmark.data.splits import fold_indices
 from benchmark.features import cache as feature_cache
+from benchmark.features.adapted_clip import bind_adaptation
 from benchmark.features.base import Encoded, Encoder, EncodingError, FrontEnd
 from benchmark.features.catalog import get_encoder
+from benchmark.features.columns import column_values
 from benchmark.features.token_budget import apply_token_budget
 from benchmark.features.class_prompts import zero_shot_prompts
 from benchmark.features.clip import ZeroShotPrompts
@@ -174,6 +176,7 @@ def build_features(card: DatasetCard, log=print, max_tokens: int | None = None) 
             front_ends[spec.name] = front_end
         columns = spec.options.get("columns")
         _fit(loaded, spec, encoder, columns)
+        bind_adaptation(encoder, loaded, spec, log)  # a CLIP adapted to the card's pairs (option adapt): its key
         for split in SPLITS:
             key = feature_cache.cache_key(
                 revision=loaded.revision, split=split, column=columns or spec.column, encoder=spec.encoder,
@@ -212,7 +215,7 @@ def build_features(card: DatasetCard, log=print, max_tokens: int | None = None) 
     log(f"[{card.name}] features ready in {seconds:.1f}s ({hits} cached, {misses} encoded, {size / 2**20:.1f} MiB on disk)")
     return FeatureSet(card.name, card.modality_names, loaded.class_names, splits, seconds, hits, misses, size, encoders,
                       front_ends, task=card.task, regression_loss=card.regression_loss, sign_accuracy=card.sign_accuracy,
-                      zero_shot=zero_shot_prompts(card, loaded.class_names), token_budget=budget)
+                      zero_shot=zero_shot_prompts(loaded, log), token_budget=budget)
 
 
 def _available(card: DatasetCard, split: str, present: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -250,7 +253,7 @@ def _fit(loaded: LoadedDataset, spec, encoder: Encoder, columns) -> None:
         if columns:
             encoder.fit_columns(train, columns)
         elif type(encoder).fit is not Encoder.fit:
-            values = _column_values(loaded, train, spec, "train", None)
+            values = column_values(loaded, train, spec, "train", None)
             rows = _present_rows(values, encoder, spec.options.get("missing") == "allowed")
             encoder.fit([values[i] for i in rows])  # absent rows (null, missing file) fit nothing
     except DataError:
@@ -268,7 +271,7 @@ def _encode(loaded: LoadedDataset, spec, split: str, encoder, log) -> dict[str, 
     zeros (one valid zero token) and ``present`` is False there."""
     dataset = loaded.splits[split]
     columns = spec.options.get("columns")
-    values = _column_values(loaded, dataset, spec, split, columns)
+    values = column_values(loaded, dataset, spec, split, columns)
     where = f"dataset {loaded.card.name!r}, split {split!r}, {_column_phrase(spec)} (modality {spec.name!r})"
     rows = list(range(len(values))) if columns else _present_rows(values, encoder, spec.options.get("missing") == "allowed")
     started = time.perf_counter()
@@ -317,27 +320,6 @@ def _scatter(encoded: Encoded, rows: list[int], n: int) -> Encoded:
     present = torch.zeros(n, dtype=torch.bool)  # (N,)
     pooled[index], tokens[index], mask[index], present[index] = encoded.pooled, encoded.tokens, encoded.mask, encoded.present
     return Encoded(pooled, tokens, mask, present)
-
-
-def _column_values(loaded: LoadedDataset, dataset, spec, split: str, columns) -> list:
-    """The raw values to encode. Image and audio columns are read undecoded so that the encoder
-    decodes each row itself and can name the row of an unreadable file."""
-    import datasets as hf
-
-    try:
-        if columns:
-            return dataset.select_columns(list(columns)).to_list()
-        feature = dataset.features.get(spec.column)
-        if isinstance(feature, hf.Image) and feature.decode:
-            dataset = dataset.cast_column(spec.column, hf.Image(decode=False))
-        elif isinstance(feature, hf.Audio) and feature.decode:  # read as {bytes, path}: the encoder decodes
-            dataset = dataset.cast_column(spec.column, hf.Audio(decode=False))
-        return dataset[spec.column]
-    except Exception as exc:  # decoding inside datasets (e.g. audio) without a row number
-        raise DataError(
-            f"dataset {loaded.card.name!r}, split {split!r}, column {spec.column!r} (modality {spec.name!r}): "
-            f"cannot read the column: {exc.__class__.__name__}: {exc}"
-        ) from exc
 
 
 def pooled_rows(features: FeatureSet) -> SplitTensors:

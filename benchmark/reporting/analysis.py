@@ -16,7 +16,7 @@ from benchmark.vocabulary import (BEST_EPOCH, COLLAPSED, DATA_ROWS_PREFIX, DEFAU
                                     LARGEST_CLASS_SHARE, NOT_CONVERGED, RANKING_METRIC, RANKING_METRICS,
                                     REFERENCE_PREFIX, SIGN_ACCURACY, STOP_REASON, TASK, TASKS, missing_metric, missing_prefix,
                                     subset_modalities, subset_prefix, task_metrics)
-from benchmark.vocabulary import ZERO_SHOT_PREFIX
+from benchmark.vocabulary import ZERO_SHOT_ADAPTED_PREFIX, ZERO_SHOT_PREFIX
 
 BASELINE = "concat"  # the paired test compares every strategy with this variant
 UNIMODAL = "unimodal"
@@ -106,6 +106,8 @@ class DatasetAnalysis:
     majority: dict[str, float] = field(default_factory=dict)  # metric -> the majority-class (constant) predictor's
     chance: dict[str, float] = field(default_factory=dict)  # metric -> chance (e.g. accuracy 1 / classes)
     zero_shot: dict[str, float] = field(default_factory=dict)  # metric -> zero-shot CLIP ("zero_shot_<metric>")
+    # metric -> zero-shot CLIP adapted to the dataset's pairs ("zero_shot_adapted_<metric>")
+    zero_shot_adapted: dict[str, float] = field(default_factory=dict)
     judged: bool = False  # the runs carry the collapsed / not_converged marks
     trained: bool = False  # the runs carry epochs_run / best_epoch / stop_reason
     data_rows: dict[str, dict[str, int]] = field(default_factory=dict)  # split -> "a-b" -> rows with those present
@@ -340,15 +342,17 @@ def analyse(name: str, runs: pd.DataFrame, problems: pd.DataFrame) -> DatasetAna
         rows.append(row)
     configs = pd.DataFrame(rows)
     # reference predictors, logged with every cell of the dataset: "reference_<metric>" (the task's constant
-    # predictor), "chance_<metric>" and "zero_shot_<metric>"
+    # predictor), "chance_<metric>", "zero_shot_<metric>" and "zero_shot_adapted_<metric>"
     references = {kind: {m: v for m in ALL_METRICS if (v := _constant(runs, f"{kind}_{m}")) == v}
-                  for kind in (REFERENCE_PREFIX.rstrip("_"), "chance", ZERO_SHOT_PREFIX.rstrip("_"))}
+                  for kind in (REFERENCE_PREFIX.rstrip("_"), "chance", ZERO_SHOT_PREFIX.rstrip("_"),
+                               ZERO_SHOT_ADAPTED_PREFIX.rstrip("_"))}
     majority = references[REFERENCE_PREFIX.rstrip("_")]
     analysis = DatasetAnalysis(
         name, configs, runs, problems, subsets, rates, memory_key, ranking=ranking, ranking_declared=declared,
         ranking_note=note, task=task, metrics=tuple(shown), higher_is_better=higher, subset_metric=subset_key,
         curve_metric=curve_key, tuning_metric=tuning, majority=majority, chance=references["chance"],
         zero_shot=references[ZERO_SHOT_PREFIX.rstrip("_")],
+        zero_shot_adapted=references[ZERO_SHOT_ADAPTED_PREFIX.rstrip("_")],
         judged=any(c in runs and runs[c].notna().any() for c in (COLLAPSED, NOT_CONVERGED)),
         trained=any(c in runs and runs[c].notna().any() for c in (EPOCHS_RUN, BEST_EPOCH, STOP_REASON)),
         data_rows=_data_rows(pd.concat([runs, problems], ignore_index=True) if len(problems) else runs))

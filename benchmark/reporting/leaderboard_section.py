@@ -79,6 +79,10 @@ def write_leaderboard(section: SectionContext) -> None:
         references.append("zero-shot CLIP (no training: each test image gets the class whose prompt "
                           "\"a photo of a {class name}\" is most cosine-similar to it)")
         rows.append(reference_row("zero-shot CLIP", a.zero_shot))
+    if a.zero_shot_adapted:
+        references.append("zero-shot CLIP adapted (the same, after fine-tuning the CLIP model on the training split's "
+                          "image-text pairs with its contrastive loss, stopped on the validation pairs)")
+        rows.append(reference_row("zero-shot CLIP adapted", a.zero_shot_adapted))
     doc = section.doc
     doc.heading("Leaderboard", 3)
     metric = f"`{RANKING_METRIC}: {a.ranking}`"

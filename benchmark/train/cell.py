@@ -79,6 +79,7 @@ def run_cells(cells: list[Cell], features: FeatureSet, splits, study, config: Ce
     task = Task.of(features)
     references = References.of(splits["train"].labels, splits["test"].labels, features.num_classes, task)
     zero_shot = zero_shot_scores(features, splits, task)  # {} unless the card's image modality uses a CLIP encoder
+    adapted = features.zero_shot is not None and features.zero_shot.adapted  # a CLIP adapted to the card's pairs
     seeds = [c.seed for c in cells]
 
     # Every run to train: the tuned configuration per seed, then (unless tuning picked the
@@ -146,7 +147,8 @@ def run_cells(cells: list[Cell], features: FeatureSet, splits, study, config: Ce
             curves={"train_loss": run_stats.train_loss, "val_metric": run_stats.val_score, "lr": run_stats.lr},
             stacked_with=run_stats.stacked_with, data_rows=features.data_row_counts(splits), confusion=test.confusion,
             modality_missing_scores=test.modality_missing_scores, modality_robustness=test.modality_robustness,
-            zero_shot=zero_shot, calibration=test.calibration, missing_calibration=test.missing_calibration,
+            zero_shot={} if adapted else zero_shot, zero_shot_adapted=zero_shot if adapted else {},
+            calibration=test.calibration, missing_calibration=test.missing_calibration,
             modality_missing_calibration=test.modality_missing_calibration, predictions=test.predictions,
             reliance=test.reliance,
             **_energy_fields(spent, inference),

@@ -97,6 +97,8 @@ class RunResult:
     modality_missing_scores: dict[str, dict[float, dict[str, float]]] = field(default_factory=dict)
     modality_robustness: dict[str, float] = field(default_factory=dict)
     zero_shot: dict[str, float] = field(default_factory=dict)  # zero-shot CLIP baseline: metric -> test score
+    # the same baseline of a CLIP adapted to the card's pairs (encoder option adapt): metric -> test score
+    zero_shot_adapted: dict[str, float] = field(default_factory=dict)
     # Calibration of a classifying task (benchmark/train/calibration.py; empty for regression): "ece",
     # "nll", "brier" -> value on the full input, per missing rate, with only one modality missing.
     calibration: dict[str, float] = field(default_factory=dict)
@@ -166,6 +168,7 @@ class RunResult:
         if self.references is not None:
             out.update({reference_metric(m): v for m, v in self.references.all_scores().items()})
         out.update({vocabulary.zero_shot_metric(m): v for m, v in self.zero_shot.items() if v == v})
+        out.update({vocabulary.zero_shot_adapted_metric(m): v for m, v in self.zero_shot_adapted.items() if v == v})
         self._task_metrics(out)
         self._calibration_metrics(out)
         out.update(reliance_metrics(self.reliance))
