@@ -12,7 +12,7 @@ from benchmark.run.config import MatrixConfig
 from benchmark.run.plan import Plan
 from benchmark.run.store_progress import units_done
 from benchmark.stores.database import mask_secrets, open_storage
-from benchmark.stores.driver_lock import DriverRecord, driver_of, stale_after_s
+from benchmark.stores.driver_lock import DriverRecord, driver_of
 from benchmark.stores.matrix_registry import MatrixRegistry
 from benchmark.tracking.mlflow_runs import MatrixTracker
 from benchmark.vocabulary import TAG_CELL
@@ -35,7 +35,6 @@ class MatrixStatus:
     cells_total: int
     cells_done: int
     driver: DriverRecord | None = None  # the bench that drives the matrix now; None: none does
-    driver_stale_s: float = 30.0  # a heartbeat older than this: the driver died
     running: list[RunningCell] = field(default_factory=list)  # cell runs still open in MLflow
     failed: list[tuple[str, str]] | None = None  # None: the tracking store could not be read (or was not asked)
     tracking_error: str = ""
@@ -46,7 +45,7 @@ class MatrixStatus:
 
     @property
     def driver_alive(self) -> bool:
-        return self.driver is not None and self.driver.age_s() < self.driver_stale_s
+        return self.driver is not None and self.driver.alive
 
 
 def matrix_status(storage_url: str, matrix_id: str | None = None, read_failed: bool = True,
@@ -61,7 +60,7 @@ def matrix_status(storage_url: str, matrix_id: str | None = None, read_failed: b
         matrix_id=registered["matrix_id"], registered=registered["created"],
         tracking_uri=registered["tracking_uri"], optuna_storage=registered["optuna_storage"],
         trials_total=len(trials), trials_done=0, cells_total=len(cells), cells_done=0,
-        driver=driver_of(storage_url, registered["matrix_id"]), driver_stale_s=stale_after_s())
+        driver=driver_of(storage_url, registered["matrix_id"]))
     try:
         tracker = MatrixTracker(status.tracking_uri, status.matrix_id, {}, "", create=False)
         done = units_done(plan, tracker, open_storage(storage_url))

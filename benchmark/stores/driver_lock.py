@@ -1,8 +1,9 @@
 """One driver per matrix: the `fusebench bench` process that submits a matrix's units holds a row
-in the matrix registry's database (host, pid, start time) and refreshes its heartbeat while it runs.
-A second bench on the same matrix finds a fresh heartbeat and is refused; a heartbeat older than
-``FUSEBENCH_DRIVER_STALE_S`` seconds (default 30) means the driver died, and the next bench takes
-the row over and resumes from the stores. The row only says who drives: which units are done is
+in the matrix registry's database (host, pid, start time, and after how many seconds without a
+heartbeat it counts as dead: ``FUSEBENCH_DRIVER_STALE_S`` of that driver, default 30) and refreshes
+its heartbeat four times in that span while it runs. A second bench on the same matrix finds a fresh
+heartbeat and is refused; a stale one means the driver died, and the next bench takes the row over
+and resumes from the stores. The row only says who drives: which units are done is
 read from the stores (benchmark/run/store_progress.py), and Ray runs the units.
 
 Taking the row is one conditional UPDATE (or an INSERT that fails when another bench inserted first),
@@ -30,7 +31,11 @@ DRIVERS = sa.Table(
     sa.Column("driver", sa.String(256), nullable=False),
     sa.Column("started", sa.Float, nullable=False),
     sa.Column("heartbeat", sa.Float, nullable=False),
+    sa.Column("stale_s", sa.Float, nullable=False),
 )
+
+
+RECORD_COLUMNS = (DRIVERS.c.driver, DRIVERS.c.started, DRIVERS.c.heartbeat, DRIVERS.c.stale_s)
 
 
 def stale_after_s() -> float:
@@ -49,14 +54,20 @@ class MatrixBusy(RuntimeError):
 
 @dataclass(frozen=True)
 class DriverRecord:
-    """The driver row of a matrix: who, since when, and its last heartbeat (epoch s)."""
+    """The driver row of a matrix: who, since when, its last heartbeat (epoch s), and after how many
+    seconds without one it counts as dead."""
 
     driver: str
     started: float
     heartbeat: float
+    stale_s: float
 
     def age_s(self, now: float | None = None) -> float:
         return (time.time() if now is None else now) - self.heartbeat
+
+    @property
+    def alive(self) -> bool:
+        return self.age_s() < self.stale_s
 
 
 def driver_of(storage_url: str, matrix_id: str) -> DriverRecord | None:
@@ -94,24 +105,24 @@ class DriverLock:
         now = time.time()
 
         def fn(conn):
-            before = conn.execute(sa.select(DRIVERS.c.driver, DRIVERS.c.started, DRIVERS.c.heartbeat)
-                                  .where(DRIVERS.c.matrix_id == self.matrix_id)).first()
+            before = conn.execute(sa.select(*RECORD_COLUMNS).where(DRIVERS.c.matrix_id == self.matrix_id)).first()
             if before is None:
                 conn.execute(DRIVERS.insert().values(matrix_id=self.matrix_id, driver=self.driver, started=now,
-                                                     heartbeat=now))
+                                                     heartbeat=now, stale_s=self.stale_s))
                 return None, True
+            # stale by the holder's own measure; the same holder, so two benches cannot both take it over
             taken = conn.execute(DRIVERS.update().where(DRIVERS.c.matrix_id == self.matrix_id,
-                                                        DRIVERS.c.heartbeat < now - self.stale_s,
+                                                        DRIVERS.c.heartbeat + DRIVERS.c.stale_s < now,
                                                         DRIVERS.c.driver == before.driver)
-                                 .values(driver=self.driver, started=now, heartbeat=now)).rowcount
-            return DriverRecord(before.driver, before.started, before.heartbeat), bool(taken)
+                                 .values(driver=self.driver, started=now, heartbeat=now, stale_s=self.stale_s)).rowcount
+            return DriverRecord(*before), bool(taken)
 
         try:
             before, taken = self.database.run("take the matrix's driver row", fn)
         except IntegrityError:  # another bench inserted the row first
             before, taken = driver_of_database(self.database, self.matrix_id), False
         if not taken:
-            raise MatrixBusy(busy_message(self.matrix_id, before, self.stale_s))
+            raise MatrixBusy(busy_message(self.matrix_id, before))
         self.took_over = before
 
     def release(self) -> None:
@@ -133,15 +144,14 @@ class DriverLock:
 
 def driver_of_database(database: StoreDatabase, matrix_id: str) -> DriverRecord | None:
     row = database.run("read the matrix's driver", lambda conn: conn.execute(
-        sa.select(DRIVERS.c.driver, DRIVERS.c.started, DRIVERS.c.heartbeat)
-        .where(DRIVERS.c.matrix_id == matrix_id)).first())
-    return None if row is None else DriverRecord(row.driver, row.started, row.heartbeat)
+        sa.select(*RECORD_COLUMNS).where(DRIVERS.c.matrix_id == matrix_id)).first())
+    return None if row is None else DriverRecord(*row)
 
 
-def busy_message(matrix_id: str, holder: DriverRecord | None, stale_s: float) -> str:
+def busy_message(matrix_id: str, holder: DriverRecord | None) -> str:
     """The one line a refused second bench prints."""
     if holder is None:
         return f"matrix {matrix_id} is being started by another bench at this moment; run `fusebench status` to see it"
     age = holder.age_s()
     return (f"matrix {matrix_id} is already driven by {holder.driver} (heartbeat {age:.0f}s ago); a second bench is "
-            f"refused: wait for it, or if that process is gone re-run after its heartbeat is {stale_s:.0f}s old")
+            f"refused: wait for it, or if that process is gone re-run after its heartbeat is {holder.stale_s:.0f}s old")
