@@ -107,7 +107,7 @@ def test_two_workers_on_ray_run_each_unit_once_and_a_rerun_does_no_work(fusebenc
     runs = {r.info.run_id for r in cell_runs(uri)}
     from benchmark.run.status import matrix_status
 
-    status = matrix_status(storage)  # read from the stores: a Ray run marks nothing in the work queue
+    status = matrix_status(storage)  # read from the stores alone
     assert (status.trials_done, status.cells_done, status.finished) == (4, 4, True)
 
     assert main(BENCH + ["--workers", "2"]) == 0

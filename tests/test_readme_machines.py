@@ -142,33 +142,46 @@ def test_the_documented_multi_machine_commands_run_as_written(tmp_path):
     server_command, head_command, _, *steps = [substituted(c, values) for c in commands]
     assert server_command.startswith("mlflow server ") and head_command.startswith("ray start --head")
     assert steps.pop() == "ray stop"
-    with _background(server_command, env, logs / "mlflow-server.log") as server, \
-            _background(head_command + " --block", env, logs / "ray-head.log") as head:
-        def healthy():
-            assert server.poll() is None, f"mlflow server exited:\n{(logs / 'mlflow-server.log').read_text()[-3000:]}"
-            with contextlib.suppress(OSError):
-                return urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2).status == 200
-            return False
+    try:
+        with _background(server_command, env, logs / "mlflow-server.log") as server, \
+                _background(head_command + " --block", env, logs / "ray-head.log") as head:
+            def healthy():
+                assert server.poll() is None, f"mlflow server exited:\n{(logs / 'mlflow-server.log').read_text()[-3000:]}"
+                with contextlib.suppress(OSError):
+                    return urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2).status == 200
+                return False
 
-        wait_for(healthy, timeout=180, what="the documented mlflow server")
-        def head_up():
-            text = (logs / "ray-head.log").read_text()
-            assert head.poll() is None, f"ray start --head exited:\n{text[-3000:]}"
-            return "Ray runtime started" in text
+            wait_for(healthy, timeout=180, what="the documented mlflow server")
 
-        wait_for(head_up, timeout=180, what="the documented Ray head", interval=2)
-        outputs = []
-        for step in steps:
-            done = subprocess.run(["bash", "-c", step], cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
-            outputs.append(done.stdout)
-            assert done.returncode == 0 and "Traceback" not in done.stderr, \
-                f"{step}\nexit {done.returncode}\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+            def head_up():
+                text = (logs / "ray-head.log").read_text()
+                assert head.poll() is None, f"ray start --head exited:\n{text[-3000:]}"
+                return "Ray runtime started" in text
+
+            wait_for(head_up, timeout=180, what="the documented Ray head", interval=2)
+            outputs = []
+            for step in steps:
+                done = subprocess.run(["bash", "-c", step], cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+                outputs.append(done.stdout)
+                assert done.returncode == 0 and "Traceback" not in done.stderr, \
+                    f"{step}\nexit {done.returncode}\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+    finally:
+        _forget_head(ray_port)
     bench, status, report = outputs
     assert "Ray cluster auto" in bench and "1 cells: 1 run now" in bench, bench
     assert "final cells        1/1 done" in status and "driver: none" in status, status
     matrix_reports = [p for p in (tmp_path / "reports").glob("*/report.md") if p.parent.name != "latest"]
     assert len(matrix_reports) == 1 and "concat" in matrix_reports[0].read_text(), report
     assert any((tmp_path / "artifacts").rglob("report.md")), "the report was not logged to the tracking server"
+
+
+def _forget_head(ray_port: int) -> None:
+    """Remove the address file `ray start --head` left (`ray stop` would, but it ends every Ray process of
+    the user): a later bare ray.init() on this machine would try to join the stopped head."""
+    current = Path("/tmp/ray/ray_current_cluster")
+    with contextlib.suppress(OSError):
+        if current.read_text().strip().endswith(f":{ray_port}"):
+            current.unlink()
 
 
 @contextlib.contextmanager

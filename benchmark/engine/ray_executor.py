@@ -86,7 +86,9 @@ def ray_session(workers: int | None = None, address: str | None = None,
             info = ray.init(address=address, logging_level=logging.ERROR, log_to_driver=False,
                             namespace="fusebench")
         else:
-            info = ray.init(num_cpus=workers, include_dashboard=False, logging_level=logging.ERROR,
+            # "local": a new instance, even where this machine runs a cluster node (`ray start`), which a
+            # bare ray.init() would join instead
+            info = ray.init(address="local", num_cpus=workers, include_dashboard=False, logging_level=logging.ERROR,
                             log_to_driver=False, _node_ip_address="127.0.0.1", namespace="fusebench",
                             object_store_memory=OBJECT_STORE_BYTES)
         session = RaySession(getattr(info, "address_info", {}).get("address", address or "local"), not address,

@@ -71,6 +71,8 @@ def run_bench(plan: Plan, tracking_uri: str, storage_url: str, workers: int = 1,
         open_storage(storage_url)  # create Optuna's tables once, before any Ray worker races to do it
         tracker = retry(lambda: MatrixTracker(tracking_uri, matrix_id, asdict(config), config.device, create=True),
                         f"open tracking store {tracking_uri}")
+        if retry_failed:
+            log(f"retrying {len(tracker.failed_cells())} failed cells")
         try:
             if cluster or workers >= 2:
                 return _run_bench_on_ray(plan, tracking_uri, storage_url, workers, cluster, resources, log,
