@@ -78,7 +78,7 @@ BENCH_OVERRIDES = (("--datasets", "datasets", "datasets"), ("--strategies", "str
 
 
 def _device(text: str) -> str:
-    """``--device`` (bench, worker, perf): checked when parsed, on this machine (train/device.py)."""
+    """``--device`` (bench, perf): checked when parsed, on this machine (train/device.py)."""
     from benchmark.train.device import parse_device
 
     return _flag(parse_device, "device")(text)
@@ -163,7 +163,7 @@ def _matrix_config(args):
     config = load_profile(args.profile).overridden(overrides, lambda field: flags.get(field, field))
     config = config.with_overrides(device=resolve_device(args.device),
                                    plugins=tuple(args.plugin) if args.plugin else None)
-    return config.pinned()  # the sha256 of each card file named by path, checked by every worker
+    return config.pinned()  # the sha256 of each card file named by path, checked by every Ray worker
 
 
 def _matrix_plan(args):
@@ -213,12 +213,9 @@ def _bench(args) -> int:
                        f"device {config.device}, {executor}, tracking {tracking_uri}, optuna {storage}"))
     summary = run_bench(plan, tracking_uri, storage, workers=args.workers, retry_failed=args.retry_failed,
                         cluster=args.cluster, resources=resources)
-    if args.workers == 0:
-        command = f"fusebench worker --storage '{storage}' --tracking-uri '{tracking_uri}' --matrix-id {summary.matrix_id}"
-        print(f"matrix {summary.matrix_id} registered and its data prepared; start workers with:\n  {mask_secrets(command)}")
-        if mask_secrets(command) != command:
-            print("  (passwords shown as ***: write them in, or leave --storage out and give the URL in "
-                  "$FUSEBENCH_OPTUNA_STORAGE, which keeps it off the command line)")
+    if args.workers == 0 and not args.cluster:
+        print(f"matrix {summary.matrix_id} registered and its data prepared; run it with the same `fusebench bench` "
+              "and --workers N (this machine) or --cluster ADDRESS (a Ray cluster)")
         return 0
     finish_bench(summary, tracking_uri, config.device, report=not args.no_report)
     if args.summary:
@@ -248,23 +245,6 @@ def _check_folders(reports: bool) -> None:
     writable_folder(cache_dir(), env_or("FUSEBENCH_CACHE", "the feature cache folder"))
     if reports:
         writable_folder(reports_dir(), env_or("FUSEBENCH_REPORTS", "the reports folder"))
-
-
-def _worker(args) -> int:
-    from benchmark.run.coordinator import run_worker, write_worker_summary
-
-    tracking_uri = _tracking_uri(args, connect=False) if args.tracking_uri else None  # None: the matrix's own
-    storage = _storage(args, connect=False)
-    if tracking_uri:
-        _reached(tracking_uri, "--tracking-uri")
-    _reached(storage, "--storage")
-    _check_folders(reports=False)
-    outcome = run_worker(storage, tracking_uri, args.matrix_id, args.device, search=args.datasets or ())
-    if args.summary:
-        write_worker_summary(outcome, args.summary)
-    rss = "n/a" if outcome.peak_rss_mb is None else f"{outcome.peak_rss_mb:.0f} MiB"
-    print(f"worker done: {len(outcome.completed)} cells run, {len(outcome.failed)} failed; peak RSS {rss}")
-    return 0
 
 
 def _status(args) -> int:
@@ -477,22 +457,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--verbose", action="store_true", help=VERBOSE_HELP)
     p.set_defaults(func=_bench)
 
-    p = sub.add_parser("worker", help="join a registered matrix (shared Optuna storage + tracking store) and work on it")
-    p.add_argument("--storage", help="Optuna storage URL shared by all workers, e.g. postgresql://user:pw@host/db")
-    p.add_argument("--tracking-uri", help="MLflow tracking URI (default: the one the matrix was started with)")
-    p.add_argument("--matrix-id", help="matrix to join (default: the newest registered)")
-    p.add_argument("--datasets", type=names, nargs="+", action=_Entries,
-                   help="where else to look for the matrix's card files when their registered paths do not exist "
-                        "here: card paths, globs or folders (a card with the same content is used)")
-    p.add_argument("--device", type=_device, default="auto",
-                   help="cpu, cuda, cuda:1 ... (default auto: cuda when this worker's machine has one)")
-    p.add_argument("--summary", metavar="PATH", type=output,
-                   help="also write the worker's outcome (cells run, skipped, failed; seconds per phase; peak "
-                        "resident memory) as JSON to PATH")
-    p.add_argument("--verbose", action="store_true", help=VERBOSE_HELP)
-    p.set_defaults(func=_worker)
-
-    p = sub.add_parser("status", help="progress of a registered matrix: units done, running (by which worker), failed")
+    p = sub.add_parser("status", help="progress of a registered matrix from its stores: units done, cells running, "
+                                      "failed, and the bench that drives it")
     p.add_argument("--storage", help="Optuna storage URL the matrix was registered in (default: the local SQLite one)")
     p.add_argument("--matrix-id", help="matrix to show (default: the newest registered)")
     p.add_argument("--datasets", type=names, nargs="+", action=_Entries,
@@ -582,13 +548,14 @@ def main(argv: list[str] | None = None) -> int:
     from benchmark.paths import FolderError
     from benchmark.run.config import ProfileError
     from benchmark.stores.database import StoreURLError, mask_secrets
+    from benchmark.stores.driver_lock import MatrixBusy
     from benchmark.stores.retry import StoreUnavailable
     from strategies.registry import RegistryError
 
     try:
         return args.func(args)
     except (CardError, ProfileError, DataError, RegistryError, FileNotFoundError, LookupError, StoreUnavailable,
-            StoreURLError, FolderError) as exc:
+            StoreURLError, FolderError, MatrixBusy) as exc:
         print(f"fusebench: error: {mask_secrets(str(exc))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -47,10 +47,10 @@ def format_eta(seconds: float | None) -> str:
 
 class MatrixDisplay:
     """Live matrix progress, matrix-wide: cells done of all of them, whoever ran them, with an ETA
-    from the measured pace. ``sync`` reads the work queue's done units (every worker's); the count
-    only grows. On a terminal a rich live display also shows the current unit; otherwise one line
-    per finished cell, ``[k/N] label · ETA``. ``quiet``: nothing at all (a worker whose coordinator
-    shows the progress of the whole matrix).
+    from the measured pace. ``sync`` takes the done units (as the stores and the finished Ray tasks
+    say, every process's); the count only grows. On a terminal a rich live display also shows the
+    current unit; otherwise one line per finished cell, ``[k/N] label · ETA``. ``quiet``: nothing at
+    all.
 
     The ETA: units (trial slots and cells) still to do, divided by the units finished per second
     since this display started (by any worker)."""
@@ -96,7 +96,7 @@ class MatrixDisplay:
         return pace * max(0, self.total_units - self._units_done)
 
     def sync(self, done_units: set[str]) -> None:
-        """Take the queue's done units (trial slots and cells of every worker); print each cell that
+        """Take the done units (trial slots and cells of every process); print each cell that
         finished since the last call (off a terminal) and move the counter and the ETA."""
         cells = {u for u in done_units if u in self.cell_labels}
         self._units_done = len(done_units)

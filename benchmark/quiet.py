@@ -2,8 +2,8 @@
 (benchmark/progress.py) and results, not Hugging Face ``datasets`` bars ("Map", "Saving the
 dataset"), transformers "Loading weights" bars, library INFO logs or third-party warnings.
 
-Set through environment variables too, so libraries imported later and the `fusebench worker`
-processes that `bench --workers N` starts (they inherit the environment) stay as quiet, or as
+Set through environment variables too, so libraries imported later and the Ray worker processes
+of the local instance that `bench --workers N` starts (they inherit the environment) stay as quiet, or as
 verbose (``FUSEBENCH_VERBOSE=1``), as the command that started them."""
 
 from __future__ import annotations

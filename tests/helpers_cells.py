@@ -12,9 +12,3 @@ def run_cell(cell, features, splits, study, config, metric: str = "accuracy",
     from benchmark.train.cell import run_cells
 
     return run_cells([cell], features, splits, study, config, metric, progress)[0]
-
-
-def run_one_cell(worker, unit, display) -> None:
-    """``worker`` runs and records the one cell of ``unit`` (a CellUnit of its plan; a group of one),
-    holding no lease itself."""
-    worker._cells([unit], display)

@@ -109,36 +109,37 @@ def test_a_profile_lists_card_paths_relative_to_its_folder(fusebench_home, capsy
     assert str(profile) in err and "field 'datasets'" in err and "absent.yaml" in err
 
 
-def test_worker_finds_a_moved_card_by_content_and_refuses_a_changed_one(fusebench_home, capsys):
+def test_status_finds_a_moved_card_by_content_and_refuses_a_changed_one(fusebench_home, capsys):
+    """`fusebench status` on another machine (here: the card moved or changed) reads the registered
+    matrix's card by content; the same card at another path is the same matrix, which a bench runs."""
     from benchmark.paths import default_optuna_storage
-    from benchmark.engine.workqueue import open_queue
+    from benchmark.stores.matrix_registry import MatrixRegistry
 
     card = write_card(fusebench_home / "site_a")
     assert main(["bench", "--datasets", str(card), "--workers", "0", *FAST]) == 0
-    queue = open_queue(default_optuna_storage())
-    matrix_id = queue.matrix(None)["matrix_id"]
+    matrix_id = MatrixRegistry(default_optuna_storage()).matrix(None)["matrix_id"]
     capsys.readouterr()
 
     original = card.read_bytes()
     card.write_bytes(original.replace(b"validation: 0.25", b"validation: 0.3"))  # content changed at the path
-    assert main(["worker", "--matrix-id", matrix_id]) == 2
+    assert main(["status", "--matrix-id", matrix_id]) == 2
     [err] = ours(capsys.readouterr().err)
     assert "'tabpath'" in err and str(card) in err
     assert "the card file differs from the one the matrix was registered with" in err
-    assert queue.leases(matrix_id) == []  # no work claimed
 
     card.write_bytes(original)
     moved = fusebench_home / "site_b"
     shutil.move(str(card.parent), str(moved))  # the registered path no longer exists: as on another machine
-    assert main(["worker", "--matrix-id", matrix_id]) == 2
+    assert main(["status", "--matrix-id", matrix_id]) == 2
     err = capsys.readouterr().err
     assert str(card) in err and "does not exist on this machine" in err and "--datasets" in err
-    assert queue.leases(matrix_id) == []
 
     assert main(["status", "--datasets", str(moved / "tabpath.yaml")]) == 0
     assert f"matrix {matrix_id}" in capsys.readouterr().out
-    assert main(["worker", "--matrix-id", matrix_id, "--datasets", str(moved)]) == 0  # a folder to search
-    assert "worker done: 1 cells run, 0 failed" in capsys.readouterr().out
+    assert main(["status", "--matrix-id", matrix_id, "--datasets", str(moved / "*.yaml")]) == 0  # a glob to search
+    assert "final cells        0/1 done" in capsys.readouterr().out
+    assert main(["bench", "--datasets", str(moved / "tabpath.yaml"), *FAST, "--no-report"]) == 0
+    assert f"matrix {matrix_id}: 1 cells: 1 run now" in capsys.readouterr().out
     runs = finished(cell_runs(os.environ["MLFLOW_TRACKING_URI"]))
     assert [r.data.tags["dataset"] for r in runs] == ["tabpath"]
 

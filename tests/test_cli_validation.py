@@ -32,15 +32,13 @@ BAD_FLAGS = [
     (["perf", "budget", "--missing-inputs", ""], "--missing-inputs", "comma-separated techniques"),
     (["bench", "--strategies", ""], "--strategies", "comma-separated names"),
     (["bench", "--datasets", "a,,b"], "--datasets", "comma-separated names"),
-    (["worker", "--datasets", ""], "--datasets", "comma-separated names"),
+    (["status", "--datasets", ""], "--datasets", "comma-separated names"),
     (["perf", "budget", "--seeds", "x,1"], "--seeds", "integer seeds"),
     (["perf", "loop", "--repeats", "0"], "--repeats", "integer >= 1"),
     (["bench", "--seeds", "0,1,0"], "--seeds", "expected each seed once; 0 given more than once"),
     (["bench", "--summary", "/no/such/folder/summary.json"], "--summary", "folder /no/such/folder does not exist"),
-    (["worker", "--summary", "/no/such/folder/w.json"], "--summary", "folder /no/such/folder does not exist"),
     (["bench", "--device", "tpu"], "--device", "expected one of auto, cpu, cuda, cuda:N"),
     (["bench", "--device", "cuda:x"], "--device", "expected one of auto, cpu, cuda, cuda:N"),
-    (["worker", "--device", "gpu"], "--device", "expected one of auto, cpu, cuda, cuda:N"),
     (["perf", "loop", "--device", "tpu"], "--device", "expected one of auto, cpu, cuda, cuda:N"),
 ]
 
@@ -114,7 +112,7 @@ def test_an_unknown_dataset_is_named_and_nothing_written(fusebench_home, toy_car
     assert os.environ["MLFLOW_TRACKING_URI"].endswith("mlruns.db")
 
 
-@pytest.mark.parametrize("argv", [["bench", "--profile", "smoke"], ["worker"], ["perf", "loop"]])
+@pytest.mark.parametrize("argv", [["bench", "--profile", "smoke"], ["perf", "loop"]])
 @pytest.mark.parametrize("device", ["cuda", "cuda:3"])
 def test_a_cuda_device_on_a_machine_without_one_is_refused_when_parsed(argv, device, fusebench_home, monkeypatch,
                                                                        capsys):

@@ -203,11 +203,10 @@ def test_a_process_reports_its_own_peak_rss_not_its_parents():
 def test_worker_peak_rss_reaches_the_bench_summary(tmp_path):
     import json
 
-    from benchmark.run.coordinator import format_worker_rss, write_worker_summary
-    from benchmark.run.unit_runner import MatrixOutcome
+    from benchmark.run.coordinator import BenchSummary, format_worker_rss, write_summary
 
-    path = tmp_path / "worker.json"
-    write_worker_summary(MatrixOutcome("m", "run", skipped=2, reused=3, peak_rss_mb=812.4), path)
+    path = tmp_path / "summary.json"
+    write_summary(BenchSummary("m", 4, skipped=2, reused=3, worker_peak_rss_mb=[812.4, None]), path)
     written = json.loads(path.read_text())
-    assert (written["peak_rss_mb"], written["reused"], written["skipped"]) == (812.4, 3, 2)
+    assert (written["worker_peak_rss_mb"], written["reused"], written["skipped"]) == ([812.4, None], 3, 2)
     assert format_worker_rss([812.4, None]) == "812 MiB, n/a" and format_worker_rss([]) == "n/a"

@@ -43,7 +43,7 @@ def test_the_cache_loads_again_after_clear_and_drops_the_oldest_beyond_its_size(
     model_cache.clear()
 
 
-@pytest.mark.parametrize("command", [["bench"], ["worker"], ["data"]])
+@pytest.mark.parametrize("command", [["bench"], ["data"]])
 def test_verbose_is_accepted(command):
     assert build_parser().parse_args([*command, "--verbose"]).verbose is True
     assert build_parser().parse_args(command).verbose is False

@@ -107,7 +107,7 @@ def test_two_workers_on_ray_run_each_unit_once_and_a_rerun_does_no_work(fusebenc
     runs = {r.info.run_id for r in cell_runs(uri)}
     from benchmark.run.status import matrix_status
 
-    status = matrix_status(storage)  # read from the stores: a Ray run marks nothing in the work queue
+    status = matrix_status(storage)  # read from the stores alone
     assert (status.trials_done, status.cells_done, status.finished) == (4, 4, True)
 
     assert main(BENCH + ["--workers", "2"]) == 0
@@ -195,3 +195,75 @@ def test_store_urls_are_never_task_arguments(fusebench_home, monkeypatch):
     shipped = pickle.dumps((PlanUnits(asdict(plan.config), plan.matrix_id, default_resources(plan.config)),
                             plan_tasks(plan, set())))
     assert secret.encode() not in shipped and b"alice" not in shipped
+
+
+def _session_processes(sid: int) -> dict[int, str]:
+    """pid -> name of the live processes of session ``sid`` (a driver started with start_new_session:
+    its Ray instance; Ray's task workers are in that session too, each in a process group of its own)."""
+    found = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as handle:
+                    head, _, rest = handle.read().rpartition(")")
+                fields = rest.split()
+                if int(fields[3]) == sid and fields[0] != "Z":
+                    found[int(entry)] = head.split("(", 1)[1]
+            except (OSError, ValueError, IndexError):
+                continue
+    return found
+
+
+# Ray's per-node agents outlive a SIGKILLed driver for a while; they hold no unit and write to no store.
+RAY_AGENTS = ("ray::DashboardA", "ray::RuntimeEnv")
+KILL_BENCH = ["bench", "--datasets", "tab", "--strategies", "concat,sum", "--seeds", "0", "--dropout", "0",
+              "--trials", "1", "--epochs", "2", "--device", "cpu", "--no-report", "--workers", "2"]
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_a_driver_killed_mid_run_is_resumed_by_the_same_bench_without_redoing_work(fusebench_home):
+    """SIGKILL the driver of `bench --workers 2` while a cell trains: its local Ray instance and task
+    workers go with it; `status`, from the stores alone, says the driver is gone and the cell
+    interrupted; the same bench run again once the heartbeat is stale takes the matrix over and resumes:
+    every cell exactly once (the dead attempt's open run deleted), every study exactly its trial budget,
+    no run left RUNNING. About 90 s on two cores (two Ray start-ups)."""
+    import signal
+    import subprocess
+    import sys
+
+    from benchmark.run.status import format_status, matrix_status
+    from benchmark.stores.driver_lock import driver_of
+    from tests.helpers_runs import REPO, OutputWatch
+
+    write_tabular_card(fusebench_home / "cards", "tab")
+    uri, storage = os.environ["MLFLOW_TRACKING_URI"], os.environ["FUSEBENCH_OPTUNA_STORAGE"]
+    env = {**os.environ, "FUSEBENCH_DRIVER_STALE_S": "3", "RAY_USAGE_STATS_ENABLED": "0"}
+    command = [sys.executable, "-m", "benchmark.cli", *KILL_BENCH]
+    driver = subprocess.Popen(command, cwd=REPO, env={**env, "FUSEBENCH_FAULT_CELL_DELAY_S": "8"},
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    watch = OutputWatch(driver)
+    try:
+        running = wait_for(lambda: [r for r in cell_runs(uri) if r.info.status == "RUNNING"] or driver.poll() is not None,
+                           timeout=150, what="a cell run to start", interval=0.3)
+        assert driver.poll() is None, watch.text()
+        driver.send_signal(signal.SIGKILL)
+        driver.wait(timeout=30)
+        wait_for(lambda: not [name for name in _session_processes(driver.pid).values() if name not in RAY_AGENTS],
+                 timeout=60, what="the dead driver's Ray processes and task workers to end")
+    finally:
+        for pid in _session_processes(driver.pid):  # whatever the dead driver started and is still there
+            os.kill(pid, signal.SIGKILL)
+    matrix_id = matrix_status(storage).matrix_id
+    wait_for(lambda: driver_of(storage, matrix_id).age_s() > 3, timeout=30, what="the heartbeat to go stale")
+    text = format_status(matrix_status(storage))
+    assert "is gone" in text and "interrupted" in text and running[0].info.run_name in text, text
+
+    rerun = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=200)
+    assert rerun.returncode == 0, rerun.stdout[-3000:] + rerun.stderr[-3000:]
+    assert f"taking over matrix {matrix_id}" in rerun.stdout + rerun.stderr
+    assert_each_cell_once(uri, 2)
+    assert_trial_budget(storage, trials=1, studies=2)
+    _no_running_runs(uri)
+    status = matrix_status(storage)
+    assert status.finished and status.driver is None and status.failed == []

@@ -1,10 +1,13 @@
-"""The multi-machine commands of docs/several-machines.md (the README's until issue 22), run as written
-(issue 21, item 5) against the PostgreSQL that `.ci/run` starts (FUSEBENCH_TEST_POSTGRES_URL; skipped
-without it): an MLflow tracking server backed by PostgreSQL, `bench --workers 0`, one `worker`,
-`status` and `report`, each a subprocess of its own in a fresh FUSEBENCH_HOME. Only the placeholders
-are replaced: user, password, host and port of the database, two fresh database names, the server's
-host, port and bucket, and `PROFILE` (a one-cell profile on a tiny tabular dataset, so that it runs
-in about a minute)."""
+"""The Ray-cluster commands of docs/several-machines.md, run as written (issue 21, item 5; issue 23)
+against the PostgreSQL that `.ci/run` starts (FUSEBENCH_TEST_POSTGRES_URL; skipped without it): the
+exported store variables, an MLflow tracking server backed by PostgreSQL, a Ray head (`ray start
+--head`), `bench --cluster auto`, `status` and `report`, each a subprocess of its own in a fresh
+FUSEBENCH_HOME. Only the placeholders are replaced: user, host and port of the database (its
+password, where it has one, goes in PGPASSWORD as the docs say), two fresh database names, the
+server's port and bucket, the head's port, and `PROFILE` (a one-cell profile on a tiny tabular
+dataset, so that it runs in about a minute). On one machine there is no second node:
+`ray start --address` is left out, the head runs with `--block` in the test's foreground (stopped
+by the test, not by `ray stop`, which would end every Ray process of the machine's user)."""
 
 from __future__ import annotations
 
@@ -38,11 +41,12 @@ def documented_block() -> list[str]:
 
 
 def commands_and_variables(block: list[str]) -> tuple[list[str], dict[str, str]]:
-    """The block's commands (comments and blank lines dropped) and its ``NAME=value`` assignments."""
+    """The block's commands (comments and blank lines dropped) and its ``NAME=value`` and
+    ``export NAME=value`` assignments."""
     commands, variables = [], {}
     for line in block:
         line = line.split(" #", 1)[0].strip() if not line.lstrip().startswith("#") else ""
-        assignment = re.fullmatch(r"([A-Z_]+)=(\S*)", line)
+        assignment = re.fullmatch(r"(?:export )?([A-Z_]+)=(\S*)", line)
         if assignment:
             variables[assignment[1]] = assignment[2]
         elif line:
@@ -53,10 +57,13 @@ def commands_and_variables(block: list[str]) -> tuple[list[str], dict[str, str]]
 def test_the_documented_block_is_found_and_holds_the_five_steps():
     """Runs without PostgreSQL too: the block the CI test runs is there and has the commands it expects."""
     commands, variables = commands_and_variables(documented_block())
-    assert list(variables) == ["PROFILE"]
+    assert list(variables) == ["PROFILE", "FUSEBENCH_OPTUNA_STORAGE", "MLFLOW_TRACKING_URI"]
     assert [" ".join(c.split()[:2]) for c in commands] == [
-        "mlflow server", "fusebench bench", "fusebench worker", "fusebench status", "fusebench report"]
-    assert all("postgresql://user:pw@db-host/optuna" in c for c in commands[1:4])  # the form users type
+        "mlflow server", "ray start", "ray start", "fusebench bench", "fusebench status", "fusebench report", "ray stop"]
+    assert "--cluster auto" in commands[3]
+    # no password in a URL: libpq reads it from ~/.pgpass or PGPASSWORD
+    assert variables["FUSEBENCH_OPTUNA_STORAGE"] == "postgresql://user@db-host/optuna"
+    assert not [c for c in commands if re.search(r"://[^/@\s]*:[^/@\s]*@", c)], commands
 
 
 def _fresh_database(base_url: str) -> str:
@@ -70,20 +77,19 @@ def _fresh_database(base_url: str) -> str:
     return name
 
 
-def placeholders(tmp_path: Path, port: int) -> dict[str, str]:
+def placeholders(tmp_path: Path, port: int, ray_port: int) -> dict[str, str]:
     """Documented placeholder -> this test's value."""
     import sqlalchemy as sa
 
     url = sa.engine.make_url(POSTGRES)
-    userinfo = url.username + (f":{url.password}" if url.password else "")
     server = f"{url.host}:{url.port or 5432}"
     return {
-        "user:pw@db-host/optuna": f"{userinfo}@{server}/{_fresh_database(POSTGRES)}",
-        "user:pw@db-host/mlflow": f"{userinfo}@{server}/{_fresh_database(POSTGRES)}",
+        "user@db-host/optuna": f"{url.username}@{server}/{_fresh_database(POSTGRES)}",
+        "user@db-host/mlflow": f"{url.username}@{server}/{_fresh_database(POSTGRES)}",
         "s3://bucket/mlflow": str(tmp_path / "artifacts"),
-        "--host 0.0.0.0": "--host 127.0.0.1",  # a test machine listens on loopback only
         "--port 5000": f"--port {port}",
         "mlflow-host:5000": f"127.0.0.1:{port}",
+        "--port 6379": f"--port {ray_port}",
     }
 
 
@@ -107,10 +113,12 @@ batch_size: 16
 @pytest.mark.slow
 @pytest.mark.skipif(not POSTGRES, reason="FUSEBENCH_TEST_POSTGRES_URL not set (.ci/run starts PostgreSQL and sets it)")
 def test_the_documented_multi_machine_commands_run_as_written(tmp_path):
+    import sqlalchemy as sa
+
     commands, variables = commands_and_variables(documented_block())
-    port = free_port()
-    values = placeholders(tmp_path, port)
-    text = "\n".join(commands)
+    port, ray_port = free_port(), free_port()
+    values = placeholders(tmp_path, port, ray_port)
+    text = "\n".join(commands + list(variables.values()))
     missing = [p for p in values if p not in text]
     assert not missing, f"documented placeholders this test replaces are gone: {missing}; update the test with them"
     cards = tmp_path / "cards"
@@ -121,34 +129,59 @@ def test_the_documented_multi_machine_commands_run_as_written(tmp_path):
     env.update({  # a fresh state folder; the commands name their stores themselves
         "FUSEBENCH_HOME": str(tmp_path / "home"), "FUSEBENCH_DATASETS": str(cards),
         "FUSEBENCH_REPORTS": str(tmp_path / "reports"), "HF_HUB_OFFLINE": "1", "PROFILE": str(profile),
-        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",  # fusebench, mlflow
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",  # fusebench, mlflow, ray
+        "RAY_USAGE_STATS_ENABLED": "0",
     })
+    env.update({name: substituted(value, values) for name, value in variables.items() if name != "PROFILE"})
+    password = sa.engine.make_url(POSTGRES).password
+    if password:
+        env["PGPASSWORD"] = password
     assert set(variables) <= set(env)
     logs = tmp_path / "logs"
     logs.mkdir()
-    server_command, *steps = [substituted(c, values) for c in commands]
-    assert server_command.startswith("mlflow server ")
-    with _background(server_command, env, logs / "mlflow-server.log") as server:
-        def healthy():
-            assert server.poll() is None, f"mlflow server exited:\n{(logs / 'mlflow-server.log').read_text()[-3000:]}"
-            with contextlib.suppress(OSError):
-                return urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2).status == 200
-            return False
+    server_command, head_command, _, *steps = [substituted(c, values) for c in commands]
+    assert server_command.startswith("mlflow server ") and head_command.startswith("ray start --head")
+    assert steps.pop() == "ray stop"
+    try:
+        with _background(server_command, env, logs / "mlflow-server.log") as server, \
+                _background(head_command + " --block", env, logs / "ray-head.log") as head:
+            def healthy():
+                assert server.poll() is None, f"mlflow server exited:\n{(logs / 'mlflow-server.log').read_text()[-3000:]}"
+                with contextlib.suppress(OSError):
+                    return urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2).status == 200
+                return False
 
-        wait_for(healthy, timeout=180, what="the documented mlflow server")
-        outputs = []
-        for step in steps:
-            done = subprocess.run(["bash", "-c", step], cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
-            outputs.append(done.stdout)
-            assert done.returncode == 0 and "Traceback" not in done.stderr, \
-                f"{step}\nexit {done.returncode}\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
-    bench, worker, status, report = outputs
-    assert "start workers with:" in bench and "fusebench worker" in bench
-    assert "worker done: 1 cells run, 0 failed" in worker, worker
-    assert "1/1" in status, status
+            wait_for(healthy, timeout=180, what="the documented mlflow server")
+
+            def head_up():
+                text = (logs / "ray-head.log").read_text()
+                assert head.poll() is None, f"ray start --head exited:\n{text[-3000:]}"
+                return "Ray runtime started" in text
+
+            wait_for(head_up, timeout=180, what="the documented Ray head", interval=2)
+            outputs = []
+            for step in steps:
+                done = subprocess.run(["bash", "-c", step], cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+                outputs.append(done.stdout)
+                assert done.returncode == 0 and "Traceback" not in done.stderr, \
+                    f"{step}\nexit {done.returncode}\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+    finally:
+        _forget_head(ray_port)
+    bench, status, report = outputs
+    assert "Ray cluster auto" in bench and "1 cells: 1 run now" in bench, bench
+    assert "final cells        1/1 done" in status and "driver: none" in status, status
     matrix_reports = [p for p in (tmp_path / "reports").glob("*/report.md") if p.parent.name != "latest"]
     assert len(matrix_reports) == 1 and "concat" in matrix_reports[0].read_text(), report
     assert any((tmp_path / "artifacts").rglob("report.md")), "the report was not logged to the tracking server"
+
+
+def _forget_head(ray_port: int) -> None:
+    """Remove the address file `ray start --head` left (`ray stop` would, but it ends every Ray process of
+    the user): a later bare ray.init() on this machine would try to join the stopped head."""
+    current = Path("/tmp/ray/ray_current_cluster")
+    with contextlib.suppress(OSError):
+        if current.read_text().strip().endswith(f":{ray_port}"):
+            current.unlink()
 
 
 @contextlib.contextmanager

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import multiprocessing
 import time
-from dataclasses import asdict, replace
+from dataclasses import replace
 
 import pytest
 import torch
 
-from tests.helpers_cells import run_cell, run_one_cell
-from tests.helpers_runs import wait_for
+from tests.helpers_cells import run_cell
 from tests.test_encoders_extra import _trainable_features
 
 
@@ -27,19 +26,6 @@ def test_run_cell_through_a_trainable_encoder():
     result = run_cell(Cell("t", "concat", "concat", 0.0, 0), features, features.splits, study, CellBudget(2, 16, False, "cpu"))
     assert result.family == "early"
     assert 0.0 <= result.scores["accuracy"] <= 1.0 and result.param_count > 0
-
-
-def test_worker_resolves_auto_device_on_its_own_machine():
-    """Defect 2: `fusebench worker --device auto` kept the registering machine's device."""
-    from benchmark.run.config import MatrixConfig
-    from benchmark.run.coordinator import worker_config
-    from benchmark.train.device import resolve_device
-
-    registered = {"config": asdict(MatrixConfig(name="m", device="cuda:7"))}
-    assert worker_config(registered, "auto").device == resolve_device("auto")
-    assert worker_config(registered, None).device == resolve_device("auto")
-    assert worker_config(registered, "cpu").device == "cpu"
-    assert resolve_device("auto") == ("cuda" if torch.cuda.is_available() else "cpu")
 
 
 def test_cuda_clock_and_memory_calls_name_the_device(monkeypatch):
@@ -141,108 +127,6 @@ def test_two_processes_preparing_one_dataset_do_not_race(fusebench_home):
         assert (state_dir() / "calls.txt").read_text().count("called") == 1
     finally:
         PREPARERS.remove("test_locked")
-
-
-class _Display:
-    def cell(self, *_):
-        pass
-
-    def detail(self, *_):
-        pass
-
-
-def _two_workers_on_one_matrix(home, trials: int):
-    """A one-cell matrix on a small two-modality table; two workers sharing a queue whose
-    leases last 0.5 s. -> (plan, queue, worker A, its log, worker B)"""
-    from benchmark.paths import default_optuna_storage, default_tracking_uri
-    from benchmark.run import worker as worker_module
-    from benchmark.run.config import MatrixConfig
-    from benchmark.run.plan import Plan
-    from benchmark.stores.database import open_storage
-    from benchmark.tracking.mlflow_runs import MatrixTracker
-    from benchmark.engine.workqueue import open_queue
-
-    cards = home / "cards"
-    rows = "\n".join(f"{i % 2},{i * 0.1:.1f},{(i * 7) % 5},{i % 3}" for i in range(40))
-    (cards / "tab2.csv").write_text("y,x1,x2,x3\n" + rows + "\n")
-    (cards / "tab2.yaml").write_text(
-        "name: tab2\nsource: {local: {format: csv, data_files: tab2.csv}}\nlabel: y\n"
-        "modalities:\n  left: {columns: [x1, x2], encoder: tabular}\n  right: {columns: [x3], encoder: tabular}\n")
-    config = MatrixConfig(name="lease", datasets=("tab2",), strategies=("concat",), dropout_rates=(0.0,),
-                          seeds=(0,), trials=trials, epochs=1, batch_size=16)
-    tracking, storage = default_tracking_uri(), default_optuna_storage()
-    queue = open_queue(storage, lease_s=0.5)
-    plan = Plan.build(config)
-    queue.register_matrix(plan.matrix_id, asdict(config), tracking, storage)
-    open_storage(storage)
-    MatrixTracker(tracking, plan.matrix_id, asdict(config), "cpu", create=True)
-    log_a: list[str] = []
-    worker_a = worker_module.Worker(plan, tracking, storage, queue, "worker-a", log_a.append)
-    worker_b = worker_module.Worker(plan, tracking, storage, queue, "worker-b", lambda *_: None)
-    return plan, queue, worker_a, log_a, worker_b
-
-
-def test_a_worker_whose_lease_was_taken_over_does_not_crash(fusebench_home, monkeypatch):
-    """Defect 7: after a lapsed lease a second worker deleted the first worker's MLflow run and
-    the first worker crashed when it finished the cell. It now checks it still holds the lease."""
-    from benchmark.run import unit_runner as worker_module  # where a cell unit runs
-    from benchmark.run.units import CellUnit
-
-    plan, queue, worker_a, logs_a, worker_b = _two_workers_on_one_matrix(fusebench_home, trials=0)
-    [unit] = plan.units
-    assert isinstance(unit, CellUnit) and unit.id == f"cell:{plan.cell_hash(unit.cell)}"
-    real_run_cells = worker_module.run_cells
-
-    def stalled_then_taken_over(*args, **kwargs):
-        result = real_run_cells(*args, **kwargs)
-        monkeypatch.setattr(worker_module, "run_cells", real_run_cells)  # worker B runs the real protocol
-        # worker A stalls until its 0.5 s lease lapses and worker B can claim the unit
-        wait_for(lambda: queue.claim(plan.matrix_id, unit.id, "worker-b"), timeout=30, interval=0.05,
-                 what="worker A's 0.5 s lease to lapse so that worker B can claim the unit")
-        run_one_cell(worker_b, unit, _Display())  # deletes A's unfinished run, finishes the cell
-        queue.mark_done(plan.matrix_id, unit.id)
-        return result
-
-    assert queue.claim(plan.matrix_id, unit.id, "worker-a")
-    monkeypatch.setattr(worker_module, "run_cells", stalled_then_taken_over)
-    run_one_cell(worker_a, unit, _Display())  # must neither raise nor write
-    runs = worker_a.tracker.cell_runs(unit.cell_hash)
-    assert [(r.info.status, r.data.tags.get("fusebench.status"), r.data.tags.get("worker")) for r in runs] == [
-        ("FINISHED", "ok", "worker-b")]
-    assert any("taken over" in line for line in logs_a), logs_a
-    assert not worker_a.outcome.failed and not worker_a.outcome.completed
-
-
-def test_a_worker_whose_trial_lease_was_taken_over_does_not_crash(fusebench_home, monkeypatch):
-    """The same for a tuning-trial slot: the worker that took over fails the stalled worker's
-    running trial as stale, and the stalled worker leaves the slot to it instead of crashing."""
-    from benchmark.train import tuning
-    from benchmark.train.tuning import budget_trials, load_study, stale_trials
-
-    from benchmark.run.units import TrialUnit
-
-    plan, queue, worker_a, logs_a, worker_b = _two_workers_on_one_matrix(fusebench_home, trials=1)
-    trial = plan.units[0]
-    assert isinstance(trial, TrialUnit) and trial.slot == 0 and trial.waits_for == ()
-    real_train = tuning.train
-
-    def stalled_then_taken_over(*args, **kwargs):
-        stats = real_train(*args, **kwargs)
-        monkeypatch.setattr(tuning, "train", real_train)
-        # worker A stalls inside its running trial until its 0.5 s lease lapses and worker B can claim the unit
-        wait_for(lambda: queue.claim(plan.matrix_id, trial.id, "worker-b"), timeout=30, interval=0.05,
-                 what="worker A's 0.5 s lease to lapse so that worker B can claim the unit")
-        worker_b._trial(trial, _Display())
-        queue.mark_done(plan.matrix_id, trial.id)
-        return stats
-
-    assert queue.claim(plan.matrix_id, trial.id, "worker-a")
-    monkeypatch.setattr(tuning, "train", stalled_then_taken_over)
-    worker_a._trial(trial, _Display())  # must not raise
-    study = load_study(trial.study_key, worker_a.storage, plan.trial_slots_per_study)
-    assert len(budget_trials(study)) == 1 and budget_trials(study)[0].state.name == "COMPLETE"
-    assert len(stale_trials(study)) == 1
-    assert any("taken over" in line for line in logs_a), logs_a
 
 
 def test_default_retrain_does_not_depend_on_what_tuning_picked(monkeypatch):

@@ -50,7 +50,7 @@ def test_no_password_in_the_output_of_bench_and_status(toy_card, fusebench_home,
     assert PASSWORD not in printed, printed
 
 
-def test_the_printed_worker_command_masks_the_password(toy_card, fusebench_home, monkeypatch, capsys):
+def test_a_prepare_only_bench_prints_no_password(toy_card, fusebench_home, monkeypatch, capsys):
     from benchmark.run import coordinator
     from benchmark.stores import database
 
@@ -61,24 +61,7 @@ def test_the_printed_worker_command_masks_the_password(toy_card, fusebench_home,
                  "--workers", "0", "--storage", storage, "--tracking-uri", f"https://bob:{PASSWORD}@mlflow.example"]) == 0
     out = capsys.readouterr().out
     assert PASSWORD not in out, out
-    assert "fusebench worker --storage 'postgresql+psycopg2://alice:***@db.example/optuna'" in out
-    assert "FUSEBENCH_OPTUNA_STORAGE" in out  # how to keep the real password off the command line
+    assert "optuna postgresql+psycopg2://alice:***@db.example/optuna" in out
+    assert "matrix m-1 registered and its data prepared" in out and "--cluster ADDRESS" in out
 
 
-@pytest.mark.slow
-def test_a_worker_writes_to_the_tracking_uri_of_its_environment(toy_card, fusebench_home, monkeypatch, capsys):
-    """The worker process that `bench --workers N` starts takes its tracking URI from the
-    environment (before the registered one): here an unreachable server, named masked."""
-    from benchmark.run.coordinator import WORKER_TRACKING_ENV
-
-    assert main(["bench", "--profile", "smoke", "--datasets", "toy", "--strategies", "concat", "--trials", "1",
-                 "--epochs", "1", "--seeds", "0", "--device", "cpu", "--workers", "0"]) == 0
-    port = _free_port()
-    monkeypatch.setenv("FUSEBENCH_RETRY_S", "1")
-    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
-    monkeypatch.setenv(WORKER_TRACKING_ENV, f"http://alice:{PASSWORD}@127.0.0.1:{port}")
-    capsys.readouterr()
-    assert main(["worker"]) == 2  # the storage from $FUSEBENCH_OPTUNA_STORAGE (the fixture's)
-    err = capsys.readouterr().err
-    assert f"open tracking store http://alice:***@127.0.0.1:{port}: unreachable" in err and PASSWORD not in err, err
-    assert os.environ[WORKER_TRACKING_ENV].endswith(str(port))

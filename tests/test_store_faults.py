@@ -9,7 +9,7 @@ import pytest
 
 from benchmark.cli import main
 from benchmark.stores.retry import StoreUnavailable, retry
-from benchmark.engine.workqueue import WorkQueue
+from benchmark.stores.matrix_registry import METADATA, StoreDatabase
 
 
 def _closed_port() -> int:
@@ -25,7 +25,7 @@ def test_retry_gives_up_after_budget_with_clear_error():
     url = f"postgresql+psycopg2://user:pw@127.0.0.1:{_closed_port()}/optuna"  # connection refused: an outage
     started = time.monotonic()
     with pytest.raises(StoreUnavailable, match="unreachable for 2s, giving up"):
-        WorkQueue(url, retry_budget_s=2.0)
+        StoreDatabase(url, METADATA, retry_budget_s=2.0)
     elapsed = time.monotonic() - started
     assert 2.0 <= elapsed <= 10.0, elapsed  # it retried until the budget ran out, and no longer than that
 
@@ -45,14 +45,14 @@ def test_retry_succeeds_when_store_comes_back():
     assert len(calls) == 3
 
 
-def test_worker_exits_with_clear_error_when_database_unreachable(tmp_path, monkeypatch, capsys):
+def test_status_exits_with_clear_error_when_database_unreachable(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("FUSEBENCH_RETRY_S", "1")
-    code = main(["worker", "--storage", f"postgresql+psycopg2://user:pw@127.0.0.1:{_closed_port()}/optuna"])
+    code = main(["status", "--storage", f"postgresql+psycopg2://user:pw@127.0.0.1:{_closed_port()}/optuna"])
     assert code == 2
     assert "unreachable" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("command", ["bench", "status", "worker"])
+@pytest.mark.parametrize("command", ["bench", "status"])
 def test_a_bare_postgresql_url_uses_psycopg2(command, toy_card, fusebench_home, monkeypatch, capsys):
     """Issue 21, item 5: `postgresql://` as docs/several-machines.md writes it reaches the retry path (an
     unreachable server here), not ModuleNotFoundError: No module named 'psycopg'."""
@@ -76,7 +76,7 @@ def test_normalise_url():
 
 BAD_STORES = [
     (["status", "--storage", "bogus://x"], "--storage", "not a database URL"),
-    (["worker", "--storage", "optuna.db"], "--storage", "not a database URL"),
+    (["status", "--storage", "optuna.db"], "--storage", "not a database URL"),
     (["bench", "--storage", "bogus://x"], "--storage", "not a database URL"),
     (["status", "--storage", "postgresql+psycopg://h/db"], "--storage", "driver is not installed"),
     (["bench", "--tracking-uri", "bogus://x"], "--tracking-uri", "unknown tracking URI scheme"),
@@ -88,7 +88,7 @@ BAD_STORES = [
     # opening such a database for 100 s before the folder was probed for real.
     (["bench", "--tracking-uri", "sqlite:////proc/mlruns.db"], "--tracking-uri", "folder /proc is not writable"),
     (["report", "--tracking-uri", "sqlite:////proc/mlruns.db"], "--tracking-uri", "folder /proc is not writable"),
-    (["worker", "--storage", "sqlite:////proc/optuna.db"], "--storage", "folder /proc is not writable"),
+    (["bench", "--storage", "sqlite:////proc/optuna.db"], "--storage", "folder /proc is not writable"),
     (["status", "--storage", "journal:/proc/optuna.log"], "--storage", "folder /proc is not writable"),
     # MLflow 3 raises a traceback on first use of a folder store unless MLFLOW_ALLOW_FILE_STORE is set.
     (["report", "--tracking-uri", "{home}/mlruns"], "--tracking-uri", "no longer writes to folder stores"),
@@ -194,7 +194,7 @@ POSTGRES = os.environ.get("FUSEBENCH_TEST_POSTGRES_URL")
 
 
 @pytest.mark.skipif(not POSTGRES, reason="FUSEBENCH_TEST_POSTGRES_URL not set (.ci/run starts PostgreSQL and sets it)")
-@pytest.mark.parametrize("argv, flag", [(["status", "--storage"], "--storage"), (["worker", "--storage"], "--storage"),
+@pytest.mark.parametrize("argv, flag", [(["status", "--storage"], "--storage"),
                                         (["report", "--tracking-uri"], "--tracking-uri"),
                                         (["ui", "--tracking-uri"], "--tracking-uri")])
 def test_a_postgresql_database_that_does_not_exist_is_one_line_at_once(argv, flag, fusebench_home, monkeypatch, capsys):
@@ -233,29 +233,10 @@ def test_mlflow_connection_errors_count_as_store_outages():
     assert not is_store_outage(MlflowException("RESOURCE_DOES_NOT_EXIST"))
 
 
-def test_worker_exits_with_clear_error_when_tracking_server_unreachable(toy_card, fusebench_home, monkeypatch, capsys):
-    import socket
-
-    storage = os.environ["FUSEBENCH_OPTUNA_STORAGE"]
-    assert main(["bench", "--profile", "smoke", "--datasets", "toy", "--strategies", "concat", "--trials", "1",
-                 "--epochs", "1", "--seeds", "0", "--device", "cpu", "--workers", "0"]) == 0
-    with socket.socket() as sock:  # a port on which nothing listens
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    monkeypatch.setenv("FUSEBENCH_RETRY_S", "2")
-    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
-    capsys.readouterr()
-    started = time.monotonic()
-    code = main(["worker", "--storage", storage, "--tracking-uri", f"http://127.0.0.1:{port}"])
-    assert code == 2
-    assert f"open tracking store http://127.0.0.1:{port}: unreachable for 2s, giving up" in capsys.readouterr().err
-    assert time.monotonic() - started < 60
-
-
 @pytest.mark.slow
-def test_worker_rides_out_a_tracking_server_outage(toy_card, fusebench_home, monkeypatch):
+def test_bench_rides_out_a_tracking_server_outage(toy_card, fusebench_home, monkeypatch):
     """Stop the MLflow tracking server in the middle of a matrix and start it again on the same
-    port: the worker waits, then finishes every cell exactly once."""
+    port: the bench waits, then finishes every cell exactly once."""
     from tests.helpers_runs import OutputWatch, assert_each_cell_once, cell_runs, finished, free_port, fusebench, \
         mlflow_server, wait_for
 
@@ -263,62 +244,28 @@ def test_worker_rides_out_a_tracking_server_outage(toy_card, fusebench_home, mon
     port, folder = free_port(), fusebench_home / "mlflow-server"
     with mlflow_server(folder, port) as uri:
         monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
-        assert main(["bench", "--profile", "smoke", "--datasets", "toy", "--strategies", "concat,sum,late_weighted",
-                     "--trials", "1", "--epochs", "2", "--seeds", "0,1", "--dropout", "0.3", "--device", "cpu",
-                     "--workers", "0"]) == 0
         # Each cell is held 2 s after its run is opened, so the outage lands mid-matrix.
-        worker = fusebench("worker", "--storage", storage, "--tracking-uri", uri, "--device", "cpu",
+        bench = fusebench("bench", "--profile", "smoke", "--datasets", "toy", "--strategies", "concat,sum,late_weighted",
+                           "--trials", "1", "--epochs", "2", "--seeds", "0,1", "--dropout", "0.3", "--device", "cpu",
+                           "--storage", storage, "--tracking-uri", uri, "--no-report",
                            env={"FUSEBENCH_FAULT_CELL_DELAY_S": "2", "FUSEBENCH_RETRY_S": "240"})
-        watch = OutputWatch(worker)
+        watch = OutputWatch(bench)
         try:
             wait_for(lambda: len(finished(cell_runs(uri))) >= 2, timeout=300, what="two finished cells")
         except BaseException:
-            worker.kill()
+            bench.kill()
             raise
-    try:  # the server is down: wait until the worker has met the outage (it says so) before restarting it
+    try:  # the server is down: wait until the bench has met the outage (it says so) before restarting it
         watch.wait_for_text("store unreachable", timeout=120)
     except BaseException:
-        worker.kill()
+        bench.kill()
         raise
     with mlflow_server(folder, port):
         try:
             output = watch.finish(timeout=600)
         finally:
-            if worker.poll() is None:
-                worker.kill()
-        assert worker.returncode == 0, output
+            if bench.poll() is None:
+                bench.kill()
+        assert bench.returncode == 0, output
         assert "store unreachable" in output and "reachable again" in output, output
         assert_each_cell_once(uri, expected_cells=6)
-
-
-def test_status_names_a_unit_whose_worker_died(tmp_path, monkeypatch):
-    """A lease held by a process of this machine that no longer exists is shown as interrupted."""
-    import subprocess
-    import sys
-    from dataclasses import asdict
-
-    from benchmark.run.config import MatrixConfig
-    from benchmark.engine.workqueue import open_queue
-    from benchmark.run.plan import Plan
-    from benchmark.run.status import format_status, matrix_status
-    from benchmark.engine.workqueue import new_worker_id
-
-    monkeypatch.setenv("FUSEBENCH_HOME", str(tmp_path / "home"))
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlruns.db'}")
-    storage = f"sqlite:///{tmp_path / 'optuna.db'}"
-    config = MatrixConfig(name="t", strategies=("concat",), datasets=("emoji",), dropout_rates=(0.3,), seeds=(0,),
-                          trials=2, epochs=1, batch_size=32, device="cpu")
-    queue = open_queue(storage)
-    plan = Plan.build(config)
-    queue.register_matrix(plan.matrix_id, asdict(config), os.environ["MLFLOW_TRACKING_URI"], storage)
-    slots = plan.studies[0].trial_units
-    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
-    dead_worker = new_worker_id().replace(f"-{os.getpid()}-", f"-{dead.stdout.strip()}-")
-    assert queue.claim(plan.matrix_id, slots[0], new_worker_id())
-    queue.mark_done(plan.matrix_id, slots[0])
-    assert queue.claim(plan.matrix_id, slots[1], dead_worker)
-
-    text = format_status(matrix_status(storage, plan.matrix_id, read_failed=False))
-    assert "tuning trial slots 1/2 done" in text and "final cells        0/1 done" in text, text
-    assert "running now: 0; interrupted, to be taken over by the next worker: 1" in text, text
-    assert "trial 2/2" in text and "worker process gone" in text, text

@@ -23,11 +23,11 @@ LAYERS = (
     ("benchmark.cli", "benchmark.api"),  # the two entry points
     ("benchmark.perf",),  # developer benchmarks behind `fusebench perf`: they drive run/ and train/
     ("benchmark.run",),
-    ("benchmark.engine", "benchmark.tracking"),  # run -> engine/tracking: the work queue; MLflow runs and UI
+    ("benchmark.engine", "benchmark.tracking"),  # run -> engine/tracking: the Ray executor; MLflow runs and UI
     ("benchmark.train",),
     ("benchmark.features",),
     ("benchmark.data",),
-    ("benchmark.stores",),  # the shared stores (databases, retry): engine, tracking, run and train's tuning
+    ("benchmark.stores",),  # the shared stores (databases, matrix records, driver lock, retry): tracking, run, train
     ("strategies",),
 )
 # Rooms the layer order leaves out: shared leaves and side rooms, still bound by the cycle tests

@@ -86,8 +86,8 @@ def ray_session(workers: int | None = None, address: str | None = None,
             info = ray.init(address=address, logging_level=logging.ERROR, log_to_driver=False,
                             namespace="fusebench")
         else:
-            # address "local": always a new instance of our own, never one another program (or another
-            # bench) already runs on this machine, which ray.init() without an address would join.
+            # "local": a new instance, even where this machine runs a cluster node (`ray start`), which a
+            # bare ray.init() would join instead
             info = ray.init(address="local", num_cpus=workers, include_dashboard=False, logging_level=logging.ERROR,
                             log_to_driver=False, _node_ip_address="127.0.0.1", namespace="fusebench",
                             object_store_memory=OBJECT_STORE_BYTES)

@@ -2,9 +2,9 @@
 (``datasets/`` or ``FUSEBENCH_DATASETS``), and card files anywhere, given by their path.
 
 A matrix stores each path card as an absolute path and pins it by the sha256 of the card
-file's bytes (``MatrixConfig.card_files``). A worker on another machine uses the file at that
-path when its bytes are the same; where the path does not exist there, the card with the same
-bytes among the cards it knows (the cards folder and the worker's ``--datasets``); where the
+file's bytes (``MatrixConfig.card_files``). A process on another machine (a Ray node, `fusebench
+status`) uses the file at that path when its bytes are the same; where the path does not exist
+there, the card with the same bytes among the cards it knows (the cards folder and ``--datasets``); where the
 file differs, it stops with an error that says so. The path itself is never part of a result's
 identity (benchmark/run/identity.py): the same card at another path is the same dataset.
 
@@ -95,7 +95,7 @@ def _card_name(path: str) -> str:
 
 
 def _candidates(search: tuple[str, ...]) -> list[str]:
-    """Card files a worker knows: the cards folder, plus its ``--datasets`` entries (card paths,
+    """Card files this machine knows: the cards folder, plus its ``--datasets`` entries (card paths,
     path globs, folders of cards)."""
     found = [str(p) for p in card_paths()]
     for entry in search:
@@ -151,7 +151,7 @@ def matrix_cards(datasets: tuple[str, ...], card_files: tuple[tuple[str, str], .
             data = Path(path).read_bytes()
         except FileNotFoundError:
             raise DatasetSelectionError(
-                f"card file {path} does not exist" + (" on this machine; `fusebench worker --datasets <card or "
+                f"card file {path} does not exist" + (" on this machine; `fusebench status --datasets <card or "
                                                       "folder>` finds a copy with the same content" if path in pins
                                                       else "")) from None
         sha = hashlib.sha256(data).hexdigest()

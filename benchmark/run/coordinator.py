@@ -1,6 +1,5 @@
-"""`fusebench bench`: register a matrix, prepare data and features, run one in-process
-worker or N worker processes, then build the report and close the parent run.
-`fusebench worker`: join a registered matrix."""
+"""`fusebench bench`: register a matrix, take its driver lock, prepare data and features, run its
+units in this process or as Ray tasks, then build the report and close the parent run."""
 
 from __future__ import annotations
 
@@ -14,18 +13,17 @@ from typing import Callable
 from benchmark.data.builtin import ensure_prepared
 from benchmark.features.tensors import build_features
 from benchmark.reporting import EmptyReport, build_report
-from benchmark.run.config import MatrixConfig
 from benchmark.engine.ray_executor import Resources
+from benchmark.run.in_process import matrix_display, run_in_process
 from benchmark.run.plan import Plan
 from benchmark.run.ray_bench import default_resources, run_on_ray
 from benchmark.run.unit_runner import WORKER_TRACKING_ENV, MatrixOutcome  # noqa: F401 - re-exported for callers
-from benchmark.run.worker import Worker, matrix_display
 from benchmark.stores.database import mask_secrets, open_storage
+from benchmark.stores.driver_lock import DriverLock, MatrixBusy  # noqa: F401 - MatrixBusy re-exported for callers
+from benchmark.stores.matrix_registry import MatrixRegistry
 from benchmark.stores.retry import retry
 from benchmark.vocabulary import TAG_ERROR, TAG_NOT_APPLICABLE
 from benchmark.tracking.mlflow_runs import MatrixTracker
-from benchmark.engine.workqueue import new_worker_id, open_queue
-from benchmark.train.device import resolve_device
 
 
 @dataclass
@@ -58,26 +56,32 @@ def run_bench(plan: Plan, tracking_uri: str, storage_url: str, workers: int = 1,
               log: Callable[[str], None] = print, retry_failed: bool = False, cluster: str | None = None,
               resources: Resources | None = None) -> BenchSummary:
     """Register the matrix of ``plan`` (built, and so checked against its cards, before anything is
-    registered), prepare its data and run it: in this process (``workers`` 1), as Ray tasks on a local
-    Ray instance of ``workers`` CPUs (2 or more) or on the Ray cluster at ``cluster`` (an address or
-    ``auto``), each task declaring ``resources`` (default: ray_bench.default_resources); with
-    ``workers`` 0 and no cluster, register and prepare only."""
+    registered), take its driver lock (MatrixBusy when another live bench drives it), prepare its data
+    and run it: in this process (``workers`` 1), as Ray tasks on a local Ray instance of ``workers``
+    CPUs (2 or more) or on the Ray cluster at ``cluster`` (an address or ``auto``), each task declaring
+    ``resources`` (default: ray_bench.default_resources); with ``workers`` 0 and no cluster, register
+    and prepare only."""
     started = time.perf_counter()
     config, matrix_id = plan.config, plan.matrix_id
-    queue = open_queue(storage_url)
-    queue.register_matrix(matrix_id, asdict(config), tracking_uri, storage_url)
-    open_storage(storage_url)  # create Optuna's tables once, before any worker races to do it
-    tracker = retry(lambda: MatrixTracker(tracking_uri, matrix_id, asdict(config), config.device, create=True),
-                    f"open tracking store {tracking_uri}")
-    try:
-        if cluster or workers >= 2:
-            return _run_bench_on_ray(plan, tracking_uri, storage_url, workers, cluster, resources, log, retry_failed,
-                                     tracker, started)
-        return _run_bench(plan, tracking_uri, storage_url, workers, log, retry_failed, queue, tracker, started)
-    except BaseException as exc:
-        # Nothing may stay RUNNING: a bench that stops here (bad data, an interrupt) closes its parent run.
-        _close_parent(tracker, exc)
-        raise
+    MatrixRegistry(storage_url).register(matrix_id, asdict(config), tracking_uri, storage_url)
+    with DriverLock(storage_url, matrix_id) as lock:  # before the parent run is touched: a refused bench changes nothing
+        if lock.took_over is not None:
+            log(f"taking over matrix {matrix_id} from {lock.took_over.driver} (no heartbeat for "
+                f"{lock.took_over.age_s():.0f}s); resuming from the stores")
+        open_storage(storage_url)  # create Optuna's tables once, before any Ray worker races to do it
+        tracker = retry(lambda: MatrixTracker(tracking_uri, matrix_id, asdict(config), config.device, create=True),
+                        f"open tracking store {tracking_uri}")
+        if retry_failed:
+            log(f"retrying {len(tracker.failed_cells())} failed cells")
+        try:
+            if cluster or workers >= 2:
+                return _run_bench_on_ray(plan, tracking_uri, storage_url, workers, cluster, resources, log,
+                                         retry_failed, tracker, started)
+            return _run_bench(plan, tracking_uri, storage_url, workers, log, retry_failed, tracker, started)
+        except BaseException as exc:
+            # Nothing may stay RUNNING: a bench that stops here (bad data, an interrupt) closes its parent run.
+            _close_parent(tracker, exc)
+            raise
 
 
 def _close_parent(tracker: MatrixTracker, exc: BaseException) -> None:
@@ -127,33 +131,24 @@ def _run_bench_on_ray(plan: Plan, tracking_uri: str, storage_url: str, workers: 
 
 
 def _run_bench(plan: Plan, tracking_uri: str, storage_url: str, workers: int, log: Callable[[str], None],
-               retry_failed: bool, queue, tracker: MatrixTracker, started: float) -> BenchSummary:
-    matrix_id = plan.matrix_id
-    summary = BenchSummary(matrix_id, len(plan.cells))
+               retry_failed: bool, tracker: MatrixTracker, started: float) -> BenchSummary:
+    summary = BenchSummary(plan.matrix_id, len(plan.cells))
     _record_not_applicable(plan, tracker, log)
-    if retry_failed:
-        failed_units = [plan.cell_unit_id(h) for h in tracker.failed_cells()]
-        log(f"retrying {queue.reopen(matrix_id, failed_units)} failed cells")
-    unrecorded = unrecorded_done_cells(plan, queue, tracker)
-    if unrecorded:  # done means recorded: the queue's mark alone never stands for a result
-        log(f"{queue.reopen(matrix_id, unrecorded)} cells marked done in the work queue have no run in the tracking "
-            f"store this bench writes to: running them again")
     features, phases = prepare_data({name: plan.cards[name] for name in sorted({c.dataset for c in plan.cells})},
                                     log, plan.config.max_tokens)
     summary.phase_seconds.update(phases)
-    if workers == 0:  # register only: workers on this or other machines join with `fusebench worker`
+    if workers == 0:  # register and prepare only: a later bench (here or with --cluster) runs it
         summary.wall_seconds = time.perf_counter() - started
         return summary
-    # One worker, in this process (two or more run on Ray: _run_bench_on_ray).
-    outcome = Worker(plan, tracking_uri, storage_url, queue, new_worker_id(), log, features=features).run()
+    # One process: this one (two or more run on Ray: _run_bench_on_ray).
+    outcome = run_in_process(plan, tracking_uri, storage_url, log, retry_failed, features)
     summary.completed, summary.skipped = len(outcome.completed) + outcome.reused, outcome.skipped
     summary.reused = outcome.reused
     summary.worker_peak_rss_mb = [outcome.peak_rss_mb]
-    failed = tracker.failed_cells()
     summary.phase_seconds.update({"tuning": outcome.phase_seconds["tuning"],
                                   "final_runs": outcome.phase_seconds["final_runs"]})
     # Every failed cell of the matrix, this run's and earlier ones', as MLflow records them.
-    summary.failed = list(failed.values())
+    summary.failed = list(tracker.failed_cells().values())
     summary.wall_seconds = time.perf_counter() - started
     return summary
 
@@ -174,56 +169,6 @@ def release_memory() -> None:
         ctypes.CDLL("libc.so.6").malloc_trim(0)
     except (OSError, AttributeError):
         pass
-
-
-def unrecorded_done_cells(plan: Plan, queue, tracker: MatrixTracker) -> list[str]:
-    """Cell units the work queue (in the Optuna storage) marks done whose result this matrix's
-    tracking store does not hold, finished or failed: e.g. the same matrix run before against
-    another tracking store. They must run again (or be copied from another matrix of this store)."""
-    done = queue.done_units(tracker.matrix_id)
-    recorded_units = {plan.cell_unit_id(h) for h in tracker.ended_cells(include_failed=True) if h}
-    return [u.id for u in plan.cell_units if u.id in done and u.id not in recorded_units]
-
-
-def write_worker_summary(outcome: MatrixOutcome, path: str | Path) -> None:
-    """A worker's outcome as JSON (cells run, skipped, failed; seconds per phase; peak resident
-    memory in MiB), for the coordinator that spawned it and for scripts."""
-    Path(path).write_text(json.dumps({
-        "matrix_id": outcome.matrix_id, "completed": len(outcome.completed), "skipped": outcome.skipped,
-        "reused": outcome.reused,
-        "failed": [list(f) for f in outcome.failed], "phase_seconds": outcome.phase_seconds,
-        "peak_rss_mb": outcome.peak_rss_mb}, indent=2, sort_keys=True))
-
-
-def worker_config(registered: dict, device: str | None) -> MatrixConfig:
-    """The registered matrix's configuration, on the device this worker resolves: ``auto`` (or
-    nothing) means this machine's GPU when it has one, whatever the registering machine used."""
-    return MatrixConfig.from_dict(registered["config"]).with_overrides(device=resolve_device(device))
-
-
-def run_worker(storage_url: str, tracking_uri: str | None, matrix_id: str | None, device: str | None,
-               log: Callable[[str], None] = print, search: tuple[str, ...] = ()) -> MatrixOutcome:
-    """`fusebench worker`: join a registered matrix and work until it is done. Its card files are
-    found by their registered path or, where that is missing here, by content among the cards
-    folder and ``search`` (``--datasets``); a card file that differs stops the worker before it
-    claims any work. The tracking URI: ``tracking_uri``, else $FUSEBENCH_WORKER_TRACKING_URI (set
-    by the bench), else the one the matrix was registered with."""
-    import torch
-
-    queue = open_queue(storage_url)
-    registered = queue.matrix(matrix_id)
-    config = worker_config(registered, device).localised(search)
-    plan = Plan.build(config)  # this machine's own Plan, checked against its cards before it claims any work
-    here = plan.matrix_id
-    if here != registered["matrix_id"]:
-        raise LookupError(f"matrix {registered['matrix_id']}: its inputs differ on this machine (a dataset card, an "
-                          f"encoder version or a strategy's code is not the same here: computed id {here}); use the "
-                          f"same checkout and cards as the registering machine")
-    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", torch.get_num_threads())))
-    worker_id = new_worker_id()
-    log(f"worker {worker_id} joined matrix {registered['matrix_id']} on {config.device}")
-    tracking_uri = tracking_uri or os.environ.get(WORKER_TRACKING_ENV) or registered["tracking_uri"]
-    return Worker(plan, tracking_uri, storage_url, queue, worker_id, log).run()
 
 
 def finish_bench(summary: BenchSummary, tracking_uri: str, device: str, report: bool = True,

@@ -1,9 +1,9 @@
 """The Plan: the one description of a matrix, built once per command from its validated
 configuration, its cards and the strategy registry. Everything that needs the matrix's id, cells,
-studies, units or cell hashes reads it (the coordinator, each worker, status, the estimate, the
-CLI and the API, the perf commands); nothing re-derives them. A `fusebench worker` on another
-machine builds its own Plan once from the registered configuration and checks that its matrix id
-is the registered one.
+studies, units or cell hashes reads it (the coordinator, each Ray worker, status, the estimate,
+the CLI and the API, the perf commands); nothing re-derives them. A Ray worker process on another
+machine builds its own Plan once from the matrix's configuration and checks that its matrix id
+is the driver's.
 
 The Plan is immutable: its sequences are tuples, its mappings read-only, its units frozen."""
 

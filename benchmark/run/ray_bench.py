@@ -106,7 +106,8 @@ def _runner_of(units: PlanUnits) -> UnitRunner:
                                f"(or MLFLOW_TRACKING_URI) in the environment of `ray start` on every node")
         device = "cuda" if units.resources.gpus > 0 and torch.cuda.is_available() else "cpu"  # what Ray assigned
         torch.set_num_threads(max(1, int(units.resources.cpus)))
-        plan = Plan.build(MatrixConfig.from_dict(units.config).with_overrides(device=device))
+        # a card given by path: the file there, or one with the same bytes in this node's cards folder
+        plan = Plan.build(MatrixConfig.from_dict(units.config).localised().with_overrides(device=device))
         if plan.matrix_id != units.matrix_id:
             raise LookupError(f"matrix {units.matrix_id}: its inputs differ on this Ray node (a dataset card, an "
                               f"encoder version or a strategy's code is not the same here: computed id "

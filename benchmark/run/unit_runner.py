@@ -1,12 +1,10 @@
 """Running one unit of a Plan: a tuning-trial slot, or a group of a study's final cells trained
-together. The one code path per unit kind, shared by the work-queue Worker (benchmark/run/worker.py)
-and the Ray executor's tasks (benchmark/run/ray_bench.py).
-
-What differs between the two is who owns a unit while it runs. A Worker holds a lease that can lapse
-and be taken over, so it checks its lease before it writes a result and marks the unit done in the
-queue; a Ray task owns its unit for as long as it runs (Ray starts a unit again only when the node
-that ran it is gone). That difference is an ``Ownership`` the runner is given; everything else (the
-checks that make a unit idempotent, training, recording to MLflow) is here once."""
+together. The one code path per unit kind, shared by the in-process runner (benchmark/run/in_process.py)
+and the Ray executor's tasks (benchmark/run/ray_bench.py): the checks that make a unit idempotent
+(a unit found done in the stores returns at once, a killed attempt's RUNNING trial is failed and its
+open MLflow run discarded), training, and recording to MLflow. Each unit has one runner at a time:
+the matrix has one driver (stores/driver_lock.py), and Ray starts a unit again only when the node
+that ran it is gone."""
 
 from __future__ import annotations
 
@@ -14,7 +12,7 @@ import os
 import time
 import traceback
 from dataclasses import asdict, dataclass, field
-from typing import Callable, Protocol
+from typing import Callable
 
 import torch
 
@@ -35,8 +33,8 @@ from benchmark.vocabulary import STOP_REASON, cell_tags, dropout_label
 from strategies import discover
 
 FAULT_CELL_DELAY_S = float(os.environ.get("FUSEBENCH_FAULT_CELL_DELAY_S", "0"))
-# The tracking URI a process running units for `fusebench bench` writes to (a `fusebench worker` it
-# spawned, a Ray worker of its local instance), passed in its environment as its storage URL is passed
+# The tracking URI a process running units for `fusebench bench` writes to (a Ray worker of its local
+# instance, or of a cluster's node), passed in its environment as its storage URL is passed
 # in FUSEBENCH_OPTUNA_STORAGE: a password in either stays off command lines and task arguments.
 WORKER_TRACKING_ENV = "FUSEBENCH_WORKER_TRACKING_URI"
 
@@ -51,25 +49,6 @@ class MatrixOutcome:
     failed: list[tuple[str, str]] = field(default_factory=list)
     phase_seconds: dict[str, float] = field(default_factory=dict)
     peak_rss_mb: float | None = None  # this process's peak resident memory, MiB (cost.peak_rss_mb)
-
-
-class Ownership(Protocol):
-    """Who owns a unit while it runs: ``holds`` says whether this process may still write the unit's
-    result; ``ended`` is told when a unit reached its end (recorded, found finished, or failed)."""
-
-    def holds(self, unit: str, label: str) -> bool: ...
-
-    def ended(self, unit: str) -> None: ...
-
-
-class SoleOwner:
-    """A unit nobody else can be running: a Ray task (Ray runs a task again only after its node died)."""
-
-    def holds(self, unit: str, label: str) -> bool:
-        return True
-
-    def ended(self, unit: str) -> None:
-        pass
 
 
 class NoDisplay:
@@ -88,10 +67,9 @@ class UnitRunner:
     ``worker_id`` goes into each cell run's ``worker`` tag."""
 
     def __init__(self, plan: Plan, tracking_uri: str, storage_url: str, worker_id: str,
-                 ownership: Ownership | None = None, log: Callable[[str], None] = print,
+                 log: Callable[[str], None] = print,
                  features: dict[str, FeatureSet] | None = None) -> None:
         self.plan, self.worker_id, self.log = plan, worker_id, log
-        self.ownership = ownership or SoleOwner()
         self.config, self.matrix_id = plan.config, plan.matrix_id
         self.storage = open_storage(storage_url)
         self.tracker = retry(lambda: MatrixTracker(tracking_uri, self.matrix_id, asdict(plan.config), plan.config.device,
@@ -123,7 +101,7 @@ class UnitRunner:
     def trial(self, trial: TrialUnit, display=NoDisplay()) -> None:
         """Run trial slot ``trial.slot`` of its study, unless a final trial already holds the slot
         (checked before any data is loaded: a resumed matrix skips done slots at once)."""
-        unit, study_key, cell, slot = trial.id, trial.study_key, trial.tuning_cell, trial.slot
+        study_key, cell, slot = trial.study_key, trial.tuning_cell, trial.slot
         fixed = default_trial_params(cell.strategy) if slot == 0 else None
         study = load_study(study_key, self.storage, self.plan.trial_slots_per_study, slot, fixed,
                            metric=self._ranking_metric(cell.dataset),
@@ -136,24 +114,16 @@ class UnitRunner:
         display.detail(f"trial {slot + 1}/{self.plan.trial_slots_per_study}")
         started = time.perf_counter()
         splits = self.fold_splits.of(cell, features, self.config.device)
-        try:
-            run_trial_slot(study, slot, cell.strategy, cell.fixed_hparams, features, splits["train"],
-                           splits["validation"], self.budget.train_config(cell, self._ranking_metric(cell.dataset)),
-                           draw=self.config.tuning_draw)
-        except Exception as exc:  # noqa: BLE001 - see below
-            # A worker that took the lapsed lease over failed this worker's running trial as
-            # stale; Optuna then refuses to finish it. The slot belongs to the other worker now.
-            if is_store_outage(exc) or self.ownership.holds(unit, f"trial {slot + 1} of {study_key}"):
-                raise
+        run_trial_slot(study, slot, cell.strategy, cell.fixed_hparams, features, splits["train"],
+                       splits["validation"], self.budget.train_config(cell, self._ranking_metric(cell.dataset)),
+                       draw=self.config.tuning_draw)
         self.phases["tuning"] += time.perf_counter() - started
 
     # ------------------------------------------------------------ cells
     def cells(self, members: list[CellUnit], display=NoDisplay()) -> None:
         """Run cells of one study, trained together, and record each as its own run.
-        A cell already finished is skipped; the owner is told of each unit as its cell reaches an
-        end (recorded, found finished, or failed) while this runner holds it; one a store outage
-        interrupts stays open for the retry, and one Ctrl-C interrupts stays open too, its run
-        closed as KILLED."""
+        A cell already finished is skipped; one a store outage interrupts stays open for the retry,
+        and one Ctrl-C interrupts stays open too, its run closed as KILLED."""
         first = members[0].cell
         display.cell(first.label() if len(members) == 1 else
                      f"{first.dataset} · {first.variant} · dropout {dropout_label(first.dropout)} · "
@@ -161,9 +131,8 @@ class UnitRunner:
         todo = []  # (unit, cell, run id)
         for member in members:
             unit, cell, key = member.id, member.cell, member.cell_hash
-            if self.tracker.is_finished(key):  # finished by a worker killed before it marked the unit done
+            if self.tracker.is_finished(key):  # finished by an earlier attempt (a task Ray ran again)
                 self.outcome.skipped += 1
-                self.ownership.ended(unit)
                 continue
             self.tracker.discard_unfinished(key)  # an earlier attempt that was killed or failed
             source = self.tracker.finished_elsewhere(key)  # the same cell, finished for another matrix
@@ -174,7 +143,6 @@ class UnitRunner:
             if source is not None:
                 self.tracker.adopt_cell(run_id, source)
                 self.outcome.reused += 1
-                self.ownership.ended(unit)
                 continue
             todo.append((unit, cell, run_id))
         if not todo:
@@ -200,25 +168,21 @@ class UnitRunner:
                                 self._ranking_metric(todo[0][1].dataset), display.detail, self.log,
                                 stack=self.config.stack_seeds)
             for (unit, cell, run_id), result in zip(todo, results):
-                if not self.ownership.holds(unit, cell.label()):
-                    continue
                 self.tracker.finish_cell(run_id, result.params(), result.metrics(),
                                          {"family": result.family, STOP_REASON: result.stop_reason,
                                           **study_tags(study, cell.strategy, self._ranking_metric(cell.dataset))},
                                          result.to_dict(), steps=result.step_metrics(), artifacts=result.artifacts())
                 recorded.add(unit)
-                self.ownership.ended(unit)  # each cell as it is recorded, not the group at its end
                 self.outcome.completed.append(result)
         except Exception as exc:  # noqa: BLE001 - a failed cell is recorded and the matrix goes on
             if is_store_outage(exc):
                 raise  # the store, not the cell, failed: handled by the retry around the unit
             message = f"{type(exc).__name__}: {exc}"
             for unit, cell, run_id in todo:
-                if unit in recorded or not self.ownership.holds(unit, cell.label()):
+                if unit in recorded:
                     continue
                 self.tracker.fail_cell(run_id, message + "\n" + traceback.format_exc(limit=5), type(exc).__name__)
                 self.outcome.failed.append((cell.label(), message))
-                self.ownership.ended(unit)
                 self.log(f"FAILED {cell.label()}: {message}")
             if torch.cuda.is_available():
                 torch.cuda.empty_cache()

@@ -1,6 +1,6 @@
 """The typed pieces of a Plan (benchmark/run/plan.py): its Optuna studies and its work-queue units.
 
-A unit is what one worker claims at a time through the work queue (benchmark/engine/workqueue.py):
+A unit is what one Ray task (or the in-process runner) runs at a time (benchmark/run/ray_bench.py):
 one tuning-trial slot of a study, or one final cell. Each unit names the units it waits for: a
 study's trial slots run in slot order, so each samples and is pruned against the same earlier
 trials however many workers run the matrix, and a study's cells wait for all of its slots."""

@@ -1,5 +1,5 @@
 """Opening the shared SQL databases: store URLs normalised and checked before anything is
-opened, one set of SQLAlchemy engine options for the work queue and the Optuna storage, the
+opened, one set of SQLAlchemy engine options for fusebench's own tables and the Optuna storage, the
 Optuna storage itself from a URL, and URL passwords masked in printed lines."""
 
 from __future__ import annotations
@@ -168,7 +168,7 @@ _READY: set[tuple[str, str]] = set()
 @contextlib.contextmanager
 def first_use_lock(url: str, kind: str):
     """Held while this process opens a store for the first time, which creates its tables when the
-    store is new: Optuna's, the work queue's, MLflow's (its tables, then some 50 alembic migrations).
+    store is new: Optuna's, fusebench's own (stores/matrix_registry.py), MLflow's (its tables, then some 50 alembic migrations).
     Two first-ever benches started together raced there ("table studies already exists", alembic's
     "expected to match one row ... in 'alembic_version'; 0 found"), as neither library guards its
     own creation across processes (MLflow's store does not take its own file lock on this path). So
@@ -176,8 +176,8 @@ def first_use_lock(url: str, kind: str):
     file next to a SQLite database (released by the kernel when a process dies, so a killed bench
     never leaves it held), a session advisory lock in a PostgreSQL database (workers on several
     machines). Other stores (journal files, MLflow servers, MySQL) guard themselves or are left as
-    they are. Taken once per store and process; ``kind`` ("optuna", "queue", "mlflow") tells apart the
-    stores that share one database (the work queue lives in the Optuna database)."""
+    they are. Taken once per store and process; ``kind`` ("optuna", "fusebench ...", "mlflow") tells apart the
+    stores that share one database (fusebench's tables live in the Optuna database)."""
     key = (kind, normalise_url(url))
     if key in _READY:
         yield

@@ -1,4 +1,4 @@
-"""The retry policy for the shared stores (work-queue database, Optuna storage, MLflow
+"""The retry policy for the shared stores (fusebench's tables, Optuna storage, MLflow
 tracking server): what counts as an outage, and bounded exponential backoff around an action."""
 
 from __future__ import annotations

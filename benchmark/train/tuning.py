@@ -149,8 +149,10 @@ def run_trial_slot(study: optuna.Study, slot: int, strategy: str, fixed_hparams:
                    features: FeatureSet, train_split: SplitTensors, val_split: SplitTensors,
                    base: TrainConfig, draw: int = 0) -> optuna.trial.FrozenTrial | None:
     """Run trial number ``slot`` of the study's budget (training with seed tuning_seed(slot, draw)),
-    unless a finished trial already holds that slot. Stale RUNNING trials of the slot (a killed worker) are failed first; the caller
-    holds the slot's lease, so nobody else is running it."""
+    unless a finished trial already holds that slot. Stale RUNNING trials of the slot (a killed
+    worker, a dead Ray node) are failed first, so they take no budget slot; the caller is the slot's
+    only runner (one Ray task, or the in-process runner, under the matrix's one driver), so nobody
+    else is running it."""
     previous = slot_trials(study, slot)
     stale = stale_trials(study)
     finished = [t for t in previous if is_final(t, stale)]
