@@ -218,22 +218,30 @@ def can_finetune(encoder: Encoder) -> bool:
 
 def budget_front_ends(front_ends: dict[str, FrontEnd], per_split: dict, max_tokens: int | None
                       ) -> tuple[dict[str, FrontEnd], dict[str, str]]:
-    """The front ends of fine-tuned text modalities told how the token budget pools their tokens:
-    the longest real length over every split (the frozen encoder's longest padded width) and the
-    window ``w`` that :func:`benchmark.features.token_budget.plan_pooling` gives it, so a token
-    strategy sees the same windows as it does on frozen features. ``per_split``: split ->
-    {"tokens": {m: (N, T, C) cached rows, mask channel last}}. -> (front ends, modality -> what
-    was done, for the log and the report)."""
+    """The fine-tuned front ends told how the token budget pools what they give a token strategy, so
+    that it sees the same tokens as it does on frozen features (benchmark/features/token_budget.py,
+    ``plan_pooling``): an image's grid x grid tokens pooled to the largest square grid within the
+    budget; text given the longest real length over every split (the frozen encoder's longest padded
+    width) and the window ``w`` of the masked means. ``per_split``: split -> {"tokens": {m: (N, T, C)
+    cached rows}}, a text row's last channel its mask. -> (front ends, modality -> what was done,
+    for the log and the report)."""
     out, done = dict(front_ends), {}
     for modality, front_end in front_ends.items():
-        if front_end.kind not in (MINILM_LAST_LAYER, MINILM_FULL):
-            continue
-        longest = max(1, max(int(parts["tokens"][modality][..., -1].float().sum(dim=1).max().item())
-                             if len(parts["tokens"][modality]) else 1 for parts in per_split.values()))
-        plan = None if max_tokens is None else plan_pooling([longest], False, max_tokens)
-        window = plan[1] if plan is not None else 1
-        out[modality] = FrontEnd(front_end.kind, {**front_end.options, "length": longest, "window": window},
-                                 pretrained=front_end.pretrained)
-        if window > 1:
-            done[modality] = f"up to {longest} -> up to {-(-longest // window)} tokens (means of {window}), in the model"
+        options = dict(front_end.options)
+        if front_end.kind in (EFFICIENTNET_LAST_BLOCK, EFFICIENTNET_FULL):
+            grid = int(options["grid"])
+            plan = None if max_tokens is None else plan_pooling([grid * grid], True, max_tokens)
+            if plan is not None:
+                options["grid"] = plan[1]
+                done[modality] = f"{grid * grid} -> {plan[1] ** 2} tokens ({grid}x{grid} grid pooled to {plan[1]}x{plan[1]}), in the model"
+        elif front_end.kind in (MINILM_LAST_LAYER, MINILM_FULL):
+            longest = max(1, max(int(parts["tokens"][modality][..., -1].float().sum(dim=1).max().item())
+                                 if len(parts["tokens"][modality]) else 1 for parts in per_split.values()))
+            plan = None if max_tokens is None else plan_pooling([longest], False, max_tokens)
+            window = plan[1] if plan is not None else 1
+            options.update(length=longest, window=window)
+            if window > 1:
+                done[modality] = (f"up to {longest} -> up to {-(-longest // window)} tokens (means of {window}), "
+                                  f"in the model")
+        out[modality] = FrontEnd(front_end.kind, options, pretrained=front_end.pretrained)
     return out, done

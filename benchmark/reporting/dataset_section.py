@@ -1,7 +1,7 @@
 """One dataset's section of the report, in order: data rows, leaderboard, fusion gain and
 significance (and the Bayesian comparison with concat), gain over the best pair, robustness, per-modality robustness,
 calibration under missingness, missing-input technique,
-cost, tuning, training, per-class figures, and the missing data. Each part lives in its own module;
+fine-tuning, cost, tuning, training, per-class figures, and the missing data. Each part lives in its own module;
 this one sets the order and remembers (in the SectionContext) which table or figure holds what, for
 the summary."""
 
@@ -10,6 +10,7 @@ from __future__ import annotations
 from benchmark.reporting.bayes_section import write_bayes_dataset
 from benchmark.reporting.calibration_section import write_calibration
 from benchmark.reporting.cost_section import write_cost, write_training, write_tuning
+from benchmark.reporting.finetune_comparison import write_finetune
 from benchmark.reporting.gain_section import write_gain_and_significance, write_missing_technique, write_pair_gain
 from benchmark.reporting.leaderboard_section import write_data_rows, write_leaderboard
 from benchmark.reporting.perclass import write_per_class
@@ -33,6 +34,7 @@ def write_dataset_section(section: SectionContext) -> None:
     write_modality_missing(section)
     write_calibration(section)
     write_missing_technique(section)
+    write_finetune(section)
     write_cost(section)
     write_tuning(section)
     write_training(section)
