@@ -231,8 +231,8 @@ def budget_front_ends(front_ends: dict[str, FrontEnd], per_split: dict, max_toke
         if front_end.kind in (EFFICIENTNET_LAST_BLOCK, EFFICIENTNET_FULL):
             grid = int(options["grid"])
             plan = None if max_tokens is None else plan_pooling([grid * grid], True, max_tokens)
-            if plan is not None:
-                options["grid"] = plan[1]
+            if plan is not None:  # the frozen grid pooled again, as apply_token_budget pools frozen tokens
+                options["budget_grid"] = plan[1]
                 done[modality] = f"{grid * grid} -> {plan[1] ** 2} tokens ({grid}x{grid} grid pooled to {plan[1]}x{plan[1]}), in the model"
         elif front_end.kind in (MINILM_LAST_LAYER, MINILM_FULL):
             longest = max(1, max(int(parts["tokens"][modality][..., -1].float().sum(dim=1).max().item())

@@ -21,6 +21,12 @@ docs/performance.md has the run): cells took 0.062-0.105 ms (pooled) and 0.47-0.
 average; trials ran 8.7 epochs on average, and tuning took about 1,500 of the 5,800 worker-seconds.
 One worker uses every core for its torch threads, which measured 1.34x one thread on 2 cores;
 N workers on N cores run one thread each. GPU_SPEEDUP is a guess, not a measurement.
+
+Fine-tuned cells (the ``finetune`` axis, benchmark/features/finetune.py) train FINETUNE_FACTOR times
+as long per row and epoch as their frozen twins, and each fine-tuned mode of a dataset encodes its
+fine-tunable modalities once more (``last_block``: the frozen blocks below the trained one, as dear as
+the frozen encoding; ``full``: decoding only). The factors are the ratios measured in one run on the
+shared 2-core CPU (docs/performance.md, "Fine-tuning on CPU"), frozen and fine-tuned under the same load.
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ from __future__ import annotations
 import os
 import re
 
+from benchmark.vocabulary import FINETUNE_FROZEN, FINETUNE_FULL, FINETUNE_LAST_BLOCK, finetune_of
 from strategies import get_strategy
 
 GPU_SPEEDUP = 8.0  # applies to training only; the overheads stay
@@ -43,6 +50,14 @@ TRIAL_EPOCHS = 8.7  # mean epochs a trial trains (successive halving prunes most
 TRIAL_S_PER_ROW_EPOCH = {"pooled": 0.05e-3, "tokens": 0.4e-3}  # one training's epoch, one thread
 CELL_EPOCHS = {"pooled": 19.0, "tokens": 26.0}  # mean epochs of a cell's runs (early stopping)
 CELL_S_PER_ROW_EPOCH = {"pooled": 0.077e-3, "tokens": 0.6e-3}  # everything a cell does, per row and epoch
+# Fine-tuned / frozen training time per row and epoch, by input kind. last_block: measured (seconds per
+# epoch on a 399-row emoji slice, 3 seeds, 2026-12); full: last_block times the 20x that full took over
+# last_block on the 60-row toy card (2 epochs, CPU), so a rough figure.
+FINETUNE_FACTOR = {FINETUNE_FROZEN: {"pooled": 1.0, "tokens": 1.0},
+                   FINETUNE_LAST_BLOCK: {"pooled": 18.0, "tokens": 6.0},
+                   FINETUNE_FULL: {"pooled": 360.0, "tokens": 120.0}}
+FINETUNE_ENCODE_S_PER_ROW = {FINETUNE_LAST_BLOCK: ENCODE_S_PER_ROW, FINETUNE_FULL: {"image": 0.002, "text": 0.0002}}
+_FINETUNABLE = re.compile(r"efficientnet_lite0$|minilm$|hf-text:")  # benchmark/features/finetune.py, FINETUNABLE
 _IMAGE = re.compile(r"efficientnet|resnet|vit|convnext|mobilenet|clip|torchvision|cnn", re.I)
 _TEXT = re.compile(r"minilm|bert|roberta|mpnet|t5|gpt|text|sentence", re.I)
 
@@ -84,6 +99,9 @@ def estimate_parts(plan) -> dict[str, float]:
     def rows_of(cell) -> float:
         return train_rows.get(cell.dataset, TRAIN_ROWS_GUESS)
 
+    def factor(cell) -> float:
+        return FINETUNE_FACTOR[finetune_of(cell.fixed_hparams)][kind(cell)]
+
     encoding = 0.0
     for dataset in sorted({c.dataset for c in cells}):
         card = cards.get(dataset)
@@ -93,10 +111,14 @@ def estimate_parts(plan) -> dict[str, float]:
             encoder = str(getattr(spec, "encoder", ""))
             load = ENCODER_LOAD_S if _pretrained(encoder) else 0.0
             encoding += load + n * ENCODE_S_PER_ROW[_encoder_kind(encoder)]
+        for mode in sorted({finetune_of(c.fixed_hparams) for c in cells if c.dataset == dataset} - {FINETUNE_FROZEN}):
+            tunable = [e for e in (str(getattr(spec, "encoder", "")) for spec in modalities) if _FINETUNABLE.match(e)]
+            encoding += sum(n * FINETUNE_ENCODE_S_PER_ROW[mode][_encoder_kind(e)] for e in tunable)
     tuning = sum(plan.trial_slots_per_study * (TRIAL_S + min(TRIAL_EPOCHS, config.epochs) * rows_of(s.tuning_cell)
-                                               * TRIAL_S_PER_ROW_EPOCH[kind(s.tuning_cell)] / speedup)
+                                               * TRIAL_S_PER_ROW_EPOCH[kind(s.tuning_cell)] * factor(s.tuning_cell)
+                                               / speedup)
                  for s in plan.studies)
-    final = sum(CELL_EPOCHS[kind(c)] * epoch_ratio * rows_of(c) * CELL_S_PER_ROW_EPOCH[kind(c)] / speedup
+    final = sum(CELL_EPOCHS[kind(c)] * epoch_ratio * rows_of(c) * CELL_S_PER_ROW_EPOCH[kind(c)] * factor(c) / speedup
                 for c in cells)
     return {"fixed": FIXED_S, "encoding": encoding, "tuning": tuning, "cells": final}
 

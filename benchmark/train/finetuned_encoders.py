@@ -38,13 +38,18 @@ class _FrozenStatistics(nn.Module):
         return self
 
 
-def _image_outputs(fmap: torch.Tensor, grid: int, tokens: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
+def _image_outputs(fmap: torch.Tensor, grid: int, tokens: bool,
+                   budget_grid: int | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
     """EfficientNet's feature map as the frozen encoder pools it: (B, C, h, w) -> pooled (B, C), or
-    (B, grid*grid, C) raster-order tokens with an all-true mask."""
+    (B, g*g, C) raster-order tokens with an all-true mask: the map pooled to the encoder's ``grid``,
+    then to ``budget_grid`` where the token budget pools frozen tokens further."""
     if not tokens:
         return fmap.mean(dim=(2, 3)), None  # (B, C)
-    pooled = F.adaptive_avg_pool2d(fmap, grid)  # (B, C, g, g)
-    mask = torch.ones(fmap.shape[0], grid * grid, dtype=torch.bool, device=fmap.device)  # (B, g*g)
+    pooled = F.adaptive_avg_pool2d(fmap, grid)  # (B, C, grid, grid)
+    if budget_grid is not None:
+        pooled = F.adaptive_avg_pool2d(pooled, budget_grid)  # (B, C, g, g)
+    side = pooled.shape[-1]
+    mask = torch.ones(fmap.shape[0], side * side, dtype=torch.bool, device=fmap.device)  # (B, g*g)
     return pooled.flatten(2).transpose(1, 2), mask  # (B, g*g, C)
 
 
@@ -56,18 +61,18 @@ class EfficientNetLastBlock(_FrozenStatistics):
     """EfficientNet-Lite0's last MBConv block and 1x1 head (about 1.0 M parameters) on the cached
     activations entering it: (B, 49*192) or (B, 49, 192) -> 1280-d pooled vector or 3x3 tokens."""
 
-    def __init__(self, grid: int = 3) -> None:
+    def __init__(self, grid: int = 3, budget_grid: int | None = None) -> None:
         super().__init__()
         model = _pretrained_efficientnet()
         self.block, self.head, self.norm, self.act = model._blocks[-1], model._conv_head, model._bn1, model._swish
-        self.grid, self.channels = grid, model._blocks[-1]._block_args.input_filters
+        self.grid, self.budget_grid, self.channels = grid, budget_grid, model._blocks[-1]._block_args.input_filters
 
     def forward(self, x: torch.Tensor, tokens: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
         rows = x.reshape(x.shape[0], -1, self.channels)  # (B, 49, 192), raster order
         side = int(rows.shape[1] ** 0.5)
         fmap = rows.transpose(1, 2).reshape(x.shape[0], self.channels, side, side)  # (B, 192, 7, 7)
         fmap = self.act(self.norm(self.head(self.block(fmap))))  # (B, 1280, 7, 7); no skip: no drop connect
-        return _image_outputs(fmap, self.grid, tokens)
+        return _image_outputs(fmap, self.grid, tokens, self.budget_grid)
 
 
 def random_resized_crops(images: torch.Tensor, size: int, scale: tuple[float, float] = CROP_SCALE) -> torch.Tensor:
@@ -91,11 +96,11 @@ class EfficientNetFull(_FrozenStatistics):
     (B, 3*S*S) or (B, 3, S*S): in training a random resized crop of each image, in evaluation the
     whole image, resized to the encoder's ``size``."""
 
-    def __init__(self, grid: int = 3, pixels: int = 128, size: int = 224) -> None:
+    def __init__(self, grid: int = 3, pixels: int = 128, size: int = 224, budget_grid: int | None = None) -> None:
         super().__init__()
         self.net = _pretrained_efficientnet()
         self.net._fc = None  # the classifier is not used (extract_features stops before it)
-        self.grid, self.pixels, self.size = grid, pixels, size
+        self.grid, self.pixels, self.size, self.budget_grid = grid, pixels, size, budget_grid
 
     def forward(self, x: torch.Tensor, tokens: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
         images = x.reshape(x.shape[0], 3, self.pixels, self.pixels)  # (B, 3, S, S)
@@ -103,7 +108,7 @@ class EfficientNetFull(_FrozenStatistics):
             images = random_resized_crops(images, self.size)  # (B, 3, 224, 224)
         else:
             images = F.interpolate(images, size=self.size, mode="bilinear", align_corners=False)  # (B, 3, 224, 224)
-        return _image_outputs(self.net.extract_features(images), self.grid, tokens)  # fmap (B, 1280, 7, 7)
+        return _image_outputs(self.net.extract_features(images), self.grid, tokens, self.budget_grid)  # (B, 1280, 7, 7) map
 
 
 def _pretrained_text(options: dict) -> nn.Module:
@@ -183,9 +188,10 @@ def build_finetuned(front_end: FrontEnd) -> nn.Module:
     """The fine-tuned network a pretrained :class:`FrontEnd` names."""
     o = front_end.options
     source = {"model_id": o.get("model_id"), "revision": o.get("revision")}
+    budget_grid = int(o["budget_grid"]) if o.get("budget_grid") else None
     builders = {
-        EFFICIENTNET_LAST_BLOCK: lambda: EfficientNetLastBlock(int(o["grid"])),
-        EFFICIENTNET_FULL: lambda: EfficientNetFull(int(o["grid"]), int(o["pixels"]), int(o["size"])),
+        EFFICIENTNET_LAST_BLOCK: lambda: EfficientNetLastBlock(int(o["grid"]), budget_grid),
+        EFFICIENTNET_FULL: lambda: EfficientNetFull(int(o["grid"]), int(o["pixels"]), int(o["size"]), budget_grid),
         MINILM_LAST_LAYER: lambda: MiniLMLastLayer(int(o["length"]), int(o["window"]), **source),
         MINILM_FULL: lambda: MiniLMFull(int(o["length"]), int(o["window"]), **source),
     }
