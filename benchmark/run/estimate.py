@@ -22,11 +22,14 @@ average; trials ran 8.7 epochs on average, and tuning took about 1,500 of the 5,
 One worker uses every core for its torch threads, which measured 1.34x one thread on 2 cores;
 N workers on N cores run one thread each. GPU_SPEEDUP is a guess, not a measurement.
 
-Fine-tuned cells (the ``finetune`` axis, benchmark/features/finetune.py) train FINETUNE_FACTOR times
-as long per row and epoch as their frozen twins, and each fine-tuned mode of a dataset encodes its
-fine-tunable modalities once more (``last_block``: the frozen blocks below the trained one, as dear as
-the frozen encoding; ``full``: decoding only). The factors are the ratios measured in one run on the
-shared 2-core CPU (docs/performance.md, "Fine-tuning on CPU"), frozen and fine-tuned under the same load.
+Fine-tuned cells (the ``finetune`` axis, benchmark/features/finetune.py) add the trained encoder
+parts' forward and backward pass per training row and epoch (FINETUNE_S_PER_ROW_EPOCH: one CPU thread,
+the fastest of repeated batches on the shared 2-core machine, 2026-12; docs/performance.md, "Fine-tuning
+on CPU"), times TRIAL_PASSES for a trial (its validation passes) and CELL_PASSES for a cell (the default
+retrain, validation and evaluation); on a GPU that part is divided by FINETUNE_GPU_SPEEDUP, a guess (the
+encoders are compute-bound where the frozen models are overhead-bound). Each fine-tuned mode of a
+dataset also encodes its fine-tunable modalities once more (``last_block``: the frozen blocks below the
+trained one, as dear as the frozen encoding; ``full``: decoding only).
 """
 
 from __future__ import annotations
@@ -50,12 +53,11 @@ TRIAL_EPOCHS = 8.7  # mean epochs a trial trains (successive halving prunes most
 TRIAL_S_PER_ROW_EPOCH = {"pooled": 0.05e-3, "tokens": 0.4e-3}  # one training's epoch, one thread
 CELL_EPOCHS = {"pooled": 19.0, "tokens": 26.0}  # mean epochs of a cell's runs (early stopping)
 CELL_S_PER_ROW_EPOCH = {"pooled": 0.077e-3, "tokens": 0.6e-3}  # everything a cell does, per row and epoch
-# Fine-tuned / frozen training time per row and epoch, by input kind. last_block: measured (seconds per
-# epoch on a 399-row emoji slice, 3 seeds, 2026-12); full: last_block times the 20x that full took over
-# last_block on the 60-row toy card (2 epochs, CPU), so a rough figure.
-FINETUNE_FACTOR = {FINETUNE_FROZEN: {"pooled": 1.0, "tokens": 1.0},
-                   FINETUNE_LAST_BLOCK: {"pooled": 18.0, "tokens": 6.0},
-                   FINETUNE_FULL: {"pooled": 360.0, "tokens": 120.0}}
+# Forward + backward of the trained encoder parts per training row, one CPU thread (measured: last_block
+# EfficientNet-Lite0 15.1 ms + MiniLM 3.6 ms at 12 tokens; full 198.0 + 15.6 ms).
+FINETUNE_S_PER_ROW_EPOCH = {FINETUNE_FROZEN: 0.0, FINETUNE_LAST_BLOCK: 0.0187, FINETUNE_FULL: 0.2136}
+TRIAL_PASSES, CELL_PASSES = 1.2, 1.8
+FINETUNE_GPU_SPEEDUP = 100.0  # a guess, not a measurement: no GPU was lent when this was written
 FINETUNE_ENCODE_S_PER_ROW = {FINETUNE_LAST_BLOCK: ENCODE_S_PER_ROW, FINETUNE_FULL: {"image": 0.002, "text": 0.0002}}
 _FINETUNABLE = re.compile(r"efficientnet_lite0$|minilm$|hf-text:")  # benchmark/features/finetune.py, FINETUNABLE
 _IMAGE = re.compile(r"efficientnet|resnet|vit|convnext|mobilenet|clip|torchvision|cnn", re.I)
@@ -99,8 +101,10 @@ def estimate_parts(plan) -> dict[str, float]:
     def rows_of(cell) -> float:
         return train_rows.get(cell.dataset, TRAIN_ROWS_GUESS)
 
-    def factor(cell) -> float:
-        return FINETUNE_FACTOR[finetune_of(cell.fixed_hparams)][kind(cell)]
+    def encoder_s(cell) -> float:
+        """The trained encoder parts' seconds per row and epoch (0 for a frozen cell)."""
+        seconds = FINETUNE_S_PER_ROW_EPOCH[finetune_of(cell.fixed_hparams)]
+        return seconds / (FINETUNE_GPU_SPEEDUP if config.device.startswith("cuda") else 1.0)
 
     encoding = 0.0
     for dataset in sorted({c.dataset for c in cells}):
@@ -115,11 +119,11 @@ def estimate_parts(plan) -> dict[str, float]:
             tunable = [e for e in (str(getattr(spec, "encoder", "")) for spec in modalities) if _FINETUNABLE.match(e)]
             encoding += sum(n * FINETUNE_ENCODE_S_PER_ROW[mode][_encoder_kind(e)] for e in tunable)
     tuning = sum(plan.trial_slots_per_study * (TRIAL_S + min(TRIAL_EPOCHS, config.epochs) * rows_of(s.tuning_cell)
-                                               * TRIAL_S_PER_ROW_EPOCH[kind(s.tuning_cell)] * factor(s.tuning_cell)
-                                               / speedup)
+                                               * (TRIAL_S_PER_ROW_EPOCH[kind(s.tuning_cell)] / speedup
+                                                  + TRIAL_PASSES * encoder_s(s.tuning_cell)))
                  for s in plan.studies)
-    final = sum(CELL_EPOCHS[kind(c)] * epoch_ratio * rows_of(c) * CELL_S_PER_ROW_EPOCH[kind(c)] * factor(c) / speedup
-                for c in cells)
+    final = sum(CELL_EPOCHS[kind(c)] * epoch_ratio * rows_of(c)
+                * (CELL_S_PER_ROW_EPOCH[kind(c)] / speedup + CELL_PASSES * encoder_s(c)) for c in cells)
     return {"fixed": FIXED_S, "encoding": encoding, "tuning": tuning, "cells": final}
 
 
