@@ -38,8 +38,9 @@ class Plan:
     ``cards``: dataset -> card; ``rates``: the training dropout rates in the one form cells and
     training hold (``dropout.training_rate``); ``cells``: every cell in run order;
     ``input_fingerprints``: (dataset, strategy) -> fingerprint of those cells' inputs, computed
-    once (a fine-tuned variant's adds its mode's, ``finetune_axis.finetuned_inputs_fingerprint``); ``studies``: the Optuna studies in run order; ``units``: the work-queue units in run
-    order, each study's trial slots before its cells.
+    once (a fine-tuned variant's cells add their mode's, ``finetune_axis.finetuned_inputs_fingerprint``);
+    ``studies``: the Optuna studies in run order; ``units``: the work-queue units in run order, each
+    study's trial slots before its cells.
 
     The trial budget is enforced here: each study gets exactly ``trial_slots_per_study`` trial-slot
     units, and a slot's unit runs until one trial of the slot is final (benchmark/train/tuning.py,

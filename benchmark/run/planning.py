@@ -19,7 +19,7 @@ from benchmark.run.config import MatrixConfig
 from benchmark.run.dropout import Dropout
 from benchmark.run.folds import fold_count, folded_fingerprint, with_folds
 from benchmark.run.identity import cell_fingerprint, matrix_inputs_fingerprint
-from benchmark.run.finetune_axis import finetune_modes, finetune_variants
+from benchmark.run.finetune_axis import finetune_fingerprint, finetune_modes, finetune_variants
 from benchmark.run.missing_axis import technique_variants
 from benchmark.train.results import Cell
 from benchmark.vocabulary import dropout_label
@@ -150,6 +150,9 @@ def matrix_id(config: MatrixConfig, cards: dict, strategies: list[str], dataset_
         del hashed["missing_inputs"]  # likewise
     if tuple(config.finetune) == ("frozen",):
         del hashed["finetune"]  # likewise
+    else:  # what the fine-tuned cells cache and the fine-tuning code (finetune_axis.finetune_fingerprint)
+        hashed["finetune_inputs"] = {name: {mode: finetune_fingerprint(card, mode) for mode in config.finetune}
+                                     for name, card in sorted(cards.items())}
     if config.folds is None:
         del hashed["folds"]  # likewise
     if config.tuning_draw == 0:
