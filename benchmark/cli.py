@@ -74,7 +74,8 @@ BENCH_OVERRIDES = (("--datasets", "datasets", "datasets"), ("--strategies", "str
                    ("--trials", "trials", "trials"), ("--epochs", "epochs", "epochs"),
                    ("--batch-size", "batch_size", "batch_size"), ("--patience", "patience", "patience"),
                    ("--amp", "amp", "amp"), ("--stack", "stack_seeds", "stack_seeds"),
-                   ("--missing-inputs", "missing_inputs", "missing_inputs"), ("--folds", "folds", "folds"))
+                   ("--missing-inputs", "missing_inputs", "missing_inputs"), ("--folds", "folds", "folds"),
+                   ("--finetune", "finetune", "finetune"))
 
 
 def _device(text: str) -> str:
@@ -381,6 +382,7 @@ VERBOSE_HELP = ("also show third-party output: Hugging Face progress bars (datas
 
 def build_parser() -> argparse.ArgumentParser:
     from benchmark.run.config import parse_names, parse_output_path, parse_rates, parse_seeds, read_integer
+    from benchmark.run.finetune_axis import parse_finetune
     from benchmark.run.missing_axis import parse_missing_inputs
     from benchmark.train.precision import AMP_MODES
 
@@ -388,6 +390,7 @@ def build_parser() -> argparse.ArgumentParser:
                            _override("seeds", parse_seeds))
     output = _flag(parse_output_path, "output path")
     missing = _override("missing_inputs", parse_missing_inputs)
+    finetune = _override("finetune", parse_finetune)
     parser = _Parser(prog="fusebench", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -414,6 +417,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--missing-inputs", type=missing, dest="missing_inputs",
                    help="comma-separated ways to fill an absent modality: zero (zero-fill + presence mask, the "
                         "default), learned (a trained vector per modality; adds <strategy>@learned variants)")
+    p.add_argument("--finetune", type=finetune, dest="finetune",
+                   help="comma-separated ways to use the pretrained encoders: frozen (cached features, the default), "
+                        "last_block (train their last block; adds <strategy>@last_block variants), full (train them "
+                        "whole on raw inputs, for a GPU; adds <strategy>@full)")
     p.add_argument("--seeds", type=seeds, help="comma-separated integer seeds, e.g. 0,1,2")
     p.add_argument("--trials", type=_override("trials", read_integer), help="Optuna trials per study (>= 0)")
     p.add_argument("--epochs", type=_override("epochs", read_integer),

@@ -155,6 +155,25 @@ MISSING_ZERO, MISSING_LEARNED = "zero", "learned"
 MISSING_INPUTS = (MISSING_ZERO, MISSING_LEARNED)
 LEARNED_SUFFIX = "@learned"
 
+# Whether the pretrained encoders are trained with the fusion model (the profile's `finetune`, a cell's
+# fixed hyperparameter `finetune`, logged as the param `hp.finetune`): "frozen" (the default; runs without
+# the param) reads cached features; "last_block" trains the last block of each pretrained encoder that
+# supports it on cached activations of the frozen blocks below; "full" trains the whole encoder on raw
+# inputs (benchmark/features/finetune.py). A fine-tuned variant is "<strategy>@<mode>".
+FINETUNE = "finetune"
+FINETUNE_FROZEN, FINETUNE_LAST_BLOCK, FINETUNE_FULL = "frozen", "last_block", "full"
+FINETUNE_MODES = (FINETUNE_FROZEN, FINETUNE_LAST_BLOCK, FINETUNE_FULL)
+
+
+def finetune_of(fixed_hparams) -> str:
+    """The fine-tuning mode of a cell's fixed hyperparameters ("frozen" when they do not name one)."""
+    return str(dict(fixed_hparams or {}).get(FINETUNE, FINETUNE_FROZEN))
+
+
+def finetune_suffix(mode: str) -> str:
+    """The variant suffix of a fine-tuning mode: "@last_block", "@full" ("" for frozen)."""
+    return "" if mode == FINETUNE_FROZEN else f"@{mode}"
+
 # Task types (the card's `task`, logged as the param `task` on every cell run; a run without it
 # is multiclass) and the test metrics each task logs: "test_<metric>" on the full input,
 # "test_<metric>_subset.<mods>" per modality subset and "test_<metric>_missing.NN" per missing rate.

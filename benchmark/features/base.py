@@ -98,10 +98,13 @@ ENCODERS: Registry[Callable[..., Encoder]] = Registry("encoder")
 @dataclass(frozen=True)
 class FrontEnd:
     """A trainable network that the model puts in front of the strategy for one modality.
-    ``kind`` names it (see benchmark/train/trainable_encoders.py); ``options`` are its sizes."""
+    ``kind`` names it (see benchmark/train/trainable_encoders.py); ``options`` are its sizes.
+    ``pretrained``: the network starts from pretrained weights (a fine-tuned encoder,
+    benchmark/features/finetune.py) and trains at the encoder learning rate, not the model's."""
 
     kind: str
-    options: dict[str, int] = field(default_factory=dict)
+    options: dict[str, Any] = field(default_factory=dict)
+    pretrained: bool = False
 
 
 def batches(n: int, size: int):

@@ -15,11 +15,12 @@ from benchmark.features.adapted_clip import bind_adaptation
 from benchmark.features.base import Encoded, Encoder, EncodingError, FrontEnd
 from benchmark.features.catalog import get_encoder
 from benchmark.features.columns import column_values
+from benchmark.features.finetune import budget_front_ends, finetuned_input
 from benchmark.features.token_budget import apply_token_budget
 from benchmark.features.class_prompts import zero_shot_prompts
 from benchmark.features.clip import ZeroShotPrompts
 from benchmark.progress import progress_bar
-from benchmark.vocabulary import data_rows_metric
+from benchmark.vocabulary import FINETUNE_FROZEN, data_rows_metric
 
 # Part of every cache key: entries written before features carried a presence vector
 # (``present``, naturally missing modalities) are never reused.
@@ -113,6 +114,9 @@ class FeatureSet:
     zero_shot: ZeroShotPrompts | None = None
     # modality -> how the token budget pooled its tokens (benchmark/features/token_budget.py); {} when none was
     token_budget: dict[str, str] = field(default_factory=dict)
+    # How the pretrained encoders are used (benchmark/features/finetune.py): "frozen" (cached features),
+    # "last_block" or "full" (their modalities' front ends are the fine-tuned networks)
+    finetune: str = FINETUNE_FROZEN
     # device -> the splits placed for it (splits_on): each dataset is held once per device
     _placed: dict[str, dict[str, SplitTensors]] = field(default_factory=dict, init=False, repr=False, compare=False)
 
@@ -153,9 +157,12 @@ class FeatureSet:
         return self._placed[key]
 
 
-def build_features(card: DatasetCard, log=print, max_tokens: int | None = None) -> FeatureSet:
+def build_features(card: DatasetCard, log=print, max_tokens: int | None = None,
+                   finetune: str = FINETUNE_FROZEN) -> FeatureSet:
     """Load the card's splits and encode each (split, modality), using the cache. ``max_tokens``:
-    the token budget of token strategies (benchmark/features/token_budget.py; None: every token)."""
+    the token budget of token strategies (benchmark/features/token_budget.py; None: every token).
+    ``finetune``: "frozen", or a mode in which each pretrained encoder that can be fine-tuned is
+    replaced by what that mode caches and a front end that trains (benchmark/features/finetune.py)."""
     started = time.perf_counter()
     loaded = load_splits(card)
     per_split = {s: {"pooled": {}, "tokens": {}, "token_mask": {}, "present": {}} for s in SPLITS}
@@ -169,6 +176,7 @@ def build_features(card: DatasetCard, log=print, max_tokens: int | None = None) 
             raise DataError(f"dataset {card.name!r}, modality {spec.name!r}, {_column_phrase(spec)}: {exc}") from None
         except ValueError as exc:  # options the encoder refuses (e.g. tabular given 'column:')
             raise CardError(card.path, f"modalities.{spec.name}", f"encoder {spec.encoder!r}: {exc}") from None
+        encoder = finetuned_input(encoder, finetune) or encoder  # frozen: the card's encoder itself
         encoder.base_dir = card.path.resolve().parent  # relative file paths in a column resolve against it
         encoders[spec.name] = f"{spec.encoder}@{encoder.version}"
         front_end = encoder.front_end()
@@ -204,6 +212,8 @@ def build_features(card: DatasetCard, log=print, max_tokens: int | None = None) 
         present = per_split[split].pop("present")
         per_split[split]["available"] = _available(card, split, present)
     budget = apply_token_budget(per_split, [m for m in card.modality_names if m not in front_ends], max_tokens)
+    front_ends, in_model = budget_front_ends(front_ends, per_split, max_tokens)  # fine-tuned text: pooled in the model
+    budget.update(in_model)
     for modality, what in budget.items():
         log(f"[{card.name}] token budget {max_tokens}: {modality} {what}")
     label_dtype = torch.long if card.task == "multiclass" else torch.float32
@@ -215,7 +225,7 @@ def build_features(card: DatasetCard, log=print, max_tokens: int | None = None) 
     log(f"[{card.name}] features ready in {seconds:.1f}s ({hits} cached, {misses} encoded, {size / 2**20:.1f} MiB on disk)")
     return FeatureSet(card.name, card.modality_names, loaded.class_names, splits, seconds, hits, misses, size, encoders,
                       front_ends, task=card.task, regression_loss=card.regression_loss, sign_accuracy=card.sign_accuracy,
-                      zero_shot=zero_shot_prompts(loaded, log), token_budget=budget)
+                      zero_shot=zero_shot_prompts(loaded, log), token_budget=budget, finetune=finetune)
 
 
 def _available(card: DatasetCard, split: str, present: dict[str, torch.Tensor]) -> torch.Tensor:

@@ -1,7 +1,7 @@
 """One dataset's section of the report, in order: data rows, leaderboard, fusion gain and
 significance (and the Bayesian comparison with concat), gain over the best pair, robustness, training rate against test rate, per-modality robustness,
 calibration under missingness, modality reliance, missing-input technique,
-cost, energy and size, tuning, training, per-class figures, and the missing data. Each part lives in its own module;
+fine-tuning, cost, energy and size, tuning, training, per-class figures, and the missing data. Each part lives in its own module;
 this one sets the order and remembers (in the SectionContext) which table or figure holds what, for
 the summary."""
 
@@ -11,6 +11,7 @@ from benchmark.reporting.bayes_section import write_bayes_dataset
 from benchmark.reporting.calibration_section import write_calibration
 from benchmark.reporting.cost_section import write_cost, write_training, write_tuning
 from benchmark.reporting.energy_section import write_energy
+from benchmark.reporting.finetune_comparison import write_finetune
 from benchmark.reporting.gain_section import write_gain_and_significance, write_missing_technique, write_pair_gain
 from benchmark.reporting.leaderboard_section import write_data_rows, write_leaderboard
 from benchmark.reporting.perclass import write_per_class
@@ -38,6 +39,7 @@ def write_dataset_section(section: SectionContext) -> None:
     write_calibration(section)
     write_reliance(section)
     write_missing_technique(section)
+    write_finetune(section)
     write_cost(section)
     write_energy(section)
     write_tuning(section)

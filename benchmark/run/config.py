@@ -45,6 +45,8 @@ class MatrixConfig:
     stack_seeds: bool = False
     amp: str = "off"  # mixed precision on CUDA: "off", "bf16" or "fp16" (ignored on CPU)
     missing_inputs: tuple[str, ...] = ("zero",)  # how absent modalities are filled: "zero", "learned" (missing_axis.py)
+    # how the pretrained encoders are used: "frozen", "last_block", "full"; a variant per mode (finetune_axis.py)
+    finetune: tuple[str, ...] = ("frozen",)
     # (absolute path, sha256 of the file) of each card given by path in `datasets`: pinned when the
     # matrix is registered, checked by every worker (benchmark/run/card_files.py). Not in the id.
     card_files: tuple[tuple[str, str], ...] = field(default=())

@@ -13,6 +13,7 @@ from typing import Callable
 from benchmark.data.builtin import ensure_prepared
 from benchmark.features.tensors import build_features
 from benchmark.reporting import EmptyReport, build_report
+from benchmark.run.finetune_axis import feature_key, modes_by_dataset
 from benchmark.engine.ray_executor import Resources
 from benchmark.run.in_process import matrix_display, run_in_process
 from benchmark.run.plan import Plan
@@ -22,7 +23,7 @@ from benchmark.stores.database import mask_secrets, open_storage
 from benchmark.stores.driver_lock import DriverLock, MatrixBusy  # noqa: F401 - MatrixBusy re-exported for callers
 from benchmark.stores.matrix_registry import MatrixRegistry
 from benchmark.stores.retry import retry
-from benchmark.vocabulary import TAG_ERROR, TAG_NOT_APPLICABLE
+from benchmark.vocabulary import FINETUNE_FROZEN, TAG_ERROR, TAG_NOT_APPLICABLE
 from benchmark.tracking.mlflow_runs import MatrixTracker
 
 
@@ -40,15 +41,18 @@ class BenchSummary:
     worker_peak_rss_mb: list[float | None] = field(default_factory=list)
 
 
-def prepare_data(cards: dict, log: Callable[[str], None], max_tokens: int | None = None) -> tuple[dict, dict[str, float]]:
+def prepare_data(cards: dict, log: Callable[[str], None], max_tokens: int | None = None,
+                 finetune: dict[str, set[str]] | None = None) -> tuple[dict, dict[str, float]]:
     """Prepare the matrix's datasets (dataset name -> card) and fill the feature cache; ``max_tokens``:
-    the matrix's token budget. -> (dataset -> FeatureSet, phase seconds)."""
+    the matrix's token budget; ``finetune``: dataset -> the fine-tuning modes its cells use (default:
+    frozen only). -> (finetune_axis.feature_key -> FeatureSet, phase seconds)."""
     started = time.perf_counter()
     for card in cards.values():
         if card.source_kind == "builtin":
             ensure_prepared(card.source["builtin"], progress=log)
     data_s = time.perf_counter() - started
-    features = {name: build_features(card, log=log, max_tokens=max_tokens) for name, card in cards.items()}
+    features = {feature_key(name, mode): build_features(card, log=log, max_tokens=max_tokens, finetune=mode)
+                for name, card in cards.items() for mode in sorted((finetune or {}).get(name, {FINETUNE_FROZEN}))}
     return features, {"data": data_s, "encoding": time.perf_counter() - started - data_s}
 
 
@@ -109,7 +113,7 @@ def _run_bench_on_ray(plan: Plan, tracking_uri: str, storage_url: str, workers: 
     summary = BenchSummary(plan.matrix_id, len(plan.cells))
     _record_not_applicable(plan, tracker, log)
     features, phases = prepare_data({name: plan.cards[name] for name in sorted({c.dataset for c in plan.cells})},
-                                    log, plan.config.max_tokens)
+                                    log, plan.config.max_tokens, modes_by_dataset(plan.cells))
     summary.phase_seconds.update(phases)
     features.clear()  # the Ray workers read the filled cache; this process trains nothing
     release_memory()
@@ -135,7 +139,7 @@ def _run_bench(plan: Plan, tracking_uri: str, storage_url: str, workers: int, lo
     summary = BenchSummary(plan.matrix_id, len(plan.cells))
     _record_not_applicable(plan, tracker, log)
     features, phases = prepare_data({name: plan.cards[name] for name in sorted({c.dataset for c in plan.cells})},
-                                    log, plan.config.max_tokens)
+                                    log, plan.config.max_tokens, modes_by_dataset(plan.cells))
     summary.phase_seconds.update(phases)
     if workers == 0:  # register and prepare only: a later bench (here or with --cluster) runs it
         summary.wall_seconds = time.perf_counter() - started

@@ -21,6 +21,15 @@ docs/performance.md has the run): cells took 0.062-0.105 ms (pooled) and 0.47-0.
 average; trials ran 8.7 epochs on average, and tuning took about 1,500 of the 5,800 worker-seconds.
 One worker uses every core for its torch threads, which measured 1.34x one thread on 2 cores;
 N workers on N cores run one thread each. GPU_SPEEDUP is a guess, not a measurement.
+
+Fine-tuned cells (the ``finetune`` axis, benchmark/features/finetune.py) add the trained encoder
+parts' forward and backward pass per training row and epoch (FINETUNE_S_PER_ROW_EPOCH: one CPU thread,
+the fastest of repeated batches on the shared 2-core machine, 2026-12; docs/performance.md, "Fine-tuning
+on CPU"), times TRIAL_PASSES for a trial (its validation passes) and CELL_PASSES for a cell (the default
+retrain, validation and evaluation); on a GPU that part is divided by FINETUNE_GPU_SPEEDUP, a guess (the
+encoders are compute-bound where the frozen models are overhead-bound). Each fine-tuned mode of a
+dataset also encodes its fine-tunable modalities once more (``last_block``: the frozen blocks below the
+trained one, as dear as the frozen encoding; ``full``: decoding only).
 """
 
 from __future__ import annotations
@@ -28,6 +37,7 @@ from __future__ import annotations
 import os
 import re
 
+from benchmark.vocabulary import FINETUNE_FROZEN, FINETUNE_FULL, FINETUNE_LAST_BLOCK, finetune_of
 from strategies import get_strategy
 
 GPU_SPEEDUP = 8.0  # applies to training only; the overheads stay
@@ -43,6 +53,13 @@ TRIAL_EPOCHS = 8.7  # mean epochs a trial trains (successive halving prunes most
 TRIAL_S_PER_ROW_EPOCH = {"pooled": 0.05e-3, "tokens": 0.4e-3}  # one training's epoch, one thread
 CELL_EPOCHS = {"pooled": 19.0, "tokens": 26.0}  # mean epochs of a cell's runs (early stopping)
 CELL_S_PER_ROW_EPOCH = {"pooled": 0.077e-3, "tokens": 0.6e-3}  # everything a cell does, per row and epoch
+# Forward + backward of the trained encoder parts per training row, one CPU thread (measured: last_block
+# EfficientNet-Lite0 15.1 ms + MiniLM 3.6 ms at 12 tokens; full 198.0 + 15.6 ms).
+FINETUNE_S_PER_ROW_EPOCH = {FINETUNE_FROZEN: 0.0, FINETUNE_LAST_BLOCK: 0.0187, FINETUNE_FULL: 0.2136}
+TRIAL_PASSES, CELL_PASSES = 1.2, 1.8
+FINETUNE_GPU_SPEEDUP = 100.0  # a guess, not a measurement: no GPU was lent when this was written
+FINETUNE_ENCODE_S_PER_ROW = {FINETUNE_LAST_BLOCK: ENCODE_S_PER_ROW, FINETUNE_FULL: {"image": 0.002, "text": 0.0002}}
+_FINETUNABLE = re.compile(r"efficientnet_lite0$|minilm$|hf-text:")  # benchmark/features/finetune.py, FINETUNABLE
 _IMAGE = re.compile(r"efficientnet|resnet|vit|convnext|mobilenet|clip|torchvision|cnn", re.I)
 _TEXT = re.compile(r"minilm|bert|roberta|mpnet|t5|gpt|text|sentence", re.I)
 
@@ -84,6 +101,11 @@ def estimate_parts(plan) -> dict[str, float]:
     def rows_of(cell) -> float:
         return train_rows.get(cell.dataset, TRAIN_ROWS_GUESS)
 
+    def encoder_s(cell) -> float:
+        """The trained encoder parts' seconds per row and epoch (0 for a frozen cell)."""
+        seconds = FINETUNE_S_PER_ROW_EPOCH[finetune_of(cell.fixed_hparams)]
+        return seconds / (FINETUNE_GPU_SPEEDUP if config.device.startswith("cuda") else 1.0)
+
     encoding = 0.0
     for dataset in sorted({c.dataset for c in cells}):
         card = cards.get(dataset)
@@ -93,11 +115,15 @@ def estimate_parts(plan) -> dict[str, float]:
             encoder = str(getattr(spec, "encoder", ""))
             load = ENCODER_LOAD_S if _pretrained(encoder) else 0.0
             encoding += load + n * ENCODE_S_PER_ROW[_encoder_kind(encoder)]
+        for mode in sorted({finetune_of(c.fixed_hparams) for c in cells if c.dataset == dataset} - {FINETUNE_FROZEN}):
+            tunable = [e for e in (str(getattr(spec, "encoder", "")) for spec in modalities) if _FINETUNABLE.match(e)]
+            encoding += sum(n * FINETUNE_ENCODE_S_PER_ROW[mode][_encoder_kind(e)] for e in tunable)
     tuning = sum(plan.trial_slots_per_study * (TRIAL_S + min(TRIAL_EPOCHS, config.epochs) * rows_of(s.tuning_cell)
-                                               * TRIAL_S_PER_ROW_EPOCH[kind(s.tuning_cell)] / speedup)
+                                               * (TRIAL_S_PER_ROW_EPOCH[kind(s.tuning_cell)] / speedup
+                                                  + TRIAL_PASSES * encoder_s(s.tuning_cell)))
                  for s in plan.studies)
-    final = sum(CELL_EPOCHS[kind(c)] * epoch_ratio * rows_of(c) * CELL_S_PER_ROW_EPOCH[kind(c)] / speedup
-                for c in cells)
+    final = sum(CELL_EPOCHS[kind(c)] * epoch_ratio * rows_of(c)
+                * (CELL_S_PER_ROW_EPOCH[kind(c)] / speedup + CELL_PASSES * encoder_s(c)) for c in cells)
     return {"fixed": FIXED_S, "encoding": encoding, "tuning": tuning, "cells": final}
 
 

@@ -14,8 +14,10 @@ from dataclasses import replace
 from benchmark.data.cards import CardError, DatasetCard
 from benchmark.features.tensors import FeatureSet, SplitTensors, fold_splits, place_splits
 from benchmark.run.config import MatrixConfig, ProfileError
+from benchmark.run.finetune_axis import feature_key
 from benchmark.run.identity import digest
 from benchmark.train.results import Cell
+from benchmark.vocabulary import finetune_of
 
 DEFAULT_VALIDATION = 0.15  # as benchmark/data/loading.py divides a single split
 
@@ -64,7 +66,7 @@ def folded_fingerprint(fingerprint: str, k: int | None) -> str:
 
 class FoldSplits:
     """The splits each cell trains on: the dataset's own (placed on the device) for a cell without
-    a fold, else its fold's (``fold_splits``), built once per (dataset, fold, device)."""
+    a fold, else its fold's (``fold_splits``), built once per (dataset and fine-tuning mode, fold, device)."""
 
     def __init__(self, config: MatrixConfig, cards: dict[str, DatasetCard]) -> None:
         self.config, self.cards = config, cards
@@ -73,7 +75,7 @@ class FoldSplits:
     def of(self, cell: Cell, features: FeatureSet, device: str) -> dict[str, SplitTensors]:
         if cell.fold is None:
             return features.splits_on(device)
-        key = (cell.dataset, cell.fold, str(device))
+        key = (feature_key(cell.dataset, finetune_of(cell.fixed_hparams)), cell.fold, str(device))
         if key not in self._made:
             card = self.cards[cell.dataset]
             k = fold_count(self.config, card)

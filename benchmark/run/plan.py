@@ -18,9 +18,11 @@ from benchmark.features.card_encoders import check_all_encoders
 from benchmark.run import planning
 from benchmark.run.config import MatrixConfig, ProfileError, expand
 from benchmark.run.dropout import Dropout, training_rate, unknown_modalities
+from benchmark.run.finetune_axis import finetuned_inputs_fingerprint
 from benchmark.run.identity import dataset_fingerprint, load_strategies
 from benchmark.run.units import CellUnit, Study, TrialUnit, Unit
 from benchmark.train.results import Cell
+from benchmark.vocabulary import finetune_of
 
 
 def _cell_key(cell: Cell) -> tuple:
@@ -36,8 +38,9 @@ class Plan:
     ``cards``: dataset -> card; ``rates``: the training dropout rates in the one form cells and
     training hold (``dropout.training_rate``); ``cells``: every cell in run order;
     ``input_fingerprints``: (dataset, strategy) -> fingerprint of those cells' inputs, computed
-    once; ``studies``: the Optuna studies in run order; ``units``: the work-queue units in run
-    order, each study's trial slots before its cells.
+    once (a fine-tuned variant's cells add their mode's, ``finetune_axis.finetuned_inputs_fingerprint``);
+    ``studies``: the Optuna studies in run order; ``units``: the work-queue units in run order, each
+    study's trial slots before its cells.
 
     The trial budget is enforced here: each study gets exactly ``trial_slots_per_study`` trial-slot
     units, and a slot's unit runs until one trial of the slot is final (benchmark/train/tuning.py,
@@ -76,7 +79,7 @@ class Plan:
         datasets = {name: dataset_fingerprint(card) for name, card in cards.items()}  # the data hashed once
         fingerprints = {(c.dataset, c.strategy): planning.input_fingerprint(config, cards[c.dataset], c.strategy,
                                                                            datasets[c.dataset]) for c in cells}
-        studies, units, hashes = _studies_and_units(config, rates, cells, fingerprints)
+        studies, units, hashes = _studies_and_units(config, rates, cells, _by_mode(cells, cards, fingerprints))
         skipped = planning.not_applicable(config, cards, registry, strategies)
         return cls(config=config, matrix_id=planning.matrix_id(config, cards, strategies, datasets),
                    cards=MappingProxyType(dict(cards)), rates=rates, cells=tuple(cells),
@@ -134,14 +137,27 @@ class Plan:
             raise KeyError(f"{cell.label()} is not a cell of matrix {self.matrix_id}") from None
 
 
+def _by_mode(cells: list[Cell], cards, fingerprints: dict[tuple[str, str], str]) -> dict[tuple[str, str, str], str]:
+    """(dataset, strategy, fine-tuning mode) -> the inputs fingerprint of those cells: the frozen
+    one as it is, a fine-tuned one combined with its mode's (finetune_axis.finetuned_inputs_fingerprint)."""
+    out: dict[tuple[str, str, str], str] = {}
+    for cell in cells:
+        key = (cell.dataset, cell.strategy, finetune_of(cell.fixed_hparams))
+        if key not in out:
+            out[key] = finetuned_inputs_fingerprint(fingerprints[key[:2]], cards[cell.dataset], key[2])
+    return out
+
+
 def _studies_and_units(config: MatrixConfig, rates: tuple[Dropout, ...], cells: list[Cell],
-                       fingerprints: dict[tuple[str, str], str]):
+                       fingerprints: dict[tuple[str, str, str], str]):
     """-> (studies, units in run order, cell key -> cell hash): each study's trial slots, slot k
-    waiting for the slots before it, then its cells, waiting for every slot."""
+    waiting for the slots before it, then its cells, waiting for every slot. ``fingerprints``:
+    (dataset, strategy, fine-tuning mode) -> the inputs fingerprint of those cells."""
     members: dict[str, list[Cell]] = {}
     hashes: dict[tuple, str] = {}
     for cell in cells:
-        fingerprint, tuned_at = fingerprints[cell.dataset, cell.strategy], planning.tuning_rate(config, rates, cell.dropout)
+        fingerprint = fingerprints[cell.dataset, cell.strategy, finetune_of(cell.fixed_hparams)]
+        tuned_at = planning.tuning_rate(config, rates, cell.dropout)
         members.setdefault(planning.study_key(cell, config, fingerprint, tuned_at), []).append(cell)
         hashes[_cell_key(cell)] = planning.cell_hash(cell, config, fingerprint, tuned_at)
     studies: list[Study] = []

@@ -19,6 +19,7 @@ from benchmark.run.config import MatrixConfig
 from benchmark.run.dropout import Dropout
 from benchmark.run.folds import fold_count, folded_fingerprint, with_folds
 from benchmark.run.identity import cell_fingerprint, matrix_inputs_fingerprint
+from benchmark.run.finetune_axis import finetune_fingerprint, finetune_modes, finetune_variants
 from benchmark.run.missing_axis import technique_variants
 from benchmark.train.results import Cell
 from benchmark.vocabulary import dropout_label
@@ -59,10 +60,14 @@ def plan_cells(config: MatrixConfig, cards: dict, registry, strategies: list[str
     for dataset, card, strategy, cls, not_applicable_because in _pairs(config, cards, registry, strategies):
         if not_applicable_because:
             continue  # the strategy states it cannot take this many modalities (not_applicable lists it)
+        # one variant per fine-tuning mode: "concat", "concat@last_block" (finetune_axis.py)
+        modes = finetune_modes(config.finetune, card)
         if cls.family == "unimodal":
-            variants = [(f"{strategy}[{m}]", {"modality": m}) for m in card.modality_names]
-        else:  # one variant per missing-input technique: "concat", "concat@learned" (missing_axis.py)
-            variants = technique_variants(strategy, {}, config.missing_inputs)
+            variants = [v for m in card.modality_names
+                        for v in finetune_variants(f"{strategy}[{m}]", {"modality": m}, modes)]
+        else:  # and per missing-input technique: "concat@learned", "concat@last_block@learned" (missing_axis.py)
+            variants = [v for base in finetune_variants(strategy, {}, modes)
+                        for v in technique_variants(*base, config.missing_inputs)]
         # Unimodal baselines stay "zero" only: they read one modality, so a learned stand-in for it
         # would be a constant input (their learned prior logits already cover its absence).
         for variant, fixed in variants:
@@ -143,6 +148,11 @@ def matrix_id(config: MatrixConfig, cards: dict, strategies: list[str], dataset_
         del hashed["amp"]  # the same id as before the field existed
     if tuple(config.missing_inputs) == ("zero",):
         del hashed["missing_inputs"]  # likewise
+    if tuple(config.finetune) == ("frozen",):
+        del hashed["finetune"]  # likewise
+    else:  # what the fine-tuned cells cache and the fine-tuning code (finetune_axis.finetune_fingerprint)
+        hashed["finetune_inputs"] = {name: {mode: finetune_fingerprint(card, mode) for mode in config.finetune}
+                                     for name, card in sorted(cards.items())}
     if config.folds is None:
         del hashed["folds"]  # likewise
     if config.tuning_draw == 0:

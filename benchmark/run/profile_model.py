@@ -13,6 +13,7 @@ from pydantic import Field, StringConstraints
 
 from benchmark.inputmodel import InputModel, InputProblem, checked_by, choice, count, expect, number, validate
 from benchmark.run.dropout import dropout_value
+from benchmark.run.finetune_axis import check_finetune
 from benchmark.run.missing_axis import check_missing_inputs
 from benchmark.train.precision import AMP_MODES
 from benchmark.train.seeds import TUNING_SEED_BASE
@@ -74,6 +75,7 @@ class ProfileModel(InputModel):
     stack_seeds: Annotated[bool, expect("true or false (train the seeds of a cell as one stacked computation)")] = None
     amp: choice(AMP_MODES, "mixed precision on CUDA") = None
     missing_inputs: Annotated[Any, checked_by(check_missing_inputs)] = None
+    finetune: Annotated[Any, checked_by(check_finetune)] = None
     folds: count(2, "k-fold cross-validation on every dataset instead of its fixed split") = None
     min_epochs: count(1, "the first epoch at which early stopping or the rate's decay may fire") = None
     patience_ratio: number(0, "the wait after the best epoch as a share of it; 0: always `patience`") = None

@@ -17,6 +17,7 @@ from typing import Callable
 import torch
 
 from benchmark.features.tensors import FeatureSet, build_features
+from benchmark.run.finetune_axis import feature_key
 from benchmark.run.folds import FoldSplits
 from benchmark.run.plan import Plan
 from benchmark.run.units import CellUnit, TrialUnit
@@ -29,7 +30,7 @@ from benchmark.train.results import Cell, RunResult
 from benchmark.train.study_tags import study_tags
 from benchmark.train.seeds import sampler_seed
 from benchmark.train.tuning import default_trial_params, is_final, load_study, run_trial_slot, slot_trials, stale_trials
-from benchmark.vocabulary import STOP_REASON, cell_tags, dropout_label
+from benchmark.vocabulary import FINETUNE_FROZEN, STOP_REASON, cell_tags, dropout_label, finetune_of
 from strategies import discover
 
 FAULT_CELL_DELAY_S = float(os.environ.get("FUSEBENCH_FAULT_CELL_DELAY_S", "0"))
@@ -86,13 +87,17 @@ class UnitRunner:
         self.outcome.peak_rss_mb = peak_rss_mb()
         return self.outcome
 
-    def _features(self, dataset: str) -> FeatureSet:
-        if dataset not in self.features:
+    def _features(self, cell: Cell) -> FeatureSet:
+        """The features ``cell`` trains on: its dataset's, built for its fine-tuning mode (kept under
+        finetune_axis.feature_key: the dataset's name when frozen)."""
+        mode = finetune_of(cell.fixed_hparams)
+        key = feature_key(cell.dataset, mode)
+        if key not in self.features:
             started = time.perf_counter()
-            self.features[dataset] = build_features(self.plan.cards[dataset], log=self.log,
-                                                    max_tokens=self.config.max_tokens)
+            self.features[key] = build_features(self.plan.cards[cell.dataset], log=self.log,
+                                                max_tokens=self.config.max_tokens, finetune=mode)
             self.phases["data_and_encoding"] += time.perf_counter() - started
-        return self.features[dataset]
+        return self.features[key]
 
     def _ranking_metric(self, dataset: str) -> str:
         return self.plan.cards[dataset].ranking_metric
@@ -102,14 +107,15 @@ class UnitRunner:
         """Run trial slot ``trial.slot`` of its study, unless a final trial already holds the slot
         (checked before any data is loaded: a resumed matrix skips done slots at once)."""
         study_key, cell, slot = trial.study_key, trial.tuning_cell, trial.slot
-        fixed = default_trial_params(cell.strategy) if slot == 0 else None
+        finetuned = finetune_of(cell.fixed_hparams) != FINETUNE_FROZEN
+        fixed = default_trial_params(cell.strategy, finetuned) if slot == 0 else None
         study = load_study(study_key, self.storage, self.plan.trial_slots_per_study, slot, fixed,
                            metric=self._ranking_metric(cell.dataset),
                            seed=sampler_seed(cell.tuning_key(), slot, self.config.tuning_draw))
         stale = stale_trials(study)
         if any(is_final(t, stale) for t in slot_trials(study, slot)):
             return
-        features = self._features(cell.dataset)
+        features = self._features(cell)
         display.cell(f"tuning {cell.dataset} · {cell.variant} · dropout {dropout_label(cell.dropout)}")
         display.detail(f"trial {slot + 1}/{self.plan.trial_slots_per_study}")
         started = time.perf_counter()
@@ -157,7 +163,7 @@ class UnitRunner:
     def _train_and_record(self, todo: list[tuple[str, Cell, str]], study_key: str, display, recorded: set[str]) -> None:
         """Train the cells of ``todo`` (unit, cell, run id) together and record each, adding its
         unit to ``recorded``; a failure fails the cells not recorded yet, and the matrix goes on."""
-        features = self._features(todo[0][1].dataset)
+        features = self._features(todo[0][1])
         started = time.perf_counter()
         try:
             time.sleep(FAULT_CELL_DELAY_S)  # fault injection for tests: widen the mid-cell window
@@ -170,7 +176,8 @@ class UnitRunner:
             for (unit, cell, run_id), result in zip(todo, results):
                 self.tracker.finish_cell(run_id, result.params(), result.metrics(),
                                          {"family": result.family, STOP_REASON: result.stop_reason,
-                                          **study_tags(study, cell.strategy, self._ranking_metric(cell.dataset))},
+                                          **study_tags(study, cell.strategy, self._ranking_metric(cell.dataset),
+                                                       finetune_of(cell.fixed_hparams) != FINETUNE_FROZEN)},
                                          result.to_dict(), steps=result.step_metrics(), artifacts=result.artifacts())
                 recorded.add(unit)
                 self.outcome.completed.append(result)

@@ -17,7 +17,7 @@ from benchmark.train.model import build_model
 from benchmark.train.results import Cell, RunResult
 from benchmark.train.stacked import train_together
 from benchmark.train.tasks import Task
-from benchmark.train.tuning import default_params, split_params, winning_trial
+from benchmark.train.tuning import default_params, finetunes, split_params, winning_trial
 from benchmark.train.zero_shot import zero_shot_scores
 
 
@@ -64,7 +64,7 @@ def run_cells(cells: list[Cell], features: FeatureSet, splits, study, config: Ce
     started = time.perf_counter()
     device = config.device
     strategy, fixed = cells[0].strategy, cells[0].fixed_hparams
-    default_model, default_training = default_params(strategy)
+    default_model, default_training = default_params(strategy, finetunes(features))
     best = winning_trial(study, metric)  # in the metric's direction (mae: the lowest)
     if config.tuned and best is None:
         raise RuntimeError(f"no tuning trial of study {study.study_name!r} completed; see its failed trials")

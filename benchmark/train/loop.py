@@ -37,6 +37,7 @@ from benchmark.vocabulary import STOP_CAP, STOP_PLATEAU, higher_is_better
 from benchmark.train.batching import model_inputs, presence_rates, random_presence
 from benchmark.train.device import is_cuda, synchronize
 from benchmark.train.evaluation import validation_scores
+from benchmark.train.model import FusionModel
 from benchmark.train.precision import autocast
 from benchmark.train.tasks import MULTICLASS, Task
 
@@ -68,6 +69,9 @@ class TrainConfig:
     task: str = "multiclass"  # the card's task: multiclass | binary | multilabel | regression (sets the loss)
     regression_loss: str = "mse"  # regression: "mse" or "l1"
     amp: str = "off"  # "bf16" or "fp16" autocast on CUDA (fp16 with a gradient scaler); off CUDA always "off"
+    # The rate of fine-tuned pretrained encoders' parameters (benchmark/train/finetuned_encoders.py), under
+    # the same warm-up and decay as ``lr``; None: they train at ``lr`` (a model without any: unused)
+    encoder_lr: float | None = None
 
 
 @dataclass
@@ -122,6 +126,15 @@ def adamw(parameters, config: TrainConfig) -> torch.optim.AdamW:
     4.4 ms per step for a 1664-256-9 MLP on one CPU thread, 2026-12; the same arithmetic up to
     rounding)."""
     return torch.optim.AdamW(parameters, lr=config.lr, weight_decay=config.weight_decay, fused=True)
+
+
+def parameter_groups(model: nn.Module, config: TrainConfig):
+    """What the optimizer trains: a FusionModel's groups (its fine-tuned encoders at
+    ``encoder_lr / lr`` of the rate, FusionModel.parameter_groups), else every parameter."""
+    if isinstance(model, FusionModel):
+        scale = 1.0 if config.encoder_lr is None else config.encoder_lr / config.lr
+        return model.parameter_groups(scale)
+    return [{"params": list(model.parameters()), "lr_scale": 1.0}]
 
 
 def task_of(config: TrainConfig) -> Task:
@@ -279,7 +292,7 @@ def train(model: nn.Module, train_split: SplitTensors, modalities: list[str], co
     # it, in what order, beside which other runs).
     torch.manual_seed(config.seed)
     model.to(device).train()
-    optimizer = adamw(model.parameters(), config)
+    optimizer = adamw(parameter_groups(model, config), config)
     scaler = torch.amp.GradScaler("cuda") if config.amp == "fp16" and is_cuda(device) else None
     generator = torch.Generator().manual_seed(config.seed)
     tokens = model.consumes_tokens
@@ -299,7 +312,7 @@ def train(model: nn.Module, train_split: SplitTensors, modalities: list[str], co
             present = presence[start : start + config.batch_size]  # (b, M)
             labels = train_split.labels[index].to(device, non_blocking=True)  # (b,)
             for group in optimizer.param_groups:
-                group["lr"] = book.rate.value
+                group["lr"] = book.rate.value * group["lr_scale"]  # fine-tuned encoders: encoder_lr / lr of it
             with autocast(config.amp, device):
                 loss = training_loss(model, inputs, present, token_mask, labels, task)
             optimizer.zero_grad(set_to_none=True)

@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from benchmark.features.tensors import FeatureSet
-from benchmark.vocabulary import MISSING_INPUT, MISSING_ZERO
+from benchmark.vocabulary import FINETUNE, MISSING_INPUT, MISSING_ZERO, finetune_of
 from benchmark.train.missing_inputs import missing_input_module
 from benchmark.train.trainable_encoders import build_front_end, output_width
 from strategies import FusionStrategy, get_strategy
@@ -28,13 +28,19 @@ class FusionModel(nn.Module):
 
     ``missing_input`` fills absent modalities (benchmark/train/missing_inputs.py): "zero" (the
     default, the strategy masks them) or "learned" (a trainable vector per modality, after the
-    encoders, stands in for them and the strategy sees them present)."""
+    encoders, stands in for them and the strategy sees them present).
+
+    ``pretrained``: the modalities whose encoder starts from pretrained weights (fine-tuned,
+    benchmark/train/finetuned_encoders.py); their parameters train at the encoder learning rate
+    (:meth:`parameter_groups`)."""
 
     def __init__(self, strategy: FusionStrategy, encoders: Mapping[str, nn.Module] | None = None,
-                 output_scale: float = 1.0, output_shift: float = 0.0, missing_input: str = MISSING_ZERO) -> None:
+                 output_scale: float = 1.0, output_shift: float = 0.0, missing_input: str = MISSING_ZERO,
+                 pretrained: frozenset[str] = frozenset()) -> None:
         super().__init__()
         self.strategy = strategy
         self.encoders = nn.ModuleDict(dict(encoders or {}))
+        self.pretrained = frozenset(pretrained)
         self.missing_input = missing_input
         self.missing = missing_input_module(missing_input, strategy.input_dims)  # None for "zero": no parameters
         self.register_buffer("output_scale", torch.tensor(float(output_scale)))  # () fixed, not trained
@@ -47,6 +53,20 @@ class FusionModel(nn.Module):
     @property
     def consumes_tokens(self) -> bool:
         return self.strategy.consumes_tokens
+
+    def pretrained_parameters(self) -> list[nn.Parameter]:
+        """The parameters of the pretrained (fine-tuned) encoders, in sorted modality order."""
+        return [p for m in sorted(self.pretrained) for p in self.encoders[m].parameters()]
+
+    def parameter_groups(self, encoder_lr_scale: float) -> list[dict]:
+        """The optimizer's parameter groups: every parameter but the pretrained encoders' at the
+        run's rate (``lr_scale`` 1), then theirs, if any, at ``encoder_lr_scale`` times it (the
+        loop sets each group's rate from its scale at every step)."""
+        pretrained = {id(p) for p in self.pretrained_parameters()}
+        groups = [{"params": [p for p in self.parameters() if id(p) not in pretrained], "lr_scale": 1.0}]
+        if pretrained:
+            groups.append({"params": self.pretrained_parameters(), "lr_scale": float(encoder_lr_scale)})
+        return groups
 
     def _encode(self, inputs: Mapping[str, torch.Tensor], token_mask: Mapping[str, torch.Tensor] | None):
         """Pass each modality that has a trainable encoder through it. -> (inputs, token_mask)"""
@@ -88,16 +108,23 @@ def build_model(strategy: str, features: FeatureSet, hparams: dict[str, Any], se
     """The strategy on the feature widths, with a trainable encoder in front of each modality
     whose features are that encoder's raw input (e.g. ``small_cnn``). Seeded: the strategy's
     weights are drawn first, then the encoders', in sorted modality order. ``hparams["missing_input"]``
-    ("zero" or "learned") goes to the FusionModel, not to the strategy."""
+    ("zero" or "learned") goes to the FusionModel, not to the strategy; ``hparams["finetune"]`` must be
+    the mode ``features`` were built for (a fine-tuned cell never trains on frozen features)."""
     torch.manual_seed(seed)
     hparams = dict(hparams)
     missing_input = hparams.pop(MISSING_INPUT, MISSING_ZERO)
+    finetune = finetune_of({FINETUNE: hparams.pop(FINETUNE)} if FINETUNE in hparams else {})
+    if finetune != features.finetune:
+        raise ValueError(f"{strategy}: a {finetune!r} model needs features built for it, got {features.finetune!r} "
+                         f"features of {features.dataset!r}")
     cls = get_strategy(strategy)
     widths = {m: output_width(f) for m, f in features.front_ends.items()}
     dims = {m: widths.get(m, d) for m, d in features.input_dims(tokens=cls.consumes_tokens).items()}
     strategy_module = cls(dims, features.output_dim, **hparams)  # output width of the task (FeatureSet.output_dim)
     encoders = {m: build_front_end(features.front_ends[m]) for m in sorted(features.front_ends)}
-    return FusionModel(strategy_module, encoders, *output_affine(features), missing_input=missing_input)
+    pretrained = frozenset(m for m, f in features.front_ends.items() if f.pretrained)
+    return FusionModel(strategy_module, encoders, *output_affine(features), missing_input=missing_input,
+                       pretrained=pretrained)
 
 
 def output_affine(features: FeatureSet) -> tuple[float, float]:

@@ -32,6 +32,7 @@ from benchmark.features.tensors import SplitTensors
 from benchmark.train.batching import model_inputs
 from benchmark.train.device import is_cuda
 from benchmark.train.evaluation import EVAL_BATCH, score_and_loss
+from benchmark.train.model import FusionModel
 from benchmark.train.loop import RunBook, TrainConfig, TrainStats, epoch_draws, run_epochs, task_of, train
 from benchmark.train.precision import autocast
 from benchmark.train.tasks import Task
@@ -77,6 +78,8 @@ def stacking_problem(models: Sequence[nn.Module], configs: Sequence[TrainConfig]
     problem = _shared_settings(configs)
     if problem:
         return problem
+    if any(isinstance(m, FusionModel) and m.pretrained for m in models):
+        return "a fine-tuned encoder trains at its own rate (one optimizer group per model part)"
     shapes = [[(k, tuple(v.shape)) for k, v in m.state_dict().items()] for m in models]
     if any(s != shapes[0] for s in shapes[1:]):
         return "their parameter shapes differ"

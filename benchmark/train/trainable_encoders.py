@@ -13,6 +13,7 @@ from torch import nn
 
 from benchmark.features.base import FrontEnd
 from benchmark.features.image import patches_to_image
+from benchmark.train.finetuned_encoders import build_finetuned
 
 
 class SmallCNN(nn.Module):
@@ -67,8 +68,11 @@ def output_width(front_end: FrontEnd) -> int:
     return int(front_end.options.get("width", 64))
 
 
-def build_front_end(front_end: FrontEnd) -> PixelCNN:
-    """The network a :class:`FrontEnd` names; its output width is :func:`output_width`."""
+def build_front_end(front_end: FrontEnd) -> nn.Module:
+    """The network a :class:`FrontEnd` names; its output width is :func:`output_width`. A pretrained
+    one is a fine-tuned encoder (benchmark/train/finetuned_encoders.py)."""
+    if front_end.pretrained:
+        return build_finetuned(front_end)
     if front_end.kind != "small_cnn":
         raise ValueError(f"unknown trainable front end {front_end.kind!r}; known: small_cnn")
     o = front_end.options

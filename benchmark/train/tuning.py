@@ -36,6 +36,22 @@ TRAINING_SPACE: dict[str, Param] = {
     "lr": FloatParam(1e-4, 1e-2, default=1e-3, log=True),
     "weight_decay": FloatParam(1e-6, 1e-2, default=1e-4, log=True),
 }
+# Tuned only where a pretrained encoder is fine-tuned (benchmark/features/finetune.py): the rate of its
+# parameters, smaller than the fusion model's (pretrained weights move little), under the same schedule.
+ENCODER_SPACE: dict[str, Param] = {
+    "encoder_lr": FloatParam(1e-5, 1e-3, default=1e-4, log=True),
+}
+
+
+def training_space(finetuned: bool = False) -> dict[str, Param]:
+    """The training hyperparameters a study tunes: TRAINING_SPACE, plus ENCODER_SPACE when the model
+    fine-tunes a pretrained encoder (a frozen study's space, and so its identity, is unchanged)."""
+    return {**TRAINING_SPACE, **ENCODER_SPACE} if finetuned else dict(TRAINING_SPACE)
+
+
+def finetunes(features: FeatureSet) -> bool:
+    """Whether a model on ``features`` fine-tunes a pretrained encoder."""
+    return any(front_end.pretrained for front_end in features.front_ends.values())
 
 
 def distribution(param: Param) -> optuna.distributions.BaseDistribution:
@@ -73,9 +89,10 @@ def suggest(trial: optuna.Trial, space: dict[str, Param], prefix: str = "") -> d
     return values
 
 
-def default_params(strategy: str) -> tuple[dict[str, Any], dict[str, Any]]:
-    """(model hyperparameters, training hyperparameters) at their declared defaults."""
-    return defaults(get_strategy(strategy).search_space), defaults(TRAINING_SPACE)
+def default_params(strategy: str, finetuned: bool = False) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(model hyperparameters, training hyperparameters) at their declared defaults (``finetuned``:
+    with the encoder learning rate's)."""
+    return defaults(get_strategy(strategy).search_space), defaults(training_space(finetuned))
 
 
 def split_params(params: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -85,9 +102,9 @@ def split_params(params: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]
     return model, training
 
 
-def default_trial_params(strategy: str) -> dict[str, Any]:
+def default_trial_params(strategy: str, finetuned: bool = False) -> dict[str, Any]:
     """The strategy's defaults as flat Optuna parameters ('hp.*', 'train.*')."""
-    model, training = default_params(strategy)
+    model, training = default_params(strategy, finetuned)
     return {**{f"hp.{k}": v for k, v in model.items()}, **{f"train.{k}": v for k, v in training.items()}}
 
 
@@ -168,7 +185,7 @@ def run_trial_slot(study: optuna.Study, slot: int, strategy: str, fixed_hparams:
         trial.set_user_attr("slot", slot)
         try:
             hparams = {**suggest(trial, cls.search_space, "hp."), **fixed_hparams}
-            training = suggest(trial, TRAINING_SPACE, "train.")
+            training = suggest(trial, training_space(finetunes(features)), "train.")
             config = TrainConfig(**{**base.__dict__, **training, "seed": tuning_seed(slot, draw), "task": features.task,
                                     "regression_loss": features.regression_loss})
             model = build_model(strategy, features, hparams, config.seed)
