@@ -18,7 +18,7 @@ def _n_cell(c: Comparison) -> str:
     """What n counts for one comparison: "3 seeds x 120 rows", "5 folds x 3 seeds (600 rows)", "3 seeds"."""
     d = c.diff
     rows = f" ({d.rows:,} rows)" if d.folds and d.rows else (f" x {d.rows:,} rows" if d.rows else "")
-    return (f"{d.folds} folds x " if d.folds else "") + f"{d.seeds} seeds" + rows
+    return (f"{d.folds} folds x " if d.folds else "") + f"{d.seeds} seed{'' if d.seeds == 1 else 's'}" + rows
 
 
 def _comparison_cells(c: Comparison) -> list[str]:
