@@ -178,6 +178,18 @@ class DatasetAnalysis:
         return ranked[ranked["marked"]] if len(ranked) else ranked
 
 
+
+def leading_configurations(configs: pd.DataFrame, k: int = 5) -> pd.DataFrame:
+    """The rows a per-configuration table or figure shows from ``configs`` (in ranked order): the best
+    configuration (any training dropout) of each of the ``k`` best fused strategies, and the best
+    BASELINE configuration when it is not among them."""
+    fused = configs[configs["family"] != UNIMODAL].drop_duplicates("variant")
+    rows = fused.head(k)
+    base = fused[fused["variant"] == BASELINE]
+    if len(base) and BASELINE not in set(rows["variant"]):
+        rows = pd.concat([rows, base.head(1)])
+    return rows
+
 def mark_text(row) -> str:
     """"collapsed 2/3; not converged 1/3" (k of the n seeds that were checked), or "" for no mark."""
     parts = []

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from benchmark.reporting.analysis import BASELINE, UNIMODAL, DatasetAnalysis
+from benchmark.reporting.analysis import DatasetAnalysis, leading_configurations
 from benchmark.vocabulary import CALIBRATION_METRICS, metric_name, missing_metric, missing_prefix
 
 MIDDLE_RATE = 50  # percent: the table's and the verdict's "half the inputs missing" column
@@ -32,12 +32,7 @@ class CalibrationCurves:
     def shown(self, k: int = 5) -> pd.DataFrame:
         """The rows the table and figure show: the best configuration (ranked order, any training dropout)
         of each of the k best fused strategies, and the best `concat` configuration."""
-        fused = self.configs[self.configs["family"] != UNIMODAL].drop_duplicates("variant")
-        rows = fused.head(k)
-        base = fused[fused["variant"] == BASELINE]
-        if len(base) and BASELINE not in set(rows["variant"]):
-            rows = pd.concat([rows, base.head(1)])
-        return rows
+        return leading_configurations(self.configs, k)
 
 
 def _rates(runs: pd.DataFrame) -> list[int]:

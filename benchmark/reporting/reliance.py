@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from benchmark.reporting.analysis import BASELINE, UNIMODAL, DatasetAnalysis
+from benchmark.reporting.analysis import DatasetAnalysis, leading_configurations
 from benchmark.vocabulary import (RELIANCE_EQUITY, SUBSET_SEPARATOR, metric_name, reliance_metric, reliance_modality,
                                     reliance_share_metric, subset_prefix)
 
@@ -28,12 +28,7 @@ class RelianceTable:
     def shown(self, k: int = 5) -> pd.DataFrame:
         """The table's rows: the best configuration (ranked order, any training dropout) of each of the k
         best fused strategies, and the best `concat` configuration."""
-        fused = self.configs[self.configs["family"] != UNIMODAL].drop_duplicates("variant")
-        rows = fused.head(k)
-        base = fused[fused["variant"] == BASELINE]
-        if len(base) and BASELINE not in set(rows["variant"]):
-            rows = pd.concat([rows, base.head(1)])
-        return rows
+        return leading_configurations(self.configs, k)
 
 
 def reliance_modalities(runs: pd.DataFrame) -> list[str]:
