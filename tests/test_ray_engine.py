@@ -75,7 +75,9 @@ def test_unit_resources_default_from_the_device_and_flags_are_checked(capsys):
     from benchmark.run.ray_bench import default_resources
 
     assert default_resources(MatrixConfig(name="x", device="cpu")).gpus == 0.0
-    assert default_resources(MatrixConfig(name="x", device="cuda")).gpus == 1.0
+    assert default_resources(MatrixConfig(name="x", device="cuda")).gpus == 0.25  # small heads: four per GPU
+    assert default_resources(MatrixConfig(name="x", device="cuda", stack_seeds=True)).gpus == 0.5
+    assert default_resources(MatrixConfig(name="x", device="cuda", finetune=("frozen", "last_block"))).gpus == 1.0
     assert default_resources(MatrixConfig(name="x", device="cuda"), cpus=2, gpus=0.25).describe() == "2 CPU, 0.25 GPU per unit"
     for flag, value in (("--gpus-per-unit", "-0.5"), ("--cpus-per-unit", "0"), ("--cpus-per-unit", "many")):
         with pytest.raises(SystemExit):

@@ -30,11 +30,27 @@ from benchmark.tracking.mlflow_runs import MatrixTracker
 STORAGE_ENV = "FUSEBENCH_OPTUNA_STORAGE"
 
 
+# The default GPU share of a unit on a CUDA device, by what its units train (the largest of the
+# matrix's kinds wins, since one share serves every unit): a fusion head on cached features is a
+# model of at most a few million parameters, so four share a GPU; a stack of seeds is several such
+# models in one step; a fine-tuned encoder trains a pretrained network. Chosen from model sizes,
+# not yet measured on a GPU (docs/several-machines.md); --gpus-per-unit overrides it.
+GPU_SHARE_HEAD, GPU_SHARE_STACK, GPU_SHARE_ENCODER = 0.25, 0.5, 1.0
+
+
+def default_gpu_share(config: MatrixConfig) -> float:
+    """The GPU share of each unit of ``config`` on a CUDA device (0 on a CPU)."""
+    if not config.device.startswith("cuda"):
+        return 0.0
+    if any(mode != "frozen" for mode in config.finetune):
+        return GPU_SHARE_ENCODER
+    return GPU_SHARE_STACK if config.stack_seeds else GPU_SHARE_HEAD
+
+
 def default_resources(config: MatrixConfig, cpus: float | None = None, gpus: float | None = None) -> Resources:
-    """Each unit's resources: 1 CPU, and on a CUDA device 1 GPU (a whole GPU is always safe; a
-    smaller share, e.g. ``--gpus-per-unit 0.25``, packs several small models onto one GPU)."""
-    on_gpu = config.device.startswith("cuda")
-    return Resources(cpus=1.0 if cpus is None else cpus, gpus=(1.0 if on_gpu else 0.0) if gpus is None else gpus)
+    """Each unit's resources: 1 CPU and, on a CUDA device, default_gpu_share (``cpus`` and ``gpus``,
+    from --cpus-per-unit and --gpus-per-unit, override them); the bench's first line states them."""
+    return Resources(cpus=1.0 if cpus is None else cpus, gpus=default_gpu_share(config) if gpus is None else gpus)
 
 
 def cell_groups(plan: Plan, pending: set[str]) -> list[tuple[CellUnit, ...]]:
