@@ -50,8 +50,10 @@ def test_switching_tracking_stores_never_reports_results_the_new_store_lacks(toy
     assert main(ARGS + ["--seeds", "0"]) == 0
     other = f"sqlite:///{fusebench_home / 'other-mlruns.db'}"
     capsys.readouterr()
-    assert main(ARGS + ["--seeds", "0", "--tracking-uri", other]) == 0  # same Optuna storage and queue
+    # Same Optuna storage (its studies are reused), another tracking store: what is done is read from
+    # the tracking store the bench writes to (there is no work queue that could claim the cell done),
+    # so the cell runs again there.
+    assert main(ARGS + ["--seeds", "0", "--tracking-uri", other]) == 0
     out = capsys.readouterr().out
     assert re.search(r"1 cells: 1 run now, 0 already done", out), out
-    assert "have no run in the tracking store" in out
     assert len(finished(cell_runs(other))) == 1
