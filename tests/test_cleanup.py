@@ -77,7 +77,11 @@ sys.exit(main(["ui", "--tracking-uri", {uri!r}, "--port", "{port}"]))
 
 def _start_ui(command: list[str], tmp_path) -> subprocess.Popen:
     env = {**os.environ, "FUSEBENCH_HOME": str(tmp_path / "home"), "FUSEBENCH_REPORTS": str(tmp_path / "reports")}
-    return subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    # SIGINT at its default in the child: a suite launched as a background job of a shell without job
+    # control inherits SIGINT ignored, and a Python started that way never turns Ctrl-C into
+    # KeyboardInterrupt (the SIGINT cases would then wait for nothing).
+    return subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
 
 def _stop_and_check(ui: subprocess.Popen, port: int, stop: signal.Signals, start_s: float) -> None:
